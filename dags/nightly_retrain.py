@@ -1,0 +1,114 @@
+"""
+### nightly_retrain
+
+Retrains the feedback classifier every night, governed end to end:
+
+`ingest` -> `validate` -> `anonymise` -> `split` -> `train` -> `evaluate` -> `gate` -> `promote`,
+with `monitor` (Evidently drift report) after `split` whatever the gate decides, and `summarise` last.
+
+Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DVC skips stages whose inputs did not
+change, pulls inputs by hash and pushes outputs to the DVC remote. The run summary is written to
+`reports/run_summary.json` and the run is saved as a DVC experiment.
+
+Trigger manually (or from feedback collection) with `airflow dags trigger nightly_retrain`.
+All knobs live in `params.yaml`; this file only wires the tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.settings import load_settings
+
+SETTINGS = load_settings(ProjectPaths.discover().params).dag
+
+
+@dag(
+    dag_id="nightly_retrain",
+    schedule=CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.timezone),
+    start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["feedbackflow", "retraining"],
+    default_args={
+        "owner": "feedbackflow",
+        "retries": SETTINGS.retries,
+        "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
+    },
+)
+def nightly_retrain() -> None:
+    @task
+    def ingest(run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("ingest", [], run_id or "manual")
+
+    @task
+    def validate(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("validate", [upstream], run_id or "manual")
+
+    @task
+    def anonymise(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("anonymise", [upstream], run_id or "manual")
+
+    @task
+    def split(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("split", [upstream], run_id or "manual")
+
+    @task
+    def train(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("train", [upstream], run_id or "manual")
+
+    @task
+    def evaluate(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("evaluate", [upstream], run_id or "manual")
+
+    @task
+    def monitor(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import stage_task
+
+        return stage_task("monitor", [upstream], run_id or "manual")
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def gate(upstream: dict) -> bool:
+        from feedbackflow.orchestration import gate_task
+
+        return gate_task([upstream])
+
+    @task
+    def promote(upstream: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import promote_task
+
+        return promote_task([upstream], run_id or "manual")
+
+    @task(trigger_rule="none_failed")
+    def summarise(evaluated: dict, monitored: dict, run_id: str | None = None) -> dict:
+        from feedbackflow.orchestration import summarise_task
+
+        return summarise_task([evaluated, monitored], run_id or "manual")
+
+    split_done = split(anonymise(validate(ingest())))
+    evaluated = evaluate(train(split_done))
+    monitored = monitor(split_done)
+    decision = gate(evaluated)
+    promoted = promote(evaluated)
+    decision >> promoted
+    promoted >> summarise(evaluated, monitored)
+
+
+nightly_retrain()

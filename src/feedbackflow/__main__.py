@@ -1,0 +1,5 @@
+"""``python -m feedbackflow``: the CLI."""
+
+from feedbackflow.cli import app
+
+app()

@@ -1,0 +1,122 @@
+"""The ``feedbackflow`` command line: one command per stage, plus demo data and run summaries.
+
+Each stage command is what ``dvc.yaml`` runs; the Airflow tasks run the same stages through DVC.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import FeedbackflowError
+from feedbackflow.settings import SettingsError, load_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+STAGE_HELP = {
+    "ingest": "Copy new files from the landing folder into the immutable raw store.",
+    "validate": "Check raw batches with the Great Expectations suite; quarantine failing rows with their rules.",
+    "anonymise": "Replace personal data with typed placeholders (Presidio).",
+    "split": "Assign labelled rows to train/validation/test, stably by id.",
+    "train": "Fine-tune the base model; the challenger goes to models/challenger.",
+    "evaluate": "Score challenger and champion on the test split; write the gate decision.",
+    "promote": "Make the challenger the champion when the gate passed.",
+    "monitor": "Build the Evidently drift report of the newest batch against the training data.",
+}
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _run_stage(name: str) -> None:
+    _setup_logging()
+    paths = ProjectPaths.discover()
+    try:
+        settings = load_settings(paths.params)
+        module = importlib.import_module(f"feedbackflow.stages.{name}")
+        result = module.run(settings, paths)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
+    except FeedbackflowError as error:
+        typer.echo(f"error in {name}: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
+def _register(name: str) -> None:
+    def command() -> None:
+        _run_stage(name)
+
+    command.__doc__ = STAGE_HELP[name]
+    app.command(name=name)(command)
+
+
+for _stage in STAGE_HELP:
+    _register(_stage)
+
+
+@app.command()
+def generate(
+    landing: Annotated[Path, typer.Option(help="Landing folder that receives the batch files.")] = Path("data/landing"),
+    corpus: Annotated[Path, typer.Option(help="Labelled CSV to draw messages from.")] = Path(
+        "data/banking77/train.csv"
+    ),
+    text_column: Annotated[str, typer.Option(help="Text column of the corpus.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of the corpus.")] = "category",
+    nights: Annotated[int, typer.Option(min=1, help="Number of nightly batches.")] = 1,
+    first_night: Annotated[int, typer.Option(min=1, help="Write batches from this night on (earlier ones skipped).")] = 1,
+    rows_per_night: Annotated[int, typer.Option(min=1, help="Messages per batch.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same batches.")] = 42,
+    pii_share: Annotated[float, typer.Option(help="Share of messages carrying personal data.")] = 0.1,
+    dirt_share: Annotated[float, typer.Option(help="Share of rows made invalid on purpose.")] = 0.01,
+    drift_from_night: Annotated[int, typer.Option(help="First night whose intent mix shifts.")] = 3,
+    canaries: Annotated[Path, typer.Option(help="Where to list the planted personal values (for leak tests).")] = Path(
+        "data/demo_canaries.json"
+    ),
+) -> None:
+    """Generate demo feedback batches from a labelled corpus (BANKING77 by default) into the landing folder."""
+    from feedbackflow.demo.generate import generate as build
+    from feedbackflow.demo.generate import load_corpus, write_batches
+
+    data = build(
+        load_corpus(corpus, text_column, label_column),
+        nights=nights,
+        rows_per_night=rows_per_night,
+        seed=seed,
+        pii_share=pii_share,
+        dirt_share=dirt_share,
+        drift_from_night=drift_from_night,
+    )
+    data.batches = data.batches[first_night - 1 :]
+    written = write_batches(data, landing)
+    canaries.parent.mkdir(parents=True, exist_ok=True)
+    canaries.write_text(json.dumps(data.canaries, indent=2) + "\n", encoding="utf-8")
+    planted = sum(len(values) for values in data.canaries.values())
+    typer.echo(f"wrote {len(written)} batch(es) to {landing}; {planted} personal values planted (see {canaries})")
+
+
+@app.command()
+def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "manual") -> None:
+    """Write reports/run_summary.json from the stages' reports and the DVC hashes of this run."""
+    from feedbackflow.summary import write_summary
+
+    _setup_logging()
+    summary = write_summary(ProjectPaths.discover(), run_id)
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

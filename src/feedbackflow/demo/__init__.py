@@ -1,0 +1,1 @@
+"""Demo data: realistic nightly feedback batches generated from a labelled corpus."""

@@ -1,0 +1,162 @@
+"""Turn a labelled text corpus (BANKING77 by default) into nightly feedback batches.
+
+Each batch is a CSV with ``id, text, label, channel, created_at``. A share of messages carries generated personal
+data (names, emails, phone numbers, card numbers, IBANs); every planted value is returned as a *canary* so tests can
+scan artifacts for it. A little dirt is added on purpose (duplicate ids, empty text, unknown label, overlong text) so
+the validate stage has something to quarantine. From ``drift_from_night`` on, the intent mix shifts towards a few
+labels so the monitor stage has drift to find. Everything is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from faker import Faker
+
+CHANNELS = ("app", "chat", "email", "phone", "web")
+
+_PII_TEMPLATES = (
+    ("PERSON", "My name is {value}. {text}"),
+    ("PERSON", "{text} Regards, {value}"),
+    ("EMAIL_ADDRESS", "{text} You can reach me at {value}."),
+    ("PHONE_NUMBER", "{text} Please call me back on {value}."),
+    ("CREDIT_CARD", "{text} My card number is {value}."),
+    ("IBAN_CODE", "{text} The transfer went to IBAN {value}."),
+)
+
+
+@dataclass
+class Batch:
+    """One night's feedback file."""
+
+    name: str
+    frame: pd.DataFrame
+
+
+@dataclass
+class DemoData:
+    """Generated batches and every personal value planted in them."""
+
+    batches: list[Batch]
+    canaries: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _pii_value(fake: Faker, entity: str) -> str:
+    if entity == "PERSON":
+        return f"{fake.first_name()} {fake.last_name()}"
+    if entity == "EMAIL_ADDRESS":
+        return fake.free_email()
+    if entity == "PHONE_NUMBER":
+        return f"+44 7{fake.numerify('### ######')}"
+    if entity == "CREDIT_CARD":
+        return fake.credit_card_number(card_type="visa16")
+    return fake.iban()
+
+
+def generate(
+    corpus: pd.DataFrame,
+    *,
+    nights: int = 3,
+    rows_per_night: int = 1000,
+    seed: int = 42,
+    pii_share: float = 0.1,
+    dirt_share: float = 0.01,
+    drift_from_night: int = 3,
+    start: datetime | None = None,
+) -> DemoData:
+    """Build ``nights`` batches from ``corpus`` (columns ``text`` and ``label``).
+
+    Rows are drawn without replacement, so a message appears in at most one batch. Raises ``ValueError`` when the
+    corpus is too small for the request.
+    """
+    if {"text", "label"} - set(corpus.columns):
+        raise ValueError("corpus needs the columns 'text' and 'label'")
+    if nights * rows_per_night > len(corpus):
+        raise ValueError(f"corpus has {len(corpus)} rows; {nights} nights x {rows_per_night} rows do not fit")
+    rng = random.Random(seed)
+    fake = Faker("en_GB")
+    fake.seed_instance(seed)
+    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    labels = sorted(corpus["label"].unique())
+    drift_labels = set(rng.sample(labels, k=max(1, len(labels) // 10)))
+    remaining = list(range(len(corpus)))
+    rng.shuffle(remaining)
+    canaries: dict[str, list[str]] = {}
+    batches = []
+    for night in range(1, nights + 1):
+        if night >= drift_from_night:
+            weights = [5.0 if corpus.at[i, "label"] in drift_labels else 1.0 for i in remaining]
+            chosen = _weighted_sample(rng, remaining, weights, rows_per_night)
+        else:
+            chosen = remaining[:rows_per_night]
+        taken = set(chosen)
+        remaining = [i for i in remaining if i not in taken]
+        day = start + timedelta(days=night - 1)
+        rows = []
+        for n, index in enumerate(chosen):
+            text = str(corpus.at[index, "text"]).strip()
+            if rng.random() < pii_share:
+                entity, template = rng.choice(_PII_TEMPLATES)
+                value = _pii_value(fake, entity)
+                canaries.setdefault(entity, []).append(value)
+                text = template.format(text=text, value=value)
+            rows.append(
+                {
+                    "id": f"n{night:03d}-{n:06d}",
+                    "text": text,
+                    "label": corpus.at[index, "label"],
+                    "channel": rng.choice(CHANNELS),
+                    "created_at": (day + timedelta(seconds=rng.randrange(86_400))).isoformat(),
+                }
+            )
+        _add_dirt(rows, rng, dirt_share)
+        batches.append(Batch(f"feedback-{day:%Y-%m-%d}.csv", pd.DataFrame(rows)))
+    return DemoData(batches, canaries)
+
+
+def _weighted_sample(rng: random.Random, population: list[int], weights: list[float], k: int) -> list[int]:
+    # Efraimidis-Spirakis weighted sampling without replacement.
+    keys = [(rng.random() ** (1.0 / weight), item) for item, weight in zip(population, weights, strict=True)]
+    keys.sort()
+    return [item for _, item in keys[-k:]]
+
+
+def _add_dirt(rows: list[dict], rng: random.Random, share: float) -> None:
+    count = max(1, round(len(rows) * share)) if share > 0 else 0
+    for k in range(count):
+        victim = rng.randrange(len(rows))
+        kind = k % 4
+        if kind == 0:
+            rows.append({**rows[victim], "text": rows[victim]["text"] + " (sent twice)"})
+        elif kind == 1:
+            rows[victim] = {**rows[victim], "text": ""}
+        elif kind == 2:
+            rows[victim] = {**rows[victim], "label": "no_such_intent"}
+        else:
+            rows[victim] = {**rows[victim], "text": " ".join([rows[victim]["text"]] * 60)}
+
+
+def load_corpus(path: Path, text_column: str = "text", label_column: str = "category") -> pd.DataFrame:
+    """Read a labelled CSV and name its columns ``text`` and ``label``."""
+    frame = pd.read_csv(path)
+    missing = {text_column, label_column} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    return frame.rename(columns={text_column: "text", label_column: "label"})[["text", "label"]]
+
+
+def write_batches(data: DemoData, landing_dir: Path) -> list[Path]:
+    """Write each batch into the landing folder (atomically: write aside, then rename)."""
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for batch in data.batches:
+        target = landing_dir / batch.name
+        partial = target.with_name(f".{batch.name}.partial")
+        batch.frame.to_csv(partial, index=False)
+        partial.replace(target)
+        written.append(target)
+    return written

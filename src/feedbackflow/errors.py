@@ -1,0 +1,25 @@
+"""Errors a user can act on. The CLI maps each class to its own exit code."""
+
+
+class FeedbackflowError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+    exit_code = 1
+
+
+class DataQualityError(FeedbackflowError):
+    """A batch broke a data-quality rule badly enough to stop the run (names file, row or rule)."""
+
+    exit_code = 65  # EX_DATAERR: retrying will not help
+
+
+class PrivacyLeakError(FeedbackflowError):
+    """Personal data survived anonymisation; nothing downstream may run."""
+
+    exit_code = 65
+
+
+class ConfigError(FeedbackflowError):
+    """A setting or a referenced file is missing or invalid."""
+
+    exit_code = 78  # EX_CONFIG

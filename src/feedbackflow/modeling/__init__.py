@@ -1,0 +1,1 @@
+"""Model loading, fine-tuning and evaluation."""

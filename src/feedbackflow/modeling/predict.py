@@ -1,0 +1,45 @@
+"""Batch inference with a saved classifier folder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def model_digest(model_dir: Path) -> str:
+    """SHA-256 of the weights file: identifies a model version independently of where it is stored."""
+    digest = hashlib.sha256()
+    with (model_dir / "model.safetensors").open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 128, device: str = "cpu") -> list[str]:
+    """Return the predicted label name of each text, in input order.
+
+    Texts are sorted by length before batching so each batch pads to similar lengths, then put back in order.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+    id2label = model.config.id2label
+    max_length = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    predicted: list[str] = [""] * len(texts)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[index] for index in chunk],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            ids = model(**batch).logits.argmax(dim=-1).tolist()
+            for index, label_id in zip(chunk, ids, strict=True):
+                predicted[index] = id2label[label_id]
+    return predicted

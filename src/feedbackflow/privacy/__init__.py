@@ -1,0 +1,1 @@
+"""Detection and replacement of personal data (Presidio)."""

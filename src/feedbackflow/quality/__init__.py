@@ -1,0 +1,1 @@
+"""Data-quality rules (Great Expectations suites) and row-level quarantine."""

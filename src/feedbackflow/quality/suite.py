@@ -1,0 +1,485 @@
+"""The validate stage's data-quality rules: a Great Expectations suite as code, plus the row masks that quarantine.
+
+Every rule exists twice, on purpose:
+
+* as a GX expectation, which is the documented check and supplies the success flag and counts of the report;
+* as a vectorised pandas mask, which selects the failing rows. GX only returns a capped sample of unexpected rows, so
+  it cannot be used to select every row to quarantine.
+
+:meth:`QualityValidator.validate_rows` compares the two after every run and raises :class:`SuiteMismatchError` when
+they disagree, so a mask can never silently let through rows that GX flags (or quarantine rows GX accepts).
+
+GX validates a *view* of the batch rather than the raw strings: blank values (null, empty or whitespace only) become
+null, ``channel`` nulls become ``""`` and ``created_at`` is parsed to UTC timestamps. This keeps every rule to one
+expectation with the same semantics as its mask: e.g. a blank text breaks ``text_not_empty`` only, not also
+``text_length``, and a blank label is allowed (unlabelled traffic) because ``expect_column_values_to_be_in_set``
+ignores nulls.
+
+Rule ``id_unique`` keeps the first occurrence of an id among rows that pass every other rule and quarantines later
+ones (in earlier batches or the same one). A row that broke another rule never claims its id, so a corrected
+re-delivery of a quarantined row is accepted. GX's ``expect_column_values_to_be_unique`` counts *every* row that
+shares an id (the first occurrence too), so for this rule the agreement check compares GX's count with the rows
+involved in a repeat, not with the quarantined rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # GX takes seconds to import; only the validate stage pays for it, at run time
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    from feedbackflow.settings import ValidateSettings
+
+#: Columns every batch must have, whatever ``validate.required_columns`` says: the rules and the outputs use them.
+CORE_COLUMNS = ("id", "text", "label", "channel", "created_at")
+
+# Rule names. They appear in the quarantine ``rules`` column, the report and error messages.
+FILE_READABLE = "file_readable"
+REQUIRED_COLUMNS = "required_columns"
+ID_NOT_EMPTY = "id_not_empty"
+ID_UNIQUE = "id_unique"
+TEXT_NOT_EMPTY = "text_not_empty"
+TEXT_LENGTH = "text_length"
+LABEL_IN_TAXONOMY = "label_in_taxonomy"
+CHANNEL_ALLOWED = "channel_allowed"
+CREATED_AT_PARSEABLE = "created_at_parseable"
+
+#: Rules that reject a whole batch.
+BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS)
+#: Rules evaluated per row, in the order they are listed in a quarantined row's ``rules``.
+ROW_RULES = (
+    ID_NOT_EMPTY,
+    ID_UNIQUE,
+    TEXT_NOT_EMPTY,
+    TEXT_LENGTH,
+    LABEL_IN_TAXONOMY,
+    CHANNEL_ALLOWED,
+    CREATED_AT_PARSEABLE,
+)
+RULES = BATCH_RULES + ROW_RULES
+
+#: View column that restricts ``id_unique`` to rows passing every other rule.
+UNIQUE_CANDIDATE = "id_unique_candidate"
+
+RULE_SEPARATOR = ";"
+
+
+class SuiteMismatchError(RuntimeError):
+    """The pandas masks and the GX results disagree: a bug in this module, never a data problem."""
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """Parameters of the rules, resolved from ``validate`` settings and the taxonomy file."""
+
+    required_columns: tuple[str, ...]
+    taxonomy: tuple[str, ...]
+    channels: tuple[str, ...]
+    min_text_chars: int
+    max_text_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: ValidateSettings, taxonomy: Iterable[str]) -> RuleSpec:
+        """Build the spec; the core columns are always required, configured ones are added after them.
+
+        Args:
+            settings: The ``validate`` section of ``params.yaml``.
+            taxonomy: Allowed label names.
+
+        Returns:
+            The resolved rule parameters.
+        """
+        return cls(
+            required_columns=tuple(dict.fromkeys([*CORE_COLUMNS, *settings.required_columns])),
+            taxonomy=tuple(sorted(set(taxonomy))),
+            channels=tuple(settings.channels),
+            min_text_chars=settings.min_text_chars,
+            max_text_chars=settings.max_text_chars,
+        )
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One GX expectation result, reduced to what the report may show (no values, so no personal data)."""
+
+    rule: str
+    expectation_type: str
+    column: str | None
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None
+    expected_unexpected_count: int | None
+    agrees: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the outcome as a JSON-ready mapping."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RowValidation:
+    """Row rule masks over a frame and the GX outcomes that confirmed them."""
+
+    masks: dict[str, pd.Series]
+    outcomes: list[ExpectationOutcome]
+    prepared: Prepared
+
+    @property
+    def failing(self) -> pd.Series:
+        """True for every row that broke at least one rule."""
+        return any_rule(self.masks)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vectorised helpers (pandas only).
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Return ``values`` as an object Series of ``str`` or ``None``, without losing what the source held.
+
+    CSV columns are strings already (fast path). JSON Lines and Parquet may hold numbers, booleans, timestamps or
+    nested values: these are written as JSON (``1`` -> ``"1"``, ``true`` -> ``"true"``) or ISO 8601 text.
+
+    Args:
+        values: One column of a raw batch.
+
+    Returns:
+        Same index, object dtype, ``None`` where the source had a null.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda stamp: stamp.isoformat(), na_action="ignore").astype(object).where(values.notna(), None)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype(object).where(values.notna(), None)
+    return values.astype(object).map(_scalar_text)
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp) or hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def blank(values: pd.Series) -> pd.Series:
+    """True where a value is null, empty or whitespace only.
+
+    Args:
+        values: Object Series of ``str`` or ``None`` (see :func:`as_text`).
+
+    Returns:
+        Boolean Series on the same index.
+    """
+    if values.empty:
+        return pd.Series(False, index=values.index, dtype=bool)
+    return values.isna() | values.str.strip().eq("").fillna(False).astype(bool)
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse ISO 8601 timestamps to UTC; unparseable, blank or out-of-range values become ``NaT``.
+
+    Naive timestamps are read as UTC. Only parseability matters here; the validated output keeps the original string.
+
+    Args:
+        values: Object Series of ``str`` or ``None``.
+
+    Returns:
+        ``datetime64[ns, UTC]`` Series on the same index.
+    """
+    return pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+
+
+def any_rule(masks: Mapping[str, pd.Series]) -> pd.Series:
+    """True for rows where at least one of ``masks`` is True."""
+    columns = list(masks.values())
+    if not columns:
+        raise ValueError("no rule masks given")
+    return pd.Series(np.logical_or.reduce([mask.to_numpy() for mask in columns]), index=columns[0].index)
+
+
+def rules_column(masks: Mapping[str, pd.Series]) -> pd.Series:
+    """Name every rule each row broke, joined with ``;`` in rule order (``""`` for rows that broke none).
+
+    Args:
+        masks: Rule name -> boolean Series, all on the same index.
+
+    Returns:
+        Object Series of rule lists.
+    """
+    index = next(iter(masks.values())).index
+    joined = np.full(len(index), "", dtype=object)
+    for rule, mask in masks.items():
+        joined = joined + np.where(mask.to_numpy(), rule + RULE_SEPARATOR, "")
+    return pd.Series(joined, index=index, dtype=object).str.rstrip(RULE_SEPARATOR)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Per-row values several rules and the GX view share, computed once (they dominate the run time)."""
+
+    blank: dict[str, pd.Series]
+    created_at: pd.Series
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Prepared:
+        """Compute blank flags of ``id``, ``text`` and ``label`` and the parsed ``created_at`` of ``frame``.
+
+        Args:
+            frame: Rows with the core columns as ``str`` or ``None``.
+
+        Returns:
+            The shared values, on ``frame``'s index.
+        """
+        return cls(
+            blank={column: blank(frame[column]) for column in ("id", "text", "label")},
+            created_at=parse_timestamps(frame["created_at"]),
+        )
+
+
+def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared | None = None) -> dict[str, pd.Series]:
+    """Evaluate every row rule with vectorised pandas.
+
+    Args:
+        frame: Rows in validation order (earlier batches first), core columns as ``str`` or ``None``.
+        spec: Rule parameters.
+        prepared: ``Prepared.of(frame)`` when the caller has it already.
+
+    Returns:
+        Rule name (in :data:`ROW_RULES` order) -> boolean Series, True where the row broke the rule.
+    """
+    prepared = prepared or Prepared.of(frame)
+    ids, text, label = frame["id"], frame["text"], frame["label"]
+    text_blank = prepared.blank["text"]
+    masks = {
+        ID_NOT_EMPTY: prepared.blank["id"],
+        TEXT_NOT_EMPTY: text_blank,
+        TEXT_LENGTH: ~text_blank & ~text.str.len().between(spec.min_text_chars, spec.max_text_chars).fillna(False),
+        LABEL_IN_TAXONOMY: ~prepared.blank["label"] & ~label.isin(spec.taxonomy),
+        CHANNEL_ALLOWED: ~frame["channel"].fillna("").isin(spec.channels),
+        CREATED_AT_PARSEABLE: prepared.created_at.isna(),
+    }
+    candidate = ~any_rule(masks)
+    # Number of earlier candidate rows with the same id: a row repeats an id once this is positive.
+    claimed = candidate.astype(np.int64)
+    earlier = claimed.groupby(ids, sort=False, dropna=True).cumsum().sub(claimed).fillna(0)
+    masks[ID_UNIQUE] = (earlier > 0) & ~masks[ID_NOT_EMPTY]
+    return {rule: masks[rule].astype(bool) for rule in ROW_RULES}
+
+
+def _unique_candidates(masks: Mapping[str, pd.Series]) -> pd.Series:
+    """Rows that pass every rule but ``id_unique``: the population ``id_unique`` is evaluated on."""
+    return ~any_rule({rule: mask for rule, mask in masks.items() if rule != ID_UNIQUE})
+
+
+def gx_view(frame: pd.DataFrame, masks: Mapping[str, pd.Series], prepared: Prepared | None = None) -> pd.DataFrame:
+    """Build the frame GX validates (see the module docstring for why a view and not the raw strings).
+
+    Args:
+        frame: The frame the masks were computed on.
+        masks: Output of :func:`compute_rule_masks`.
+        prepared: ``Prepared.of(frame)`` when the caller has it already.
+
+    Returns:
+        Columns ``id``, ``text``, ``label``, ``channel``, ``created_at`` and :data:`UNIQUE_CANDIDATE`.
+    """
+    prepared = prepared or Prepared.of(frame)
+    view = pd.DataFrame(index=frame.index)
+    for column in ("id", "text", "label"):
+        view[column] = frame[column].where(~prepared.blank[column], None)
+    view["channel"] = frame["channel"].fillna("")
+    view["created_at"] = prepared.created_at
+    view[UNIQUE_CANDIDATE] = _unique_candidates(masks)
+    return view
+
+
+def expected_unexpected_counts(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> dict[str, int]:
+    """The ``unexpected_count`` GX must report for each rule if the masks are right.
+
+    Args:
+        frame: The frame the masks were computed on.
+        masks: Output of :func:`compute_rule_masks`.
+
+    Returns:
+        Rule name -> count.
+    """
+    counts = {rule: int(mask.sum()) for rule, mask in masks.items()}
+    # GX counts every row of a repeated id, the kept first occurrence included.
+    counts[ID_UNIQUE] = int(frame["id"][_unique_candidates(masks)].duplicated(keep=False).sum())
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Great Expectations suites.
+
+
+def build_batch_suite(spec: RuleSpec) -> ExpectationSuite:
+    """The batch-level suite: the required columns are present (extra columns are allowed).
+
+    Args:
+        spec: Rule parameters.
+
+    Returns:
+        An unsaved GX expectation suite.
+    """
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(
+        name="feedback_batch",
+        expectations=[
+            gx.expectations.ExpectTableColumnsToMatchSet(
+                column_set=list(spec.required_columns),
+                exact_match=False,
+                meta={"rule": REQUIRED_COLUMNS},
+                description="Every required column is present; extra columns are allowed and ignored.",
+            )
+        ],
+    )
+
+
+def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
+    """The row-level suite, one expectation per rule of :data:`ROW_RULES`, over :func:`gx_view`.
+
+    Args:
+        spec: Rule parameters.
+
+    Returns:
+        An unsaved GX expectation suite.
+    """
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    expect = gx.expectations
+    expectations = {
+        ID_NOT_EMPTY: expect.ExpectColumnValuesToNotBeNull(column="id", description="id is not blank."),
+        ID_UNIQUE: expect.ExpectColumnValuesToBeUnique(
+            column="id",
+            row_condition=Column(UNIQUE_CANDIDATE) == True,  # noqa: E712 (builds a GX condition, not a comparison)
+            description="id is unique among rows that pass every other rule, across all batches.",
+        ),
+        TEXT_NOT_EMPTY: expect.ExpectColumnValuesToNotBeNull(column="text", description="text is not blank."),
+        TEXT_LENGTH: expect.ExpectColumnValueLengthsToBeBetween(
+            column="text",
+            min_value=spec.min_text_chars,
+            max_value=spec.max_text_chars,
+            description="text length in characters is within [min_text_chars, max_text_chars].",
+        ),
+        LABEL_IN_TAXONOMY: expect.ExpectColumnValuesToBeInSet(
+            column="label",
+            value_set=list(spec.taxonomy),
+            description="label is in the taxonomy; a blank label (unlabelled traffic) is allowed.",
+        ),
+        CHANNEL_ALLOWED: expect.ExpectColumnValuesToBeInSet(
+            column="channel", value_set=list(spec.channels), description="channel is one of the allowed channels."
+        ),
+        CREATED_AT_PARSEABLE: expect.ExpectColumnValuesToNotBeNull(
+            column="created_at", description="created_at parses as an ISO 8601 timestamp."
+        ),
+    }
+    for rule, expectation in expectations.items():
+        expectation.meta = {"rule": rule}
+    return gx.ExpectationSuite(name="feedback_rows", expectations=[expectations[rule] for rule in ROW_RULES])
+
+
+class QualityValidator:
+    """Runs the suites through an ephemeral GX context (nothing is written to disk by GX)."""
+
+    # BASIC gives counts; no sample of unexpected values, which could hold personal data.
+    RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+
+    def __init__(self, spec: RuleSpec) -> None:
+        """Create the context, a pandas data source and the two suites.
+
+        Args:
+            spec: Rule parameters.
+        """
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.spec = spec
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
+        asset = context.data_sources.add_pandas("feedbackflow").add_dataframe_asset("feedback")
+        self._batch_definition: BatchDefinition = asset.add_batch_definition_whole_dataframe("whole_frame")
+        self.batch_suite = build_batch_suite(spec)
+        self.row_suite = build_row_suite(spec)
+
+    def _validate(self, frame: pd.DataFrame, suite: ExpectationSuite) -> list[Any]:
+        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        return list(batch.validate(suite, result_format=self.RESULT_FORMAT).results)
+
+    def check_columns(self, frame: pd.DataFrame) -> tuple[bool, list[str]]:
+        """Check one batch's header against :data:`RuleSpec.required_columns`.
+
+        Args:
+            frame: A raw batch (only its columns are looked at).
+
+        Returns:
+            GX's success flag and the missing columns in required order.
+
+        Raises:
+            SuiteMismatchError: GX and the column comparison disagree.
+        """
+        missing = [column for column in self.spec.required_columns if column not in frame.columns]
+        (result,) = self._validate(frame.head(0), self.batch_suite)
+        if bool(result.success) == bool(missing) or result.exception_info.get("raised_exception"):
+            raise SuiteMismatchError(f"rule '{REQUIRED_COLUMNS}': GX success={result.success}, missing={missing}")
+        return bool(result.success), missing
+
+    def validate_rows(self, frame: pd.DataFrame) -> RowValidation:
+        """Compute the row masks and confirm each rule's count with GX.
+
+        Args:
+            frame: Rows in validation order, core columns as ``str`` or ``None``; any index.
+
+        Returns:
+            The masks (on ``frame``'s index) and one outcome per row rule.
+
+        Raises:
+            SuiteMismatchError: a GX expectation raised, or its count differs from the mask's.
+        """
+        prepared = Prepared.of(frame)
+        masks = compute_rule_masks(frame, self.spec, prepared)
+        expected = expected_unexpected_counts(frame, masks)
+        outcomes = []
+        for result in self._validate(gx_view(frame, masks, prepared).reset_index(drop=True), self.row_suite):
+            config = result.expectation_config
+            rule = (config.meta or {})["rule"]
+            info = result.exception_info or {}
+            if info.get("raised_exception"):
+                raise SuiteMismatchError(f"rule '{rule}': GX raised {info.get('exception_message')}")
+            counts = result.result or {}
+            unexpected = counts.get("unexpected_count")
+            outcomes.append(
+                ExpectationOutcome(
+                    rule=rule,
+                    expectation_type=config.type,
+                    column=config.kwargs.get("column"),
+                    success=bool(result.success),
+                    element_count=counts.get("element_count"),
+                    unexpected_count=unexpected,
+                    expected_unexpected_count=expected[rule],
+                    agrees=unexpected == expected[rule],
+                )
+            )
+        wrong = [outcome for outcome in outcomes if not outcome.agrees]
+        if wrong:
+            detail = ", ".join(f"{o.rule}: GX {o.unexpected_count} vs mask {o.expected_unexpected_count}" for o in wrong)
+            raise SuiteMismatchError(f"row masks disagree with Great Expectations ({detail})")
+        return RowValidation(masks=masks, outcomes=outcomes, prepared=prepared)

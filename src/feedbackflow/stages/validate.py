@@ -1,0 +1,428 @@
+"""validate: check every raw batch against the data-quality rules; split rows into validated and quarantined.
+
+The stage re-reads the full raw history on every run, so its outputs are a pure function of ``data/raw`` and the
+``validate`` params: no state is carried between runs and the same inputs give byte-identical Parquet files.
+
+* ``data/validated/feedback.parquet``: accepted rows of all batches, in batch sequence then file row order.
+* ``data/quarantine/quarantine.parquet``: every failing row with its original values and every rule it broke.
+* ``reports/validate/validate.json``: counts per rule and batch plus the GX expectation results; no text values.
+
+Rules and the GX suite live in :mod:`feedbackflow.quality.suite`.
+
+Only batches of the newest ingest run (the highest manifest ``sequence``) can stop the pipeline: an unreadable
+file, a missing column or a quarantined share above ``validate.max_quarantine_share``. Raw batches are immutable,
+so a bad older batch would otherwise fail every later run; once a corrected file has been re-delivered (a newer
+sequence) the old batch's rows simply stay in quarantine and its problem is listed in the report. Outputs are
+written before the error is raised, so the quarantine can be inspected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import ConfigError, DataQualityError
+from feedbackflow.io import atomic_path, run_id, write_json
+from feedbackflow.quality.suite import (
+    FILE_READABLE,
+    REQUIRED_COLUMNS,
+    ROW_RULES,
+    RULES,
+    QualityValidator,
+    RuleSpec,
+    as_text,
+    rules_column,
+)
+from feedbackflow.settings import Settings
+from feedbackflow.stages.ingest import read_manifest
+
+logger = logging.getLogger(__name__)
+
+VALIDATED_FILE = "feedback.parquet"
+QUARANTINE_FILE = "quarantine.parquet"
+REPORT_FILE = "validate.json"
+
+VALIDATED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("label", pa.string()),
+        ("channel", pa.string()),
+        ("created_at", pa.string()),
+        ("batch_id", pa.string()),
+        ("sequence", pa.int64()),
+    ]
+)
+QUARANTINE_META_COLUMNS = ("batch_id", "source_file", "row_number", "rules")
+READERS = {".csv": "CSV", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines", ".parquet": "Parquet"}
+
+# Bookkeeping columns carried next to the data columns while validating; never written out.
+_POSITION = "_batch_position"
+_ROW = "_row_in_batch"
+
+
+class UnreadableBatchError(ValueError):
+    """A raw file could not be parsed into rows (the message holds no data values)."""
+
+
+@dataclass
+class BatchResult:
+    """What happened to one raw batch."""
+
+    entry: dict
+    position: int
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    failed_rule: str | None = None  # a batch-level rule that rejected the whole batch
+    problem: str | None = None  # human-readable reason, safe to log (no values)
+
+    @property
+    def share(self) -> float:
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+
+    def describe(self, raw_dir: Path) -> str:
+        """Name the file the way an operator finds it: original name, raw file and batch id."""
+        return (
+            f"{self.entry['key']} (raw file {raw_dir / self.entry['raw_file']}, batch {self.entry['batch_id']}, "
+            f"sequence {self.entry['sequence']})"
+        )
+
+    def as_report(self, max_share: float) -> dict[str, Any]:
+        return {
+            "batch_id": self.entry["batch_id"],
+            "sequence": self.entry["sequence"],
+            "source_file": self.entry["key"],
+            "raw_file": self.entry["raw_file"],
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_read - self.rows_quarantined,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantine_share": round(self.share, 6),
+            "over_threshold": self.share > max_share,
+            "quarantined_by_rule": {rule: count for rule, count in self.by_rule.items() if count},
+            "batch_rule_failed": self.failed_rule,
+            "problem": self.problem,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading raw batches.
+
+
+def load_taxonomy(path: Path) -> list[str]:
+    """Read the label taxonomy: a JSON list of label names.
+
+    Args:
+        path: The taxonomy file.
+
+    Returns:
+        The label names.
+
+    Raises:
+        ConfigError: the file is missing or is not a JSON list of strings.
+    """
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: taxonomy not found; create it or set validate.taxonomy in params.yaml") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: taxonomy is not valid JSON ({error.msg}, line {error.lineno})") from None
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        raise ConfigError(f"{path}: taxonomy must be a non-empty JSON list of label names (strings)")
+    return labels
+
+
+def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Parse one raw batch without coercing any value.
+
+    CSV is read with every column as a string (a BOM is tolerated); JSON Lines values keep their JSON types; Parquet
+    keeps its column types. :func:`feedbackflow.quality.suite.as_text` turns them into strings later.
+
+    Args:
+        path: A file in ``data/raw`` (opened read-only).
+
+    Returns:
+        The rows and each row's 1-based data row number in the file (for JSON Lines: its line number).
+
+    Raises:
+        UnreadableBatchError: the file type is unsupported or the content cannot be parsed.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise UnreadableBatchError(f"unsupported file type '{suffix}' (expected one of {', '.join(READERS)})")
+    try:
+        if suffix == ".csv":
+            try:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            except pd.errors.EmptyDataError:  # a zero-byte file: no header, no rows
+                return pd.DataFrame(), np.zeros(0, dtype=np.int64)
+            if not isinstance(frame.index, pd.RangeIndex):
+                # pandas silently turns the first column into the index when every row has one field too many.
+                raise UnreadableBatchError("data rows have more fields than the header")
+            return frame, np.arange(1, len(frame) + 1)
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            return frame.reset_index(drop=True), np.arange(1, len(frame) + 1)
+        return _read_jsonl(path)
+    except UnreadableBatchError:
+        raise
+    except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
+        # The messages of these errors name positions, not cell values; cut them short all the same.
+        raise UnreadableBatchError(f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    records, line_numbers = [], []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UnreadableBatchError(f"line {number} is not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise UnreadableBatchError(f"line {number} is not a JSON object")
+            records.append(record)
+            line_numbers.append(number)
+    # dtype=object keeps ints as ints (no float upcast when a value is missing in another row).
+    frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
+    return frame, np.asarray(line_numbers, dtype=np.int64)
+
+
+def _tag(frame: pd.DataFrame, result: BatchResult, row_numbers: np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Keep the required columns as text (missing ones as null) and add provenance columns."""
+    entry = result.entry
+    data = {
+        column: as_text(frame[column]) if column in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        for column in columns
+    }
+    tagged = pd.DataFrame(data, index=frame.index).reset_index(drop=True)
+    tagged["batch_id"] = entry["batch_id"]
+    tagged["sequence"] = np.int64(entry["sequence"])
+    tagged["source_file"] = entry["key"]
+    tagged["row_number"] = np.asarray(row_numbers, dtype=np.int64)
+    tagged[_POSITION] = result.position
+    tagged[_ROW] = np.arange(len(tagged), dtype=np.int64)
+    return tagged
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing outputs.
+
+
+def _write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
+    """Write with an explicit schema so an empty or all-null column keeps its type; atomically."""
+    arrays = [
+        pa.array(frame[name].to_numpy(dtype=object), type=schema.field(name).type, from_pandas=True)
+        for name in schema.names
+    ]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    with atomic_path(target) as partial:
+        pq.write_table(table, partial)
+
+
+def _quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
+    return pa.schema(
+        [(column, pa.string()) for column in columns]
+        + [("batch_id", pa.string()), ("source_file", pa.string()), ("row_number", pa.int64()), ("rules", pa.string())]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stage.
+
+
+def run(settings: Settings, paths: ProjectPaths) -> dict:
+    """Validate the full raw history and write validated rows, quarantined rows and the report.
+
+    Args:
+        settings: Project settings; uses ``settings.validate_``.
+        paths: Project paths.
+
+    Returns:
+        Counts (``rows_read``, ``rows_accepted``, ``rows_quarantined``, ``quarantined_by_rule``, ``batches``) and
+        the written paths as strings.
+
+    Raises:
+        ConfigError: the taxonomy is missing or invalid, or a raw file listed in the manifest is missing.
+        DataQualityError: a batch of the newest sequence is unreadable, lacks a required column or has a quarantined
+            share above ``validate.max_quarantine_share``; the outputs are written first.
+    """
+    params = settings.validate_
+    spec = RuleSpec.from_settings(params, load_taxonomy(paths.root / params.taxonomy))
+    # Stable sort: batches of one ingest run keep their manifest (landing file name) order.
+    entries = sorted(read_manifest(paths.raw_manifest), key=lambda entry: entry["sequence"])
+    if not entries:
+        raise DataQualityError(
+            f"{paths.raw_manifest}: no raw batches to validate; put feedback files into the landing folder "
+            f"({settings.ingest.landing_dir}) and run ingest first"
+        )
+    newest = max(entry["sequence"] for entry in entries)
+    validator = QualityValidator(spec)
+    results = [BatchResult(entry=entry, position=position) for position, entry in enumerate(entries)]
+
+    readable, rejected = [], []
+    for result in results:
+        raw_file = paths.raw / result.entry["raw_file"]
+        if not raw_file.is_file():
+            raise ConfigError(
+                f"{raw_file}: listed in {paths.raw_manifest.name} for {result.entry['key']} but missing; "
+                "restore data/raw (e.g. `dvc pull`) before validating"
+            )
+        try:
+            frame, row_numbers = read_raw_batch(raw_file)
+        except UnreadableBatchError as error:
+            result.failed_rule, result.problem = FILE_READABLE, f"cannot be parsed: {error}"
+            continue
+        result.rows_read = len(frame)
+        if frame.empty and len(frame.columns) == 0:
+            # An empty JSON Lines file has no keys to check; no rows means nothing can be lost.
+            result.problem = "empty file (no rows)"
+            continue
+        _, missing = validator.check_columns(frame)
+        tagged = _tag(frame, result, row_numbers, spec.required_columns)
+        if missing:
+            result.failed_rule = REQUIRED_COLUMNS
+            # Found column names are not listed: a file without a header row would put data values there.
+            result.problem = f"missing required column(s) {', '.join(missing)}"
+            result.rows_quarantined, result.by_rule = len(tagged), {REQUIRED_COLUMNS: len(tagged)}
+            tagged["rules"] = REQUIRED_COLUMNS
+            rejected.append(tagged)
+        else:
+            readable.append(tagged)
+
+    history = _concat(readable, spec.required_columns)
+    rows = validator.validate_rows(history)
+    failing = rows.failing
+    history["rules"] = ""
+    if failing.any():
+        history.loc[failing, "rules"] = rules_column({rule: mask[failing] for rule, mask in rows.masks.items()})
+    _count_per_batch(results, history, rows.masks, failing)
+
+    accepted = history.loc[~failing]
+    accepted = accepted.assign(label=accepted["label"].where(~rows.prepared.blank["label"][~failing], None))
+    quarantined = pd.concat([history.loc[failing], *rejected], ignore_index=True)
+    quarantined = quarantined.sort_values([_POSITION, _ROW], kind="stable")
+
+    validated_path = paths.validated / VALIDATED_FILE
+    quarantine_path = paths.quarantine / QUARANTINE_FILE
+    report_path = paths.stage_reports("validate") / REPORT_FILE
+    _write_parquet(accepted, VALIDATED_SCHEMA, validated_path)
+    _write_parquet(quarantined, _quarantine_schema(spec.required_columns), quarantine_path)
+
+    errors = _blocking_errors(results, newest, params.max_quarantine_share, paths.raw)
+    by_rule = {rule: 0 for rule in RULES}
+    for result in results:
+        for rule, count in result.by_rule.items():
+            by_rule[rule] += count
+    summary = {
+        "rows_read": sum(result.rows_read for result in results),
+        "rows_accepted": len(accepted),
+        "rows_quarantined": len(quarantined),
+        "quarantined_by_rule": by_rule,
+        "batches": len(results),
+        "batches_rejected": sum(result.failed_rule is not None for result in results),
+        "validated": str(validated_path),
+        "quarantine": str(quarantine_path),
+        "report": str(report_path),
+    }
+    report = {
+        **{key: summary[key] for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")},
+        "run_id": run_id(),
+        "success": not errors,
+        "errors": errors,
+        "newest_sequence": newest,
+        "max_quarantine_share": params.max_quarantine_share,
+        "rules": {
+            "required_columns": list(spec.required_columns),
+            "channels": list(spec.channels),
+            "taxonomy": params.taxonomy,
+            "taxonomy_size": len(spec.taxonomy),
+            "min_text_chars": spec.min_text_chars,
+            "max_text_chars": spec.max_text_chars,
+        },
+        "batches": [result.as_report(params.max_quarantine_share) for result in results],
+        "expectations": [outcome.as_dict() for outcome in rows.outcomes],
+        "outputs": {"validated": str(validated_path), "quarantine": str(quarantine_path)},
+    }
+    write_json(report_path, report)
+
+    logger.info(
+        "validate: %d rows read from %d batches, %d accepted, %d quarantined (%s)",
+        summary["rows_read"],
+        len(results),
+        summary["rows_accepted"],
+        summary["rows_quarantined"],
+        ", ".join(f"{rule}={count}" for rule, count in by_rule.items() if count) or "no rule broken",
+    )
+    for result in results:
+        if result.problem and result.entry["sequence"] != newest:
+            logger.warning("validate: older batch %s %s", result.describe(paths.raw), result.problem)
+    if errors:
+        raise DataQualityError("\n".join(errors))
+    return summary
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    empty = {column: pd.Series(dtype=object) for column in (*columns, "batch_id", "source_file")}
+    empty.update({name: pd.Series(dtype=np.int64) for name in ("sequence", "row_number", _POSITION, _ROW)})
+    return pd.DataFrame(empty)
+
+
+def _count_per_batch(
+    results: list[BatchResult], history: pd.DataFrame, masks: dict[str, pd.Series], failing: pd.Series
+) -> None:
+    """Fill each readable batch's quarantine counts from the row masks (vectorised group-by)."""
+    if history.empty:
+        return
+    position = history[_POSITION]
+    per_rule = pd.DataFrame(masks).groupby(position).sum()
+    quarantined = failing.groupby(position).sum()
+    for result in results:
+        if result.failed_rule is None and result.position in per_rule.index:
+            result.rows_quarantined = int(quarantined[result.position])
+            result.by_rule = {rule: int(per_rule.at[result.position, rule]) for rule in ROW_RULES}
+
+
+def _blocking_errors(results: list[BatchResult], newest: int, max_share: float, raw_dir: Path) -> list[str]:
+    """Messages for the batches of the newest sequence that must stop the pipeline."""
+    errors = []
+    for result in results:
+        if result.entry["sequence"] != newest:
+            continue
+        where = result.describe(raw_dir)
+        if result.failed_rule == FILE_READABLE:
+            errors.append(
+                f"{where} broke rule '{FILE_READABLE}': {result.problem}. Fix the file (UTF-8 CSV with a header row, "
+                "JSON Lines with one object per line, or Parquet) and re-deliver it to the landing folder."
+            )
+        elif result.failed_rule == REQUIRED_COLUMNS:
+            errors.append(
+                f"{where} broke rule '{REQUIRED_COLUMNS}': {result.problem}. All its {result.rows_read} rows are "
+                "quarantined. Fix the export so the file has every required column (validate.required_columns in "
+                "params.yaml) and re-deliver it to the landing folder."
+            )
+        elif result.share > max_share:
+            counts = Counter({rule: count for rule, count in result.by_rule.items() if count})
+            rule, count = counts.most_common(1)[0]
+            errors.append(
+                f"{where}: {result.rows_quarantined} of {result.rows_read} rows quarantined ({result.share:.1%}), "
+                f"above validate.max_quarantine_share={max_share:.1%}; most frequent rule '{rule}' ({count} rows). "
+                f"Inspect the rows with batch_id {result.entry['batch_id']} in data/quarantine/{QUARANTINE_FILE} "
+                "and fix the source and re-deliver the file, or raise validate.max_quarantine_share in params.yaml "
+                "if this share is acceptable."
+            )
+    return errors

@@ -1,0 +1,1 @@
+"""DVC-backed storage and the stage runner."""

@@ -1,0 +1,73 @@
+"""DAG integrity and structure: it imports cleanly, wires the stages in order and sets its policies."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags["nightly_retrain"]
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "nightly_retrain" in dagbag.dag_ids
+
+
+def test_task_graph(dag):
+    downstream = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
+    assert downstream == {
+        "ingest": ["validate"],
+        "validate": ["anonymise"],
+        "anonymise": ["split"],
+        "split": ["monitor", "train"],
+        "train": ["evaluate"],
+        "evaluate": ["gate", "promote", "summarise"],
+        "gate": ["promote"],
+        "promote": ["summarise"],
+        "monitor": ["summarise"],
+        "summarise": [],
+    }
+
+
+def test_policies(dag):
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.doc_md and "nightly_retrain" in dag.doc_md
+    assert dag.timetable.expression == "0 2 * * *"
+    assert "Europe/London" in str(dag.timetable.timezone)
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        assert task.retry_delay == timedelta(minutes=5)
+    assert dag.get_task("summarise").trigger_rule == "none_failed"
+
+
+def test_stage_tasks_match_dvc_stages(dag):
+    import yaml
+
+    stages = set(yaml.safe_load((DAGS.parent / "dvc.yaml").read_text())["stages"])
+    assert stages <= {task.task_id for task in dag.tasks}
+
+
+def test_dag_file_has_no_heavy_imports():
+    import ast
+
+    tree = ast.parse((DAGS / "nightly_retrain.py").read_text())
+    top_level = {
+        alias.name.split(".")[0]
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert not top_level & {"torch", "transformers", "pandas", "great_expectations", "evidently", "presidio_analyzer"}

@@ -1,0 +1,34 @@
+import pandas as pd
+
+from feedbackflow.settings import SplitSettings
+from feedbackflow.stages.split import assign_splits, split_frame
+
+
+def _frame(n, labels=("a", "b", "c")):
+    return pd.DataFrame({"id": [f"id-{i}" for i in range(n)], "label": [labels[i % len(labels)] for i in range(n)]})
+
+
+def test_a_message_keeps_its_split_when_new_data_arrives():
+    shares = SplitSettings(validation_share=0.1, test_share=0.2)
+    night1 = _frame(1000)
+    night2 = pd.concat([night1, _frame(3000).iloc[1000:]], ignore_index=True)
+    first = dict(zip(night1["id"], assign_splits(night1, shares, seed=7), strict=True))
+    second = dict(zip(night2["id"], assign_splits(night2, shares, seed=7), strict=True))
+    assert all(second[key] == value for key, value in first.items())
+
+
+def test_shares_are_respected_per_label():
+    parts = split_frame(_frame(9000), SplitSettings(validation_share=0.1, test_share=0.2), seed=1)
+    for label in "abc":
+        counts = {name: int((part["label"] == label).sum()) for name, part in parts.items()}
+        assert abs(counts["test"] / 3000 - 0.2) < 0.03
+        assert abs(counts["validation"] / 3000 - 0.1) < 0.03
+
+
+def test_seed_changes_the_assignment_and_unlabelled_rows_are_left_out():
+    frame = _frame(500)
+    frame.loc[:9, "label"] = None
+    a = split_frame(frame, SplitSettings(), seed=1)
+    b = split_frame(frame, SplitSettings(), seed=2)
+    assert sum(len(part) for part in a.values()) == 490
+    assert set(a["test"]["id"]) != set(b["test"]["id"])
