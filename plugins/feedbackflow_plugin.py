@@ -107,9 +107,7 @@ def list_reports(root: Path) -> list[dict[str, Any]]:
             if resolve_report(base, path.relative_to(base).as_posix()) is None:
                 continue
             stat = path.stat()
-            found.append(
-                {"path": path.relative_to(base).as_posix(), "bytes": stat.st_size, "modified": stat.st_mtime}
-            )
+            found.append({"path": path.relative_to(base).as_posix(), "bytes": stat.st_size, "modified": stat.st_mtime})
             if len(found) >= MAX_LISTED_FILES:
                 break
         if len(found) >= MAX_LISTED_FILES:

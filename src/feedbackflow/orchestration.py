@@ -12,7 +12,7 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
-from feedbackflow.runner import _merge_upstream, run_stage
+from feedbackflow.runner import _merge_ran, _merge_upstream, run_stage
 from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str) -> dic
 
     results = [result for result in results if result]
     paths = _pull_upstream(results, REPORTS)
-    ran = {result["stage"]: result.get("ran") for result in results if "stage" in result}
+    ran = _merge_ran(results)
     summary = write_summary(paths, run_id, ran)
     return {
         "experiment": summary.get("experiment"),

@@ -33,6 +33,14 @@ def _merge_upstream(upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]
     return entries
 
 
+def _merge_ran(upstream: Iterable[dict[str, Any] | None]) -> dict[str, bool]:
+    ran: dict[str, bool] = {}
+    for result in upstream:
+        if result:
+            ran.update(result.get("stages_ran", {}))
+    return ran
+
+
 def run_stage(
     stage: str,
     upstream: Iterable[dict[str, Any] | None] = (),
@@ -41,7 +49,10 @@ def run_stage(
     push: bool = True,
     root: str | None = None,
 ) -> dict[str, Any]:
-    """Execute ``stage`` through DVC and return ``{"stage", "ran", "lock", "upstream_locks"}``.
+    """Execute ``stage`` through DVC and return what downstream tasks need.
+
+    The result holds ``stage``, ``ran`` (False when DVC found it up to date), ``lock`` (its ``dvc.lock`` entry),
+    ``upstream_locks`` and ``stages_ran`` (the same two for every upstream stage).
 
     Args:
         stage: a stage name of ``dvc.yaml``.
@@ -55,6 +66,7 @@ def run_stage(
     """
     paths = ProjectPaths.discover(root)
     dvc = Dvc(paths.root, {"FEEDBACKFLOW_RUN_ID": run_id} if run_id else None)
+    upstream = list(upstream)
     upstream_locks = _merge_upstream(upstream)
     dvc.merge_lock(upstream_locks)
     if stage in dvc.lock().get("stages", {}):
@@ -66,4 +78,5 @@ def run_stage(
         dvc("push", stage)
     entry = dvc.lock().get("stages", {}).get(stage)
     log.info("stage %s %s", stage, "ran" if ran else "was up to date (skipped)")
-    return {"stage": stage, "ran": ran, "lock": entry, "upstream_locks": upstream_locks}
+    ran_so_far = {**_merge_ran(upstream), stage: ran}
+    return {"stage": stage, "ran": ran, "lock": entry, "upstream_locks": upstream_locks, "stages_ran": ran_so_far}

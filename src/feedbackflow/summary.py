@@ -70,7 +70,7 @@ def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any
             key: validate.get(key) for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")
         },
         "anonymise": {
-            "rows": anonymise.get("rows_processed"),
+            "rows": anonymise.get("rows"),
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities", {}),
         },

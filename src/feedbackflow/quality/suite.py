@@ -25,9 +25,10 @@ involved in a repeat, not with the quarantined rows.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,9 @@ def as_text(values: pd.Series) -> pd.Series:
         Same index, object dtype, ``None`` where the source had a null.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
-        return values.map(lambda stamp: stamp.isoformat(), na_action="ignore").astype(object).where(values.notna(), None)
+        return (
+            values.map(lambda stamp: stamp.isoformat(), na_action="ignore").astype(object).where(values.notna(), None)
+        )
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         return values.astype(object).where(values.notna(), None)
     return values.astype(object).map(_scalar_text)
@@ -166,12 +169,10 @@ def _scalar_text(value: Any) -> str | None:
         return value
     if value is None or (np.ndim(value) == 0 and pd.isna(value)):
         return None
-    if isinstance(value, pd.Timestamp) or hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.generic | np.ndarray):  # numpy scalars and arrays (Parquet lists) -> Python values
         value = value.tolist()
+    if hasattr(value, "isoformat"):  # datetime, date, time, pd.Timestamp
+        return value.isoformat()
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -329,6 +330,16 @@ def expected_unexpected_counts(frame: pd.DataFrame, masks: Mapping[str, pd.Serie
 # Great Expectations suites.
 
 
+def _import_gx() -> Any:
+    """Import GX lazily; quiet its INFO chatter (import-time docs registration) unless logging was configured for it."""
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.WARNING)
+    import great_expectations
+
+    return great_expectations
+
+
 def build_batch_suite(spec: RuleSpec) -> ExpectationSuite:
     """The batch-level suite: the required columns are present (extra columns are allowed).
 
@@ -338,7 +349,7 @@ def build_batch_suite(spec: RuleSpec) -> ExpectationSuite:
     Returns:
         An unsaved GX expectation suite.
     """
-    import great_expectations as gx
+    gx = _import_gx()
 
     return gx.ExpectationSuite(
         name="feedback_batch",
@@ -362,7 +373,7 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
     Returns:
         An unsaved GX expectation suite.
     """
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.expectations.row_conditions import Column
 
     expect = gx.expectations
@@ -401,7 +412,7 @@ class QualityValidator:
     """Runs the suites through an ephemeral GX context (nothing is written to disk by GX)."""
 
     # BASIC gives counts; no sample of unexpected values, which could hold personal data.
-    RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+    RESULT_FORMAT: ClassVar[dict[str, Any]] = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
     def __init__(self, spec: RuleSpec) -> None:
         """Create the context, a pandas data source and the two suites.
@@ -409,7 +420,7 @@ class QualityValidator:
         Args:
             spec: Rule parameters.
         """
-        import great_expectations as gx
+        gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.spec = spec
@@ -480,6 +491,8 @@ class QualityValidator:
             )
         wrong = [outcome for outcome in outcomes if not outcome.agrees]
         if wrong:
-            detail = ", ".join(f"{o.rule}: GX {o.unexpected_count} vs mask {o.expected_unexpected_count}" for o in wrong)
+            detail = ", ".join(
+                f"{o.rule}: GX {o.unexpected_count} vs mask {o.expected_unexpected_count}" for o in wrong
+            )
             raise SuiteMismatchError(f"row masks disagree with Great Expectations ({detail})")
         return RowValidation(masks=masks, outcomes=outcomes, prepared=prepared)

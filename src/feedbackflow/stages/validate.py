@@ -45,6 +45,7 @@ from feedbackflow.quality.suite import (
 )
 from feedbackflow.settings import Settings
 from feedbackflow.stages.ingest import read_manifest
+from feedbackflow.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -117,29 +118,6 @@ class BatchResult:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading raw batches.
-
-
-def load_taxonomy(path: Path) -> list[str]:
-    """Read the label taxonomy: a JSON list of label names.
-
-    Args:
-        path: The taxonomy file.
-
-    Returns:
-        The label names.
-
-    Raises:
-        ConfigError: the file is missing or is not a JSON list of strings.
-    """
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: taxonomy not found; create it or set validate.taxonomy in params.yaml") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: taxonomy is not valid JSON ({error.msg}, line {error.lineno})") from None
-    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
-        raise ConfigError(f"{path}: taxonomy must be a non-empty JSON list of label names (strings)")
-    return labels
 
 
 def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -321,7 +299,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     _write_parquet(accepted, VALIDATED_SCHEMA, validated_path)
     _write_parquet(quarantined, _quarantine_schema(spec.required_columns), quarantine_path)
 
-    errors = _blocking_errors(results, newest, params.max_quarantine_share, paths.raw)
+    # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
+    raw_dir = paths.raw.relative_to(paths.root)
+    errors = _blocking_errors(results, newest, params.max_quarantine_share, raw_dir)
     by_rule = {rule: 0 for rule in RULES}
     for result in results:
         for rule, count in result.by_rule.items():
@@ -354,7 +334,10 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         },
         "batches": [result.as_report(params.max_quarantine_share) for result in results],
         "expectations": [outcome.as_dict() for outcome in rows.outcomes],
-        "outputs": {"validated": str(validated_path), "quarantine": str(quarantine_path)},
+        "outputs": {
+            "validated": str(validated_path.relative_to(paths.root)),
+            "quarantine": str(quarantine_path.relative_to(paths.root)),
+        },
     }
     write_json(report_path, report)
 
@@ -367,8 +350,10 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         ", ".join(f"{rule}={count}" for rule, count in by_rule.items() if count) or "no rule broken",
     )
     for result in results:
-        if result.problem and result.entry["sequence"] != newest:
-            logger.warning("validate: older batch %s %s", result.describe(paths.raw), result.problem)
+        if result.problem:
+            blocking = result.entry["sequence"] == newest and result.failed_rule is not None
+            note = "" if blocking else " (not blocking: it is not in the newest delivery or has no rows)"
+            logger.warning("validate: %s: %s%s", result.describe(raw_dir), result.problem, note)
     if errors:
         raise DataQualityError("\n".join(errors))
     return summary

