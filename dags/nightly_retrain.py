@@ -66,7 +66,7 @@ def nightly_retrain() -> None:
 
         return stage_task("split", [upstream], run_id or "manual")
 
-    @task
+    @task(queue=SETTINGS.train_queue)
     def train(upstream: dict, run_id: str | None = None) -> dict:
         from feedbackflow.orchestration import stage_task
 

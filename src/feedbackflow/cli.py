@@ -73,7 +73,9 @@ def generate(
     text_column: Annotated[str, typer.Option(help="Text column of the corpus.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of the corpus.")] = "category",
     nights: Annotated[int, typer.Option(min=1, help="Number of nightly batches.")] = 1,
-    first_night: Annotated[int, typer.Option(min=1, help="Write batches from this night on (earlier ones skipped).")] = 1,
+    first_night: Annotated[
+        int, typer.Option(min=1, help="Write batches from this night on (earlier ones skipped).")
+    ] = 1,
     rows_per_night: Annotated[int, typer.Option(min=1, help="Messages per batch.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same batches.")] = 42,
     pii_share: Annotated[float, typer.Option(help="Share of messages carrying personal data.")] = 0.1,

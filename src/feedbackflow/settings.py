@@ -106,6 +106,7 @@ class DagSettings(_Section):
     timezone: str = "UTC"
     retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(5, ge=0)
+    train_queue: str = Field("gpu", description="Celery queue of the train task; the local executor ignores it")
 
 
 class Settings(_Section):

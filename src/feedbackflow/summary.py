@@ -37,9 +37,12 @@ def output_hashes(lock: dict[str, Any]) -> dict[str, str]:
 
 
 def _save_experiment(dvc: Dvc, name: str) -> str | None:
-    has_commit = subprocess.run(
-        ["git", "rev-parse", "--verify", "HEAD"], cwd=dvc.root, capture_output=True, check=False
-    ).returncode == 0
+    has_commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "HEAD"], cwd=dvc.root, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     if not has_commit:
         log.warning("not a Git repository with a commit: run not saved as a DVC experiment")
         return None
@@ -61,11 +64,16 @@ def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any
     evaluation = read_json(reports / "evaluate" / "gate.json", {}) or {}
     monitor = read_json(reports / "monitor" / "summary.json", {}) or {}
     lock = Dvc(paths.root).lock()
+    ran = stage_results or {}
     return {
         "run_id": run_id,
         "finished_at": datetime.now(UTC).isoformat(),
         "stages": stage_results or {},
-        "ingest": {"new_batches": ingest.get("new_batches", []), "batches_total": ingest.get("batches_total")},
+        "ingest": {
+            # a skipped ingest stage found nothing new; its report is the previous run's
+            "new_batches": ingest.get("new_batches", []) if ran.get("ingest", True) else [],
+            "batches_total": ingest.get("batches_total"),
+        },
         "validate": {
             key: validate.get(key) for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")
         },
@@ -74,7 +82,9 @@ def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities", {}),
         },
-        "train": {key: train.get(key) for key in ("device", "train_rows", "epochs", "validation_macro_f1", "train_seconds")},
+        "train": {
+            key: train.get(key) for key in ("device", "train_rows", "epochs", "validation_macro_f1", "train_seconds")
+        },
         "evaluate": {
             "challenger": _scores(evaluation.get("challenger")),
             "champion": _scores(evaluation.get("champion")),

@@ -51,6 +51,7 @@ def test_policies(dag):
         assert task.retries >= 1, task.task_id
         assert task.retry_delay == timedelta(minutes=5)
     assert dag.get_task("summarise").trigger_rule == "none_failed"
+    assert dag.get_task("train").queue == "gpu"
 
 
 def test_stage_tasks_match_dvc_stages(dag):

@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 TEMPLATES = {
-    "billing": ["I was charged twice on my bill", "why is there an extra fee on my invoice", "refund the double payment"],
+    "billing": [
+        "I was charged twice on my bill",
+        "why is there an extra fee on my invoice",
+        "refund the double payment",
+    ],
     "delivery": ["my parcel has not arrived yet", "where is my package", "the courier lost my order"],
     "login": ["I cannot log in to the app", "my password reset link does not work", "the app says my login expired"],
     "praise": ["thank you for the great service", "your support team was wonderful", "love the new app design"],
@@ -109,8 +113,22 @@ def tiny_project(tmp_path_factory) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], project)
     env = airflow_env(project, base / "airflow")
     run(
-        [str(BIN / "feedbackflow"), "generate", "--corpus", str(corpus), "--label-column", "label", "--nights", "1",
-         "--rows-per-night", "300", "--pii-share", "0.2", "--dirt-share", "0.02"],
+        [
+            str(BIN / "feedbackflow"),
+            "generate",
+            "--corpus",
+            str(corpus),
+            "--label-column",
+            "label",
+            "--nights",
+            "1",
+            "--rows-per-night",
+            "300",
+            "--pii-share",
+            "0.2",
+            "--dirt-share",
+            "0.02",
+        ],
         project,
         env,
     )

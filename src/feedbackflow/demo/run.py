@@ -45,8 +45,10 @@ def main() -> int:
     validate, evaluation = summary["validate"], summary["evaluate"]
     print(f"\nnightly_retrain finished in {minutes:.1f} min (run {summary['run_id']})")
     print(f"  ingested batches : {', '.join(summary['ingest']['new_batches']) or 'none new'}")
-    print(f"  rows             : {validate['rows_read']} read, {validate['rows_accepted']} accepted, "
-          f"{validate['rows_quarantined']} quarantined {validate['quarantined_by_rule']}")
+    print(
+        f"  rows             : {validate['rows_read']} read, {validate['rows_accepted']} accepted, "
+        f"{validate['rows_quarantined']} quarantined {validate['quarantined_by_rule']}"
+    )
     print(f"  PII replaced     : {summary['anonymise']['entities_replaced']}")
     print(f"  challenger       : {evaluation['challenger']}")
     print(f"  champion (before): {evaluation['champion']}")

@@ -171,7 +171,7 @@ def _history(log_history: list[dict[str, float]]) -> list[dict[str, float]]:
     """One row per epoch: the epoch's mean train loss and the validation scores."""
     rows: dict[int, dict[str, float]] = {}
     for entry in log_history:
-        epoch = int(round(entry.get("epoch", 0)))
+        epoch = round(entry.get("epoch", 0))
         row = rows.setdefault(epoch, {"epoch": epoch})
         if "loss" in entry:
             row["train_loss"] = round(float(entry["loss"]), 6)

@@ -36,7 +36,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     write_json(reports / "metrics.json", result.metrics)
     reports.mkdir(parents=True, exist_ok=True)
     with (reports / "history.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["epoch", "train_loss", "validation_accuracy", "validation_macro_f1"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["epoch", "train_loss", "validation_accuracy", "validation_macro_f1"]
+        )
         writer.writeheader()
         writer.writerows(result.history)
     return result.metrics
