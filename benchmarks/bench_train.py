@@ -17,11 +17,15 @@ repeats so that drift on a shared machine hits both alike; medians are reported:
 One step is collation, host-to-device copy, forward, backward and an AdamW step (fused on CUDA, constant learning
 rate). Each timed run takes ``K`` batches from one epoch's batch plan by systematic sampling over the batches
 ranked by padded length, so a short run sees the epoch's mix of short and long batches rather than one stretch of a
-sorted mega-batch. Figures per setup: samples/s, real (non-padding) tokens/s, padded tokens/s, the non-padding
-token fraction, peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with
-``--peak-flops``, the model FLOP utilisation ``6 x non-embedding parameters x real tokens/s / peak bf16 FLOP/s``
-(attention's sequence-length-squared term is left out, as is usual). On CUDA one full epoch of the optimised setup
-is timed too.
+sorted mega-batch. Before any timing, each setup runs one batch of every distinct batch shape its runs will use:
+on CUDA the first step at a new shape is far slower (cuDNN attention builds a plan per shape), so the medians are
+steady-state figures and that one-off cost is reported apart (``shapes``, ``warm-up s``).
+
+Figures per setup: samples/s, real (non-padding) tokens/s, padded tokens/s, the non-padding token fraction, peak
+memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with ``--peak-flops``, the model
+FLOP utilisation ``6 x non-embedding parameters x real tokens/s / peak bf16 FLOP/s`` (attention's
+sequence-length-squared term is left out, as is usual). On CUDA one full epoch of the optimised setup is timed too
+(``--epoch`` forces it elsewhere). ``--ablations`` adds ``padding_only`` and ``precision_only`` to split the gain.
 
 ``--model-config bert-base`` (or ``random``, ``tiny``) builds a randomly initialised model from a config with the
 MiniLM tokenizer, so a BERT-base-sized MFU figure needs no hub download.
@@ -42,7 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +117,20 @@ class Setup:
     compile: bool = False
 
 
-def make_setups(device: str, *, cpu_bf16: bool = False, compile_model: bool = False) -> tuple[Setup, Setup]:
-    """Return the ``(optimized, naive)`` setups for ``device``.
+def make_setups(
+    device: str, *, cpu_bf16: bool = False, compile_model: bool = False, ablations: bool = False
+) -> tuple[Setup, ...]:
+    """Return the ``(optimized, naive)`` setups for ``device``, optionally followed by the two half-way setups.
 
     Args:
         device: ``cuda`` or ``cpu``.
         cpu_bf16: on CPU, also use bf16 autocast in the optimised setup (only pays on CPUs with native bf16).
         compile_model: wrap the optimised setup's model in ``torch.compile``.
+        ablations: add ``padding_only`` (the optimised batching at the naive precision) and ``precision_only`` (the
+            naive batching at the optimised precision) where they differ from both ends, to split the gain.
 
     Returns:
-        The optimised setup and the naive baseline.
+        The optimised setup, the naive baseline, then any ablations.
     """
     cuda = device == "cuda"
     optimized = Setup(
@@ -134,7 +142,11 @@ def make_setups(device: str, *, cpu_bf16: bool = False, compile_model: bool = Fa
         compile=compile_model,
     )
     naive = Setup("naive", dynamic_padding=False, group_by_length=False, bf16=False, tf32=False)
-    return optimized, naive
+    setups = [optimized, naive]
+    if ablations and (optimized.bf16, optimized.tf32) != (naive.bf16, naive.tf32):
+        setups.append(replace(optimized, name="padding_only", bf16=naive.bf16, tf32=naive.tf32, compile=False))
+        setups.append(replace(naive, name="precision_only", bf16=optimized.bf16, tf32=optimized.tf32))
+    return tuple(setups)
 
 
 def load_banking77(
@@ -247,6 +259,37 @@ def pick_batches(
     chosen = [list(ranked[min(len(ranked) - 1, int((step + offset) * len(ranked) / count))]) for step in range(count)]
     rng.shuffle(chosen)
     return chosen
+
+
+def warm_up(
+    trainer: BenchTrainer,
+    features: Sequence[dict[str, Any]],
+    batches: Sequence[Sequence[int]],
+    setup: Setup,
+    config: BenchConfig,
+) -> dict[str, Any]:
+    """Run one batch of every distinct padded shape in ``batches`` (largest first), plus ``config.warmup_steps``.
+
+    The first step at a new shape is far slower than the next ones on CUDA (cuDNN attention builds an execution
+    plan per shape, cuBLAS picks kernels, the caching allocator grows), so timed runs only use warmed shapes and
+    this one-off cost is reported on its own.
+
+    Returns:
+        ``distinct_shapes``, ``warmup_steps`` and ``warmup_seconds``.
+    """
+    lengths = lengths_of(features)
+    first_of_shape: dict[tuple[int, int], Sequence[int]] = {}
+    for batch in batches:
+        first_of_shape.setdefault((len(batch), padded_length(batch, lengths, setup, config)), batch)
+    ordered = [first_of_shape[key] for key in sorted(first_of_shape, key=lambda key: key[0] * key[1], reverse=True)]
+    steps = ordered + list(batches[: config.warmup_steps])
+    run = trainer.run(features, steps, setup) if steps else {"seconds": 0.0}
+    return {"distinct_shapes": len(first_of_shape), "warmup_steps": len(steps), "warmup_seconds": run["seconds"]}
+
+
+def lengths_of(features: Sequence[dict[str, Any]]) -> list[int]:
+    """Token length of each sample."""
+    return [len(feature["input_ids"]) for feature in features]
 
 
 def resolve_tokenizer_dir(model: str) -> str:
@@ -451,7 +494,7 @@ class PeakMemory:
 class BenchTrainer:
     """One model and one AdamW optimizer on a device, stepping batches under a given setup.
 
-    Both setups share the model and optimizer (their state does not change the cost of a step), so memory figures
+    All setups share the model and optimizer (their state does not change the cost of a step), so memory figures
     compare like with like; only the optimised setup's forward goes through ``torch.compile`` when asked.
     """
 
@@ -542,7 +585,9 @@ def _rates(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summary(runs: list[dict[str, Any]], epoch_fraction: float, non_embedding: int, peak: float | None) -> dict:
+def _summary(
+    runs: list[dict[str, Any]], warmup: dict[str, Any], epoch_fraction: float, non_embedding: int, peak: float | None
+) -> dict[str, Any]:
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "steps"}
     mib = 2**20
     return {
@@ -556,6 +601,7 @@ def _summary(runs: list[dict[str, Any]], epoch_fraction: float, non_embedding: i
         "peak_memory_delta_mib": median["peak_memory_delta_bytes"] / mib,
         "mfu": mfu(non_embedding, median["tokens_per_s"], peak),
         "mfu_padded": mfu(non_embedding, median["padded_tokens_per_s"], peak),
+        **warmup,
         "runs": runs,
     }
 
@@ -570,10 +616,13 @@ def benchmark_setups(
 ) -> dict[str, Any]:
     """Time the setups against each other, alternating their order every repeat, and summarise by medians.
 
+    Every setup is first warmed up on each distinct batch shape its timed runs will use (see :func:`warm_up`), so
+    the medians are steady-state figures; the one-off warm-up cost is reported beside them.
+
     Args:
         trainer: holds the model and optimizer.
         features: per-sample features from :func:`encode`.
-        setups: the setups to compare; the ratio reported is the first's samples/s over the second's.
+        setups: the setups to compare (at least two); ratios are against the second (the naive baseline).
         config: benchmark settings.
         peak_flops: the device's peak bf16 FLOP/s for MFU; ``None`` leaves MFU out.
         log: called with a line per timed run (e.g. ``print``).
@@ -582,36 +631,46 @@ def benchmark_setups(
         ``{"setups": {name: summary}, "ratio": {...}}``; a summary holds median ``samples_per_s``,
         ``tokens_per_s`` (real tokens), ``padded_tokens_per_s``, ``step_ms``, the ``nonpadding_fraction`` of the
         timed batches and of a whole epoch's plan, ``peak_memory_mib`` (absolute), ``peak_memory_delta_mib`` (over
-        the model and optimizer already held), ``mfu``, ``mfu_padded`` and the per-repeat ``runs``.
+        the model and optimizer already held), ``mfu``, ``mfu_padded``, ``distinct_shapes``, ``warmup_steps``,
+        ``warmup_seconds`` and the per-repeat ``runs``. ``ratio`` holds the first setup's samples/s over the
+        second's (ratio of medians and median of per-repeat ratios) and ``vs_<second>`` for every setup.
     """
-    lengths = [len(feature["input_ids"]) for feature in features]
+    lengths = lengths_of(features)
     _, non_embedding = count_parameters(trainer.model)
-    plans = {
-        setup.name: plan_batches(lengths, config.batch_size, setup.group_by_length, config.seed, config.mega_batch_mult)
-        for setup in setups
-    }
-    for setup in setups:  # warm up every setup before any timing: kernels, allocator, compile
-        warmup = pick_batches(
-            plans[setup.name], lengths, setup, config, config.warmup_steps, random.Random(config.seed - 1)
+    plans, picks, warmups = {}, {}, {}
+    for setup in setups:
+        plans[setup.name] = plan_batches(
+            lengths, config.batch_size, setup.group_by_length, config.seed, config.mega_batch_mult
         )
-        if warmup:
-            trainer.run(features, warmup, setup)
+        picks[setup.name] = [
+            pick_batches(
+                plans[setup.name], lengths, setup, config, config.steps_per_run, random.Random(config.seed + repeat)
+            )
+            for repeat in range(config.repeats)
+        ]
+    for setup in setups:  # warm up every setup before any timing: kernels, per-shape plans, allocator, compile
+        warmups[setup.name] = warm_up(trainer, features, [b for run in picks[setup.name] for b in run], setup, config)
+        if log:
+            warmup = warmups[setup.name]
+            log(
+                f"  warm-up   {setup.name:<14} {warmup['distinct_shapes']:4d} shapes, {warmup['warmup_steps']:4d} "
+                f"steps in {warmup['warmup_seconds']:.2f} s"
+            )
     runs: dict[str, list[dict[str, Any]]] = {setup.name: [] for setup in setups}
     for repeat in range(config.repeats):
         order = setups if repeat % 2 == 0 else list(reversed(setups))
         for setup in order:
-            rng = random.Random(config.seed * 1000 + repeat)
-            batches = pick_batches(plans[setup.name], lengths, setup, config, config.steps_per_run, rng)
-            run = _rates(trainer.run(features, batches, setup))
+            run = _rates(trainer.run(features, picks[setup.name][repeat], setup))
             runs[setup.name].append(run)
             if log:
                 log(
-                    f"  repeat {repeat + 1}/{config.repeats} {setup.name:<9} {run['samples_per_s']:9.1f} samples/s "
-                    f"{run['tokens_per_s']:10.0f} tokens/s"
+                    f"  repeat {repeat + 1}/{config.repeats} {setup.name:<14} {run['samples_per_s']:9.1f} samples/s "
+                    f"{run['tokens_per_s']:10.0f} tokens/s {run['step_ms']:8.1f} ms/step"
                 )
     summaries = {
         setup.name: _summary(
             runs[setup.name],
+            warmups[setup.name],
             nonpadding_fraction(plans[setup.name], lengths, setup, config),
             non_embedding,
             peak_flops,
@@ -625,6 +684,9 @@ def benchmark_setups(
         "samples_per_s": summaries[first]["samples_per_s"] / summaries[second]["samples_per_s"],
         "samples_per_s_median_of_repeats": statistics.median(pair_ratios),
         "tokens_per_s": summaries[first]["tokens_per_s"] / summaries[second]["tokens_per_s"],
+        f"vs_{second}": {
+            name: summary["samples_per_s"] / summaries[second]["samples_per_s"] for name, summary in summaries.items()
+        },
     }
     return {"setups": summaries, "ratio": ratio}
 
@@ -635,22 +697,27 @@ def time_epoch(
     setup: Setup,
     config: BenchConfig,
     peak_flops: float | None = None,
+    warm: bool = True,
 ) -> dict[str, Any]:
     """Train one full epoch over ``features`` under ``setup`` (batches planned as the Trainer would) and time it.
 
     Args:
-        trainer: holds the model and optimizer (warm it up first, e.g. with :func:`benchmark_setups`).
+        trainer: holds the model and optimizer.
         features: per-sample features from :func:`encode`.
         setup: usually the optimised setup.
         config: benchmark settings.
         peak_flops: the device's peak bf16 FLOP/s for MFU; ``None`` leaves MFU out.
+        warm: first run one batch of each of the epoch's distinct shapes (timed apart, as ``warmup_seconds``), so
+            that ``seconds`` is a steady-state epoch such as the second and later ones of a fine-tune.
 
     Returns:
         ``setup``, ``samples``, ``steps``, ``seconds``, ``samples_per_s``, ``tokens_per_s``,
-        ``padded_tokens_per_s``, ``nonpadding_fraction``, ``peak_memory_mib`` and ``mfu``.
+        ``padded_tokens_per_s``, ``nonpadding_fraction``, ``peak_memory_mib``, ``mfu`` and, when ``warm``,
+        ``distinct_shapes``, ``warmup_steps`` and ``warmup_seconds``.
     """
-    lengths = [len(feature["input_ids"]) for feature in features]
+    lengths = lengths_of(features)
     plan = plan_batches(lengths, config.batch_size, setup.group_by_length, config.seed + 1, config.mega_batch_mult)
+    warmup = warm_up(trainer, features, plan, setup, replace(config, warmup_steps=0)) if warm else {}
     run = _rates(trainer.run(features, plan, setup))
     _, non_embedding = count_parameters(trainer.model)
     return {
@@ -664,6 +731,7 @@ def time_epoch(
         "nonpadding_fraction": run["nonpadding_fraction"],
         "peak_memory_mib": run["peak_memory_bytes"] / 2**20,
         "mfu": mfu(non_embedding, run["tokens_per_s"], peak_flops),
+        **warmup,
     }
 
 
@@ -685,8 +753,10 @@ def format_report(result: dict[str, Any]) -> str:
     setups = result["setups"]
     with_mfu = any(summary["mfu"] is not None for summary in setups.values())
     header = (
-        f"{'setup':<10} {'samples/s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'non-pad':>8} {'step ms':>8} "
-        f"{'peak MiB':>9} {'Δ MiB':>8}" + (f" {'MFU':>7} {'MFU pad':>8}" if with_mfu else "")
+        f"{'setup':<14} {'samples/s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'non-pad':>8} {'step ms':>8} "
+        f"{'peak MiB':>9} {'Δ MiB':>8}"
+        + (f" {'MFU':>6} {'MFU pad':>8}" if with_mfu else "")
+        + f" {'shapes':>7} {'warm-up s':>9}"
     )
     lines = [
         f"device: {result['device']} ({result['device_name']}), torch {result['torch_version']}, "
@@ -701,12 +771,13 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     for name, summary in setups.items():
         row = (
-            f"{name:<10} {summary['samples_per_s']:>10.1f} {summary['tokens_per_s']:>10.0f} "
+            f"{name:<14} {summary['samples_per_s']:>10.1f} {summary['tokens_per_s']:>10.0f} "
             f"{summary['padded_tokens_per_s']:>13.0f} {summary['nonpadding_fraction']:>8.3f} "
             f"{summary['step_ms']:>8.1f} {summary['peak_memory_mib']:>9.0f} {summary['peak_memory_delta_mib']:>8.0f}"
         )
         if with_mfu:
-            row += f" {_percent(summary['mfu']):>7} {_percent(summary['mfu_padded']):>8}"
+            row += f" {_percent(summary['mfu']):>6} {_percent(summary['mfu_padded']):>8}"
+        row += f" {summary['distinct_shapes']:>7} {summary['warmup_seconds']:>9.2f}"
         lines.append(row)
     ratio = result["ratio"]
     lines += [
@@ -714,13 +785,21 @@ def format_report(result: dict[str, Any]) -> str:
         f"ratio {ratio['of']} samples/s: {ratio['samples_per_s']:.2f}x "
         f"(median of per-repeat ratios {ratio['samples_per_s_median_of_repeats']:.2f}x)",
     ]
+    baseline = ratio["of"].split("/")[1]
+    others = {name: value for name, value in ratio[f"vs_{baseline}"].items() if name not in ratio["of"].split("/")}
+    if others:
+        lines.append(f"vs {baseline}: " + ", ".join(f"{name} {value:.2f}x" for name, value in others.items()))
     epoch = result.get("epoch")
     if epoch:
-        lines.append(
+        line = (
             f"one epoch ({epoch['setup']}): {epoch['samples']} samples in {epoch['steps']} steps, "
             f"{epoch['seconds']:.2f} s = {epoch['samples_per_s']:.0f} samples/s, {epoch['tokens_per_s']:.0f} tokens/s"
-            + (f", MFU {_percent(epoch['mfu'])}" if epoch["mfu"] is not None else "")
         )
+        if epoch["mfu"] is not None:
+            line += f", MFU {_percent(epoch['mfu'])}"
+        if "warmup_seconds" in epoch:
+            line += f" (after {epoch['distinct_shapes']} shapes warmed up in {epoch['warmup_seconds']:.2f} s)"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -759,7 +838,9 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
         pad_to_multiple_of=args.pad_to_multiple_of,
         seed=args.seed,
     )
-    setups = make_setups(device, cpu_bf16=args.cpu_bf16, compile_model=args.compile)
+    setups = make_setups(device, cpu_bf16=args.cpu_bf16, compile_model=args.compile, ablations=args.ablations)
+    if args.no_cudnn_attention and device == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
     texts, labels, names = load_banking77(Path(args.data), args.samples, args.seed)
     model_dir = resolve_tokenizer_dir(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -786,6 +867,11 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
             **asdict(config),
             "model": args.model,
             "model_config": args.model_config,
+            "samples": args.samples,
+            "threads": args.threads,
+            "cpu_bf16": args.cpu_bf16,
+            "compile": args.compile,
+            "cudnn_attention": device == "cuda" and not args.no_cudnn_attention,
             "setups": {setup.name: asdict(setup) for setup in setups},
         },
         "model": {
@@ -838,6 +924,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast in the optimised setup on CPU too")
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised setup's model")
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also time padding_only (dynamic padding, naive precision) and\n"
+        "precision_only (padding to --max-length, optimised precision)",
+    )
+    parser.add_argument(
+        "--no-cudnn-attention",
+        action="store_true",
+        help="CUDA: turn off the cuDNN attention backend of SDPA (it builds a plan per new shape)",
+    )
     parser.add_argument(
         "--epoch",
         action=argparse.BooleanOptionalAction,

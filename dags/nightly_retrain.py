@@ -42,47 +42,14 @@ SETTINGS = load_settings(ProjectPaths.discover().params).dag
     },
 )
 def nightly_retrain() -> None:
-    @task
-    def ingest(run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
+    def stage(name: str, **overrides: object):  # one dvc.yaml stage as one task
+        @task(task_id=name, **overrides)
+        def run_stage(*upstream: dict, run_id: str | None = None) -> dict:
+            from feedbackflow.orchestration import stage_task
 
-        return stage_task("ingest", [], run_id or "manual")
+            return stage_task(name, upstream, run_id or "manual")
 
-    @task
-    def validate(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("validate", [upstream], run_id or "manual")
-
-    @task
-    def anonymise(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("anonymise", [upstream], run_id or "manual")
-
-    @task
-    def split(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("split", [upstream], run_id or "manual")
-
-    @task(queue=SETTINGS.train_queue)
-    def train(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("train", [upstream], run_id or "manual")
-
-    @task
-    def evaluate(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("evaluate", [upstream], run_id or "manual")
-
-    @task
-    def monitor(upstream: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import stage_task
-
-        return stage_task("monitor", [upstream], run_id or "manual")
+        return run_stage
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def gate(upstream: dict) -> bool:
@@ -102,9 +69,9 @@ def nightly_retrain() -> None:
 
         return summarise_task([evaluated, monitored], run_id or "manual")
 
-    split_done = split(anonymise(validate(ingest())))
-    evaluated = evaluate(train(split_done))
-    monitored = monitor(split_done)
+    split_done = stage("split")(stage("anonymise")(stage("validate")(stage("ingest")())))
+    evaluated = stage("evaluate")(stage("train", queue=SETTINGS.train_queue)(split_done))
+    monitored = stage("monitor")(split_done)
     decision = gate(evaluated)
     promoted = promote(evaluated)
     decision >> promoted

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,22 @@ def fine_tune(
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
+        TrainerCallback,
         TrainingArguments,
         set_seed,
     )
+
+    class ProgressLog(TrainerCallback):  # type: ignore[misc]
+        """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            every = max(1, state.max_steps // 20)
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                log.info("train step %d/%d (epoch %.2f)", state.global_step, state.max_steps, state.epoch or 0)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            shown = {key: round(value, 4) for key, value in (logs or {}).items() if isinstance(value, float)}
+            log.info("epoch %.2f: %s", state.epoch or 0, shown)
 
     set_seed(seed)
     if settings.num_threads:
@@ -94,6 +108,9 @@ def fine_tune(
         id2label=dict(enumerate(labels)),
         label2id=label2id,
         ignore_mismatched_sizes=True,
+        # master weights in fp32 whatever the checkpoint's dtype (transformers 5 loads dtype="auto" by default);
+        # mixed precision comes from autocast, an fp16/bf16 checkpoint trained as is overflows
+        dtype=torch.float32,
     )
 
     def encode(texts: list[str], names: list[str]) -> EncodedTexts:
@@ -124,6 +141,7 @@ def fine_tune(
         fp16=device == "cuda" and not use_bf16,
         tf32=True if use_bf16 else None,
         dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
     )
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
@@ -138,6 +156,7 @@ def fine_tune(
         eval_dataset=validation_set,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
+        callbacks=[ProgressLog()],
     )
     started = time.perf_counter()
     outcome = trainer.train()

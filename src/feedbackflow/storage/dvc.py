@@ -43,13 +43,22 @@ class Dvc:
         """
         command = [sys.executable, "-m", "dvc", "--wait-for-lock", *args]
         log.info("$ dvc %s", " ".join(args))
-        done = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True, check=False)
-        output = (done.stdout or "") + (done.stderr or "")
-        if output.strip():
-            log.info("%s", output.strip())
-        if done.returncode != 0:
+        # stream the output line by line so long stages (train) show progress in the task log as they run
+        process = subprocess.Popen(
+            command, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            line = line.rstrip()
+            lines.append(line)
+            if line.strip():
+                log.info("%s", line)
+        returncode = process.wait()
+        output = "\n".join(lines)
+        if returncode != 0:
             stage_code = re.search(r"exited with (\d+)", output)
-            code = int(stage_code.group(1)) if stage_code else done.returncode
+            code = int(stage_code.group(1)) if stage_code else returncode
             tail = "\n".join(output.strip().splitlines()[-15:])
             raise DvcError(f"dvc {' '.join(args)} failed (exit {code}):\n{tail}", exit_code=code)
         return output

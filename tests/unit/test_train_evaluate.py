@@ -1,0 +1,67 @@
+"""train and evaluate stages on a tiny BERT: real fine-tuning, real metrics, real gate file."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.io import read_json
+from feedbackflow.settings import parse_settings
+from feedbackflow.stages import evaluate, split, train
+from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    paths = ProjectPaths(root)
+    (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
+    frame = pd.DataFrame(tiny_corpus(60))
+    frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
+    paths.anonymised.mkdir(parents=True)
+    frame.to_parquet(paths.anonymised / "feedback.parquet")
+    settings = parse_settings(
+        {
+            "validate": {"taxonomy": "labels.json"},
+            "split": {"validation_share": 0.2, "test_share": 0.2},
+            "train": {
+                "base_model": str(build_tiny_bert(root / "tiny-bert")),
+                "epochs": 8,
+                "batch_size": 16,
+                "learning_rate": 0.003,
+                "max_length": 24,
+            },
+            "evaluate": {"min_accuracy": 0.5, "min_macro_f1": 0.4},
+        }
+    )
+    split.run(settings, paths)
+    metrics = train.run(settings, paths)
+    return settings, paths, metrics
+
+
+def test_train_saves_a_loadable_model_and_learns(trained):
+    _, paths, metrics = trained
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "label_map.json", "train_metrics.json"):
+        assert (paths.challenger / name).is_file(), name
+    assert json.loads((paths.challenger / "label_map.json").read_text()) == {
+        "billing": 0,
+        "delivery": 1,
+        "login": 2,
+        "praise": 3,
+    }
+    assert metrics["device"] == "cpu"
+    assert metrics["validation_accuracy"] >= 0.75
+    history = (paths.stage_reports("train") / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_loss,validation_accuracy,validation_macro_f1"
+    assert len(history) == 1 + 8
+
+
+def test_evaluate_writes_metrics_and_gate(trained):
+    settings, paths, _ = trained
+    result = evaluate.run(settings, paths)
+    gate = read_json(paths.stage_reports("evaluate") / "gate.json")
+    assert result["promote"] is True and gate["promote"] is True
+    assert gate["champion"] is None
+    assert gate["challenger"]["accuracy"] >= 0.5  # four classes: chance is 0.25
+    assert set(read_json(paths.stage_reports("evaluate") / "per_class_f1.json")["challenger"]) == set(TEMPLATES)
