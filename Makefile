@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_ROWS ?= 6000
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy constraints clean-demo
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,13 @@ lint: install ## ruff (with Airflow AIR rules) and mypy
 format: install ## Format the code with ruff
 	$(BIN)/ruff format src tests dags plugins
 	$(BIN)/ruff check --fix src tests dags plugins
+
+bench-train: install ## Training throughput: optimised setup vs naive padding (A/B medians; GPU figures incl. MFU)
+	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json
+
+bench-accuracy: install ## Fine-tune on full BANKING77 with params.yaml's train section; print official test accuracy
+	@mkdir -p reports/bench
+	$(BIN)/python benchmarks/banking77_accuracy.py --json-out reports/bench/banking77_accuracy.json
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -7,6 +7,7 @@ Every function returns a small, JSON-serialisable dict (stage name, hashes, coun
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,10 +19,39 @@ from feedbackflow.storage.dvc import Dvc, DvcError
 log = logging.getLogger(__name__)
 
 
+def aws_environment(connection: Any) -> dict[str, str]:
+    """Environment variables that let DVC's S3 remote use an Airflow AWS connection (e.g. ``aws_default``).
+
+    Login and password are the access key pair; the extras ``endpoint_url`` (MinIO or another S3-compatible
+    endpoint) and ``region_name`` are honoured. The values go to the DVC subprocess only, never to logs or XComs.
+    """
+    extra = connection.extra_dejson or {}
+    pairs = {
+        "AWS_ACCESS_KEY_ID": connection.login,
+        "AWS_SECRET_ACCESS_KEY": connection.password,
+        "AWS_SESSION_TOKEN": extra.get("aws_session_token"),
+        "AWS_ENDPOINT_URL": extra.get("endpoint_url"),
+        "AWS_DEFAULT_REGION": extra.get("region_name"),
+    }
+    return {key: str(value) for key, value in pairs.items() if value}
+
+
+def _connection_environment() -> dict[str, str]:
+    conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
+    if not conn_id:
+        return {}
+    from airflow.sdk import Connection
+
+    return aws_environment(Connection.get(conn_id))
+
+
 def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Run one ``dvc.yaml`` stage; a data-quality failure fails the task without retries (retrying cannot help)."""
+    """Run one ``dvc.yaml`` stage; a data-quality failure fails the task without retries (retrying cannot help).
+
+    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote.
+    """
     try:
-        return run_stage(stage, upstream, run_id=run_id)
+        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment())
     except DvcError as error:
         if error.exit_code == DataQualityError.exit_code:
             from airflow.exceptions import AirflowFailException

@@ -48,6 +48,7 @@ def run_stage(
     run_id: str | None = None,
     push: bool = True,
     root: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Execute ``stage`` through DVC and return what downstream tasks need.
 
@@ -60,12 +61,13 @@ def run_stage(
         run_id: the orchestrator's run id, recorded in provenance.
         push: push the stage's outputs to the DVC remote afterwards.
         root: the project root (default: ``FEEDBACKFLOW_PROJECT_DIR`` or the working directory).
+        env: extra environment for DVC and the stage command (e.g. S3 credentials from an Airflow connection).
 
     Raises:
         DvcError: the stage failed; ``exit_code`` is the stage command's exit code (65 for bad data).
     """
     paths = ProjectPaths.discover(root)
-    dvc = Dvc(paths.root, {"FEEDBACKFLOW_RUN_ID": run_id} if run_id else None)
+    dvc = Dvc(paths.root, {**(env or {}), **({"FEEDBACKFLOW_RUN_ID": run_id} if run_id else {})})
     upstream = list(upstream)
     upstream_locks = _merge_upstream(upstream)
     dvc.merge_lock(upstream_locks)

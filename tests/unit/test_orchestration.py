@@ -1,0 +1,31 @@
+from airflow.sdk import Connection
+
+from feedbackflow.orchestration import aws_environment
+from feedbackflow.summary import experiment_name, output_hashes
+
+
+def test_aws_connection_becomes_dvc_environment():
+    connection = Connection(
+        conn_id="aws_default",
+        conn_type="aws",
+        login="AKIDEXAMPLE",
+        password="secret",
+        extra='{"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-2"}',
+    )
+    assert aws_environment(connection) == {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_DEFAULT_REGION": "eu-west-2",
+    }
+
+
+def test_experiment_names_are_valid_git_refs():
+    name = experiment_name("scheduled__2026-11-23T02:00:00+00:00")
+    assert name == "run-scheduled__2026-11-23T02-00-00-00-00"
+    assert not set(name) & set(" :~^?*[\\")
+
+
+def test_output_hashes_from_lock():
+    lock = {"stages": {"train": {"outs": [{"path": "models/challenger", "md5": "abc.dir"}]}}}
+    assert output_hashes(lock) == {"models/challenger": "abc.dir"}
