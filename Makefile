@@ -58,13 +58,13 @@ integration: install ## Run the end-to-end tests (Airflow + DVC + real services)
 	$(BIN)/python -m pytest -q tests/integration
 
 lint: install ## ruff (with Airflow AIR rules) and mypy
-	$(BIN)/ruff check src tests dags plugins
-	$(BIN)/ruff format --check src tests dags plugins
+	$(BIN)/ruff check src tests dags plugins benchmarks
+	$(BIN)/ruff format --check src tests dags plugins benchmarks
 	$(BIN)/mypy
 
 format: install ## Format the code with ruff
-	$(BIN)/ruff format src tests dags plugins
-	$(BIN)/ruff check --fix src tests dags plugins
+	$(BIN)/ruff format src tests dags plugins benchmarks
+	$(BIN)/ruff check --fix src tests dags plugins benchmarks
 
 bench-train: install ## Training throughput: optimised setup vs naive padding (A/B medians; GPU figures incl. MFU)
 	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json

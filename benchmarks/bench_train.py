@@ -922,7 +922,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast in the optimised setup on CPU too")
+    parser.add_argument(
+        "--cpu-bf16", action="store_true", help="CPU: bf16 autocast in the optimised setup (slow without native bf16)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised setup's model")
     parser.add_argument(
         "--ablations",

@@ -154,7 +154,8 @@ def fine_tune(
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device == "cuda" else None),
         compute_metrics=compute_metrics,
         callbacks=[ProgressLog()],
     )
