@@ -116,9 +116,5 @@ def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "
     typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

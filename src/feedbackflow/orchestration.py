@@ -13,7 +13,7 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
-from feedbackflow.runner import _merge_ran, _merge_upstream, run_stage
+from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ def _pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[
     """Bring the named upstream outputs into this worker's workspace, by hash, from the DVC remote."""
     paths = ProjectPaths.discover()
     dvc = Dvc(paths.root)
-    dvc.merge_lock(_merge_upstream(upstream))
-    wanted = [target for target in targets if target in {out for out in _known_outputs(dvc)}]
+    dvc.merge_lock(merge_upstream(upstream))
+    known = _known_outputs(dvc)
+    wanted = [target for target in targets if target in known]
     if wanted:
         dvc("pull", "--allow-missing", *wanted)
     return paths
@@ -96,14 +97,11 @@ def gate_task(upstream: Iterable[dict[str, Any] | None]) -> bool:
 
 def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
     """Promote the challenger (the gate already allowed it) and return the new champion record."""
-    import os
-
     from feedbackflow.settings import load_settings
     from feedbackflow.stages import promote
 
     paths = _pull_upstream(upstream, ["reports/evaluate/gate.json", "models/challenger"])
-    os.environ["FEEDBACKFLOW_RUN_ID"] = run_id
-    return promote.run(load_settings(paths.params), paths)
+    return promote.run(load_settings(paths.params), paths, run_id=run_id)
 
 
 def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
@@ -112,7 +110,7 @@ def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str) -> dic
 
     results = [result for result in results if result]
     paths = _pull_upstream(results, REPORTS)
-    ran = _merge_ran(results)
+    ran = merge_ran(results)
     summary = write_summary(paths, run_id, ran)
     return {
         "experiment": summary.get("experiment"),

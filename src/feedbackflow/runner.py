@@ -24,7 +24,8 @@ from feedbackflow.storage.dvc import Dvc
 log = logging.getLogger(__name__)
 
 
-def _merge_upstream(upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+def merge_upstream(upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """The ``dvc.lock`` entries of every stage upstream of these task results (stage name -> entry)."""
     entries: dict[str, Any] = {}
     for result in upstream:
         if result and result.get("lock"):
@@ -33,7 +34,8 @@ def _merge_upstream(upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]
     return entries
 
 
-def _merge_ran(upstream: Iterable[dict[str, Any] | None]) -> dict[str, bool]:
+def merge_ran(upstream: Iterable[dict[str, Any] | None]) -> dict[str, bool]:
+    """Which upstream stages ran (True) or were found up to date (False)."""
     ran: dict[str, bool] = {}
     for result in upstream:
         if result:
@@ -69,7 +71,7 @@ def run_stage(
     paths = ProjectPaths.discover(root)
     dvc = Dvc(paths.root, {**(env or {}), **({"FEEDBACKFLOW_RUN_ID": run_id} if run_id else {})})
     upstream = list(upstream)
-    upstream_locks = _merge_upstream(upstream)
+    upstream_locks = merge_upstream(upstream)
     dvc.merge_lock(upstream_locks)
     if stage in dvc.lock().get("stages", {}):
         # persistent outputs (the append-only raw store) must be present before the stage appends to them
@@ -80,5 +82,5 @@ def run_stage(
         dvc("push", stage)
     entry = dvc.lock().get("stages", {}).get(stage)
     log.info("stage %s %s", stage, "ran" if ran else "was up to date (skipped)")
-    ran_so_far = {**_merge_ran(upstream), stage: ran}
+    ran_so_far = {**merge_ran(upstream), stage: ran}
     return {"stage": stage, "ran": ran, "lock": entry, "upstream_locks": upstream_locks, "stages_ran": ran_so_far}

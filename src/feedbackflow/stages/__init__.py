@@ -2,5 +2,3 @@
 
 The module name is the stage name everywhere: the ``dvc.yaml`` stage, the Airflow ``task_id`` and the CLI command.
 """
-
-STAGES = ("ingest", "validate", "anonymise", "split", "train", "evaluate", "monitor")

@@ -7,7 +7,7 @@ Not a ``dvc.yaml`` stage (see :mod:`feedbackflow.storage.registry`); the champio
 from __future__ import annotations
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.io import run_id
+from feedbackflow.io import run_id as current_run_id
 from feedbackflow.settings import Settings
 from feedbackflow.stages.evaluate import load_gate
 from feedbackflow.storage.dvc import Dvc
@@ -27,12 +27,15 @@ def should_promote(paths: ProjectPaths) -> tuple[bool, str]:
     return True, "gate passed: " + "; ".join(gate.get("reasons", []))
 
 
-def run(settings: Settings, paths: ProjectPaths, version_with_dvc: bool = True) -> dict:
-    """Promote the challenger if :func:`should_promote` allows it; return what happened."""
+def run(settings: Settings, paths: ProjectPaths, version_with_dvc: bool = True, run_id: str | None = None) -> dict:
+    """Promote the challenger if :func:`should_promote` allows it; return what happened.
+
+    ``run_id`` defaults to the environment's (``FEEDBACKFLOW_RUN_ID``, or ``manual`` on the CLI).
+    """
     allowed, reason = should_promote(paths)
     if not allowed:
         return {"promoted": False, "reason": reason, "champion": Registry(paths).champion()}
-    record = Registry(paths).promote(load_gate(paths), run_id())
+    record = Registry(paths).promote(load_gate(paths), run_id or current_run_id())
     if version_with_dvc:
         dvc = Dvc(paths.root)
         dvc("add", str(paths.champion.relative_to(paths.root)))
