@@ -20,6 +20,7 @@ export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
 DEMO_ROWS ?= 6000
+BENCH_TRAIN_ARGS ?=
 
 .PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy constraints clean-demo
 
@@ -67,7 +68,7 @@ format: install ## Format the code with ruff
 	$(BIN)/ruff check --fix src tests dags plugins benchmarks
 
 bench-train: install ## Training throughput: optimised setup vs naive padding (A/B medians; GPU figures incl. MFU)
-	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json
+	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json $(BENCH_TRAIN_ARGS)
 
 bench-accuracy: install ## Fine-tune on full BANKING77 with params.yaml's train section; print official test accuracy
 	@mkdir -p reports/bench

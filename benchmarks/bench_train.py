@@ -14,12 +14,15 @@ repeats so that drift on a shared machine hits both alike; medians are reported:
   TF32 matmuls on CUDA; fp32 on CPU unless ``--cpu-bf16``; ``torch.compile`` only with ``--compile``.
 * ``naive``: every batch padded to ``--max-length`` (128), random order, fp32 (TF32 off).
 
-One step is collation, host-to-device copy, forward, backward and an AdamW step (fused on CUDA, constant learning
-rate). Each timed run takes ``K`` batches from one epoch's batch plan by systematic sampling over the batches
-ranked by padded length, so a short run sees the epoch's mix of short and long batches rather than one stretch of a
-sorted mega-batch. Before any timing, each setup runs one batch of every distinct batch shape its runs will use:
-on CUDA the first step at a new shape is far slower (cuDNN attention builds a plan per shape), so the medians are
-steady-state figures and that one-off cost is reported apart (``shapes``, ``warm-up s``).
+One timed step is the host-to-device copy, forward, backward and an AdamW step (fused on CUDA, constant learning
+rate); each run's batches are collated (and pinned, on CUDA) just before its timer starts, as the Trainer's
+DataLoader workers do while the GPU computes, and that time is reported as ``collate_seconds`` (``--no-collate-
+ahead`` times collation inside each step instead). Each timed run takes ``K`` batches from one epoch's batch plan by
+systematic sampling over the batches ranked by padded length, so a short run sees the epoch's mix of short and long
+batches rather than one stretch of a sorted mega-batch. Before any timing, each setup runs one batch of every
+distinct batch shape its runs will use: on CUDA the first step at a new shape is far slower (cuDNN attention builds
+a plan per shape), so the medians are steady-state figures and that one-off cost is reported apart (``shapes``,
+``warm-up s``).
 
 Figures per setup: samples/s, real (non-padding) tokens/s, padded tokens/s, the non-padding token fraction, peak
 memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with ``--peak-flops``, the model
@@ -80,8 +83,13 @@ class BenchConfig:
             (``min(samples // (4 x batch_size), 50)``, at least 1), which is 50 for BANKING77 at batch size 32.
         learning_rate: AdamW's constant learning rate.
         weight_decay: AdamW's weight decay.
-        pad_to_multiple_of: optional rounding of the optimised setup's padded length (the pipeline uses none).
+        pad_to_multiple_of: optional rounding of the optimised setup's padded length (the pipeline rounds to 8 on
+            CUDA).
         seed: seeds the batch plans, the run sampling and torch.
+        collate_ahead: collate (and pin, on CUDA) a run's batches before its timer starts, as the Trainer's
+            DataLoader workers do while the GPU computes; the collation time is reported apart. Off: collation is
+            timed inside every step, on the training thread.
+        compile_mode: ``torch.compile`` mode for setups that compile (``None``: torch's default).
     """
 
     batch_size: int = 32
@@ -94,6 +102,8 @@ class BenchConfig:
     weight_decay: float = 0.01
     pad_to_multiple_of: int | None = None
     seed: int = 42
+    collate_ahead: bool = True
+    compile_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -525,7 +535,7 @@ class BenchTrainer:
         if self._compiled is None:
             import torch
 
-            self._compiled = torch.compile(self.model, dynamic=True)
+            self._compiled = torch.compile(self.model, dynamic=True, mode=self.config.compile_mode)
         return self._compiled
 
     def run(self, features: Sequence[dict[str, Any]], batches: Sequence[Sequence[int]], setup: Setup) -> dict[str, Any]:
@@ -537,22 +547,26 @@ class BenchTrainer:
             setup: padding and precision to use.
 
         Returns:
-            ``seconds``, ``steps``, ``samples``, ``real_tokens``, ``padded_tokens``, ``peak_memory_bytes`` and
-            ``peak_memory_delta_bytes``.
+            ``seconds`` (the timed steps), ``collate_seconds`` (collation done before the timer, with
+            ``collate_ahead``), ``steps``, ``samples``, ``real_tokens``, ``padded_tokens``, ``peak_memory_bytes``
+            and ``peak_memory_delta_bytes``.
         """
         import torch
 
         module = self.forward_module(setup)
         collate = self._collators[setup.dynamic_padding]
         device = self.device
-        samples = real_tokens = padded_tokens = 0
+        samples = sum(len(indices) for indices in batches)
+        real_tokens = sum(len(features[index]["input_ids"]) for indices in batches for index in indices)
+        padded_tokens = 0
+        started = time.perf_counter()
+        ahead = [self._collate(collate, features, indices) for indices in batches] if self.config.collate_ahead else []
+        collate_seconds = time.perf_counter() - started
         with PeakMemory(device) as memory, tf32_matmuls(device, setup.tf32):
             _synchronize(device)
             started = time.perf_counter()
-            for indices in batches:
-                batch = collate([features[index] for index in indices])
-                samples += len(indices)
-                real_tokens += sum(len(features[index]["input_ids"]) for index in indices)
+            for step, indices in enumerate(batches):
+                batch = ahead[step] if ahead else self._collate(collate, features, indices)
                 padded_tokens += batch["input_ids"].numel()
                 batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
                 with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=setup.bf16):
@@ -564,6 +578,7 @@ class BenchTrainer:
             seconds = time.perf_counter() - started
         return {
             "seconds": seconds,
+            "collate_seconds": collate_seconds,
             "steps": len(batches),
             "samples": samples,
             "real_tokens": real_tokens,
@@ -571,6 +586,12 @@ class BenchTrainer:
             "peak_memory_bytes": memory.peak_bytes,
             "peak_memory_delta_bytes": memory.delta_bytes,
         }
+
+    def _collate(self, collate: Any, features: Sequence[dict[str, Any]], indices: Sequence[int]) -> dict[str, Any]:
+        batch = collate([features[index] for index in indices])
+        if self.device == "cuda":  # page-locked, so the copy to the GPU is asynchronous (DataLoader's pin_memory)
+            batch = {key: value.pin_memory() for key, value in batch.items()}
+        return dict(batch)
 
 
 def _rates(run: dict[str, Any]) -> dict[str, Any]:
@@ -597,6 +618,7 @@ def _summary(
         "step_ms": median["step_ms"],
         "nonpadding_fraction": sum(run["real_tokens"] for run in runs) / sum(run["padded_tokens"] for run in runs),
         "epoch_nonpadding_fraction": epoch_fraction,
+        "collate_seconds": median["collate_seconds"],
         "peak_memory_mib": max(run["peak_memory_bytes"] for run in runs) / mib,
         "peak_memory_delta_mib": median["peak_memory_delta_bytes"] / mib,
         "mfu": mfu(non_embedding, median["tokens_per_s"], peak),
@@ -729,6 +751,7 @@ def time_epoch(
         "tokens_per_s": run["tokens_per_s"],
         "padded_tokens_per_s": run["padded_tokens_per_s"],
         "nonpadding_fraction": run["nonpadding_fraction"],
+        "collate_seconds": run["collate_seconds"],
         "peak_memory_mib": run["peak_memory_bytes"] / 2**20,
         "mfu": mfu(non_embedding, run["tokens_per_s"], peak_flops),
         **warmup,
@@ -837,6 +860,8 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
         learning_rate=args.learning_rate,
         pad_to_multiple_of=args.pad_to_multiple_of,
         seed=args.seed,
+        collate_ahead=args.collate_ahead,
+        compile_mode=args.compile_mode,
     )
     setups = make_setups(device, cpu_bf16=args.cpu_bf16, compile_model=args.compile, ablations=args.ablations)
     if args.no_cudnn_attention and device == "cuda":
@@ -871,6 +896,7 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
             "threads": args.threads,
             "cpu_bf16": args.cpu_bf16,
             "compile": args.compile,
+            "compile_mode": args.compile_mode,
             "cudnn_attention": device == "cuda" and not args.no_cudnn_attention,
             "setups": {setup.name: asdict(setup) for setup in setups},
         },
@@ -926,6 +952,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cpu-bf16", action="store_true", help="CPU: bf16 autocast in the optimised setup (slow without native bf16)"
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimised setup's model")
+    parser.add_argument(
+        "--compile-mode",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        default=None,
+        help="torch.compile mode (with --compile)",
+    )
+    parser.add_argument(
+        "--collate-ahead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="collate each run's batches before timing, as DataLoader workers do during training (default: on)",
+    )
     parser.add_argument(
         "--ablations",
         action="store_true",
