@@ -16,13 +16,13 @@ repeats so that drift on a shared machine hits both alike; medians are reported:
 
 One timed step is the host-to-device copy, forward, backward and an AdamW step (fused on CUDA, constant learning
 rate); each run's batches are collated (and pinned, on CUDA) just before its timer starts, as the Trainer's
-DataLoader workers do while the GPU computes, and that time is reported as ``collate_seconds`` (``--no-collate-
-ahead`` times collation inside each step instead). Each timed run takes ``K`` batches from one epoch's batch plan by
-systematic sampling over the batches ranked by padded length, so a short run sees the epoch's mix of short and long
-batches rather than one stretch of a sorted mega-batch. Before any timing, each setup runs one batch of every
-distinct batch shape its runs will use: on CUDA the first step at a new shape is far slower (cuDNN attention builds
-a plan per shape), so the medians are steady-state figures and that one-off cost is reported apart (``shapes``,
-``warm-up s``).
+DataLoader workers do while the GPU computes, and that time is reported as ``collate_seconds``
+(``--no-collate-ahead`` times collation inside each step instead). Each timed run takes ``K`` batches from one
+epoch's batch plan by systematic sampling over the batches ranked by padded length, so a short run sees the epoch's
+mix of short and long batches rather than one stretch of a sorted mega-batch. Before any timing, each setup runs one
+batch of every distinct batch shape its runs will use: on CUDA the first step at a new shape is far slower (cuDNN
+attention builds a plan per shape), so the medians are steady-state figures and that one-off cost is reported apart
+(``shapes``, ``warm-up s``).
 
 Figures per setup: samples/s, real (non-padding) tokens/s, padded tokens/s, the non-padding token fraction, peak
 memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with ``--peak-flops``, the model
