@@ -156,29 +156,18 @@ def fine_tune(
             self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
     class ResumableTrainer(Trainer):  # type: ignore[misc]
-        """The Trainer with an epoch-seeded length-grouped sampler."""
-
-        epoch_sampler: EpochSeededLengthSampler | None = None
+        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``)."""
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
-            self.epoch_sampler = EpochSeededLengthSampler(
+            return EpochSeededLengthSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 [len(ids) for ids in dataset.encodings["input_ids"]],
                 self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             )
-            return self.epoch_sampler
 
     class Checkpoints(TrainerCallback):  # type: ignore[misc]
         """Mid-epoch checkpoints every ``checkpoint_steps`` (the Trainer saves at epoch ends for the best model)."""
-
-        def __init__(self, trainer_ref: list[Any]) -> None:
-            self.trainer_ref = trainer_ref
-
-        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            sampler = self.trainer_ref[0].epoch_sampler
-            if sampler is not None:  # a resumed epoch: the dataloader does not reach the sampler itself
-                sampler.set_epoch(int(state.epoch + 1e-6))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.global_step % settings.checkpoint_steps == 0:
@@ -282,8 +271,7 @@ def fine_tune(
     callbacks: list[Any] = [ProgressLog()]
     if settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    trainer_ref: list[Any] = []
-    callbacks.append(Checkpoints(trainer_ref))
+    callbacks.append(Checkpoints())
     trainer = ResumableTrainer(
         model=model,
         args=args,
@@ -294,7 +282,6 @@ def fine_tune(
         compute_loss_func=compute_loss_func,
         callbacks=callbacks,
     )
-    trainer_ref.append(trainer)
 
     resume = last_checkpoint(checkpoint_dir)
     if resume is not None:
