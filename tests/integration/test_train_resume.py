@@ -109,7 +109,7 @@ def runs(tmp_path_factory):
 
 
 def test_the_first_attempt_died_mid_training(runs):
-    _, killed, first_attempt, checkpoints_at_kill, _ = runs
+    _, _, first_attempt, checkpoints_at_kill, _ = runs
     assert first_attempt == -signal.SIGKILL
     assert checkpoints_at_kill, "no checkpoint was written before the kill"
 

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -159,10 +159,9 @@ def fine_tune(
         """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``)."""
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
             return EpochSeededLengthSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                [len(ids) for ids in dataset.encodings["input_ids"]],
+                lengths,
                 self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             )
 
@@ -292,8 +291,9 @@ def fine_tune(
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - started
     history = _history(trainer.state.log_history)
-    final = trainer.predict(validation_set, metric_key_prefix="eval")
+    final = trainer.predict(cast(Any, validation_set), metric_key_prefix="eval")
     predicted = np.argmax(final.predictions, axis=-1).tolist()
+    scores = final.metrics or {}
 
     sampler = EpochSeededLengthSampler(settings.batch_size, lengths, seed)
     order = list(sampler)
@@ -313,8 +313,8 @@ def fine_tune(
         "stopped_early": epochs_run < math.ceil(settings.epochs),
         "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
         "train_loss": _train_loss(trainer.state.log_history),
-        "validation_accuracy": round(float(final.metrics["eval_accuracy"]), 6),
-        "validation_macro_f1": round(float(final.metrics["eval_macro_f1"]), 6),
+        "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
+        "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
         "non_padding_token_fraction": round(non_padding_fraction(lengths, batches, pad_multiple), 4),
         "train_seconds": round(seconds, 2),
         "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,

@@ -95,9 +95,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "data/split/train.parquet": file_md5(train_file),
         "data/split/validation.parquet": file_md5(validation_file),
     }
-    key = fingerprint(
-        {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}, settings.train, settings.base.seed, base_model
-    )
+    inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
+    key = fingerprint(inputs, settings.train, settings.base.seed, base_model)
     checkpoints = paths.root / ".work" / "train" / "checkpoints"
     if is_main_process():
         _remove_stale(checkpoints, keep=key)
