@@ -59,6 +59,8 @@ def test_train_saves_a_loadable_model_and_learns(trained):
         "praise": 3,
     }
     assert metrics["device"] == "cpu"
+    # inference truncates where training did
+    assert json.loads((paths.challenger / "tokenizer_config.json").read_text())["model_max_length"] == 24
     assert metrics["validation_accuracy"] >= 0.75
     history = (paths.stage_reports("train") / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,validation_loss,validation_accuracy,validation_macro_f1"
