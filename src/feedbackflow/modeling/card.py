@@ -46,12 +46,20 @@ def anonymisation_summary(anonymise_report: dict[str, Any] | None, audit: dict[s
                 f"{settings.get('score_threshold')}; spaCy model `{settings.get('spacy_model')}`."
             )
     if audit:
-        operators = audit.get("operators") or audit.get("operator_counts")
+        if not anonymise_report and isinstance(audit.get("entities"), dict):
+            lines.append("- Entities replaced: " + ", ".join(f"{k} {v}" for k, v in audit["entities"].items()))
+        operators = audit.get("operators")
         if isinstance(operators, dict) and operators:
-            lines.append("- Operators applied: " + ", ".join(f"{name} {value}" for name, value in operators.items()))
-        key_id = audit.get("key_id")
-        if key_id:
-            lines.append(f"- Pseudonymisation key id: `{key_id}` (the key itself is never stored with the model).")
+            lines.append("- Operator per entity: " + ", ".join(f"{name} -> {op}" for name, op in operators.items()))
+        if audit.get("key_id"):
+            lines.append(f"- Pseudonymisation key id: `{audit['key_id']}` (the key itself never leaves the key store).")
+        if audit.get("config_hash"):
+            lines.append(f"- Anonymisation config hash: `{audit['config_hash']}`.")
+        gate = audit.get("leak_gate")
+        if isinstance(gate, dict):
+            shown = {key: value for key, value in gate.items() if isinstance(value, bool | int | float | str)}
+            if shown:
+                lines.append("- Leak gate: " + ", ".join(f"{key} {value}" for key, value in shown.items()))
     return lines
 
 
