@@ -169,7 +169,8 @@ def fine_tune(
         """Mid-epoch checkpoints every ``checkpoint_steps`` (the Trainer saves at epoch ends for the best model)."""
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step % settings.checkpoint_steps == 0:
+            epoch_end = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6  # saved at the epoch end anyway
+            if state.global_step % settings.checkpoint_steps == 0 and not epoch_end:
                 control.should_save = True
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
