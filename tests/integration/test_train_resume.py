@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +52,13 @@ def _project(base: Path, name: str, tiny_bert: Path) -> Path:
 
 
 def _environment(project: Path) -> dict[str, str]:
-    return {**os.environ, "FEEDBACKFLOW_PROJECT_DIR": str(project), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "FEEDBACKFLOW_PROJECT_DIR": str(project),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _train(project: Path) -> subprocess.CompletedProcess[str]:
@@ -172,3 +179,57 @@ def _md5(path: Path) -> str:
     import hashlib
 
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _dvc_project(base: Path, tiny_bert: Path) -> Path:
+    """The same inputs inside a Git + DVC project with the real dvc.yaml, so the stage runs as Airflow runs it."""
+    project = _project(base, "dvc", tiny_bert)
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, project / name)
+    (project / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
+    report = {"rows": 360, "rows_changed": 0, "entities": {"PERSON": 0}}
+    (project / "reports" / "anonymise").mkdir(parents=True)
+    (project / "reports" / "anonymise" / "anonymise.json").write_text(json.dumps(report), encoding="utf-8")
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        subprocess.run(command, cwd=project, check=True)
+    return project
+
+
+@pytest.fixture(scope="module")
+def dvc_retry(runs, tmp_path_factory):
+    straight = runs[0]
+    tiny_bert = Path(yaml.safe_load((straight / "params.yaml").read_text())["train"]["base_model"])
+    project = _dvc_project(tmp_path_factory.mktemp("dvc-resume"), tiny_bert)
+    dvc = [str(Path(sys.executable).parent / "dvc"), "repro", "--single-item", "train"]
+    env = {**_environment(project), "DVC_NO_ANALYTICS": "1"}
+    # its own session, killed as a whole: what Airflow does to a task's process group when it kills the task
+    process = subprocess.Popen(
+        dvc, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while not _complete_checkpoints(project) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    killed = process.wait()
+    retry = subprocess.run(dvc, cwd=project, env=env, capture_output=True, text=True, check=False)
+    return straight, project, killed, retry
+
+
+def test_dvc_repro_retry_resumes_and_matches(dvc_retry):
+    straight, project, killed, retry = dvc_retry
+    assert killed == -signal.SIGKILL
+    assert retry.returncode == 0, retry.stdout[-3000:] + retry.stderr[-3000:]
+    output = retry.stdout + retry.stderr
+    step = json.loads((project / "reports" / "train" / "metrics.json").read_text())["resumed_from_step"]
+    assert step and f"resuming from checkpoint step {step}" in output
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert {out["path"] for out in lock["stages"]["train"]["outs"]} >= {
+        "models/challenger",
+        "reports/train/confusion_matrix.png",
+    }
+    expected, resumed = _weights(straight), _weights(project)
+    assert max((expected[name] - resumed[name]).abs().max().item() for name in expected) <= 1e-5
