@@ -296,7 +296,7 @@ def fine_tune(
     predicted = np.argmax(final.predictions, axis=-1).tolist()
     scores = final.metrics or {}
 
-    sampler = EpochSeededLengthSampler(settings.batch_size, lengths, seed)
+    sampler = EpochSeededLengthSampler(settings.batch_size * settings.gradient_accumulation_steps, lengths, seed)
     order = list(sampler)
     batches = [order[start : start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
     epochs_run = len(history)
