@@ -127,6 +127,13 @@ def pools() -> None:
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(78) from None
+    if settings.train.num_gpus > settings.dag.train_pool_slots:
+        typer.echo(
+            f"error: train.num_gpus ({settings.train.num_gpus}) exceeds dag.train_pool_slots "
+            f"({settings.dag.train_pool_slots}): the train task could never get its pool slots",
+            err=True,
+        )
+        raise typer.Exit(78)
     create_pools(settings.dag)
     typer.echo(f"pool {settings.dag.train_pool}: {settings.dag.train_pool_slots} slot(s)")
 

@@ -137,6 +137,18 @@ def test_pool_command_sizes_the_gpu_pool():
     assert command[:5] == ["airflow", "pools", "set", "gpu", "4"]
 
 
+def test_pools_command_refuses_a_training_wider_than_the_pool(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from feedbackflow.cli import app
+
+    (tmp_path / "params.yaml").write_text("train:\n  num_gpus: 4\ndag:\n  train_pool_slots: 2\n")
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["pools"])
+    assert result.exit_code == 78
+    assert "train.num_gpus (4) exceeds dag.train_pool_slots (2)" in result.output
+
+
 def test_early_stopping_with_class_weights_and_accumulation(tmp_path):
     """A learning rate too small to change any prediction: macro-F1 never improves, so training stops early."""
     rows = tiny_corpus(12)
