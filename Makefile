@@ -37,9 +37,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) requirements/spacy-model.txt
 
 install: $(STAMP) ## Create .venv and install the project with the pinned constraints (idempotent)
 
-airflow-init: install ## Create the embedded Airflow metadata database (SQLite in airflow_home/)
+airflow-init: install ## Create the embedded Airflow metadata database (SQLite in airflow_home/) and the gpu pool
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate >/dev/null
+	$(BIN)/feedbackflow pools
 
 demo: install airflow-init ## Generate demo data and run the nightly_retrain DAG once through Airflow
 	@if [ -z "$$(ls -A data/landing 2>/dev/null)" ]; then \

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
             settings,
             seed=42,
             output_dir=out,
-            work_dir=Path(scratch) / "work",
+            checkpoint_dir=Path(scratch) / "checkpoints",
         )
         predicted = predict_labels(out, test["text"].tolist(), device=pick_device(settings.device))
     scores = classification_metrics(test["category"].tolist(), predicted, labels)

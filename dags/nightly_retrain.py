@@ -10,6 +10,10 @@ Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DV
 change, pulls inputs by hash and pushes outputs to the DVC remote. The run summary is written to
 `reports/run_summary.json` and the run is saved as a DVC experiment.
 
+The `train` task goes to the Celery queue and the Airflow pool named by `dag.train_queue` and `dag.train_pool`
+(both `gpu`): only GPU workers listen to that queue, and the pool's slots (one per GPU) cap concurrent trainings.
+Create the pool once with `airflow pools set gpu <number of GPUs> "GPU slots"` (`make airflow-init` does).
+
 Trigger manually (or from feedback collection) with `airflow dags trigger nightly_retrain`.
 All knobs live in `params.yaml`; this file only wires the tasks.
 """
@@ -25,6 +29,7 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.settings import load_settings
 
 SETTINGS = load_settings(ProjectPaths.discover().params).dag
+TRAIN_GPUS = load_settings(ProjectPaths.discover().params).train.num_gpus
 
 
 @dag(
@@ -70,7 +75,9 @@ def nightly_retrain() -> None:
         return summarise_task([evaluated, monitored], run_id or "manual")
 
     split_done = stage("split")(stage("anonymise")(stage("validate")(stage("ingest")())))
-    evaluated = stage("evaluate")(stage("train", queue=SETTINGS.train_queue)(split_done))
+    # GPU workers only; the pool has one slot per GPU and a training takes one per GPU it uses
+    train = stage("train", queue=SETTINGS.train_queue, pool=SETTINGS.train_pool, pool_slots=TRAIN_GPUS)
+    evaluated = stage("evaluate")(train(split_done))
     monitored = stage("monitor")(split_done)
     decision = gate(evaluated)
     promoted = promote(evaluated)

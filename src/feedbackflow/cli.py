@@ -116,5 +116,27 @@ def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "
     typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
 
 
+@app.command()
+def pools() -> None:
+    """Create the Airflow pool of the train task (dag.train_pool, one slot per GPU) in the metadata database."""
+    from feedbackflow.orchestration import create_pools
+
+    _setup_logging()
+    try:
+        settings = load_settings(ProjectPaths.discover().params)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
+    if settings.train.num_gpus > settings.dag.train_pool_slots:
+        typer.echo(
+            f"error: train.num_gpus ({settings.train.num_gpus}) exceeds dag.train_pool_slots "
+            f"({settings.dag.train_pool_slots}): the train task could never get its pool slots",
+            err=True,
+        )
+        raise typer.Exit(78)
+    create_pools(settings.dag)
+    typer.echo(f"pool {settings.dag.train_pool}: {settings.dag.train_pool_slots} slot(s)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

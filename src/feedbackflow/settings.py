@@ -88,6 +88,23 @@ class TrainSettings(_Section):
     lr_scheduler: Literal["linear", "cosine"] = "linear"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="batches per optimiser step")
+    checkpoint_steps: int = Field(200, ge=1, description="save a resumable checkpoint every this many steps")
+    early_stopping_patience: int = Field(
+        2, ge=0, description="stop after this many epochs without a better validation score; 0 never stops early"
+    )
+    early_stopping_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight the loss by inverse label frequency (imbalanced labels)"
+    )
+    torch_compile: bool = Field(False, description="compile the model with torch.compile (pays off on long GPU runs)")
+    full_determinism: bool = Field(
+        False, description="deterministic kernels (torch.use_deterministic_algorithms); slower on GPUs"
+    )
+    launcher: Literal["python", "torchrun", "accelerate"] = Field(
+        "python", description="torchrun/accelerate: one process per GPU (DDP) when num_gpus > 1"
+    )
+    num_gpus: int = Field(1, ge=1, description="GPUs one training uses (processes started by the launcher)")
 
 
 class EvaluateSettings(_Section):
@@ -107,6 +124,8 @@ class DagSettings(_Section):
     retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(5, ge=0)
     train_queue: str = Field("gpu", description="Celery queue of the train task; the local executor ignores it")
+    train_pool: str = Field("gpu", description="Airflow pool of the train task: one slot per GPU")
+    train_pool_slots: int = Field(1, ge=1, description="slots of the train pool: the number of GPUs")
 
 
 class Settings(_Section):

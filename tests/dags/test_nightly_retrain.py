@@ -54,6 +54,14 @@ def test_policies(dag):
     assert dag.get_task("train").queue == "gpu"
 
 
+def test_train_runs_on_gpu_workers_one_per_gpu(dag):
+    """Only train needs a GPU: it alone goes to the gpu queue and takes a slot of the gpu pool."""
+    train = dag.get_task("train")
+    assert (train.queue, train.pool, train.pool_slots) == ("gpu", "gpu", 1)
+    others = [task for task in dag.tasks if task.task_id != "train"]
+    assert all(task.queue != "gpu" and task.pool != "gpu" for task in others)
+
+
 def test_stage_tasks_match_dvc_stages(dag):
     import yaml
 

@@ -451,3 +451,11 @@ def test_dockerignore_keeps_local_state_and_restricted_data_out(name: str) -> No
     ignored = (DOCKERFILES[name].parent / f"{DOCKERFILES[name].name}.dockerignore").read_text(encoding="utf-8")
     patterns = {line.strip() for line in ignored.splitlines() if line.strip() and not line.startswith("#")}
     assert {"**/.git", "**/.venv", "**/.env", "data/*", "storage", "reports", "models"} <= patterns
+
+
+def test_airflow_init_creates_the_gpu_pool(compose: dict[str, Any]) -> None:
+    """Without the pool the scheduler would leave the train task queued forever."""
+    command = compose["services"]["airflow-init"]["command"]
+    script = command if isinstance(command, str) else "\n".join(command)
+    assert "feedbackflow pools" in script
+    assert script.index("airflow db migrate") < script.index("feedbackflow pools")

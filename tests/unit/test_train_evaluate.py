@@ -28,9 +28,10 @@ def trained(tmp_path_factory):
             "train": {
                 "base_model": str(build_tiny_bert(root / "tiny-bert")),
                 "epochs": 8,
-                "batch_size": 16,
+                "batch_size": 8,
                 "learning_rate": 0.003,
                 "max_length": 24,
+                "early_stopping_patience": 0,  # the tiny model plateaus for a few epochs before it learns
             },
             "evaluate": {"min_accuracy": 0.5, "min_macro_f1": 0.4},
         }
@@ -42,7 +43,14 @@ def trained(tmp_path_factory):
 
 def test_train_saves_a_loadable_model_and_learns(trained):
     _, paths, metrics = trained
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "label_map.json", "train_metrics.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "label_map.json",
+        "train_metrics.json",
+        "README.md",
+    ):
         assert (paths.challenger / name).is_file(), name
     assert json.loads((paths.challenger / "label_map.json").read_text()) == {
         "billing": 0,
@@ -51,10 +59,12 @@ def test_train_saves_a_loadable_model_and_learns(trained):
         "praise": 3,
     }
     assert metrics["device"] == "cpu"
+    # inference truncates where training did
+    assert json.loads((paths.challenger / "tokenizer_config.json").read_text())["model_max_length"] == 24
     assert metrics["validation_accuracy"] >= 0.75
     history = (paths.stage_reports("train") / "history.csv").read_text().splitlines()
-    assert history[0] == "epoch,train_loss,validation_accuracy,validation_macro_f1"
-    assert len(history) == 1 + 8
+    assert history[0] == "epoch,train_loss,validation_loss,validation_accuracy,validation_macro_f1"
+    assert len(history) == 1 + metrics["epochs_run"]
 
 
 def test_evaluate_writes_metrics_and_gate(trained):

@@ -55,3 +55,18 @@ def pick_device(setting: str) -> str:
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return setting
+
+
+def pick_precision(device: str) -> str:
+    """Mixed precision for ``device``: ``bf16`` (with TF32 matmuls) on Ampere and newer, ``fp16`` on older GPUs, else
+    ``fp32``.
+
+    bf16 needs no loss scaling and keeps fp32's range; GPUs before compute capability 8.0 have no bf16 units, so they
+    get fp16 autocast with a gradient scaler instead.
+    """
+    if device != "cuda":
+        return "fp32"
+    import torch
+
+    major, _ = torch.cuda.get_device_capability()
+    return "bf16" if major >= 8 else "fp16"

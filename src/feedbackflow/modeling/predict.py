@@ -19,6 +19,8 @@ def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 128, dev
     """Return the predicted label name of each text, in input order.
 
     Texts are sorted by length before batching so each batch pads to similar lengths, then put back in order.
+    They are truncated where training truncated them: the train stage saves ``train.max_length`` as the tokenizer's
+    ``model_max_length`` (older models fall back to the tokenizer's limit, at most 512).
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

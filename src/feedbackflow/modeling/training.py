@@ -1,27 +1,38 @@
-"""Fine-tune a sequence classifier with Hugging Face's Trainer.
+"""Fine-tune a sequence classifier with Hugging Face's Trainer, resumably.
 
-Dynamic padding (padding each batch to its longest text) and length-grouped batches keep the work proportional to
-real tokens; the Trainer already provides the optimiser (fused AdamW where torch supports it), the warmup and decay
-schedule, evaluation per epoch and mixed precision on GPUs, so it is used rather than rewritten.
+The Trainer already provides the optimiser (fused AdamW), the warmup and decay schedule, mixed precision, gradient
+accumulation, ``torch.compile``, DDP under ``torchrun``/``accelerate launch``, checkpointing and early stopping, so it
+is configured rather than rewritten. What this module adds:
+
+* dynamic padding with length-grouped batches whose order depends only on (seed, epoch), so a run resumed from a
+  mid-epoch checkpoint sees exactly the batches an uninterrupted run would have seen;
+* checkpoints every ``train.checkpoint_steps`` optimiser steps and at every epoch end, in a folder named by the
+  inputs' fingerprint: a retried task resumes from the last complete one;
+* class-weighted loss for imbalanced labels, per-epoch history and readable progress lines for Airflow logs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
+import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from feedbackflow.modeling.metrics import classification_metrics
-from feedbackflow.modeling.model import pick_device
+from feedbackflow.modeling.model import pick_device, pick_precision
 from feedbackflow.settings import TrainSettings
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class EncodedTexts:
@@ -46,6 +57,48 @@ class TrainResult:
 
     metrics: dict[str, Any]
     history: list[dict[str, float]]
+    validation_truth: list[int] = field(default_factory=list)
+    validation_predicted: list[int] = field(default_factory=list)
+
+
+def is_main_process() -> bool:
+    """False in the extra processes of a multi-GPU (DDP) run: only rank 0 writes artifacts."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete Trainer checkpoint in ``folder`` (``checkpoint-<step>``), or None.
+
+    ``trainer_state.json`` is the last file the Trainer writes into a checkpoint, so a folder without it is a save
+    that was killed half-way and is skipped.
+    """
+    if not folder.is_dir():
+        return None
+    complete = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if (match := CHECKPOINT.match(path.name)) and (path / "trainer_state.json").is_file()
+    ]
+    return max(complete)[1] if complete else None
+
+
+def class_weights(label_ids: list[int], num_labels: int) -> list[float]:
+    """Inverse-frequency ("balanced") weights: ``n / (k * count)`` for each of the k labels present, 1.0 if absent."""
+    counts = np.bincount(np.asarray(label_ids, dtype=np.int64), minlength=num_labels)
+    present = int((counts > 0).sum())
+    return [len(label_ids) / (present * count) if count else 1.0 for count in counts.tolist()]
+
+
+def non_padding_fraction(lengths: list[int], batches: list[list[int]], multiple: int | None = None) -> float:
+    """Share of the tokens in padded batches that are real tokens (1.0: no padding at all)."""
+    real = padded = 0
+    for batch in batches:
+        longest = max(lengths[index] for index in batch)
+        if multiple:
+            longest = math.ceil(longest / multiple) * multiple
+        real += sum(lengths[index] for index in batch)
+        padded += longest * len(batch)
+    return real / padded if padded else 1.0
 
 
 def fine_tune(
@@ -56,33 +109,76 @@ def fine_tune(
     settings: TrainSettings,
     seed: int,
     output_dir: Path,
-    work_dir: Path,
+    checkpoint_dir: Path,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
+
+    When ``checkpoint_dir`` already holds a complete checkpoint (a previous attempt with the same inputs was killed),
+    training resumes from it; the result equals an uninterrupted run's within floating-point noise.
 
     Args:
         base_model: a folder or hub name loadable by ``from_pretrained``.
         labels: the label taxonomy; its order fixes the class ids, so models stay comparable across nights.
         train: training texts and their labels.
-        validation: validation texts and labels, scored after every epoch.
+        validation: validation texts and labels, scored after every epoch (early stopping, best model).
         settings: the ``train`` section of ``params.yaml``.
-        seed: the run's random seed.
-        output_dir: receives ``model.safetensors``, the tokenizer, ``label_map.json`` and ``train_metrics.json``.
-        work_dir: scratch space for the Trainer (checkpoints, logs); not part of the outputs.
+        seed: the run's random seed (weights of the new head, batch order, dropout).
+        output_dir: receives ``model.safetensors``, the tokenizer (its ``model_max_length`` is ``train.max_length``,
+            so inference truncates as training did), ``label_map.json`` and ``train_metrics.json``.
+        checkpoint_dir: where checkpoints go; name it after the inputs so that changed inputs start afresh.
 
     Returns:
-        Training metrics and the per-epoch history (train loss, validation accuracy and macro-F1).
+        Metrics, the per-epoch history (train and validation loss, validation accuracy and macro-F1) and the best
+        model's validation predictions (for the confusion matrix).
     """
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
+        EarlyStoppingCallback,
         Trainer,
         TrainerCallback,
         TrainingArguments,
         set_seed,
     )
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class EpochSeededLengthSampler(LengthGroupedSampler):  # type: ignore[misc]
+        """Length-grouped order drawn from ``seed + epoch``: the same batches whether or not the run was resumed."""
+
+        def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+            super().__init__(batch_size, lengths=lengths)
+            self.seed = seed
+            self.set_epoch(0)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.generator = torch.Generator().manual_seed(self.seed + epoch)
+
+    class ResumableTrainer(Trainer):  # type: ignore[misc]
+        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``)."""
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            return EpochSeededLengthSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths,
+                self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
+
+    class Checkpoints(TrainerCallback):  # type: ignore[misc]
+        """Mid-epoch checkpoints every ``checkpoint_steps`` (the Trainer saves at epoch ends for the best model)."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            epoch_end = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6  # saved at the epoch end anyway
+            if state.global_step % settings.checkpoint_steps == 0 and not epoch_end:
+                control.should_save = True
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            # loss is logged at every checkpoint and epoch end, so a resumed run logs the same per-epoch losses
+            control.should_log = True
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            log.info("checkpoint saved at step %d/%d", state.global_step, state.max_steps)
 
     class ProgressLog(TrainerCallback):  # type: ignore[misc]
         """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""
@@ -96,10 +192,11 @@ def fine_tune(
             shown = {key: round(value, 4) for key, value in (logs or {}).items() if isinstance(value, float)}
             log.info("epoch %.2f: %s", state.epoch or 0, shown)
 
-    set_seed(seed)
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     device = pick_device(settings.device)
+    precision = pick_precision(device)
+    set_seed(seed)
     label2id = {label: index for index, label in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -118,28 +215,38 @@ def fine_tune(
         return EncodedTexts(dict(encodings), [label2id[name] for name in names])
 
     train_set, validation_set = encode(*train), encode(*validation)
-    real_tokens = sum(len(ids) for ids in train_set.encodings["input_ids"])
-    use_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    lengths = [len(ids) for ids in train_set.encodings["input_ids"]]
+    # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
+    pad_multiple = 8 if device == "cuda" else None
     args = TrainingArguments(
-        output_dir=str(work_dir),
+        output_dir=str(checkpoint_dir),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
         learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup_ratio,
         lr_scheduler_type=settings.lr_scheduler,
-        train_sampling_strategy="group_by_length",
+        optim="adamw_torch_fused",
         eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # the best epoch's checkpoint is kept on top of the newest
+        load_best_model_at_end=True,
+        metric_for_best_model=settings.early_stopping_metric,
+        greater_is_better=True,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience counter survives a resume
+        logging_strategy="steps",
+        logging_steps=settings.checkpoint_steps,
         report_to="none",
         seed=seed,
         data_seed=seed,
+        full_determinism=settings.full_determinism,
         use_cpu=device == "cpu",
-        bf16=use_bf16,
-        fp16=device == "cuda" and not use_bf16,
-        tf32=True if use_bf16 else None,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",  # the Trainer adds the gradient scaler fp16 needs
+        tf32=True if precision == "bf16" else None,
+        torch_compile=settings.torch_compile,
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
     )
@@ -149,53 +256,122 @@ def fine_tune(
         scores = classification_metrics(list(prediction.label_ids), list(predicted), list(range(len(labels))))
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
-    trainer = Trainer(
+    compute_loss_func = None
+    if settings.class_weights == "balanced":
+        weights = torch.tensor(class_weights(train_set.labels, len(labels)), dtype=torch.float32)
+
+        def compute_loss_func(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
+            logits = outputs["logits"].float()
+            total = torch.nn.functional.cross_entropy(
+                logits, targets, weight=weights.to(logits.device), reduction="sum"
+            )
+            # divided by the items of the whole accumulated batch, as the Trainer expects from a loss function
+            return total / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+
+    callbacks: list[Any] = [ProgressLog()]
+    if settings.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
+    callbacks.append(Checkpoints())
+    trainer = ResumableTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set,
-        # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device == "cuda" else None),
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple),
         compute_metrics=compute_metrics,
-        callbacks=[ProgressLog()],
+        compute_loss_func=compute_loss_func,
+        callbacks=callbacks,
     )
-    started = time.perf_counter()
-    outcome = trainer.train()
-    seconds = time.perf_counter() - started
-    final = trainer.evaluate()
-    history = _history(trainer.state.log_history)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(str(output_dir))
-    (output_dir / "label_map.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
-    samples = len(train_set) * settings.epochs
+    resume = last_checkpoint(checkpoint_dir)
+    if resume is not None:
+        log.info("resuming from checkpoint step %s (%s)", resume.name.split("-")[1], resume)
+    else:
+        log.info("no checkpoint in %s: training from the start", checkpoint_dir)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.perf_counter() - started
+    history = _history(trainer.state.log_history)
+    final = trainer.predict(cast(Any, validation_set), metric_key_prefix="eval")
+    predicted = np.argmax(final.predictions, axis=-1).tolist()
+    scores = final.metrics or {}
+
+    sampler = EpochSeededLengthSampler(settings.batch_size * settings.gradient_accumulation_steps, lengths, seed)
+    order = list(sampler)
+    batches = [order[start : start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
+    epochs_run = len(history)
+    best_metric = f"validation_{settings.early_stopping_metric}"
+    best = max(history, key=lambda row: row.get(best_metric, -1.0)) if history else {}
+    samples = len(train_set) * epochs_run
     metrics = {
         "device": device,
+        "precision": precision,
         "train_rows": len(train_set),
         "validation_rows": len(validation_set),
         "epochs": settings.epochs,
-        "train_loss": round(float(outcome.training_loss), 6),
-        "validation_accuracy": round(float(final["eval_accuracy"]), 6),
-        "validation_macro_f1": round(float(final["eval_macro_f1"]), 6),
+        "epochs_run": epochs_run,
+        "best_epoch": best.get("epoch"),
+        "stopped_early": epochs_run < math.ceil(settings.epochs),
+        "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
+        "train_loss": _train_loss(trainer.state.log_history),
+        "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
+        "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
+        "non_padding_token_fraction": round(non_padding_fraction(lengths, batches, pad_multiple), 4),
         "train_seconds": round(seconds, 2),
-        "samples_per_second": round(samples / seconds, 2),
-        "tokens_per_second": round(real_tokens * settings.epochs / seconds, 1),
+        "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
+        "tokens_per_second": round(sum(lengths) * epochs_run / seconds, 1) if seconds > 0 else None,
     }
-    (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        trainer.save_model(str(output_dir))
+        # the Trainer also pickles its arguments there: not needed to load the model, and no pickles in artifacts
+        (output_dir / "training_args.bin").unlink(missing_ok=True)
+        # inference must truncate where training did; the tokenizer carries that limit with the model
+        tokenizer.model_max_length = settings.max_length
+        tokenizer.save_pretrained(str(output_dir))
+        (output_dir / "label_map.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
+        (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     log.info("trained on %d rows in %.1fs: %s", len(train_set), seconds, metrics)
-    return TrainResult(metrics, history)
+    return TrainResult(metrics, history, list(validation_set.labels), predicted)
+
+
+def _epoch_of(entry: dict[str, float]) -> int:
+    """The 1-based epoch a log entry belongs to (an entry logged at the end of epoch 2 says ``epoch: 2.0``)."""
+    return max(1, math.ceil(entry.get("epoch", 0) - 1e-6))
+
+
+def _loss_segments(log_history: list[dict[str, float]]) -> list[tuple[int, int, float]]:
+    """(epoch, optimiser steps, mean loss) of each logged stretch of training."""
+    segments, previous = [], 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            steps = int(entry["step"]) - previous
+            previous = int(entry["step"])
+            if steps > 0:
+                segments.append((_epoch_of(entry), steps, float(entry["loss"])))
+    return segments
+
+
+def _train_loss(log_history: list[dict[str, float]]) -> float | None:
+    """Mean training loss over every step, from the logged stretches (the same whether or not the run resumed)."""
+    segments = _loss_segments(log_history)
+    steps = sum(count for _, count, _ in segments)
+    return round(sum(count * loss for _, count, loss in segments) / steps, 6) if steps else None
 
 
 def _history(log_history: list[dict[str, float]]) -> list[dict[str, float]]:
-    """One row per epoch: the epoch's mean train loss and the validation scores."""
+    """One row per epoch: the epoch's mean train loss and the validation loss and scores."""
     rows: dict[int, dict[str, float]] = {}
+    weighted: dict[int, tuple[int, float]] = {}
+    for epoch, steps, loss in _loss_segments(log_history):
+        count, total = weighted.get(epoch, (0, 0.0))
+        weighted[epoch] = (count + steps, total + steps * loss)
+    for epoch, (count, total) in weighted.items():
+        rows.setdefault(epoch, {"epoch": epoch})["train_loss"] = round(total / count, 6)
     for entry in log_history:
-        epoch = round(entry.get("epoch", 0))
-        row = rows.setdefault(epoch, {"epoch": epoch})
-        if "loss" in entry:
-            row["train_loss"] = round(float(entry["loss"]), 6)
         if "eval_macro_f1" in entry:
-            row["validation_macro_f1"] = round(float(entry["eval_macro_f1"]), 6)
+            row = rows.setdefault(_epoch_of(entry), {"epoch": _epoch_of(entry)})
+            row["validation_loss"] = round(float(entry.get("eval_loss", float("nan"))), 6)
             row["validation_accuracy"] = round(float(entry["eval_accuracy"]), 6)
-    return [row for _, row in sorted(rows.items()) if len(row) > 1]
+            row["validation_macro_f1"] = round(float(entry["eval_macro_f1"]), 6)
+    return [row for _, row in sorted(rows.items()) if "validation_macro_f1" in row]

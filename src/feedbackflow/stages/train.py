@@ -1,44 +1,168 @@
-"""train: fine-tune the base model on the train split; the challenger lands in ``models/challenger``."""
+"""train: fine-tune the base model on the train split; the challenger lands in ``models/challenger``.
+
+Checkpoints go to ``.work/train/checkpoints/<fingerprint>/`` (outside DVC's outputs), where the fingerprint hashes
+the split files, the taxonomy, the ``train`` params, the seed and the base model. A task killed mid-training and
+retried with the same inputs resumes from the last checkpoint; changed inputs start afresh. The checkpoints are
+removed once the stage has written its outputs.
+
+With ``train.launcher`` set to ``torchrun`` or ``accelerate`` and ``train.num_gpus`` above one, the stage starts
+itself again under that launcher, one process per GPU (DDP through the Trainer); rank 0 writes the artifacts.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.io import write_json
+from feedbackflow.errors import ConfigError, FeedbackflowError
+from feedbackflow.io import read_json, write_json
+from feedbackflow.modeling.card import anonymisation_summary, confusion_matrix_png, file_md5, model_card
 from feedbackflow.modeling.model import resolve_base_model
-from feedbackflow.modeling.training import fine_tune
-from feedbackflow.settings import Settings
+from feedbackflow.modeling.training import fine_tune, is_main_process
+from feedbackflow.settings import Settings, TrainSettings
 from feedbackflow.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "validation_loss", "validation_accuracy", "validation_macro_f1"]
+
+
+def launch_command(settings: TrainSettings, python: str = sys.executable) -> list[str] | None:
+    """The command that reruns this stage with one process per GPU, or None to train in this process.
+
+    ``torchrun`` and ``accelerate launch`` both start ``num_gpus`` copies of ``feedbackflow train`` on this machine;
+    the Trainer inside each one joins the process group (DDP), so nothing else changes.
+    """
+    if settings.launcher == "python" or settings.num_gpus == 1:
+        return None
+    if settings.launcher == "torchrun":
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={settings.num_gpus}"]
+    else:
+        launcher = ["-m", "accelerate.commands.launch", "--multi_gpu", f"--num_processes={settings.num_gpus}"]
+    return [python, *launcher, "-m", "feedbackflow", "train"]
+
+
+def fingerprint(files: dict[str, str], settings: TrainSettings, seed: int, base_model: str) -> str:
+    """A short hash of everything that determines a training run; it names the checkpoint folder.
+
+    Args:
+        files: input file name -> content hash (split files, taxonomy).
+        settings: the ``train`` params.
+        seed: ``base.seed``.
+        base_model: the resolved base model (a folder's ``config.json`` is hashed too, so a replaced model counts).
+    """
+    model_config = Path(base_model) / "config.json"
+    payload = {
+        "files": files,
+        "train": settings.model_dump(),
+        "seed": seed,
+        "base_model": base_model,
+        "base_model_config": file_md5(model_config) if model_config.is_file() else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict:
-    """Train on ``data/split/train.parquet``, score each epoch on the validation split, save the challenger."""
-    labels = load_taxonomy(paths.root / settings.validate_.taxonomy)
-    train = pd.read_parquet(paths.split / "train.parquet")
-    validation = pd.read_parquet(paths.split / "validation.parquet")
-    work_dir = paths.root / ".work" / "train"
-    shutil.rmtree(paths.challenger, ignore_errors=True)
+    """Train on ``data/split/train.parquet``, score each epoch on the validation split, save the challenger.
+
+    Writes ``models/challenger`` (weights, tokenizer, label map, metrics, model card ``README.md``) and
+    ``reports/train/`` (``metrics.json``, ``history.csv``, ``confusion_matrix.png``).
+
+    Raises:
+        ConfigError: the base model cannot be found, or more GPUs are asked for than are visible.
+    """
+    command = launch_command(settings.train)
+    if command is not None and "LOCAL_RANK" not in os.environ:
+        return _launch(command, settings.train.num_gpus, paths)
+
+    base_model = resolve_base_model(settings.train.base_model, paths.root)  # fail before reading any data
+    taxonomy = paths.root / settings.validate_.taxonomy
+    labels = load_taxonomy(taxonomy)
+    train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
+    train = pd.read_parquet(train_file)
+    validation = pd.read_parquet(validation_file)
+    data_version = {
+        "data/split/train.parquet": file_md5(train_file),
+        "data/split/validation.parquet": file_md5(validation_file),
+    }
+    inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
+    key = fingerprint(inputs, settings.train, settings.base.seed, base_model)
+    checkpoints = paths.root / ".work" / "train" / "checkpoints"
+    if is_main_process():
+        _remove_stale(checkpoints, keep=key)
+        shutil.rmtree(paths.challenger, ignore_errors=True)
     result = fine_tune(
-        base_model=resolve_base_model(settings.train.base_model, paths.root),
+        base_model=base_model,
         labels=labels,
         train=(train["text"].tolist(), train["label"].tolist()),
         validation=(validation["text"].tolist(), validation["label"].tolist()),
         settings=settings.train,
         seed=settings.base.seed,
         output_dir=paths.challenger,
-        work_dir=work_dir,
+        checkpoint_dir=checkpoints / key,
     )
+    if not is_main_process():
+        return result.metrics
+
     reports = paths.stage_reports("train")
     write_json(reports / "metrics.json", result.metrics)
-    reports.mkdir(parents=True, exist_ok=True)
     with (reports / "history.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=["epoch", "train_loss", "validation_accuracy", "validation_macro_f1"]
-        )
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(result.history)
+    confusion_matrix_png(
+        result.validation_truth,
+        result.validation_predicted,
+        labels,
+        reports / "confusion_matrix.png",
+        title=f"Validation confusion matrix (row-normalised, {len(result.validation_truth)} messages)",
+    )
+    anonymise_reports = paths.stage_reports("anonymise")
+    card = model_card(
+        base_model=settings.train.base_model,
+        labels=labels,
+        data_version=data_version,
+        params=settings.train.model_dump(),
+        seed=settings.base.seed,
+        metrics=result.metrics,
+        history=result.history,
+        anonymisation=anonymisation_summary(
+            read_json(anonymise_reports / "anonymise.json"), read_json(anonymise_reports / "audit.json")
+        ),
+    )
+    (paths.challenger / "README.md").write_text(card, encoding="utf-8")
+    shutil.rmtree(checkpoints / key, ignore_errors=True)
     return result.metrics
+
+
+def _remove_stale(checkpoints: Path, keep: str) -> None:
+    """Drop checkpoint folders of other inputs: they can never be resumed by this run."""
+    if checkpoints.is_dir():
+        for folder in checkpoints.iterdir():
+            if folder.name != keep:
+                log.info("removing checkpoints of other inputs: %s", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _launch(command: list[str], num_gpus: int, paths: ProjectPaths) -> dict:
+    """Run the stage under a multi-process launcher and return what rank 0 wrote."""
+    import torch
+
+    visible = torch.cuda.device_count()
+    if visible < num_gpus:
+        raise ConfigError(f"train.num_gpus is {num_gpus} but this worker sees {visible} CUDA GPU(s)")
+    log.info("launching %d training processes: %s", num_gpus, " ".join(command))
+    done = subprocess.run(command, cwd=paths.root, check=False)
+    if done.returncode != 0:
+        raise FeedbackflowError(f"multi-GPU training ({' '.join(command)}) failed with exit code {done.returncode}")
+    return read_json(paths.stage_reports("train") / "metrics.json", default={}) or {}

@@ -1,0 +1,216 @@
+"""Artifacts a reviewer reads: the model card (``README.md`` in the model folder) and the confusion-matrix figure.
+
+Both are built from metrics, hashes, settings and counts only; no text from the data set ever reaches them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes: the hash DVC records for a file output in ``dvc.lock``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def anonymisation_summary(anonymise_report: dict[str, Any] | None, audit: dict[str, Any] | None) -> list[str]:
+    """Markdown bullet lines describing the anonymisation applied to the training data (counts and operators only).
+
+    Args:
+        anonymise_report: ``reports/anonymise/anonymise.json`` (entity counts, settings), if present.
+        audit: ``reports/anonymise/audit.json`` (counts per entity and operator, key id), if present.
+    """
+    if not anonymise_report and not audit:
+        return ["- No anonymisation report was found next to the training data; treat it as not anonymised."]
+    lines = []
+    if anonymise_report:
+        settings = anonymise_report.get("settings", {})
+        entities = anonymise_report.get("entities", {})
+        lines.append(
+            f"- Presidio replaced personal data with typed placeholders (`<PERSON>`, `<EMAIL_ADDRESS>`, ...) before "
+            f"the split: {anonymise_report.get('rows_changed', '?')} of {anonymise_report.get('rows', '?')} rows "
+            "changed."
+        )
+        if entities:
+            lines.append("- Entities replaced: " + ", ".join(f"{name} {count}" for name, count in entities.items()))
+        if settings:
+            lines.append(
+                f"- Recognised entity types: {', '.join(settings.get('entities', []))}; score threshold "
+                f"{settings.get('score_threshold')}; spaCy model `{settings.get('spacy_model')}`."
+            )
+    if audit:
+        if not anonymise_report and isinstance(audit.get("entities"), dict):
+            lines.append("- Entities replaced: " + ", ".join(f"{k} {v}" for k, v in audit["entities"].items()))
+        operators = audit.get("operators")
+        if isinstance(operators, dict) and operators:
+            lines.append("- Operator per entity: " + ", ".join(f"{name} -> {op}" for name, op in operators.items()))
+        if audit.get("key_id"):
+            lines.append(f"- Pseudonymisation key id: `{audit['key_id']}` (the key itself never leaves the key store).")
+        if audit.get("config_hash"):
+            lines.append(f"- Anonymisation config hash: `{audit['config_hash']}`.")
+        gate = audit.get("leak_gate")
+        if isinstance(gate, dict):
+            shown = {key: value for key, value in gate.items() if isinstance(value, bool | int | float | str)}
+            if shown:
+                lines.append("- Leak gate: " + ", ".join(f"{key} {value}" for key, value in shown.items()))
+    return lines
+
+
+def model_card(
+    *,
+    base_model: str,
+    labels: Sequence[str],
+    data_version: dict[str, str],
+    params: dict[str, Any],
+    seed: int,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    anonymisation: list[str],
+) -> str:
+    """Render the model card (Markdown with a YAML header, the Hugging Face model-card layout).
+
+    Args:
+        base_model: the ``train.base_model`` setting the model was fine-tuned from.
+        labels: the label taxonomy, in class-id order.
+        data_version: file name -> MD5 of the training and validation split files.
+        params: the ``train`` section of ``params.yaml``.
+        seed: ``base.seed``.
+        metrics: the training metrics (``train_metrics.json``).
+        history: the per-epoch rows of ``reports/train/history.csv``.
+        anonymisation: lines from :func:`anonymisation_summary`.
+    """
+    header = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-classification",
+        f"base_model: {base_model}",
+        "tags: [feedbackflow, text-classification]",
+        "---",
+        "",
+        "# feedbackflow challenger: customer-feedback intent classifier",
+        "",
+        f"Fine-tuned from `{base_model}` by the feedbackflow `train` stage to sort customer feedback into "
+        f"{len(labels)} intents. Class ids follow the taxonomy file (`label_map.json`).",
+        "",
+        "## Data version",
+        "",
+        "| split file | MD5 (as in dvc.lock) |",
+        "|---|---|",
+        *[f"| `{name}` | `{digest}` |" for name, digest in data_version.items()],
+        "",
+        f"Rows: {metrics.get('train_rows')} for training, {metrics.get('validation_rows')} for validation.",
+        "",
+        "## Training parameters",
+        "",
+        "| param | value |",
+        "|---|---|",
+        f"| base.seed | {seed} |",
+        *[f"| train.{key} | {value} |" for key, value in params.items()],
+        "",
+        "## Metrics (validation split, best epoch)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    shown = (
+        "validation_accuracy",
+        "validation_macro_f1",
+        "train_loss",
+        "best_epoch",
+        "epochs_run",
+        "stopped_early",
+        "device",
+        "precision",
+        "non_padding_token_fraction",
+        "train_seconds",
+    )
+    body = [f"| {key} | {metrics[key]} |" for key in shown if key in metrics]
+    curve = [
+        "",
+        "Per epoch (`reports/train/history.csv`, plotted by `dvc plots show`):",
+        "",
+        "| epoch | train loss | validation loss | validation accuracy | validation macro-F1 |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {row.get('epoch')} | {row.get('train_loss', '')} | {row.get('validation_loss', '')} | "
+            f"{row.get('validation_accuracy', '')} | {row.get('validation_macro_f1', '')} |"
+            for row in history
+        ],
+        "",
+        "Test-split scores against the current champion are in `reports/evaluate/` (the promotion gate); the "
+        "validation confusion matrix is `reports/train/confusion_matrix.png`.",
+        "",
+        "## Intended use",
+        "",
+        "Routing and counting customer feedback by intent inside the feedbackflow pipeline, with a person able to "
+        "review and correct the label. Messages in English, short (training truncates at "
+        f"{params.get('max_length')} tokens, and so does inference).",
+        "",
+        "## Limits",
+        "",
+        "- Only the intents of the taxonomy exist for the model: a message about anything else still gets one of them.",
+        "- Trained on anonymised text: placeholders such as `<PERSON>` stand where names were; feed it anonymised "
+        "text as well.",
+        "- Scores are measured on held-out messages from the same sources; drift in topics or wording lowers them "
+        "(see the monitor stage's drift report).",
+        "- Not for decisions about individuals (credit, complaints handling outcomes) without human review.",
+        "",
+        "## Anonymisation applied to the training data",
+        "",
+        *anonymisation,
+        "",
+        "No text from the data set appears in this card or the other artifacts: counts, hashes and metrics only.",
+        "",
+    ]
+    return "\n".join(header + body + curve)
+
+
+def confusion_matrix_png(
+    truth: Sequence[int], predicted: Sequence[int], labels: Sequence[str], target: Path, title: str
+) -> Path:
+    """Save a row-normalised confusion matrix as a PNG sized so that every label name stays readable.
+
+    Rows are the true labels, columns the predicted ones; each row sums to 1 (recall on the diagonal), so rare and
+    common labels are equally visible. Labels that occur in neither ``truth`` nor ``predicted`` are left out.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    used = sorted(set(truth) | set(predicted))
+    matrix = confusion_matrix(truth, predicted, labels=used).astype(float)
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    names = [labels[index] for index in used]
+    side = max(5.0, 0.28 * len(names) + 3.0)  # about 0.28 inch per class keeps 77 intents legible at 100 dpi
+    font = 10 if len(names) <= 20 else 7
+    figure, axes = plt.subplots(figsize=(side, side), dpi=100)
+    image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(names)), names, rotation=90, fontsize=font)
+    axes.set_yticks(range(len(names)), names, fontsize=font)
+    axes.set_xlabel("predicted label")
+    axes.set_ylabel("true label")
+    axes.set_title(title)
+    if len(names) <= 20:
+        for row in range(len(names)):
+            for column in range(len(names)):
+                if matrix[row, column]:
+                    value = normalised[row, column]
+                    colour = "white" if value > 0.5 else "black"
+                    axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=font, color=colour)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true label's messages")
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target)
+    plt.close(figure)
+    return target
