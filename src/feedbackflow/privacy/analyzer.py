@@ -12,6 +12,16 @@ Two recognizers are added to Presidio's defaults because the defaults miss what 
 * :class:`NameCueRecognizer`: the small English spaCy model labels some names as organisations ("My name is Dale
   Davies."), so capitalised names right after an explicit cue ("my name is", "Regards,") are caught by pattern.
 
+Two more cover what banking messages carry and Presidio has no recognizer for: UK sort codes and account numbers
+(:func:`banking_recognizers`), matched only after a cue ("sort code", "account number") because six or eight bare
+digits are just as often amounts, dates or references.
+
+Findings are then cleaned (:func:`_plausible`): a PERSON finding with a digit in it is the small model reading a code
+or a reference as a name, so it is dropped.
+
+Replacement is per entity, from params: a typed placeholder (``<PERSON>``) or a keyed pseudonym (``<PERSON_3f9a1c0b>``,
+see :mod:`feedbackflow.privacy.pseudonym`).
+
 The e-mail recognizer is swapped for :class:`OfflineEmailRecognizer`, whose domain check uses tldextract's bundled
 public suffix snapshot: the default extractor tries to download the list on first use, which offline means a
 connection attempt, a delay and a logged traceback on every worker.
@@ -24,17 +34,20 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from feedbackflow.errors import ConfigError
 from feedbackflow.settings import AnonymiseSettings
 
+from feedbackflow.privacy.pseudonym import PseudonymKey, load_key, pseudonym
+
 if TYPE_CHECKING:  # the real imports are deferred: loading Presidio pulls in spaCy
     import tldextract
-    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
     from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +210,43 @@ def _recognizer_classes() -> tuple[type, type, type]:
     return OfflineEmailRecognizer, WrittenPhoneRecognizer, NameCueRecognizer
 
 
+def banking_recognizers(language: str = "en") -> list[EntityRecognizer]:
+    """Recognizers for UK sort codes and account numbers, each anchored on a cue phrase before the number.
+
+    "sort code 12-34-56", "sort code: 123456", "account number 12345678", "acc no. 1234 5678" match; a bare "12-34-56"
+    (a date as often as a sort code) or "12345678" (an amount or a reference) does not.
+    """
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    cue_gap = r"[^\d\n]{0,24}?"  # ": ", " is ", " - " ... between the cue and the number
+    sort_code = PatternRecognizer(
+        supported_entity="UK_SORT_CODE",
+        name="UkSortCodeRecognizer",
+        supported_language=language,
+        patterns=[
+            Pattern(
+                "Sort code after cue",
+                rf"(?<=\bsort[ -]?codes?\b{cue_gap})(?<!\d)\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                0.85,
+            )
+        ],
+    )
+    account = PatternRecognizer(
+        supported_entity="UK_ACCOUNT_NUMBER",
+        name="UkAccountNumberRecognizer",
+        supported_language=language,
+        patterns=[
+            Pattern(
+                "Account number after cue",
+                rf"(?<=\b(?:account|acc|a/c|acct)\.?(?:[ ]+(?:number|no\.?|num|#))?{cue_gap})"
+                r"(?<!\d)\d{4}[ -]?\d{4}(?![\d-])",
+                0.85,
+            )
+        ],
+    )
+    return [sort_code, account]
+
+
 @contextlib.contextmanager
 def _quiet(target: logging.Logger, level: int = logging.ERROR) -> Iterator[None]:
     previous = target.level
@@ -298,6 +348,8 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
     registry.remove_recognizer("EmailRecognizer")
     for recognizer in (email_recognizer, phone_recognizer, name_recognizer):
         registry.add_recognizer(recognizer(supported_language=settings.language))
+    for banking in banking_recognizers(settings.language):
+        registry.add_recognizer(banking)
 
     analyzer = AnalyzerEngine(
         registry=registry,
@@ -331,6 +383,18 @@ class PrivacyEngine:
     batch_size: int = 64
     n_process: int = 1
     model: str = ""
+    operators: dict[str, str] = field(default_factory=dict)
+    key: PseudonymKey | None = None
+    hex_chars: int = 8
+
+    def operator_for(self, entity: str) -> str:
+        """``placeholder`` or ``pseudonym``: how values of ``entity`` are replaced."""
+        return self.operators.get(entity, "placeholder")
+
+    @property
+    def key_id(self) -> str | None:
+        """The id of the pseudonym key in use (never the key), or None when no entity is pseudonymised."""
+        return self.key.key_id if self.key is not None else None
 
 
 def _pipeline_name(analyzer: AnalyzerEngine, language: str) -> str:
@@ -341,9 +405,16 @@ def _pipeline_name(analyzer: AnalyzerEngine, language: str) -> str:
 
 
 def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
-    """Load everything :func:`anonymise_texts` needs (takes a few seconds: the spaCy model is loaded here)."""
+    """Load everything :func:`anonymise_texts` needs (takes a few seconds: the spaCy model is loaded here).
+
+    Raises:
+        ConfigError: an entity is to be pseudonymised and no key is set (checked before the model is loaded), the
+            spaCy model is missing or an entity is unknown.
+    """
     from presidio_anonymizer import AnonymizerEngine
 
+    operators = {entity: settings.operator_for(entity) for entity in settings.entities}
+    key = load_key() if "pseudonym" in operators.values() else None
     analyzer = build_analyzer(settings)
     return PrivacyEngine(
         analyzer=analyzer,
@@ -354,6 +425,9 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
         batch_size=settings.batch_size,
         n_process=settings.n_process,
         model=_pipeline_name(analyzer, settings.language),
+        operators=operators,
+        key=key,
+        hex_chars=settings.pseudonym_hex_chars,
     )
 
 
@@ -364,7 +438,7 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
 
     if not texts:
         return []
-    return BatchAnalyzerEngine(engine.analyzer).analyze_iterator(
+    findings = BatchAnalyzerEngine(engine.analyzer).analyze_iterator(
         texts,
         language=engine.language,
         batch_size=engine.batch_size,
@@ -375,30 +449,70 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
         allow_list_match="regex",
         regex_flags=regex.IGNORECASE,
     )
+    return [[result for result in results if _plausible(text, result)] for text, results in zip(texts, findings, strict=True)]
 
 
-def replace_entities(text: str, results: list[RecognizerResult], engine: PrivacyEngine) -> tuple[str, list[str]]:
-    """Replace every finding in ``text`` by its placeholder; return the new text and the entity type of each swap.
+def _plausible(text: str, result: RecognizerResult) -> bool:
+    # Names have no digits: "Card 4921", "ref AB12" tagged PERSON by the small model are codes, not people. (A card
+    # or phone number inside such a span is still found by its own recognizer.)
+    return not (result.entity_type == "PERSON" and any(c.isdigit() for c in text[result.start : result.end]))
+
+
+def operator_configs(engine: PrivacyEngine) -> dict[str, OperatorConfig]:
+    """Presidio operator configurations for every configured entity: placeholder or keyed pseudonym.
+
+    Raises:
+        ConfigError: an entity is to be pseudonymised but the engine holds no key.
+    """
+    from presidio_anonymizer.entities import OperatorConfig
+
+    configs = {}
+    for entity in engine.entities:
+        if engine.operator_for(entity) == "pseudonym":
+            if engine.key is None:
+                raise ConfigError(f"{entity} is to be pseudonymised but no key was loaded")
+            key, hex_chars = engine.key, engine.hex_chars
+            configs[entity] = OperatorConfig(
+                "custom", {"lambda": functools.partial(_token, key, entity, hex_chars=hex_chars)}
+            )
+        else:
+            configs[entity] = OperatorConfig("replace", {"new_value": placeholder(entity)})
+    return configs
+
+
+def _token(key: PseudonymKey, entity: str, value: str, hex_chars: int) -> str:
+    return pseudonym(key, entity, value, hex_chars)
+
+
+def replace_entities(
+    text: str,
+    results: list[RecognizerResult],
+    engine: PrivacyEngine,
+    operators: dict[str, OperatorConfig] | None = None,
+) -> tuple[str, list[str]]:
+    """Replace every finding in ``text`` by its placeholder or pseudonym; return the new text and each swap's type.
 
     Overlapping findings are resolved by Presidio's anonymizer (contained or same-type overlaps are merged), so the
     returned entity types count what was actually replaced.
+
+    Args:
+        text: The original text.
+        results: The analyzer's findings in ``text``.
+        engine: The engine whose settings say which operator each entity gets.
+        operators: Prebuilt :func:`operator_configs` (saves rebuilding them for every text).
     """
-    from presidio_anonymizer.entities import OperatorConfig
     from presidio_anonymizer.entities import RecognizerResult as Finding
 
     if not results:
         return text, []
     findings = [Finding(result.entity_type, result.start, result.end, result.score) for result in results]
-    operators = {
-        entity: OperatorConfig("replace", {"new_value": placeholder(entity)})
-        for entity in {finding.entity_type for finding in findings}
-    }
+    operators = operators if operators is not None else operator_configs(engine)
     outcome = engine.anonymizer.anonymize(text=text, analyzer_results=findings, operators=operators)
     return outcome.text, [item.entity_type for item in outcome.items]
 
 
 def anonymise_texts(texts: Sequence[str | None], engine: PrivacyEngine) -> tuple[list[str | None], Counter[str]]:
-    """Replace personal data in each text by typed placeholders.
+    """Replace personal data in each text by typed placeholders or keyed pseudonyms (per entity, from settings).
 
     Args:
         texts: The texts, in order. ``None`` and empty strings are passed through untouched.
@@ -411,9 +525,10 @@ def anonymise_texts(texts: Sequence[str | None], engine: PrivacyEngine) -> tuple
     present = {i: text for i, text in enumerate(texts) if isinstance(text, str) and text}
     output = list(texts)
     counts: Counter[str] = Counter()
+    operators = operator_configs(engine)
     with _presidio_logs_without_text():
         findings = analyze_texts(list(present.values()), engine)
         for (i, text), results in zip(present.items(), findings, strict=True):
-            output[i], replaced = replace_entities(text, results, engine)
+            output[i], replaced = replace_entities(text, results, engine, operators)
             counts.update(replaced)
     return output, counts
