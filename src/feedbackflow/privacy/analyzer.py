@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from feedbackflow.errors import ConfigError
-from feedbackflow.settings import AnonymiseSettings
-
 from feedbackflow.privacy.pseudonym import PseudonymKey, load_key, pseudonym
+from feedbackflow.settings import AnonymiseSettings
 
 if TYPE_CHECKING:  # the real imports are deferred: loading Presidio pulls in spaCy
     import tldextract
@@ -449,7 +448,10 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
         allow_list_match="regex",
         regex_flags=regex.IGNORECASE,
     )
-    return [[result for result in results if _plausible(text, result)] for text, results in zip(texts, findings, strict=True)]
+    return [
+        [result for result in results if _plausible(text, result)]
+        for text, results in zip(texts, findings, strict=True)
+    ]
 
 
 def _plausible(text: str, result: RecognizerResult) -> bool:

@@ -55,7 +55,9 @@ class LeakReport:
         parts = []
         for label, hits in (("planted value", self.canary_hits), ("second scan", self.rescan_hits)):
             for entity, rows in sorted(hits.items()):
-                shown = ", ".join(rows[:max_rows]) + (f" and {len(rows) - max_rows} more" if len(rows) > max_rows else "")
+                shown = ", ".join(rows[:max_rows]) + (
+                    f" and {len(rows) - max_rows} more" if len(rows) > max_rows else ""
+                )
                 parts.append(f"{label} {entity} in {len(rows)} row(s): {shown}")
         return "; ".join(parts)
 
@@ -71,7 +73,9 @@ def load_canaries(path: Path | None) -> dict[str, list[str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} (anonymise.canary_file): not valid JSON: {error.msg} at line {error.lineno}") from None
+        raise ConfigError(
+            f"{path} (anonymise.canary_file): not valid JSON: {error.msg} at line {error.lineno}"
+        ) from None
     if not isinstance(data, dict) or not all(
         isinstance(values, list) and all(isinstance(v, str) for v in values) for values in data.values()
     ):
