@@ -60,6 +60,7 @@ class AnonymiseSettings(_Section):
             "URL",
             "UK_SORT_CODE",
             "UK_ACCOUNT_NUMBER",
+            "LOCATION",
         ]
     )
     score_threshold: float = Field(0.5, ge=0.0, le=1.0)

@@ -64,7 +64,7 @@ EXPECTED_COUNTS = {
     "URL": 1,
 }
 # The report lists every configured entity, with 0 for those not found.
-REPORTED_COUNTS = {**EXPECTED_COUNTS, "UK_SORT_CODE": 0, "UK_ACCOUNT_NUMBER": 0}
+REPORTED_COUNTS = {**EXPECTED_COUNTS, "UK_SORT_CODE": 0, "UK_ACCOUNT_NUMBER": 0, "LOCATION": 0}
 
 
 def _luhn_ok(number: str) -> bool:

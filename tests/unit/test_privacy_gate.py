@@ -123,8 +123,8 @@ def test_pseudonym_operator_without_key_fails_before_loading_the_model(monkeypat
 
 
 def test_operators_must_name_configured_entities() -> None:
-    with pytest.raises(SettingsError, match="LOCATION"):
-        parse_settings({"anonymise": {"operators": {"LOCATION": "pseudonym"}}})
+    with pytest.raises(SettingsError, match="NRP"):
+        parse_settings({"anonymise": {"operators": {"NRP": "pseudonym"}}})
     settings = parse_settings({"anonymise": {"operators": {"PERSON": "pseudonym"}}}).anonymise
     assert settings.operator_for("PERSON") == "pseudonym" and settings.operator_for("URL") == "placeholder"
 
