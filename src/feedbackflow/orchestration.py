@@ -47,10 +47,11 @@ def pseudonym_environment(connection: Any) -> dict[str, str]:
     return {KEY_ENV: connection.password} if connection.password else {}
 
 
-def _connection_environment() -> dict[str, str]:
+def _connection_environment(stage: str) -> dict[str, str]:
     env: dict[str, str] = {}
     aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
-    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID")
+    # Only the stage that pseudonymises gets the key: no other subprocess needs it.
+    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID") if stage == "anonymise" else None
     if aws_conn_id or key_conn_id:
         from airflow.sdk import Connection
 
@@ -68,7 +69,7 @@ def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: st
     ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names one, its password becomes the pseudonym key of the anonymise stage.
     """
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment())
+        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage))
     except DvcError as error:
         if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
             from airflow.exceptions import AirflowFailException

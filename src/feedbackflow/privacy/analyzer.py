@@ -541,9 +541,37 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
 
 
 def _plausible(text: str, result: RecognizerResult) -> bool:
-    # Names have no digits: "Card 4921", "ref AB12" tagged PERSON by the small model are codes, not people. (A card
-    # or phone number inside such a span is still found by its own recognizer.)
-    return not (result.entity_type == "PERSON" and any(c.isdigit() for c in text[result.start : result.end]))
+    found = text[result.start : result.end]
+    if result.entity_type == "PERSON":
+        # Names have no digits: "Card 4921", "ref AB12" tagged PERSON by the small model are codes, not people. (A
+        # card or phone number inside such a span is still found by its own recognizer.)
+        return not any(c.isdigit() for c in found)
+    if result.entity_type == "LOCATION":
+        # A country or continent locates nobody, and it is what intents such as country_support are about; towns,
+        # streets and names the model mistakes for places are still replaced.
+        return _without_article(found) not in _regions()
+    return True
+
+
+def _without_article(value: str) -> str:
+    value = " ".join(value.casefold().split())
+    return value[4:] if value.startswith("the ") else value
+
+
+# Abbreviations and regions missing from Faker's country list (which also lacks the short forms people write).
+_REGIONS = (
+    *("UK", "U.K.", "US", "U.S.", "U.S", "USA", "U.S.A.", "EU", "E.U.", "EEA", "Europe", "European Union"),
+    *("European Economic Area", "America", "Africa", "Asia", "Oceania", "Scandinavia", "Middle East"),
+    *("Latin America", "South America", "North America", "Britain", "Great Britain", "England", "Scotland"),
+    *("Wales", "Northern Ireland", "United Kingdom", "United States", "United States of America"),
+)
+
+
+@functools.cache
+def _regions() -> frozenset[str]:
+    from faker.providers.address.en import Provider
+
+    return frozenset(_without_article(name) for name in (*Provider.countries, *_REGIONS))
 
 
 def operator_configs(engine: PrivacyEngine) -> dict[str, OperatorConfig]:
