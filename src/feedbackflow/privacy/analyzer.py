@@ -3,21 +3,23 @@
 Everything heavy (spaCy model, recognizers, the public suffix list) is loaded inside functions, never at import time,
 so importing this module stays cheap for the CLI, DVC and the Airflow DAG parser.
 
-Two recognizers are added to Presidio's defaults because the defaults miss what our feedback actually contains:
+Recognizers are added to Presidio's defaults where the defaults miss what banking feedback contains (measured on the
+PII evaluation set, :mod:`feedbackflow.privacy.evalset`, with ``make bench-pii``):
 
-* :class:`WrittenPhoneRecognizer`: Presidio's ``PhoneRecognizer`` scores a match 0.4 and relies on context words to
-  pass a 0.5 threshold, but its context word "call" is a spaCy stop word and is never counted, so "please call me
-  back on +44 7123 456789" went through unredacted. Numbers written in international form (any country) or in UK
-  national form are validated with libphonenumber instead.
-* :class:`NameCueRecognizer`: the small English spaCy model labels some names as organisations ("My name is Dale
-  Davies."), so capitalised names right after an explicit cue ("my name is", "Regards,") are caught by pattern.
-
-Two more cover what banking messages carry and Presidio has no recognizer for: UK sort codes and account numbers
-(:func:`banking_recognizers`), matched only after a cue ("sort code", "account number") because six or eight bare
-digits are just as often amounts, dates or references.
+* :class:`WrittenPhoneRecognizer` replaces Presidio's ``PhoneRecognizer``, which scores a match 0.4 and relies on
+  context words to pass a 0.5 threshold (its context word "call" is a spaCy stop word and is never counted, so
+  "please call me back on +44 7123 456789" went through unredacted) and runs libphonenumber's matcher for eight
+  regions over every text. Numbers written in international form (any country) or in UK national form are
+  validated with libphonenumber instead.
+* :class:`NameCueRecognizer`: the small English spaCy model labels some names as organisations or places ("My name
+  is Dale Davies."), so capitalised names after an explicit cue (an introduction, a title, a sign-off) are caught by
+  pattern. Names in capitals are title-cased before analysis (:func:`case_normalised`).
+* :func:`banking_recognizers`: UK sort codes and account numbers, matched only after a cue ("sort code", "account
+  number") because six or eight bare digits are just as often amounts, dates or references; and Mastercard's
+  2-series card numbers, which Presidio's card pattern predates.
 
 Findings are then cleaned (:func:`_plausible`): a PERSON finding with a digit in it is the small model reading a code
-or a reference as a name, so it is dropped.
+or a reference as a name, and a LOCATION that is a country or continent locates nobody; both are dropped.
 
 Replacement is per entity, from params: a typed placeholder (``<PERSON>``) or a keyed pseudonym (``<PERSON_3f9a1c0b>``,
 see :mod:`feedbackflow.privacy.pseudonym`).
