@@ -48,6 +48,7 @@ from feedbackflow.settings import AnonymiseSettings
 if TYPE_CHECKING:  # the real imports are deferred: loading Presidio pulls in spaCy
     import tldextract
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig
     from spacy.language import Language
@@ -347,6 +348,26 @@ def nlp_configuration(language: str, model_name: str) -> dict:
     }
 
 
+def _context_enhancer(threshold: float) -> ContextAwareEnhancer:
+    """Presidio's lemma context enhancer, skipped for texts where every finding already passes the threshold.
+
+    Context words only ever raise a score, so they can change the outcome only for a finding below the threshold.
+    The enhancer deep-copies every result of every text, which cost a sixth of the analysis time for nothing on texts
+    whose findings are all validated matches or NER entities.
+    """
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    class ThresholdContextEnhancer(LemmaContextAwareEnhancer):
+        def enhance_using_context(  # type: ignore[no-untyped-def]
+            self, text, raw_results, nlp_artifacts, recognizers, context=None
+        ):
+            if all(result.score >= threshold for result in raw_results):
+                return raw_results
+            return super().enhance_using_context(text, raw_results, nlp_artifacts, recognizers, context)
+
+    return ThresholdContextEnhancer()
+
+
 def _lower_lemma_factory() -> str:
     # Registered on first use, not at import: registering is a (cheap) side effect on spaCy's global registry.
     from spacy.language import Language
@@ -413,6 +434,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         nlp_engine=nlp_engine,
         supported_languages=[settings.language],
         default_score_threshold=settings.score_threshold,
+        context_aware_enhancer=_context_enhancer(settings.score_threshold),
     )
     unsupported = unsupported_entities(analyzer, settings.entities, settings.language)
     if unsupported:
