@@ -72,7 +72,7 @@ def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: st
         return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage))
     except DvcError as error:
         if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(error)) from error
         raise

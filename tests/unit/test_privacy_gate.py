@@ -238,7 +238,7 @@ def test_stage_with_pseudonyms_writes_audit_without_values_or_key(
 
 
 def test_privacy_leak_has_its_own_exit_code_and_fails_airflow_without_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from feedbackflow import orchestration
     from feedbackflow.storage.dvc import DvcError

@@ -4,8 +4,8 @@ Two independent checks run over every anonymised text:
 
 1. **Planted values.** The demo generator (or a test) writes every value it planted to a canary file that lives in
    restricted storage next to the raw data (``anonymise.canary_file``). None of them may appear in the output, in any
-   letter case, written as planted or with its spaces and dashes removed. One compiled regular expression scans all
-   texts for all values in a single pass.
+   letter case, written as planted or (numbers) with their spaces and dashes removed. One compiled regular
+   expression scans all texts for all values in a single pass.
 2. **A second scan.** The same analyzer runs again over the output; any finding at or above the score threshold
    that is not one of our own placeholders or pseudonyms means a value survived (e.g. replacing a neighbour changed
    what spaCy sees).
@@ -84,8 +84,10 @@ def load_canaries(path: Path | None) -> dict[str, list[str]]:
 
 
 def _variants(value: str) -> set[str]:
+    # Numbers (cards, IBANs, phones) also count written without their spaces and dashes; names do not ("Mark Ham"
+    # is not "Markham").
     compact = re.sub(r"[\s-]+", "", value)
-    return {value, compact} if len(compact) >= 6 else {value}
+    return {value, compact} if sum(c.isdigit() for c in compact) >= 6 else {value}
 
 
 def canary_pattern(canaries: dict[str, list[str]]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
