@@ -261,3 +261,23 @@ def test_pseudonym_key_from_an_airflow_connection() -> None:
     connection = Connection(conn_id="feedbackflow_pseudonym", conn_type="generic", password=KEY)
     assert pseudonym_environment(connection) == {KEY_ENV: KEY}
     assert pseudonym_environment(Connection(conn_id="empty", conn_type="generic")) == {}
+
+
+def test_cli_exits_77_on_a_leak_naming_rows_not_values(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from feedbackflow.cli import app
+
+    secret = "CUST-77120-ZZ"
+    _project(tmp_path, [*TEXTS, f"Reference {secret} please."], {"CUSTOMER_REF": [secret]})
+    (tmp_path / "params.yaml").write_text("anonymise:\n  score_threshold: 0.5\n", encoding="utf-8")
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+
+    result = CliRunner().invoke(app, ["anonymise"])
+
+    assert result.exit_code == PrivacyLeakError.exit_code == 77, result.output
+    assert "leak gate" in result.output and "n001-000004" in result.output and "CUSTOMER_REF" in result.output
+    assert secret not in result.output and "Traceback" not in result.output
