@@ -14,9 +14,9 @@ class DataQualityError(FeedbackflowError):
 
 
 class PrivacyLeakError(FeedbackflowError):
-    """Personal data survived anonymisation; nothing downstream may run."""
+    """Personal data survived anonymisation; nothing downstream may run (names row ids and entity types, no value)."""
 
-    exit_code = 65
+    exit_code = 77  # EX_NOPERM: the data may not go further; a retry would find the same leak
 
 
 class ConfigError(FeedbackflowError):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import DataQualityError
+from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import DagSettings
 from feedbackflow.storage.dvc import Dvc, DvcError
@@ -37,25 +37,43 @@ def aws_environment(connection: Any) -> dict[str, str]:
     return {key: str(value) for key, value in pairs.items() if value}
 
 
-def _connection_environment() -> dict[str, str]:
-    conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
-    if not conn_id:
-        return {}
-    from airflow.sdk import Connection
+def pseudonym_environment(connection: Any) -> dict[str, str]:
+    """The pseudonym key from an Airflow connection (its password), as the stage subprocess reads it.
 
-    return aws_environment(Connection.get(conn_id))
+    A connection can live in any Airflow secrets backend (Vault, AWS Secrets Manager, ...), so the key never sits in
+    ``params.yaml`` or the repository. The value goes to the stage subprocess only, never to logs or XComs.
+    """
+    from feedbackflow.privacy.pseudonym import KEY_ENV
+
+    return {KEY_ENV: connection.password} if connection.password else {}
+
+
+def _connection_environment(stage: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
+    # Only the stage that pseudonymises gets the key: no other subprocess needs it.
+    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID") if stage == "anonymise" else None
+    if aws_conn_id or key_conn_id:
+        from airflow.sdk import Connection
+
+        if aws_conn_id:
+            env.update(aws_environment(Connection.get(aws_conn_id)))
+        if key_conn_id:
+            env.update(pseudonym_environment(Connection.get(key_conn_id)))
+    return env
 
 
 def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Run one ``dvc.yaml`` stage; a data-quality failure fails the task without retries (retrying cannot help).
+    """Run one ``dvc.yaml`` stage; a data-quality failure or a privacy leak fails the task without retries.
 
-    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote.
+    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote; when
+    ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names one, its password becomes the pseudonym key of the anonymise stage.
     """
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment())
+        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage))
     except DvcError as error:
-        if error.exit_code == DataQualityError.exit_code:
-            from airflow.exceptions import AirflowFailException
+        if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(error)) from error
         raise

@@ -58,11 +58,37 @@ class AnonymiseSettings(_Section):
             "IBAN_CODE",
             "IP_ADDRESS",
             "URL",
+            "UK_SORT_CODE",
+            "UK_ACCOUNT_NUMBER",
+            "LOCATION",
         ]
     )
     score_threshold: float = Field(0.5, ge=0.0, le=1.0)
     batch_size: int = Field(64, ge=1)
     n_process: int = Field(1, ge=1)
+    operator: Literal["placeholder", "pseudonym"] = Field(
+        "placeholder", description="how a finding is replaced unless `operators` names its entity"
+    )
+    operators: dict[str, Literal["placeholder", "pseudonym"]] = Field(
+        default_factory=dict, description="per-entity operator, overriding `operator`"
+    )
+    pseudonym_hex_chars: int = Field(8, ge=6, le=12, description="hex digits of a keyed pseudonym token")
+    canary_file: str | None = Field(
+        "data/demo_canaries.json",
+        description="JSON of planted values ({entity: [value, ...]}) the leak gate checks for; kept in restricted "
+        "storage; a missing file means no planted values to check",
+    )
+
+    @model_validator(mode="after")
+    def _operators_name_entities(self) -> AnonymiseSettings:
+        unknown = sorted(set(self.operators) - set(self.entities))
+        if unknown:
+            raise ValueError(f"operators names entities not in anonymise.entities: {unknown}")
+        return self
+
+    def operator_for(self, entity: str) -> str:
+        """The operator (``placeholder`` or ``pseudonym``) that replaces values of ``entity``."""
+        return self.operators.get(entity, self.operator)
 
 
 class SplitSettings(_Section):

@@ -81,6 +81,8 @@ def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any
             "rows": anonymise.get("rows"),
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities", {}),
+            "leak_gate": anonymise.get("leak_gate"),
+            "key_id": (anonymise.get("settings") or {}).get("key_id"),
         },
         "train": {
             key: train.get(key) for key in ("device", "train_rows", "epochs", "validation_macro_f1", "train_seconds")

@@ -18,8 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+# The pseudonym key reaches the anonymise task as an Airflow connection (here from the environment secrets backend).
+PSEUDONYM_KEY = "e2e-pseudonym-key-4f1c9a7d2b6e8053"
+PSEUDONYM_CONN_ID = "feedbackflow_pseudonym"
+
+
 def airflow_env(project: Path, airflow_home: Path) -> dict[str, str]:
     return {
+        f"AIRFLOW_CONN_{PSEUDONYM_CONN_ID.upper()}": json.dumps({"conn_type": "generic", "password": PSEUDONYM_KEY}),
+        "FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID": PSEUDONYM_CONN_ID,
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "AIRFLOW_HOME": str(airflow_home),
@@ -68,6 +75,7 @@ def tiny_project(tmp_path_factory) -> Path:
     params["evaluate"].update({"min_accuracy": 0.0, "min_macro_f1": 0.0})
     params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
     params["split"].update({"validation_share": 0.15, "test_share": 0.2})
+    params["anonymise"]["operators"] = {"PERSON": "pseudonym", "EMAIL_ADDRESS": "pseudonym", "IBAN_CODE": "pseudonym"}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
     run(["git", "init", "-q"], project)

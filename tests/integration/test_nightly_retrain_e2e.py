@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import BIN, airflow_env, run
+from .conftest import BIN, PSEUDONYM_KEY, airflow_env, run
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,7 @@ def test_first_run_produces_every_artifact(first_run):
         == summary["validate"]["rows_read"]
     )
     assert sum(summary["anonymise"]["entities_replaced"].values()) > 0
+    assert summary["anonymise"]["leak_gate"]["passed"] is True
     assert summary["evaluate"]["challenger"]["accuracy"] is not None
     assert summary["evaluate"]["gate"]["promote"] is True
     assert summary["champion"]["version"] == "v1"
@@ -88,23 +89,58 @@ def test_second_run_without_new_data_trains_nothing(first_run):
 
 
 def _text_of(path: Path) -> str:
-    if path.suffix == ".parquet":
+    """A file's text for scanning; Parquet (by suffix or by magic bytes, as in the DVC remote) is decoded first."""
+    data = path.read_bytes()
+    if path.suffix == ".parquet" or data[:4] == b"PAR1":
+        import io
+
         import pandas as pd
 
-        return "\n".join(pd.read_parquet(path).astype(str).to_numpy().ravel())
-    return path.read_bytes().decode("utf-8", errors="ignore")
+        return "\n".join(pd.read_parquet(io.BytesIO(data)).astype(str).to_numpy().ravel())
+    return data.decode("utf-8", errors="ignore")
 
 
-def test_no_planted_personal_data_downstream_of_anonymise(first_run):
+def _artifacts(project: Path) -> list[Path]:
+    """Everything that may legitimately leave the restricted area after a run, plus every log of the run."""
+    roots = [project / "data" / name for name in ("anonymised", "split")]
+    roots += [project / name for name in ("models", "reports", "registry")]
+    roots += [project / "storage" / "dvc-general", project.parent / "airflow" / "logs"]
+    files = [path for root in roots if root.exists() for path in root.rglob("*") if path.is_file()]
+    tracked = [*project.glob("*.dvc"), *(project / "models").glob("*.dvc")]  # the .dvc folder itself is no file
+    return [*files, project / "dvc.lock", *(path for path in tracked if path.is_file())]
+
+
+def test_no_planted_personal_data_in_any_artifact_or_log(first_run):
     project, log = first_run
     canaries = json.loads((project / "data" / "demo_canaries.json").read_text())
     planted = [value for values in canaries.values() for value in values]
     assert planted, "the generator planted no personal data"
-    scanned = [project / "data" / name for name in ("anonymised", "split")]
-    scanned += [project / "models", project / "reports", project / "registry"]
-    files = [path for folder in scanned for path in folder.rglob("*") if path.is_file()]
+    files = _artifacts(project)
+    for required in ("data/anonymised", "data/split", "models/challenger", "reports/anonymise", "storage/dvc-general"):
+        assert any(path.is_relative_to(project / required) for path in files), f"nothing scanned under {required}"
+    assert any(path.name == "audit.json" for path in files) and any(path.suffix == ".html" for path in files)
     corpus = "\n".join(_text_of(path) for path in files) + log
-    leaks = [value for value in planted if value in corpus]
+    leaks = [value for value in planted if value.casefold() in corpus.casefold()]
     assert leaks == [], f"{len(leaks)} planted values found downstream of anonymise"
+    assert PSEUDONYM_KEY not in corpus, "the pseudonym key reached an artifact or a log"
     raw = "\n".join(_text_of(path) for path in (project / "data" / "raw").glob("*.csv"))
     assert all(value in raw for value in planted), "raw data must keep the original text (restricted remote)"
+
+
+def test_pseudonyms_come_from_the_connection_key_and_the_audit_names_only_its_id(first_run):
+    from feedbackflow.privacy.pseudonym import PseudonymKey, pseudonym
+
+    project, _ = first_run
+    key = PseudonymKey(PSEUDONYM_KEY.encode())
+    canaries = json.loads((project / "data" / "demo_canaries.json").read_text())
+    anonymised = _text_of(project / "data" / "anonymised" / "feedback.parquet")
+    # Each planted e-mail that reached the anonymised data (valid rows) is there as its keyed token.
+    tokens = [pseudonym(key, "EMAIL_ADDRESS", value) for value in canaries["EMAIL_ADDRESS"]]
+    assert sum(token in anonymised for token in tokens) >= len(tokens) // 2
+    assert "<CREDIT_CARD>" in anonymised or "<PHONE_NUMBER>" in anonymised  # placeholders where configured
+    audit = json.loads((project / "reports" / "anonymise" / "audit.json").read_text())
+    assert audit["key_id"] == key.key_id
+    assert audit["operators"]["PERSON"] == "pseudonym" and audit["operators"]["URL"] == "placeholder"
+    assert audit["leak_gate"]["passed"] is True and audit["leak_gate"]["canaries_checked"] == sum(
+        len(values) for values in canaries.values()
+    )

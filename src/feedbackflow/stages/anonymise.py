@@ -1,29 +1,39 @@
-"""anonymise: replace personal data in validated feedback by typed placeholders before anything learns from it.
+"""anonymise: replace personal data in validated feedback before anything learns from it, and prove it is gone.
 
 Reads ``data/validated/feedback.parquet`` and writes ``data/anonymised/feedback.parquet`` with the same columns and
-row order; only ``text`` changes, e.g. "My name is <PERSON>. You can reach me at <EMAIL_ADDRESS>.". Detection is
-Presidio with a spaCy model (see :mod:`feedbackflow.privacy.analyzer`).
+row order; only ``text`` changes, e.g. "My name is <PERSON>. You can reach me at <EMAIL_ADDRESS_3f9a1c0b>.". Detection
+is Presidio with a spaCy model (see :mod:`feedbackflow.privacy.analyzer`); each entity type is replaced by a typed
+placeholder or a keyed pseudonym, as ``anonymise.operators`` says (:mod:`feedbackflow.privacy.pseudonym`).
 
-The report ``reports/anonymise/anonymise.json`` and the logs hold counts and settings only, never a detected value:
-they leave the restricted data area.
+Before anything is written the leak gate (:mod:`feedbackflow.privacy.leak_gate`) checks the output for the planted
+canary values and re-scans it; if anything is found the stage raises :class:`PrivacyLeakError` and writes no data, so
+nothing downstream can run.
+
+The report ``reports/anonymise/anonymise.json``, the audit record ``reports/anonymise/audit.json`` and the logs hold
+counts, settings, hashes and the key id only, never a detected value: they leave the restricted data area.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import DataQualityError
+from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.io import atomic_path, run_id, write_json
 from feedbackflow.privacy.analyzer import PrivacyEngine, anonymise_texts, build_engine
-from feedbackflow.settings import Settings
+from feedbackflow.privacy.leak_gate import LeakReport, check_output, load_canaries
+from feedbackflow.settings import AnonymiseSettings, Settings
 
 logger = logging.getLogger(__name__)
 
 TEXT_COLUMN = "text"
+ID_COLUMN = "id"
 
 
 def anonymise_frame(frame: pd.DataFrame, engine: PrivacyEngine) -> tuple[pd.DataFrame, dict]:
@@ -51,15 +61,50 @@ def anonymise_frame(frame: pd.DataFrame, engine: PrivacyEngine) -> tuple[pd.Data
     return out, summary
 
 
+def config_hash(config: AnonymiseSettings) -> str:
+    """A short SHA-256 of the anonymise settings (canonical JSON): two runs with one hash were configured alike."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def audit_record(config: AnonymiseSettings, engine: PrivacyEngine, summary: dict, gate: LeakReport) -> dict:
+    """The per-run audit record: counts, operators, key id, config hash, model and the leak gate's counts.
+
+    It holds no value, no text and no row id, so it may live in the general remote next to the anonymised data.
+    """
+    return {
+        "run_id": run_id(),
+        "rows": summary["rows"],
+        "rows_changed": summary["rows_changed"],
+        "entities": summary["entities"],
+        "operators": {entity: engine.operator_for(entity) for entity in engine.entities},
+        "key_id": engine.key_id,
+        "config_hash": config_hash(config),
+        "spacy_model": config.spacy_model,
+        "spacy_pipeline": engine.model,
+        "score_threshold": config.score_threshold,
+        "leak_gate": gate.summary(),
+    }
+
+
+def _row_ids(frame: pd.DataFrame) -> list[str]:
+    if ID_COLUMN in frame.columns:
+        return [str(value) for value in frame[ID_COLUMN].tolist()]
+    return [f"row {n}" for n in range(len(frame))]
+
+
 def run(settings: Settings, paths: ProjectPaths) -> dict:
-    """Anonymise ``data/validated/feedback.parquet`` into ``data/anonymised/feedback.parquet``.
+    """Anonymise ``data/validated/feedback.parquet`` into ``data/anonymised/feedback.parquet`` behind the leak gate.
 
     Returns:
-        ``rows``, ``rows_changed`` and replaced ``entities`` per type (the report holds the same plus settings).
+        ``rows``, ``rows_changed``, replaced ``entities`` per type and the leak gate's counts.
 
     Raises:
         DataQualityError: the validated file has no ``text`` column.
-        ConfigError: the spaCy model is not installed or an entity in ``anonymise.entities`` is unknown.
+        ConfigError: the spaCy model is not installed, an entity in ``anonymise.entities`` is unknown, a pseudonym
+            operator is configured without a key, or the canary file is malformed.
+        PrivacyLeakError: the leak gate found a planted value or a second-scan finding in the output; nothing is
+            written to ``data/anonymised``.
     """
     source = paths.validated / "feedback.parquet"
     target = paths.anonymised / "feedback.parquet"
@@ -67,12 +112,27 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     frame = pd.read_parquet(source)
     if TEXT_COLUMN not in frame.columns:
         raise DataQualityError(f"{source}: no '{TEXT_COLUMN}' column; re-run the validate stage")
+    canary_path = paths.root / config.canary_file if config.canary_file else None
+    canaries = load_canaries(canary_path)
 
     started = time.perf_counter()
     engine = build_engine(config)
     loaded = time.perf_counter()
     out, summary = anonymise_frame(frame, engine)
     finished = time.perf_counter()
+    gate = check_output(_row_ids(out), out[TEXT_COLUMN].tolist(), engine, canaries)
+    gated = time.perf_counter()
+
+    audit = audit_record(config, engine, summary, gate)
+    write_json(paths.stage_reports("anonymise") / "audit.json", audit)
+    if not gate.passed:
+        # The output never reaches data/anonymised: DVC removed the previous one before the stage ran, and a failed
+        # stage is not committed, so split and everything after it have nothing to read.
+        _remove_stale(target)
+        raise PrivacyLeakError(
+            f"leak gate: personal data survived anonymisation of {source.name} ({gate.message()}); nothing was "
+            f"written to {target.parent}. Add or tune a recognizer for these entity types, then re-run"
+        )
 
     with atomic_path(target) as partial:
         out.to_parquet(partial, index=False)
@@ -80,12 +140,16 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     seconds = finished - loaded
     report = {
         **summary,
-        "run_id": run_id(),
+        "run_id": audit["run_id"],
+        "leak_gate": gate.summary(),
         "settings": {
             "language": config.language,
             "spacy_model": config.spacy_model,
             "spacy_pipeline": engine.model,
             "entities": list(config.entities),
+            "operators": audit["operators"],
+            "key_id": engine.key_id,
+            "config_hash": audit["config_hash"],
             "score_threshold": config.score_threshold,
             "batch_size": config.batch_size,
             "n_process": config.n_process,
@@ -93,15 +157,21 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "timing": {
             "load_seconds": round(loaded - started, 3),
             "analyse_seconds": round(seconds, 3),
+            "leak_gate_seconds": round(gated - finished, 3),
             "texts_per_second": round(len(frame) / seconds, 1) if seconds > 0 else None,
         },
     }
     write_json(paths.stage_reports("anonymise") / "anonymise.json", report)
     logger.info(
-        "anonymised %d rows (%d changed) in %.1fs: %s",
+        "anonymised %d rows (%d changed) in %.1fs: %s; leak gate passed (%d planted values checked, second scan clean)",
         summary["rows"],
         summary["rows_changed"],
         seconds,
         ", ".join(f"{entity}={count}" for entity, count in summary["entities"].items()),
+        gate.canaries_checked,
     )
-    return summary
+    return {**summary, "leak_gate": gate.summary()}
+
+
+def _remove_stale(target: Path) -> None:
+    target.unlink(missing_ok=True)

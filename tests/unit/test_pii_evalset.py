@@ -1,0 +1,97 @@
+"""The labelled PII evaluation set and its span-overlap scoring; a smoke run of benchmarks/bench_pii.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from feedbackflow.privacy import evalset
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
+
+
+def _luhn_ok(number: str) -> bool:
+    digits = [int(c) for c in number if c.isdigit()][::-1]
+    return sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits)) % 10 == 0
+
+
+def _iban_ok(iban: str) -> bool:
+    compact = iban.replace(" ", "")
+    return int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97 == 1
+
+
+def test_generation_is_seeded_and_labels_are_exact_and_valid() -> None:
+    first, second = evalset.generate(300, seed=7), evalset.generate(300, seed=7)
+    assert [m.to_json() for m in first] == [m.to_json() for m in second]
+    assert [m.text for m in evalset.generate(300, seed=8)] != [m.text for m in first]
+    kinds = {entity for message in first for _, _, entity in message.spans}
+    assert kinds == set(evalset.ENTITIES)
+    assert any(not message.spans for message in first), "the set needs messages without personal data"
+    for message in first:
+        for start, end, entity in message.spans:
+            value = message.text[start:end]
+            assert value == value.strip() and value
+            if entity == "CREDIT_CARD":
+                assert _luhn_ok(value), value
+            if entity == "IBAN_CODE":
+                assert _iban_ok(value), value
+
+
+def test_templates_share_no_sentence_with_the_demo_generator() -> None:
+    from feedbackflow.demo.generate import _PII_TEMPLATES
+
+    demo = {template.replace("{text}", "").replace("{value}", "").strip(" .") for _, template in _PII_TEMPLATES}
+    ours = "\n".join(evalset._TEMPLATES)
+    assert not [phrase for phrase in demo if phrase and phrase in ours]
+
+
+def test_committed_set_is_the_seeded_one() -> None:
+    committed = evalset.read_jsonl(COMMITTED)
+    assert len(committed) == 1500
+    assert [m.to_json() for m in committed[:200]] == [m.to_json() for m in evalset.generate(1500)[:200]]
+
+
+def test_resolve_drops_contained_findings() -> None:
+    assert evalset.resolve([(0, 10, "EMAIL_ADDRESS"), (4, 10, "URL"), (12, 15, "PERSON")]) == [
+        (0, 10, "EMAIL_ADDRESS"),
+        (12, 15, "PERSON"),
+    ]
+
+
+def test_score_counts_overlap_per_type() -> None:
+    message = evalset.Message("m", "x" * 40, [(0, 10, "PERSON"), (20, 30, "EMAIL_ADDRESS")])
+    scores = evalset.score(
+        [message],
+        [[(2, 8, "PERSON"), (20, 30, "URL"), (32, 36, "PERSON")]],
+        entities=("PERSON", "EMAIL_ADDRESS", "URL"),
+    )
+    assert (scores["PERSON"].found, scores["PERSON"].true_positive, scores["PERSON"].predicted) == (1, 1, 2)
+    assert scores["EMAIL_ADDRESS"].recall == 0.0  # a URL finding does not recall an e-mail
+    assert scores["URL"].precision == 0.0
+    assert scores["PERSON"].f2 == pytest.approx(5 * 0.5 * 1.0 / (4 * 0.5 + 1.0))
+    assert scores["overall"].gold == 2 and scores["overall"].predicted == 3
+
+
+def test_bench_pii_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("presidio_analyzer")
+    spec = importlib.util.spec_from_file_location("bench_pii", ROOT / "benchmarks" / "bench_pii.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    try:
+        spec.loader.exec_module(bench)
+        out = tmp_path / "pii.json"
+        assert bench.main(["--limit", "60", "--repeats", "1", "--json-out", str(out)]) == 0
+    finally:
+        sys.modules.pop(spec.name, None)
+    printed = capsys.readouterr().out
+    assert "ratio" in printed and "PERSON" in printed
+    result = json.loads(out.read_text())
+    assert result["messages"] == 60 and result["ratio"] > 0
+    for name in ("feedbackflow", "presidio_default"):
+        assert set(evalset.ENTITIES) <= set(result[name]) and result[name]["overall"]["gold"] > 0

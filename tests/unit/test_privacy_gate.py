@@ -1,0 +1,283 @@
+"""Keyed pseudonyms, the leak gate and the audit record, with the real Presidio engine and spaCy model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("presidio_analyzer")
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import ConfigError, DataQualityError, PrivacyLeakError
+from feedbackflow.privacy import analyzer as privacy
+from feedbackflow.privacy.leak_gate import canary_pattern, check_output, load_canaries
+from feedbackflow.privacy.pseudonym import KEY_CONN_ENV, KEY_ENV, PseudonymKey, load_key, normalise, pseudonym
+from feedbackflow.settings import SettingsError, parse_settings
+from feedbackflow.stages import anonymise
+
+KEY = "k3y-for-tests-only-0123456789abcdef"
+OTHER_KEY = "another-k3y-for-tests-0123456789ab"
+EMAIL = "eleanor.whitfield@hotmail.co.uk"
+PHONE = "+44 7123 456789"
+CARD = "4111 1111 1111 1111"
+TEXTS = [
+    f"My name is Eleanor Whitfield. You can reach me at {EMAIL}.",
+    f"Still waiting. Write to {EMAIL} or call {PHONE}.",
+    f"Card {CARD} was declined, call 07123 456789.",
+    "My card has not arrived yet",
+]
+ALL_PSEUDONYM = {"anonymise": {"operator": "pseudonym"}}
+
+
+@pytest.fixture(scope="module")
+def engine() -> privacy.PrivacyEngine:
+    return privacy.build_engine(parse_settings({}).anonymise)
+
+
+def _with_key(engine: privacy.PrivacyEngine, secret: str = KEY) -> privacy.PrivacyEngine:
+    operators = {entity: "pseudonym" for entity in engine.entities}
+    return dataclasses.replace(engine, operators=operators, key=PseudonymKey(secret.encode()))
+
+
+def _frame(texts: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": [f"n001-{i:06d}" for i in range(len(texts))], "text": texts, "label": ["card_arrival"] * len(texts)}
+    )
+
+
+def _project(tmp_path: Path, texts: list[str], canaries: dict | None = None) -> ProjectPaths:
+    paths = ProjectPaths(tmp_path)
+    paths.validated.mkdir(parents=True)
+    _frame(texts).to_parquet(paths.validated / "feedback.parquet", index=False)
+    if canaries is not None:
+        (paths.data / "demo_canaries.json").write_text(json.dumps(canaries), encoding="utf-8")
+    return paths
+
+
+# --- pseudonyms ---------------------------------------------------------------------------------------------------
+
+
+def test_pseudonyms_are_stable_across_runs_and_consistent_across_texts(engine: privacy.PrivacyEngine) -> None:
+    first, counts = privacy.anonymise_texts(TEXTS, _with_key(engine))
+    # A second run with a key object built afresh from the same secret (as the next night would).
+    second, _ = privacy.anonymise_texts(TEXTS, _with_key(engine, KEY))
+
+    assert first == second
+    email_token = pseudonym(PseudonymKey(KEY.encode()), "EMAIL_ADDRESS", EMAIL)
+    phone_token = pseudonym(PseudonymKey(KEY.encode()), "PHONE_NUMBER", PHONE)
+    assert email_token in first[0] and email_token in first[1]
+    # "+44 7123 456789" and "07123 456789" are one customer's number: one token.
+    assert phone_token in first[1] and phone_token in first[2]
+    assert first[0].startswith("My name is <PERSON_") and "Whitfield" not in first[0]
+    assert first[3] == TEXTS[3]
+    assert counts["EMAIL_ADDRESS"] == 2 and counts["PHONE_NUMBER"] == 2 and counts["CREDIT_CARD"] == 1
+
+
+def test_pseudonyms_change_with_the_key(engine: privacy.PrivacyEngine) -> None:
+    ours, _ = privacy.anonymise_texts(TEXTS[:3], _with_key(engine, KEY))
+    theirs, _ = privacy.anonymise_texts(TEXTS[:3], _with_key(engine, OTHER_KEY))
+    for a, b in zip(ours, theirs, strict=True):
+        assert a != b
+        assert a.split("<")[0] == b.split("<")[0]  # only the tokens differ
+
+
+def test_token_format_and_normalisation() -> None:
+    key = PseudonymKey(KEY.encode())
+    token = pseudonym(key, "CREDIT_CARD", CARD, hex_chars=12)
+    assert token.startswith("<CREDIT_CARD_") and len(token) == len("<CREDIT_CARD_>") + 12
+    assert pseudonym(key, "CREDIT_CARD", "4111-1111-1111-1111", 12) == token
+    assert pseudonym(key, "EMAIL_ADDRESS", "Jane.Doe@Example.com") == pseudonym(
+        key, "EMAIL_ADDRESS", "jane.doe@example.com"
+    )
+    assert pseudonym(key, "PERSON", "JANE  DOE") == pseudonym(key, "PERSON", "Jane Doe")
+    assert (
+        normalise("PHONE_NUMBER", "07123 456789") == normalise("PHONE_NUMBER", "+44 (0)7123 456789") == "+447123456789"
+    )
+    assert normalise("IBAN_CODE", "gb82 west 1234 5698 7654 32") == "GB82WEST12345698765432"
+
+
+def test_key_id_identifies_the_key_without_revealing_it() -> None:
+    key = load_key({KEY_ENV: KEY})
+    assert key.key_id == load_key({KEY_ENV: KEY}).key_id
+    assert key.key_id != load_key({KEY_ENV: OTHER_KEY}).key_id
+    assert KEY not in repr(key) and KEY not in key.key_id and len(key.key_id) == 12
+
+
+def test_missing_or_short_key_is_a_config_error_naming_what_to_set() -> None:
+    with pytest.raises(ConfigError, match=rf"{KEY_ENV}.*{KEY_CONN_ENV}"):
+        load_key({})
+    with pytest.raises(ConfigError, match="too short"):
+        load_key({KEY_ENV: "short"})
+
+
+def test_pseudonym_operator_without_key_fails_before_loading_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setattr(privacy, "build_analyzer", lambda settings: pytest.fail("model loaded without a key"))
+    with pytest.raises(ConfigError, match=KEY_ENV):
+        privacy.build_engine(parse_settings({"anonymise": {"operators": {"PERSON": "pseudonym"}}}).anonymise)
+
+
+def test_operators_must_name_configured_entities() -> None:
+    with pytest.raises(SettingsError, match="NRP"):
+        parse_settings({"anonymise": {"operators": {"NRP": "pseudonym"}}})
+    settings = parse_settings({"anonymise": {"operators": {"PERSON": "pseudonym"}}}).anonymise
+    assert settings.operator_for("PERSON") == "pseudonym" and settings.operator_for("URL") == "placeholder"
+
+
+# --- leak gate ----------------------------------------------------------------------------------------------------
+
+
+def test_our_own_tokens_are_not_detected_again(engine: privacy.PrivacyEngine) -> None:
+    for variant in (engine, _with_key(engine)):
+        out, _ = privacy.anonymise_texts(TEXTS, variant)
+        report = check_output([f"r{i}" for i in range(len(out))], out, variant, {"EMAIL_ADDRESS": [EMAIL]})
+        assert report.passed, report.message()
+        assert report.canaries_checked == 1 and report.rows_scanned == len(TEXTS)
+
+
+def test_canary_pattern_matches_any_case_and_compact_form() -> None:
+    pattern, owner = canary_pattern({"CREDIT_CARD": [CARD], "PERSON": ["Eleanor Whitfield"]})
+    assert pattern is not None
+    assert {owner[m.group(0).casefold()] for m in pattern.finditer("card 4111111111111111 from ELEANOR WHITFIELD")} == {
+        "CREDIT_CARD",
+        "PERSON",
+    }
+    assert canary_pattern({}) == (None, {})
+
+
+def test_malformed_canary_file_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "canaries.json"
+    bad.write_text('["not", "a", "mapping"]')
+    with pytest.raises(ConfigError, match="canary_file"):
+        load_canaries(bad)
+    assert load_canaries(tmp_path / "absent.json") == {} and load_canaries(None) == {}
+
+
+def test_gate_fails_on_a_planted_value_the_analyzer_misses(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A customer reference is personal data Presidio has no recognizer for: only the canary check can catch it.
+    secret = "CUST-88412-QX"
+    texts = [*TEXTS, f"My customer reference is {secret}, please help."]
+    paths = _project(tmp_path, texts, {"CUSTOMER_REF": [secret], "EMAIL_ADDRESS": [EMAIL]})
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(PrivacyLeakError) as failure:
+        anonymise.run(parse_settings({}), paths)
+
+    message = str(failure.value)
+    assert "CUSTOMER_REF" in message and "n001-000004" in message
+    assert secret not in message and secret not in caplog.text
+    assert not (paths.anonymised / "feedback.parquet").exists()
+    audit_text = (paths.stage_reports("anonymise") / "audit.json").read_text()
+    assert secret not in audit_text and EMAIL not in audit_text
+    assert json.loads(audit_text)["leak_gate"]["canary_hits"] == {"CUSTOMER_REF": 1}
+    assert json.loads(audit_text)["leak_gate"]["passed"] is False
+
+
+def test_gate_second_scan_fails_when_replacement_is_switched_off(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No canary file at all: the second scan alone must stop personal data that was not replaced.
+    paths = _project(tmp_path, TEXTS)
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    monkeypatch.setattr(anonymise, "anonymise_texts", lambda texts, engine: (list(texts), {}))
+    stale = paths.anonymised / "feedback.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"previous night's output")
+
+    with pytest.raises(PrivacyLeakError) as failure:
+        anonymise.run(parse_settings({}), paths)
+
+    message = str(failure.value)
+    assert "second scan EMAIL_ADDRESS in 2 row(s): n001-000000, n001-000001" in message
+    assert "PHONE_NUMBER" in message and "CREDIT_CARD" in message
+    for value in (EMAIL, PHONE, CARD, "Whitfield"):
+        assert value not in message
+    assert not stale.exists(), "a stale anonymised file must not survive a failed gate"
+
+
+def test_stage_with_pseudonyms_writes_audit_without_values_or_key(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    settings = parse_settings(ALL_PSEUDONYM)
+    paths = _project(tmp_path, TEXTS, {"EMAIL_ADDRESS": [EMAIL], "PHONE_NUMBER": [PHONE], "CREDIT_CARD": [CARD]})
+    # Same analyzer as build_engine would load; operators and key come from the real settings and environment.
+    real_build = privacy.build_engine
+
+    def build(config):
+        monkeypatch.setattr(privacy, "build_analyzer", lambda _: engine.analyzer)
+        return real_build(config)
+
+    monkeypatch.setattr(anonymise, "build_engine", build)
+
+    with caplog.at_level(logging.DEBUG):
+        result = anonymise.run(settings, paths)
+
+    output = pd.read_parquet(paths.anonymised / "feedback.parquet")["text"].tolist()
+    assert output[0].startswith("My name is <PERSON_") and "<EMAIL_ADDRESS_" in output[0]
+    audit_text = (paths.stage_reports("anonymise") / "audit.json").read_text()
+    report_text = (paths.stage_reports("anonymise") / "anonymise.json").read_text()
+    for text in (audit_text, report_text, caplog.text, json.dumps(result)):
+        for secret in (KEY, EMAIL, PHONE, CARD, "Whitfield"):
+            assert secret not in text
+    audit = json.loads(audit_text)
+    assert audit["key_id"] == PseudonymKey(KEY.encode()).key_id
+    assert audit["operators"] == {entity: "pseudonym" for entity in settings.anonymise.entities}
+    assert audit["config_hash"] == anonymise.config_hash(settings.anonymise)
+    assert audit["config_hash"] != anonymise.config_hash(parse_settings({}).anonymise)
+    assert audit["entities"]["EMAIL_ADDRESS"] == 2 and audit["leak_gate"]["passed"] is True
+    assert audit["leak_gate"]["canaries_checked"] == 3
+    assert result["leak_gate"]["passed"] is True
+
+
+def test_privacy_leak_has_its_own_exit_code_and_fails_airflow_without_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feedbackflow import orchestration
+    from feedbackflow.storage.dvc import DvcError
+
+    assert PrivacyLeakError.exit_code not in (DataQualityError.exit_code, ConfigError.exit_code, 1)
+
+    def leak(*args: object, **kwargs: object) -> dict:
+        raise DvcError("stage anonymise failed", exit_code=PrivacyLeakError.exit_code)
+
+    monkeypatch.setattr(orchestration, "run_stage", leak)
+    with pytest.raises(AirflowFailException):
+        orchestration.stage_task("anonymise", [], "manual")
+
+
+def test_pseudonym_key_from_an_airflow_connection() -> None:
+    from airflow.sdk import Connection
+
+    from feedbackflow.orchestration import pseudonym_environment
+
+    connection = Connection(conn_id="feedbackflow_pseudonym", conn_type="generic", password=KEY)
+    assert pseudonym_environment(connection) == {KEY_ENV: KEY}
+    assert pseudonym_environment(Connection(conn_id="empty", conn_type="generic")) == {}
+
+
+def test_cli_exits_77_on_a_leak_naming_rows_not_values(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from feedbackflow.cli import app
+
+    secret = "CUST-77120-ZZ"
+    _project(tmp_path, [*TEXTS, f"Reference {secret} please."], {"CUSTOMER_REF": [secret]})
+    (tmp_path / "params.yaml").write_text("anonymise:\n  score_threshold: 0.5\n", encoding="utf-8")
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+
+    result = CliRunner().invoke(app, ["anonymise"])
+
+    assert result.exit_code == PrivacyLeakError.exit_code == 77, result.output
+    assert "leak gate" in result.output and "n001-000004" in result.output and "CUSTOMER_REF" in result.output
+    assert secret not in result.output and "Traceback" not in result.output
