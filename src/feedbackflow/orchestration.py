@@ -14,6 +14,7 @@ from typing import Any
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
+from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
 from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,58 @@ def aws_environment(connection: Any) -> dict[str, str]:
     return {key: str(value) for key, value in pairs.items() if value}
 
 
+def postgres_environment(connection: Any) -> dict[str, str]:
+    """The ``FEEDBACKFLOW_POSTGRES_DSN`` variable the ingest stage reads, built from an Airflow Postgres connection.
+
+    Host, port, login, password and schema (the database) make a libpq key/value DSN; the extras ``sslmode`` and
+    ``options`` are honoured. The DSN goes to the stage subprocess only, never to logs or XComs.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    extra = connection.extra_dejson or {}
+    parts = {
+        "host": connection.host,
+        "port": connection.port,
+        "user": connection.login,
+        "password": connection.password,
+        "dbname": connection.schema,
+        "sslmode": extra.get("sslmode"),
+        "options": extra.get("options"),
+    }
+    return {POSTGRES_DSN_ENV: make_conninfo(**{key: str(value) for key, value in parts.items() if value})}
+
+
 def _connection_environment() -> dict[str, str]:
-    conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
-    if not conn_id:
+    """Credentials of the Airflow connections named by FEEDBACKFLOW_AWS_CONN_ID and FEEDBACKFLOW_POSTGRES_CONN_ID."""
+    aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
+    postgres_conn_id = os.environ.get("FEEDBACKFLOW_POSTGRES_CONN_ID")
+    if not (aws_conn_id or postgres_conn_id):
         return {}
     from airflow.sdk import Connection
 
-    return aws_environment(Connection.get(conn_id))
+    env = aws_environment(Connection.get(aws_conn_id)) if aws_conn_id else {}
+    if postgres_conn_id:
+        env.update(postgres_environment(Connection.get(postgres_conn_id)))
+    return env
+
+
+def _always_runs(stage: str) -> bool:
+    """Ingest from S3 or PostgreSQL must run every time: DVC cannot hash those sources (the manifest makes it safe)."""
+    if stage != "ingest":
+        return False
+    from feedbackflow.settings import load_settings
+
+    return load_settings(ProjectPaths.discover().params).ingest.source != "folder"
 
 
 def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
     """Run one ``dvc.yaml`` stage; a data-quality failure fails the task without retries (retrying cannot help).
 
-    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote.
+    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote and the S3
+    ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source.
     """
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment())
+        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(), force=_always_runs(stage))
     except DvcError as error:
         if error.exit_code == DataQualityError.exit_code:
             from airflow.exceptions import AirflowFailException

@@ -25,10 +25,43 @@ class BaseSettings(_Section):
     seed: int = 42
 
 
+class S3SourceSettings(_Section):
+    """An S3 bucket prefix (AWS or any S3-compatible endpoint); credentials come from the environment only."""
+
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str | None = Field(None, description="e.g. http://minio:9000; default: AWS or AWS_ENDPOINT_URL")
+
+
+class PostgresSourceSettings(_Section):
+    """A PostgreSQL table or query read incrementally on a watermark; the DSN comes from the environment only."""
+
+    table: str | None = Field(None, description="schema.table to read")
+    query: str | None = Field(None, description="a SELECT to read instead of a table (no trailing semicolon)")
+    watermark_columns: list[str] = Field(default_factory=lambda: ["updated_at", "id"], min_length=1)
+    batch_rows: int = Field(100_000, ge=1, description="rows per raw batch file")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PostgresSourceSettings:
+        if self.table and self.query:
+            raise ValueError("set either table or query, not both")
+        return self
+
+
 class IngestSettings(_Section):
-    source: Literal["folder"] = "folder"
+    source: Literal["folder", "s3", "postgres"] = "folder"
     landing_dir: str = "data/landing"
     patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.parquet"])
+    s3: S3SourceSettings = S3SourceSettings()
+    postgres: PostgresSourceSettings = PostgresSourceSettings()
+
+    @model_validator(mode="after")
+    def _source_configured(self) -> IngestSettings:
+        if self.source == "s3" and not self.s3.bucket:
+            raise ValueError("source s3 needs ingest.s3.bucket")
+        if self.source == "postgres" and not (self.postgres.table or self.postgres.query):
+            raise ValueError("source postgres needs ingest.postgres.table or ingest.postgres.query")
+        return self
 
 
 class ValidateSettings(_Section):
