@@ -71,11 +71,20 @@ class ValidateSettings(_Section):
     min_text_chars: int = Field(1, ge=1)
     max_text_chars: int = Field(512, ge=1)
     max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0)
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="allowed values of an optional language")
+    max_future_seconds: float = Field(300, ge=0, description="clock skew allowed before created_at is 'in the future'")
+    volume_window: int = Field(10, ge=1, description="recent deliveries the volume band is learned from")
+    volume_min_history: int = Field(3, ge=1, description="deliveries needed before the volume band is checked")
+    volume_band: tuple[float, float] = Field((0.2, 5.0), description="allowed rows as factors of the recent median")
+    min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
+    data_docs_s3: str | None = Field(None, pattern=r"^s3://[^/]+", description="s3://bucket/prefix for Data Docs")
 
     @model_validator(mode="after")
     def _bounds(self) -> ValidateSettings:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError("min_text_chars must not exceed max_text_chars")
+        if not 0 <= self.volume_band[0] <= self.volume_band[1]:
+            raise ValueError("volume_band must be [low, high] with 0 <= low <= high")
         return self
 
 

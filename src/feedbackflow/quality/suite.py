@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # GX takes seconds to import; only the validate stage pays fo
 
 #: Columns every batch must have, whatever ``validate.required_columns`` says: the rules and the outputs use them.
 CORE_COLUMNS = ("id", "text", "label", "channel", "created_at")
+#: Known columns a batch may lack (checked when present; a missing one reads as blank).
+OPTIONAL_COLUMNS = ("language",)
 
 # Rule names. They appear in the quarantine ``rules`` column, the report and error messages.
 FILE_READABLE = "file_readable"
@@ -52,9 +55,13 @@ TEXT_LENGTH = "text_length"
 LABEL_IN_TAXONOMY = "label_in_taxonomy"
 CHANNEL_ALLOWED = "channel_allowed"
 CREATED_AT_PARSEABLE = "created_at_parseable"
+CREATED_AT_NOT_FUTURE = "created_at_not_future"
+LANGUAGE_ALLOWED = "language_allowed"
+BATCH_VOLUME = "batch_volume"
+LABEL_MINIMUM = "label_minimum"
 
-#: Rules that reject a whole batch.
-BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS)
+#: Rules that reject a whole batch (``label_minimum`` applies to the accumulated accepted rows, not one batch).
+BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM)
 #: Rules evaluated per row, in the order they are listed in a quarantined row's ``rules``.
 ROW_RULES = (
     ID_NOT_EMPTY,
@@ -63,12 +70,18 @@ ROW_RULES = (
     TEXT_LENGTH,
     LABEL_IN_TAXONOMY,
     CHANNEL_ALLOWED,
+    LANGUAGE_ALLOWED,
     CREATED_AT_PARSEABLE,
+    CREATED_AT_NOT_FUTURE,
 )
 RULES = BATCH_RULES + ROW_RULES
+#: Rules that quarantine rows (counted per rule in the report).
+QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, *ROW_RULES)
 
 #: View column that restricts ``id_unique`` to rows passing every other rule.
 UNIQUE_CANDIDATE = "id_unique_candidate"
+#: View column: seconds ``created_at`` lies after the validation's reference time (positive = in the future).
+CREATED_AT_LEAD = "created_at_lead_seconds"
 
 RULE_SEPARATOR = ";"
 
@@ -86,14 +99,20 @@ class RuleSpec:
     channels: tuple[str, ...]
     min_text_chars: int
     max_text_chars: int
+    languages: tuple[str, ...] = ("en",)
+    now: pd.Timestamp = pd.Timestamp(0, tz="UTC")
+    max_future_seconds: float = 300.0
 
     @classmethod
-    def from_settings(cls, settings: ValidateSettings, taxonomy: Iterable[str]) -> RuleSpec:
+    def from_settings(
+        cls, settings: ValidateSettings, taxonomy: Iterable[str], now: pd.Timestamp | None = None
+    ) -> RuleSpec:
         """Build the spec; the core columns are always required, configured ones are added after them.
 
         Args:
             settings: The ``validate`` section of ``params.yaml``.
             taxonomy: Allowed label names.
+            now: Reference time of ``created_at_not_future`` (default: the current time, UTC).
 
         Returns:
             The resolved rule parameters.
@@ -104,7 +123,15 @@ class RuleSpec:
             channels=tuple(settings.channels),
             min_text_chars=settings.min_text_chars,
             max_text_chars=settings.max_text_chars,
+            languages=tuple(settings.languages),
+            now=now if now is not None else pd.Timestamp.now(tz="UTC"),
+            max_future_seconds=float(settings.max_future_seconds),
         )
+
+    @property
+    def carried_columns(self) -> tuple[str, ...]:
+        """The columns validation keeps from a batch: the required ones, then the optional known ones."""
+        return (*self.required_columns, *(c for c in OPTIONAL_COLUMNS if c not in self.required_columns))
 
 
 @dataclass(frozen=True)
@@ -237,20 +264,27 @@ class Prepared:
 
     blank: dict[str, pd.Series]
     created_at: pd.Series
+    created_at_lead: pd.Series
+    language: pd.Series
 
     @classmethod
-    def of(cls, frame: pd.DataFrame) -> Prepared:
-        """Compute blank flags of ``id``, ``text`` and ``label`` and the parsed ``created_at`` of ``frame``.
+    def of(cls, frame: pd.DataFrame, now: pd.Timestamp) -> Prepared:
+        """Compute blank flags, the parsed ``created_at`` and its lead over ``now``, and the blank-free language.
 
         Args:
-            frame: Rows with the core columns as ``str`` or ``None``.
+            frame: Rows with the core columns as ``str`` or ``None`` (``language`` may be absent).
+            now: Reference time of ``created_at_not_future``.
 
         Returns:
             The shared values, on ``frame``'s index.
         """
+        created_at = parse_timestamps(frame["created_at"])
+        language = frame["language"] if "language" in frame.columns else pd.Series(None, frame.index, dtype=object)
         return cls(
             blank={column: blank(frame[column]) for column in ("id", "text", "label")},
-            created_at=parse_timestamps(frame["created_at"]),
+            created_at=created_at,
+            created_at_lead=(created_at - now).dt.total_seconds(),
+            language=language.where(~blank(language), None),
         )
 
 
@@ -265,7 +299,7 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
     Returns:
         Rule name (in :data:`ROW_RULES` order) -> boolean Series, True where the row broke the rule.
     """
-    prepared = prepared or Prepared.of(frame)
+    prepared = prepared or Prepared.of(frame, spec.now)
     ids, text, label = frame["id"], frame["text"], frame["label"]
     text_blank = prepared.blank["text"]
     masks = {
@@ -274,7 +308,9 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
         TEXT_LENGTH: ~text_blank & ~text.str.len().between(spec.min_text_chars, spec.max_text_chars).fillna(False),
         LABEL_IN_TAXONOMY: ~prepared.blank["label"] & ~label.isin(spec.taxonomy),
         CHANNEL_ALLOWED: ~frame["channel"].fillna("").isin(spec.channels),
+        LANGUAGE_ALLOWED: prepared.language.notna() & ~prepared.language.isin(spec.languages),
         CREATED_AT_PARSEABLE: prepared.created_at.isna(),
+        CREATED_AT_NOT_FUTURE: prepared.created_at_lead.gt(spec.max_future_seconds).fillna(False),
     }
     candidate = ~any_rule(masks)
     # Number of earlier candidate rows with the same id: a row repeats an id once this is positive.
@@ -289,23 +325,25 @@ def _unique_candidates(masks: Mapping[str, pd.Series]) -> pd.Series:
     return ~any_rule({rule: mask for rule, mask in masks.items() if rule != ID_UNIQUE})
 
 
-def gx_view(frame: pd.DataFrame, masks: Mapping[str, pd.Series], prepared: Prepared | None = None) -> pd.DataFrame:
+def gx_view(frame: pd.DataFrame, masks: Mapping[str, pd.Series], prepared: Prepared) -> pd.DataFrame:
     """Build the frame GX validates (see the module docstring for why a view and not the raw strings).
 
     Args:
         frame: The frame the masks were computed on.
         masks: Output of :func:`compute_rule_masks`.
-        prepared: ``Prepared.of(frame)`` when the caller has it already.
+        prepared: The :class:`Prepared` values the masks were computed from.
 
     Returns:
-        Columns ``id``, ``text``, ``label``, ``channel``, ``created_at`` and :data:`UNIQUE_CANDIDATE`.
+        Columns ``id``, ``text``, ``label``, ``channel``, ``language``, ``created_at``, :data:`CREATED_AT_LEAD` and
+        :data:`UNIQUE_CANDIDATE`.
     """
-    prepared = prepared or Prepared.of(frame)
     view = pd.DataFrame(index=frame.index)
     for column in ("id", "text", "label"):
         view[column] = frame[column].where(~prepared.blank[column], None)
     view["channel"] = frame["channel"].fillna("")
+    view["language"] = prepared.language
     view["created_at"] = prepared.created_at
+    view[CREATED_AT_LEAD] = prepared.created_at_lead
     view[UNIQUE_CANDIDATE] = _unique_candidates(masks)
     return view
 
@@ -399,8 +437,19 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
         CHANNEL_ALLOWED: expect.ExpectColumnValuesToBeInSet(
             column="channel", value_set=list(spec.channels), description="channel is one of the allowed channels."
         ),
+        LANGUAGE_ALLOWED: expect.ExpectColumnValuesToBeInSet(
+            column="language",
+            value_set=list(spec.languages),
+            description="language, when given, is one of the allowed languages.",
+        ),
         CREATED_AT_PARSEABLE: expect.ExpectColumnValuesToNotBeNull(
             column="created_at", description="created_at parses as an ISO 8601 timestamp."
+        ),
+        CREATED_AT_NOT_FUTURE: expect.ExpectColumnValuesToBeBetween(
+            column=CREATED_AT_LEAD,
+            max_value=spec.max_future_seconds,
+            description="created_at is not in the future (seconds after the validation time, max_future_seconds "
+            "of clock skew allowed).",
         ),
     }
     for rule, expectation in expectations.items():
@@ -408,28 +457,72 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
     return gx.ExpectationSuite(name="feedback_rows", expectations=[expectations[rule] for rule in ROW_RULES])
 
 
+DATA_DOCS_SITE = "feedbackflow"
+
+
 class QualityValidator:
-    """Runs the suites through an ephemeral GX context (nothing is written to disk by GX)."""
+    """Runs the suites through an ephemeral GX context; GX writes only the Data Docs site, when one is asked for.
+
+    The row suite runs through a GX Checkpoint, so its validation result is stored in the context and, with
+    ``docs_dir``, rendered into a file-system Data Docs site by an ``UpdateDataDocsAction``. The result format keeps
+    counts and percentages only (no unexpected value samples), so the Data Docs and the report carry no row values.
+    """
 
     # BASIC gives counts; no sample of unexpected values, which could hold personal data.
     RESULT_FORMAT: ClassVar[dict[str, Any]] = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
-    def __init__(self, spec: RuleSpec) -> None:
-        """Create the context, a pandas data source and the two suites.
+    def __init__(self, spec: RuleSpec, docs_dir: Path | None = None, run_name: str = "manual") -> None:
+        """Create the context, a pandas data source, the two suites and the row suite's checkpoint.
 
         Args:
             spec: Rule parameters.
+            docs_dir: Folder of the Data Docs site to build (None: no Data Docs).
+            run_name: Run name shown in the Data Docs (the orchestrator's run id).
         """
         gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.spec = spec
+        self.run_name = run_name
+        self.docs_dir = docs_dir
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
+        actions = []
+        if docs_dir is not None:
+            context.add_data_docs_site(
+                site_name=DATA_DOCS_SITE,
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                },
+            )
+            actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE]))
         asset = context.data_sources.add_pandas("feedbackflow").add_dataframe_asset("feedback")
         self._batch_definition: BatchDefinition = asset.add_batch_definition_whole_dataframe("whole_frame")
         self.batch_suite = build_batch_suite(spec)
-        self.row_suite = build_row_suite(spec)
+        self.row_suite = context.suites.add(build_row_suite(spec))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name="feedback_rows", data=self._batch_definition, suite=self.row_suite)
+        )
+        self._checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="feedback_rows",
+                validation_definitions=[definition],
+                actions=actions,
+                result_format=self.RESULT_FORMAT,
+            )
+        )
+        self._context = context
+
+    def _run_checkpoint(self, view: pd.DataFrame) -> list[Any]:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = self._checkpoint.run(
+            batch_parameters={"dataframe": view}, run_id=RunIdentifier(run_name=self.run_name)
+        )
+        (validation,) = result.run_results.values()
+        return list(validation.results)
 
     def _validate(self, frame: pd.DataFrame, suite: ExpectationSuite) -> list[Any]:
         batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
@@ -465,11 +558,11 @@ class QualityValidator:
         Raises:
             SuiteMismatchError: a GX expectation raised, or its count differs from the mask's.
         """
-        prepared = Prepared.of(frame)
+        prepared = Prepared.of(frame, self.spec.now)
         masks = compute_rule_masks(frame, self.spec, prepared)
         expected = expected_unexpected_counts(frame, masks)
         outcomes = []
-        for result in self._validate(gx_view(frame, masks, prepared).reset_index(drop=True), self.row_suite):
+        for result in self._run_checkpoint(gx_view(frame, masks, prepared).reset_index(drop=True)):
             config = result.expectation_config
             rule = (config.meta or {})["rule"]
             info = result.exception_info or {}
