@@ -196,7 +196,8 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
         }
     )
     frame.loc[::97, "channel"] = None  # true nulls, as JSON Lines or Parquet can hold
-    spec = suite.RuleSpec.from_settings(settings(min_text_chars=2, max_text_chars=20, languages=["en", "fr"]).validate_, TAXONOMY)
+    params = settings(min_text_chars=2, max_text_chars=20, languages=["en", "fr"]).validate_
+    spec = suite.RuleSpec.from_settings(params, TAXONOMY)
     validator = suite.QualityValidator(spec)
 
     rows = validator.validate_rows(frame)
@@ -205,7 +206,9 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     assert all(outcome.agrees for outcome in rows.outcomes)
     assert min(counts[rule] for rule in suite.ROW_RULES) > 20  # more than GX's default sample of 20
     complete = (
-        validator._batch_definition.get_batch(batch_parameters={"dataframe": suite.gx_view(frame, rows.masks, rows.prepared)})
+        validator._batch_definition.get_batch(
+            batch_parameters={"dataframe": suite.gx_view(frame, rows.masks, rows.prepared)}
+        )
         .validate(validator.row_suite, result_format={"result_format": "COMPLETE"})
         .results
     )

@@ -99,9 +99,9 @@ class RuleSpec:
     channels: tuple[str, ...]
     min_text_chars: int
     max_text_chars: int
-    languages: tuple[str, ...] = ("en",)
-    now: pd.Timestamp = pd.Timestamp(0, tz="UTC")
-    max_future_seconds: float = 300.0
+    languages: tuple[str, ...]
+    now: pd.Timestamp
+    max_future_seconds: float
 
     @classmethod
     def from_settings(
