@@ -12,9 +12,17 @@ from feedbackflow.errors import DataQualityError
 from feedbackflow.stages import validate
 from feedbackflow.stages.ingest import PROVENANCE_COLUMNS
 from tests.servers import s3_client, s3_endpoint  # noqa: F401 (fixture)
-from tests.unit.test_validate import HEADER, TAXONOMY, deliver, outputs, paths, row, settings  # noqa: F401
+from tests.unit.test_validate import HEADER, TAXONOMY, deliver, outputs, row, settings
 
 CANARY = "Zelda Quarantinova zq-4821@example.org"
+
+
+@pytest.fixture
+def paths(tmp_path) -> ProjectPaths:
+    project = ProjectPaths(tmp_path / "project")
+    project.root.mkdir()
+    (project.root / "taxonomy.json").write_text(json.dumps(TAXONOMY), encoding="utf-8")
+    return project
 
 
 def _delivery(paths: ProjectPaths, n: int, start: int) -> None:
