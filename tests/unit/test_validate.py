@@ -154,6 +154,8 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         "created_at_parseable": 4,
         "created_at_not_future": 1,
         "language_allowed": 0,
+        "value_types": 0,
+        "text_control_chars": 0,
         "required_columns": 0,
         "file_readable": 0,
     }
@@ -188,7 +190,7 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     frame = pd.DataFrame(
         {
             "id": rng.choice([f"id{i}" for i in range(60)] + ["", " "], n).astype(object),
-            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok"], n).astype(object),
+            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte"], n).astype(object),
             "label": rng.choice([*TAXONOMY, "", "bogus"], n).astype(object),
             "channel": rng.choice(["app", "web", "fax", ""], n).astype(object),
             "created_at": rng.choice([GOOD_TS, "2024-01-01", "nope", "", "2024-13-01", "2099-01-01"], n).astype(object),
@@ -196,6 +198,7 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
         }
     )
     frame.loc[::97, "channel"] = None  # true nulls, as JSON Lines or Parquet can hold
+    frame[suite.TYPE_ERROR] = rng.random(n) < 0.05  # as _tag flags values of a wrong type
     params = settings(min_text_chars=2, max_text_chars=20, languages=["en", "fr"]).validate_
     spec = suite.RuleSpec.from_settings(params, TAXONOMY)
     validator = suite.QualityValidator(spec)

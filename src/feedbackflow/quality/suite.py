@@ -57,6 +57,8 @@ CHANNEL_ALLOWED = "channel_allowed"
 CREATED_AT_PARSEABLE = "created_at_parseable"
 CREATED_AT_NOT_FUTURE = "created_at_not_future"
 LANGUAGE_ALLOWED = "language_allowed"
+VALUE_TYPES = "value_types"
+TEXT_CONTROL_CHARS = "text_control_chars"
 BATCH_VOLUME = "batch_volume"
 LABEL_MINIMUM = "label_minimum"
 
@@ -64,10 +66,12 @@ LABEL_MINIMUM = "label_minimum"
 BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM)
 #: Rules evaluated per row, in the order they are listed in a quarantined row's ``rules``.
 ROW_RULES = (
+    VALUE_TYPES,
     ID_NOT_EMPTY,
     ID_UNIQUE,
     TEXT_NOT_EMPTY,
     TEXT_LENGTH,
+    TEXT_CONTROL_CHARS,
     LABEL_IN_TAXONOMY,
     CHANNEL_ALLOWED,
     LANGUAGE_ALLOWED,
@@ -80,6 +84,10 @@ QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, *ROW_RULES)
 
 #: View column that restricts ``id_unique`` to rows passing every other rule.
 UNIQUE_CANDIDATE = "id_unique_candidate"
+#: C0 control characters other than tab, newline and carriage return, and DEL (escaped: GX stores the pattern).
+CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+#: Frame and view column: True where a source value has a type its column does not allow (see :func:`type_errors`).
+TYPE_ERROR = "_type_error"
 #: View column: seconds ``created_at`` lies after the validation's reference time (positive = in the future).
 CREATED_AT_LEAD = "created_at_lead_seconds"
 
@@ -189,6 +197,46 @@ def as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         return values.astype(object).where(values.notna(), None)
     return values.astype(object).map(_scalar_text)
+
+
+#: Python types a source value may have per column (CSV values are always ``str``); anything else breaks
+#: ``value_types``. Booleans are never accepted, although ``bool`` is a subclass of ``int``.
+ALLOWED_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str, int, np.integer),
+    "created_at": (str, pd.Timestamp, np.datetime64),
+}
+TEXT_TYPES: tuple[type, ...] = (str,)
+
+
+def type_errors(values: pd.Series, column: str) -> np.ndarray:
+    """True where a value of a raw batch column is neither null nor of a type the column allows.
+
+    Args:
+        values: One column of a raw batch, as read (before :func:`as_text`).
+        column: Its name (``id`` and ``created_at`` allow more than strings).
+
+    Returns:
+        Boolean array, one flag per row.
+    """
+    allowed = ALLOWED_TYPES.get(column, TEXT_TYPES)
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return values.notna().to_numpy(dtype=bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        return np.full(len(values), int not in allowed, dtype=bool)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return np.full(len(values), pd.Timestamp not in allowed, dtype=bool) & values.notna().to_numpy(dtype=bool)
+    if pd.api.types.is_float_dtype(dtype):
+        return values.notna().to_numpy(dtype=bool)  # a float id or text is a broken export either way
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return np.zeros(len(values), dtype=bool)
+
+    def wrong(value: Any) -> bool:
+        if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+            return False
+        return isinstance(value, bool | np.bool_) or not isinstance(value, allowed)
+
+    return np.fromiter((wrong(value) for value in values.to_numpy(dtype=object)), dtype=bool, count=len(values))
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -302,10 +350,13 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
     prepared = prepared or Prepared.of(frame, spec.now)
     ids, text, label = frame["id"], frame["text"], frame["label"]
     text_blank = prepared.blank["text"]
+    type_error = frame[TYPE_ERROR] if TYPE_ERROR in frame.columns else pd.Series(False, index=frame.index)
     masks = {
+        VALUE_TYPES: type_error.astype(bool),
         ID_NOT_EMPTY: prepared.blank["id"],
         TEXT_NOT_EMPTY: text_blank,
         TEXT_LENGTH: ~text_blank & ~text.str.len().between(spec.min_text_chars, spec.max_text_chars).fillna(False),
+        TEXT_CONTROL_CHARS: ~text_blank & text.str.contains(CONTROL_CHARS, regex=True, na=False).astype(bool),
         LABEL_IN_TAXONOMY: ~prepared.blank["label"] & ~label.isin(spec.taxonomy),
         CHANNEL_ALLOWED: ~frame["channel"].fillna("").isin(spec.channels),
         LANGUAGE_ALLOWED: prepared.language.notna() & ~prepared.language.isin(spec.languages),
@@ -340,6 +391,7 @@ def gx_view(frame: pd.DataFrame, masks: Mapping[str, pd.Series], prepared: Prepa
     view = pd.DataFrame(index=frame.index)
     for column in ("id", "text", "label"):
         view[column] = frame[column].where(~prepared.blank[column], None)
+    view[TYPE_ERROR] = masks[VALUE_TYPES]
     view["channel"] = frame["channel"].fillna("")
     view["language"] = prepared.language
     view["created_at"] = prepared.created_at
@@ -416,6 +468,12 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
 
     expect = gx.expectations
     expectations = {
+        VALUE_TYPES: expect.ExpectColumnValuesToBeInSet(
+            column=TYPE_ERROR,
+            value_set=[False],
+            description="every value has its column's type: text for text, label, channel and language; text or "
+            "an integer for id; text or a timestamp for created_at (JSON Lines and Parquet can hold others).",
+        ),
         ID_NOT_EMPTY: expect.ExpectColumnValuesToNotBeNull(column="id", description="id is not blank."),
         ID_UNIQUE: expect.ExpectColumnValuesToBeUnique(
             column="id",
@@ -428,6 +486,11 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
             min_value=spec.min_text_chars,
             max_value=spec.max_text_chars,
             description="text length in characters is within [min_text_chars, max_text_chars].",
+        ),
+        TEXT_CONTROL_CHARS: expect.ExpectColumnValuesToNotMatchRegex(
+            column="text",
+            regex=CONTROL_CHARS,
+            description="text holds no control characters (NUL and other C0 codes; tab and newlines are fine).",
         ),
         LABEL_IN_TAXONOMY: expect.ExpectColumnValuesToBeInSet(
             column="label",

@@ -56,10 +56,12 @@ from feedbackflow.quality.suite import (
     QUARANTINE_RULES,
     REQUIRED_COLUMNS,
     ROW_RULES,
+    TYPE_ERROR,
     QualityValidator,
     RuleSpec,
     as_text,
     rules_column,
+    type_errors,
 )
 from feedbackflow.settings import Settings
 from feedbackflow.stages.ingest import PROVENANCE_COLUMNS, read_manifest
@@ -161,8 +163,10 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         raise UnreadableBatchError(f"unsupported file type '{suffix}' (expected one of {', '.join(READERS)})")
     try:
         if suffix == ".csv":
+            # pandas' C parser cuts a field at a NUL byte; the Python engine keeps it (see text_control_chars).
+            engine = "python" if _has_nul(path) else "c"
             try:
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", engine=engine)
             except pd.errors.EmptyDataError:  # a zero-byte file: no header, no rows
                 return pd.DataFrame(), np.zeros(0, dtype=np.int64)
             if not isinstance(frame.index, pd.RangeIndex):
@@ -178,6 +182,11 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
         # The messages of these errors name positions, not cell values; cut them short all the same.
         raise UnreadableBatchError(f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _has_nul(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(b"\x00" in chunk for chunk in iter(lambda: handle.read(1 << 22), b""))
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -207,6 +216,8 @@ def _tag(frame: pd.DataFrame, result: BatchResult, row_numbers: np.ndarray, colu
         for column in columns
     }
     tagged = pd.DataFrame(data, index=frame.index).reset_index(drop=True)
+    errors = [type_errors(frame[column], column) for column in columns if column in frame.columns]
+    tagged[TYPE_ERROR] = np.logical_or.reduce(errors) if errors else np.zeros(len(tagged), dtype=bool)
     tagged["batch_id"] = entry["batch_id"]
     tagged["sequence"] = np.int64(entry["sequence"])
     tagged["source"] = entry.get("source", "folder")
@@ -298,15 +309,19 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             continue
         result.rows_read = len(frame)
         if frame.empty and len(frame.columns) == 0:
-            # An empty JSON Lines file has no keys to check; no rows means nothing can be lost.
-            result.problem = "empty file (no rows)"
+            # No header and no rows: nothing can be lost, but an export that writes nothing at all is broken.
+            result.failed_rule, result.problem = FILE_READABLE, "empty file (no header, no rows)"
             continue
+        if frame.empty:
+            result.problem = "header only (no rows)"
         _, missing = validator.check_columns(frame)
         tagged = _tag(frame, result, row_numbers, columns)
         if missing:
             result.failed_rule = REQUIRED_COLUMNS
             # Found column names are not listed: a file without a header row would put data values there.
             result.problem = f"missing required column(s) {', '.join(missing)}"
+            if len(frame.columns) == 1:
+                result.problem += " (the header has a single column: is the file comma-separated?)"
             result.rows_quarantined, result.by_rule = len(tagged), {REQUIRED_COLUMNS: len(tagged)}
             tagged["rules"] = REQUIRED_COLUMNS
             rejected.append(tagged)
