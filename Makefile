@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_ROWS ?= 6000
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-validate constraints clean-demo
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ bench-train: install ## Training throughput: optimised setup vs naive padding (A
 bench-accuracy: install ## Fine-tune on full BANKING77 with params.yaml's train section; print official test accuracy
 	@mkdir -p reports/bench
 	$(BIN)/python benchmarks/banking77_accuracy.py --json-out reports/bench/banking77_accuracy.json
+
+bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
+	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
