@@ -77,6 +77,9 @@ class ValidateSettings(_Section):
     volume_min_history: int = Field(3, ge=1, description="deliveries needed before the volume band is checked")
     volume_band: tuple[float, float] = Field((0.2, 5.0), description="allowed rows as factors of the recent median")
     min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
+    gx_passing_rows: int | None = Field(
+        None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"
+    )
     data_docs_s3: str | None = Field(None, pattern=r"^s3://[^/]+", description="s3://bucket/prefix for Data Docs")
 
     @model_validator(mode="after")

@@ -143,3 +143,28 @@ def test_data_docs_are_uploaded_to_s3_when_configured(paths: ProjectPaths, s3_en
     assert "data-docs/feedbackflow/index.html" in keys
     head = client.head_object(Bucket="governance", Key="data-docs/feedbackflow/index.html")
     assert head["ContentType"] == "text/html"
+
+
+def test_gx_on_flagged_rows_plus_a_sample_agrees_and_masks_still_catch_every_row() -> None:
+    from feedbackflow.quality import suite
+
+    n = 5000
+    frame = pd.DataFrame(
+        {
+            "id": [f"i{i % 4900}" for i in range(n)],  # 100 repeated ids
+            "text": ["fine text" if i % 37 else "" for i in range(n)],
+            "label": ["card_arrival" if i % 41 else "bogus" for i in range(n)],
+            "channel": ["app"] * n,
+            "created_at": ["2024-05-01T10:00:00Z"] * n,
+        },
+        dtype=object,
+    )
+    spec = suite.RuleSpec.from_settings(settings().validate_, TAXONOMY)
+    full = suite.QualityValidator(spec).validate_rows(frame)
+    sampled = suite.QualityValidator(spec, gx_passing_rows=500).validate_rows(frame)
+
+    assert all(outcome.agrees for outcome in sampled.outcomes)
+    assert sampled.gx_rows < 1000 < full.gx_rows == n
+    assert all(sampled.masks[rule].equals(full.masks[rule]) for rule in suite.ROW_RULES)
+    by_rule = {o.rule: o.unexpected_count for o in sampled.outcomes}
+    assert by_rule == {o.rule: o.unexpected_count for o in full.outcomes}  # every flagged row was re-checked

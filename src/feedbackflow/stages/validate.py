@@ -291,7 +291,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     docs_dir = report_dir / DATA_DOCS_DIR
     building = report_dir / f".{DATA_DOCS_DIR}.partial"
     shutil.rmtree(building, ignore_errors=True)
-    validator = QualityValidator(spec, docs_dir=building, run_name=run_id())
+    validator = QualityValidator(spec, docs_dir=building, run_name=run_id(), gx_passing_rows=params.gx_passing_rows)
     results = [BatchResult(entry=entry, position=position) for position, entry in enumerate(entries)]
 
     readable, rejected = [], []
@@ -409,6 +409,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "label_counts": labels,
         "data_docs": str((docs_dir / "index.html").relative_to(paths.root)),
         "expectations": [outcome.as_dict() for outcome in rows.outcomes],
+        "expectations_rows_checked": rows.gx_rows,
         "outputs": {
             "validated": str(validated_path.relative_to(paths.root)),
             "quarantine": str(quarantine_path.relative_to(paths.root)),
