@@ -560,13 +560,13 @@ def _blocking_errors(results: list[BatchResult], newest: int, max_share: float, 
         if result.failed_rule == FILE_READABLE:
             errors.append(
                 f"{where} broke rule '{FILE_READABLE}': {result.problem}. Fix the file (UTF-8 CSV with a header row, "
-                "JSON Lines with one object per line, or Parquet) and re-deliver it to the landing folder."
+                "JSON Lines with one object per line, or Parquet) and re-deliver it through the ingest source."
             )
         elif result.failed_rule == REQUIRED_COLUMNS:
             errors.append(
                 f"{where} broke rule '{REQUIRED_COLUMNS}': {result.problem}. All its {result.rows_read} rows are "
                 "quarantined. Fix the export so the file has every required column (validate.required_columns in "
-                "params.yaml) and re-deliver it to the landing folder."
+                "params.yaml) and re-deliver it through the ingest source."
             )
         elif result.share > max_share:
             counts = Counter({rule: count for rule, count in result.by_rule.items() if count})
