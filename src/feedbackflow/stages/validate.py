@@ -165,6 +165,9 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         if suffix == ".csv":
             # pandas' C parser cuts a field at a NUL byte; the Python engine keeps it (see text_control_chars).
             engine = "python" if _has_nul(path) else "c"
+            fast = _read_csv_arrow(path) if engine == "c" else None
+            if fast is not None:
+                return fast, np.arange(1, len(fast) + 1)
             try:
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", engine=engine)
             except pd.errors.EmptyDataError:  # a zero-byte file: no header, no rows
@@ -182,6 +185,39 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
         # The messages of these errors name positions, not cell values; cut them short all the same.
         raise UnreadableBatchError(f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _read_csv_arrow(path: Path) -> pd.DataFrame | None:
+    """Read a well-formed CSV with Arrow's parser (several times faster than pandas'); None when pandas must decide.
+
+    Every column is read as text and empty fields stay ``""``, as with pandas' ``dtype=str, keep_default_na=False``.
+    Anything unusual (no or duplicate header names, ragged rows, invalid UTF-8, an empty file) returns None, so
+    pandas reads the file and gives the established outcome (a quarantine or a ``file_readable`` message).
+    """
+    import csv
+
+    import pyarrow.csv as pacsv
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            names = next(csv.reader(handle))
+    except (StopIteration, UnicodeDecodeError, csv.Error):
+        return None
+    if not names or len(set(names)) != len(names) or any(not name for name in names):
+        return None
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        return None
+    if table.column_names != names:
+        return None
+    return table.to_pandas()
 
 
 def _has_nul(path: Path) -> bool:
