@@ -73,10 +73,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _suffix(name: str) -> str:
-    return "".join(PurePosixPath(name).suffixes[-1:]).lower()
-
-
 @dataclass
 class _Batches:
     """Admits new raw batches of one ingest run: hash check, write aside, rename, record."""
@@ -89,9 +85,13 @@ class _Batches:
     now: datetime = field(init=False)
     new: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    _by_hash: dict[str, dict] = field(init=False)
 
     def __post_init__(self) -> None:
         self.entries = read_manifest(self.manifest)
+        self._by_hash = {}
+        for entry in self.entries:
+            self._by_hash.setdefault(entry["sha256"], entry)
         self.sequence = max((entry["sequence"] for entry in self.entries), default=0) + 1
         self.now = datetime.now(UTC)
         self.raw_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,15 @@ class _Batches:
                 path.unlink()
 
     def known_hash(self, digest: str) -> dict | None:
-        return next((entry for entry in self.entries if entry["sha256"] == digest), None)
+        """The first manifest entry with this content hash, if any."""
+        return self._by_hash.get(digest)
+
+    def skip_if_known(self, digest: str, key: str) -> bool:
+        """Record ``key`` as a duplicate and return True when its content was ingested before."""
+        duplicate = self.known_hash(digest)
+        if duplicate is not None:
+            self.skipped.append({"key": key, "duplicate_of": duplicate["batch_id"]})
+        return duplicate is not None
 
     @contextmanager
     def partial(self) -> Iterator[Path]:
@@ -127,9 +135,7 @@ class _Batches:
             The new manifest entry, or None when the content is a duplicate (recorded in ``skipped``).
         """
         digest = _sha256(partial)
-        duplicate = self.known_hash(digest)
-        if duplicate is not None:
-            self.skipped.append({"key": key, "duplicate_of": duplicate["batch_id"]})
+        if self.skip_if_known(digest, key):
             return None
         batch_id = f"{self.now:%Y%m%dT%H%M%S}-{digest[:12]}"
         raw_file = self.raw_dir / f"{batch_id}{suffix}"
@@ -149,6 +155,7 @@ class _Batches:
             **extra,
         }
         self.entries.append(entry)
+        self._by_hash[digest] = entry
         _write_manifest(self.manifest, self.entries)
         self.new.append(entry)
         return entry
@@ -181,6 +188,8 @@ def ingest_folder(landing_dir: Path, patterns: list[str], raw_dir: Path, manifes
     """Copy every not-yet-ingested file from ``landing_dir`` into ``raw_dir`` and record it in ``manifest``."""
     batches = _Batches(raw_dir, manifest, "folder")
     for path in discover(landing_dir, patterns):
+        if batches.skip_if_known(_sha256(path), path.name):
+            continue  # hashed in place: a file ingested before is not copied again
         with batches.partial() as partial:
             shutil.copyfile(path, partial)
             batches.admit(partial, path.name, "".join(path.suffixes))
