@@ -278,14 +278,6 @@ def _arrow(values: pd.Series) -> pa.Array:
     return pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
 
 
-def contains_control_chars(values: pd.Series) -> pd.Series:
-    """True where a value holds a character of :data:`CONTROL_CHARS` (False for nulls)."""
-    if values.empty:
-        return pd.Series(False, index=values.index, dtype=bool)
-    found = pc.match_substring_regex(_arrow(values), CONTROL_CHARS)
-    return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=values.index)
-
-
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """Parse ISO 8601 timestamps to UTC; unparseable, blank or out-of-range values become ``NaT``.
 
@@ -332,6 +324,8 @@ class Prepared:
     created_at: pd.Series
     created_at_lead: pd.Series
     language: pd.Series
+    text_length: pd.Series  # characters (code points, as Python's len), NaN for null
+    text_control: pd.Series  # holds a character of CONTROL_CHARS
 
     @classmethod
     def of(cls, frame: pd.DataFrame, now: pd.Timestamp) -> Prepared:
@@ -346,11 +340,19 @@ class Prepared:
         """
         created_at = parse_timestamps(frame["created_at"])
         language = frame["language"] if "language" in frame.columns else pd.Series(None, frame.index, dtype=object)
+        text = _arrow(frame["text"])  # converted once: three text rules read it
+
+        def series(values: pa.Array) -> pd.Series:
+            return pd.Series(values.to_numpy(zero_copy_only=False), index=frame.index)
+
+        text_blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0), True)
         return cls(
-            blank={column: blank(frame[column]) for column in ("id", "text", "label")},
+            blank={"id": blank(frame["id"]), "text": series(text_blank), "label": blank(frame["label"])},
             created_at=created_at,
             created_at_lead=(created_at - now).dt.total_seconds(),
             language=language.where(~blank(language), None),
+            text_length=series(pc.cast(pc.utf8_length(text), pa.float64())),
+            text_control=series(pc.fill_null(pc.match_substring_regex(text, CONTROL_CHARS), False)),
         )
 
 
@@ -366,15 +368,15 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
         Rule name (in :data:`ROW_RULES` order) -> boolean Series, True where the row broke the rule.
     """
     prepared = prepared or Prepared.of(frame, spec.now)
-    ids, text, label = frame["id"], frame["text"], frame["label"]
+    ids, label = frame["id"], frame["label"]
     text_blank = prepared.blank["text"]
     type_error = frame[TYPE_ERROR] if TYPE_ERROR in frame.columns else pd.Series(False, index=frame.index)
     masks = {
         VALUE_TYPES: type_error.astype(bool),
         ID_NOT_EMPTY: prepared.blank["id"],
         TEXT_NOT_EMPTY: text_blank,
-        TEXT_LENGTH: ~text_blank & ~text.str.len().between(spec.min_text_chars, spec.max_text_chars).fillna(False),
-        TEXT_CONTROL_CHARS: ~text_blank & contains_control_chars(text),
+        TEXT_LENGTH: ~text_blank & ~prepared.text_length.between(spec.min_text_chars, spec.max_text_chars),
+        TEXT_CONTROL_CHARS: ~text_blank & prepared.text_control,
         LABEL_IN_TAXONOMY: ~prepared.blank["label"] & ~label.isin(spec.taxonomy),
         CHANNEL_ALLOWED: ~frame["channel"].fillna("").isin(spec.channels),
         LANGUAGE_ALLOWED: prepared.language.notna() & ~prepared.language.isin(spec.languages),
