@@ -214,3 +214,31 @@ def test_postgres_dsn_from_an_airflow_connection_stays_out_of_the_message(paths,
     with pytest.raises(ConfigError, match="FEEDBACKFLOW_POSTGRES_CONN_ID") as error:
         ingest.run(_pg_settings("public.feedback"), paths)
     assert "s3cr3t-pw" not in str(error.value)
+
+
+def test_postgres_crash_after_a_batch_resumes_from_the_recorded_watermark(paths, feedback_table, monkeypatch):
+    dsn, table = feedback_table
+    monkeypatch.setenv(ingest.POSTGRES_DSN_ENV, dsn)
+    _insert(dsn, table, _rows(range(1, 6), datetime(2026, 3, 1, tzinfo=UTC)))
+    write = ingest._write_manifest
+    calls = []
+
+    def crash_on_second(manifest, entries):
+        calls.append(len(entries))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed mid-ingest")
+        write(manifest, entries)
+
+    monkeypatch.setattr(ingest, "_write_manifest", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.run(_pg_settings(table, batch_rows=2), paths)
+    (first,) = ingest.read_manifest(paths.raw_manifest)  # the second batch never became visible
+    assert first["watermark_to"][1] == 2
+    monkeypatch.setattr(ingest, "_write_manifest", write)
+
+    ingest.run(_pg_settings(table, batch_rows=2), paths)
+
+    entries = ingest.read_manifest(paths.raw_manifest)
+    frame = pd.concat(pd.read_parquet(paths.raw / e["raw_file"]) for e in entries)
+    assert frame["id"].tolist() == [1, 2, 3, 4, 5]  # nothing lost, nothing twice
+    assert sorted(p.name for p in paths.raw.iterdir()) == sorted([*(e["raw_file"] for e in entries), "_manifest.jsonl"])
