@@ -3,8 +3,8 @@
 Every rule exists twice, on purpose:
 
 * as a GX expectation, which is the documented check and supplies the success flag and counts of the report;
-* as a vectorised pandas mask, which selects the failing rows. GX only returns a capped sample of unexpected rows, so
-  it cannot be used to select every row to quarantine.
+* as a vectorised pandas/Arrow mask, which selects the failing rows. GX only returns a capped sample of unexpected
+  rows, so it cannot be used to select every row to quarantine.
 
 :meth:`QualityValidator.validate_rows` compares the two after every run and raises :class:`SuiteMismatchError` when
 they disagree, so a mask can never silently let through rows that GX flags (or quarantine rows GX accepts).
@@ -13,7 +13,15 @@ GX validates a *view* of the batch rather than the raw strings: blank values (nu
 null, ``channel`` nulls become ``""`` and ``created_at`` is parsed to UTC timestamps. This keeps every rule to one
 expectation with the same semantics as its mask: e.g. a blank text breaks ``text_not_empty`` only, not also
 ``text_length``, and a blank label is allowed (unlabelled traffic) because ``expect_column_values_to_be_in_set``
-ignores nulls.
+ignores nulls. Two rules check view columns computed here, since GX has no per-row form for them:
+``value_types`` (:data:`TYPE_ERROR`, a value of a type its column does not allow, from JSON Lines or Parquet) and
+``created_at_not_future`` (:data:`CREATED_AT_LEAD`, seconds after the validation time).
+
+On large batches GX may check a subset (:func:`gx_positions`): every flagged row plus a seeded sample of passing
+rows. Which rows are quarantined never depends on it.
+
+The result format is ``BASIC`` with no unexpected value samples, so neither the report nor the Data Docs built from
+the row suite's Checkpoint hold row values (raw text may hold personal data).
 
 Rule ``id_unique`` keeps the first occurrence of an id among rows that pass every other rule and quarantines later
 ones (in earlier batches or the same one). A row that broke another rule never claims its id, so a corrected
