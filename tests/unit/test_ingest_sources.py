@@ -242,3 +242,26 @@ def test_postgres_crash_after_a_batch_resumes_from_the_recorded_watermark(paths,
     frame = pd.concat(pd.read_parquet(paths.raw / e["raw_file"]) for e in entries)
     assert frame["id"].tolist() == [1, 2, 3, 4, 5]  # nothing lost, nothing twice
     assert sorted(p.name for p in paths.raw.iterdir()) == sorted([*(e["raw_file"] for e in entries), "_manifest.jsonl"])
+
+
+def test_postgres_types_arrow_cannot_hold_are_kept_as_text(paths, postgres_dsn, monkeypatch):  # noqa: F811
+    import psycopg
+
+    table = f"typed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute(
+            f"CREATE TABLE {table} (id uuid, text text, meta jsonb, updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+        connection.execute(
+            f"INSERT INTO {table} (id, text, meta) VALUES "
+            "('6f1c1c8e-2f4e-4b9a-9d7e-0c5b1b7f3a10', 'hello', '{\"a\": 1}'), "
+            "('0b9f7c3e-8a47-4f0e-9a39-3c1f2d9e8b21', 'again', '[1, \"x\"]')"
+        )
+    monkeypatch.setenv(ingest.POSTGRES_DSN_ENV, postgres_dsn)
+    ingest.run(_pg_settings(table), paths)
+    (entry,) = ingest.read_manifest(paths.raw_manifest)
+    frame = pd.read_parquet(paths.raw / entry["raw_file"])
+    assert frame["id"].tolist() == ["0b9f7c3e-8a47-4f0e-9a39-3c1f2d9e8b21", "6f1c1c8e-2f4e-4b9a-9d7e-0c5b1b7f3a10"]
+    assert frame["meta"].tolist() == ['[1, "x"]', '{"a": 1}']
+    assert entry["watermark_to"][1] == "6f1c1c8e-2f4e-4b9a-9d7e-0c5b1b7f3a10"
+    assert ingest.run(_pg_settings(table), paths)["new_batches"] == []  # the text watermark binds to a uuid

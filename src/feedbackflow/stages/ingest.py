@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -256,9 +255,17 @@ def _json_value(value: Any) -> Any:
     """A watermark value as JSON; strings go back to PostgreSQL untyped, so the server casts them to the column."""
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # Decimal, UUID, ...: PostgreSQL casts the untyped text back to the column's type
+
+
+def _cell_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def _arrow_table(columns: list[str], rows: list[tuple], provenance: dict[str, str]) -> pa.Table:
@@ -268,8 +275,11 @@ def _arrow_table(columns: list[str], rows: list[tuple], provenance: dict[str, st
     for name, values in zip(columns, zip(*rows, strict=True), strict=True):
         try:
             arrays[name] = pa.array(values, from_pandas=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. jsonb with mixed shapes: keep it as JSON text
-            arrays[name] = pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string())
+            if isinstance(arrays[name].type, pa.BaseExtensionType):  # e.g. Arrow's uuid: readers see objects, not text
+                raise pa.ArrowTypeError(arrays[name].type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # e.g. uuid, inet or jsonb with mixed shapes: keep the value as text (JSON for containers)
+            arrays[name] = pa.array([_cell_text(value) for value in values], pa.string())
     for name, value in provenance.items():
         arrays[name] = pa.array([value] * len(rows), pa.string())
     return pa.table(arrays)
