@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 DEMO_ROWS ?= 6000
 BENCH_TRAIN_ARGS ?=
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-pii constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-pii bench-validate constraints clean-demo
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,9 @@ bench-accuracy: install ## Fine-tune on full BANKING77 with params.yaml's train 
 bench-pii: install ## PII detection: per-entity P/R/F2 on data/pii_eval and throughput vs Presidio's default (1 core)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python benchmarks/bench_pii.py --json-out reports/bench/pii.json
+
+bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
+	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

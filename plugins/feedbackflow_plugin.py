@@ -44,6 +44,7 @@ KEY_REPORTS: dict[str, str] = {
     "monitor/drift.html": "Drift report (Evidently)",
     "run_summary.json": "Latest run summary",
     "evaluate/gate.json": "Promotion gate (challenger vs champion)",
+    "validate/data_docs/index.html": "Data quality (Great Expectations Data Docs)",
 }
 RUNS_DIR = "runs"
 # Only these file types are listed and served; anything else in the folder stays private.

@@ -21,7 +21,7 @@ from feedbackflow.settings import SettingsError, load_settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 STAGE_HELP = {
-    "ingest": "Copy new files from the landing folder into the immutable raw store.",
+    "ingest": "Copy new batches from the configured source (folder, S3, PostgreSQL) into the immutable raw store.",
     "validate": "Check raw batches with the Great Expectations suite; quarantine failing rows with their rules.",
     "anonymise": "Replace personal data with typed placeholders (Presidio).",
     "split": "Assign labelled rows to train/validation/test, stably by id.",

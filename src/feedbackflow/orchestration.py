@@ -15,6 +15,7 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import DagSettings
+from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
 from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
@@ -48,29 +49,66 @@ def pseudonym_environment(connection: Any) -> dict[str, str]:
     return {KEY_ENV: connection.password} if connection.password else {}
 
 
-def _connection_environment(stage: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
-    # Only the stage that pseudonymises gets the key: no other subprocess needs it.
-    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID") if stage == "anonymise" else None
-    if aws_conn_id or key_conn_id:
-        from airflow.sdk import Connection
+def postgres_environment(connection: Any) -> dict[str, str]:
+    """The ``FEEDBACKFLOW_POSTGRES_DSN`` variable the ingest stage reads, built from an Airflow Postgres connection.
 
-        if aws_conn_id:
-            env.update(aws_environment(Connection.get(aws_conn_id)))
-        if key_conn_id:
-            env.update(pseudonym_environment(Connection.get(key_conn_id)))
+    Host, port, login, password and schema (the database) make a libpq key/value DSN; the extras ``sslmode`` and
+    ``options`` are honoured. The DSN goes to the stage subprocess only, never to logs or XComs.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    extra = connection.extra_dejson or {}
+    parts = {
+        "host": connection.host,
+        "port": connection.port,
+        "user": connection.login,
+        "password": connection.password,
+        "dbname": connection.schema,
+        "sslmode": extra.get("sslmode"),
+        "options": extra.get("options"),
+    }
+    return {POSTGRES_DSN_ENV: make_conninfo(**{key: str(value) for key, value in parts.items() if value})}
+
+
+def _connection_environment(stage: str) -> dict[str, str]:
+    """Credentials for ``stage``'s subprocess from the Airflow connections named in the environment.
+
+    ``FEEDBACKFLOW_AWS_CONN_ID`` (every stage: DVC's S3 remote, the S3 ingest source), ``FEEDBACKFLOW_POSTGRES_CONN_ID``
+    (ingest only) and ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` (anonymise only): no other subprocess needs those.
+    """
+    aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
+    postgres_conn_id = os.environ.get("FEEDBACKFLOW_POSTGRES_CONN_ID") if stage == "ingest" else None
+    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID") if stage == "anonymise" else None
+    if not (aws_conn_id or postgres_conn_id or key_conn_id):
+        return {}
+    from airflow.sdk import Connection
+
+    env = aws_environment(Connection.get(aws_conn_id)) if aws_conn_id else {}
+    if postgres_conn_id:
+        env.update(postgres_environment(Connection.get(postgres_conn_id)))
+    if key_conn_id:
+        env.update(pseudonym_environment(Connection.get(key_conn_id)))
     return env
+
+
+def _always_runs(stage: str) -> bool:
+    """Ingest from S3 or PostgreSQL must run every time: DVC cannot hash those sources (the manifest makes it safe)."""
+    if stage != "ingest":
+        return False
+    from feedbackflow.settings import load_settings
+
+    return load_settings(ProjectPaths.discover().params).ingest.source != "folder"
 
 
 def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
     """Run one ``dvc.yaml`` stage; a data-quality failure or a privacy leak fails the task without retries.
 
-    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote; when
-    ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names one, its password becomes the pseudonym key of the anonymise stage.
+    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote and the S3
+    ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
+    of the connection ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names becomes the anonymise stage's pseudonym key.
     """
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage))
+        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage), force=_always_runs(stage))
     except DvcError as error:
         if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
             from airflow.sdk.exceptions import AirflowFailException

@@ -51,6 +51,7 @@ def run_stage(
     push: bool = True,
     root: str | None = None,
     env: dict[str, str] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Execute ``stage`` through DVC and return what downstream tasks need.
 
@@ -64,6 +65,7 @@ def run_stage(
         push: push the stage's outputs to the DVC remote afterwards.
         root: the project root (default: ``FEEDBACKFLOW_PROJECT_DIR`` or the working directory).
         env: extra environment for DVC and the stage command (e.g. S3 credentials from an Airflow connection).
+        force: run the stage even if DVC finds it up to date (for sources DVC cannot hash, e.g. S3 ingest).
 
     Raises:
         DvcError: the stage failed; ``exit_code`` is the stage command's exit code (65 for bad data).
@@ -76,7 +78,7 @@ def run_stage(
     if stage in dvc.lock().get("stages", {}):
         # persistent outputs (the append-only raw store) must be present before the stage appends to them
         dvc("pull", "--allow-missing", stage)
-    output = dvc("repro", "--single-item", "--pull", stage)
+    output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
     ran = bool(re.search(rf"Running stage '{re.escape(stage)}'", output))
     if push:
         dvc("push", stage)

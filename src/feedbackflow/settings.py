@@ -25,10 +25,43 @@ class BaseSettings(_Section):
     seed: int = 42
 
 
+class S3SourceSettings(_Section):
+    """An S3 bucket prefix (AWS or any S3-compatible endpoint); credentials come from the environment only."""
+
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str | None = Field(None, description="e.g. http://minio:9000; default: AWS or AWS_ENDPOINT_URL")
+
+
+class PostgresSourceSettings(_Section):
+    """A PostgreSQL table or query read incrementally on a watermark; the DSN comes from the environment only."""
+
+    table: str | None = Field(None, description="schema.table to read")
+    query: str | None = Field(None, description="a SELECT to read instead of a table (no trailing semicolon)")
+    watermark_columns: list[str] = Field(default_factory=lambda: ["updated_at", "id"], min_length=1)
+    batch_rows: int = Field(100_000, ge=1, description="rows per raw batch file")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PostgresSourceSettings:
+        if self.table and self.query:
+            raise ValueError("set either table or query, not both")
+        return self
+
+
 class IngestSettings(_Section):
-    source: Literal["folder"] = "folder"
+    source: Literal["folder", "s3", "postgres"] = "folder"
     landing_dir: str = "data/landing"
     patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.parquet"])
+    s3: S3SourceSettings = S3SourceSettings()
+    postgres: PostgresSourceSettings = PostgresSourceSettings()
+
+    @model_validator(mode="after")
+    def _source_configured(self) -> IngestSettings:
+        if self.source == "s3" and not self.s3.bucket:
+            raise ValueError("source s3 needs ingest.s3.bucket")
+        if self.source == "postgres" and not (self.postgres.table or self.postgres.query):
+            raise ValueError("source postgres needs ingest.postgres.table or ingest.postgres.query")
+        return self
 
 
 class ValidateSettings(_Section):
@@ -38,11 +71,23 @@ class ValidateSettings(_Section):
     min_text_chars: int = Field(1, ge=1)
     max_text_chars: int = Field(512, ge=1)
     max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0)
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="allowed values of an optional language")
+    max_future_seconds: float = Field(300, ge=0, description="clock skew allowed before created_at is 'in the future'")
+    volume_window: int = Field(10, ge=1, description="recent deliveries the volume band is learned from")
+    volume_min_history: int = Field(3, ge=1, description="deliveries needed before the volume band is checked")
+    volume_band: tuple[float, float] = Field((0.2, 5.0), description="allowed rows as factors of the recent median")
+    min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
+    gx_passing_rows: int | None = Field(
+        None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"
+    )
+    data_docs_s3: str | None = Field(None, pattern=r"^s3://[^/]+", description="s3://bucket/prefix for Data Docs")
 
     @model_validator(mode="after")
     def _bounds(self) -> ValidateSettings:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError("min_text_chars must not exceed max_text_chars")
+        if not 0 <= self.volume_band[0] <= self.volume_band[1]:
+            raise ValueError("volume_band must be [low, high] with 0 <= low <= high")
         return self
 
 

@@ -50,7 +50,11 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check:
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory) -> Path:
     """A fresh Git + DVC project with the real code, a 4-label taxonomy, one batch of feedback and a tiny BERT."""
-    base = tmp_path_factory.mktemp("e2e")
+    return make_project(tmp_path_factory.mktemp("e2e"))
+
+
+def make_project(base: Path, ingest: dict | None = None) -> Path:
+    """Build the tiny project under ``base`` (``ingest`` overrides params.yaml's ingest section)."""
     project = base / "project"
     project.mkdir()
     for name in ("dags", "src", "plugins"):
@@ -76,6 +80,7 @@ def tiny_project(tmp_path_factory) -> Path:
     params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
     params["split"].update({"validation_share": 0.15, "test_share": 0.2})
     params["anonymise"]["operators"] = {"PERSON": "pseudonym", "EMAIL_ADDRESS": "pseudonym", "IBAN_CODE": "pseudonym"}
+    params["ingest"].update(ingest or {})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
     run(["git", "init", "-q"], project)

@@ -29,3 +29,22 @@ def test_experiment_names_are_valid_git_refs():
 def test_output_hashes_from_lock():
     lock = {"stages": {"train": {"outs": [{"path": "models/challenger", "md5": "abc.dir"}]}}}
     assert output_hashes(lock) == {"models/challenger": "abc.dir"}
+
+
+def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_sources(tmp_path, monkeypatch):
+    import yaml
+
+    from feedbackflow.orchestration import _always_runs, postgres_environment
+
+    connection = Connection(
+        conn_id="feedback_db", conn_type="postgres", host="db", port=5433, login="ff", password="p w", schema="app"
+    )
+    assert postgres_environment(connection) == {
+        "FEEDBACKFLOW_POSTGRES_DSN": "host=db port=5433 user=ff password='p w' dbname=app"
+    }
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    params = {"ingest": {"source": "postgres", "postgres": {"table": "t"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _always_runs("ingest") and not _always_runs("validate")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "folder"}}))
+    assert not _always_runs("ingest")

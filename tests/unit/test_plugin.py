@@ -102,6 +102,7 @@ def test_api_lists_the_same(client) -> None:
         "monitor/drift.html": True,
         "run_summary.json": True,
         "evaluate/gate.json": True,
+        "validate/data_docs/index.html": False,
     }
     assert [run["path"] for run in data["runs"]] == ["runs/run-scheduled-2026-11-01.json"]
     assert {item["path"] for item in data["files"]} == {
@@ -122,6 +123,14 @@ def test_reports_are_served(client) -> None:
     gate = client.get("/files/evaluate/gate.json")
     assert gate.status_code == 200
     assert gate.json() == {"promote": True, "reasons": []}
+
+
+def test_data_docs_are_a_key_report_once_built(client, project: Path) -> None:
+    docs = project / "reports" / "validate" / "data_docs"
+    docs.mkdir(parents=True)
+    (docs / "index.html").write_text("<html><body>Data Docs</body></html>")
+    assert 'href="files/validate/data_docs/index.html"' in client.get("/").text
+    assert "Data Docs" in client.get("/files/validate/data_docs/index.html").text
 
 
 def test_reports_are_read_at_request_time(client, project: Path) -> None:

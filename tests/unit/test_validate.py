@@ -107,6 +107,7 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         row("r16", created_at="2024-05-01 09:30:00+02:00"),  # 16 ok: offset, space separator
         row("r17", text="x" * 40),  # 17 ok: exactly max
         row("r1"),  # 18 repeats r1 from row 1
+        row("r19", created_at="2099-01-01T00:00:00Z"),  # 19 in the future
     ]
     (entry,) = deliver(paths, {"export.csv": rows})
 
@@ -128,6 +129,7 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         14: "created_at_parseable",
         15: "label_in_taxonomy;channel_allowed;created_at_parseable",
         18: "id_unique",
+        19: "created_at_not_future",
     }
     assert validated["id"].tolist() == ["r1", "r9", "r16", "r17"]
     assert validated.loc[validated["id"] == "r9", "label"].isna().all()  # unlabelled traffic kept, label null
@@ -139,9 +141,9 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
     row5 = quarantine[quarantine["row_number"] == 5].iloc[0]
     assert row5["text"] == "   \t" and row5["id"] == "r5" and row5["batch_id"] == entry["batch_id"]
 
-    assert result["rows_read"] == report["rows_read"] == 18
+    assert result["rows_read"] == report["rows_read"] == 19
     assert result["rows_accepted"] + result["rows_quarantined"] == result["rows_read"]
-    assert len(validated) + len(quarantine) == 18
+    assert len(validated) + len(quarantine) == 19
     expected_counts = {
         "id_not_empty": 2,
         "id_unique": 1,
@@ -150,6 +152,10 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         "label_in_taxonomy": 2,
         "channel_allowed": 3,
         "created_at_parseable": 4,
+        "created_at_not_future": 1,
+        "language_allowed": 0,
+        "value_types": 0,
+        "text_control_chars": 0,
         "required_columns": 0,
         "file_readable": 0,
     }
@@ -184,14 +190,17 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     frame = pd.DataFrame(
         {
             "id": rng.choice([f"id{i}" for i in range(60)] + ["", " "], n).astype(object),
-            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok"], n).astype(object),
+            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte"], n).astype(object),
             "label": rng.choice([*TAXONOMY, "", "bogus"], n).astype(object),
             "channel": rng.choice(["app", "web", "fax", ""], n).astype(object),
-            "created_at": rng.choice([GOOD_TS, "2024-01-01", "nope", "", "2024-13-01"], n).astype(object),
+            "created_at": rng.choice([GOOD_TS, "2024-01-01", "nope", "", "2024-13-01", "2099-01-01"], n).astype(object),
+            "language": rng.choice(["en", "", None, "xx", "fr"], n).astype(object),
         }
     )
     frame.loc[::97, "channel"] = None  # true nulls, as JSON Lines or Parquet can hold
-    spec = suite.RuleSpec.from_settings(settings(min_text_chars=2, max_text_chars=20).validate_, TAXONOMY)
+    frame[suite.TYPE_ERROR] = rng.random(n) < 0.05  # as _tag flags values of a wrong type
+    params = settings(min_text_chars=2, max_text_chars=20, languages=["en", "fr"]).validate_
+    spec = suite.RuleSpec.from_settings(params, TAXONOMY)
     validator = suite.QualityValidator(spec)
 
     rows = validator.validate_rows(frame)
@@ -200,7 +209,9 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     assert all(outcome.agrees for outcome in rows.outcomes)
     assert min(counts[rule] for rule in suite.ROW_RULES) > 20  # more than GX's default sample of 20
     complete = (
-        validator._batch_definition.get_batch(batch_parameters={"dataframe": suite.gx_view(frame, rows.masks)})
+        validator._batch_definition.get_batch(
+            batch_parameters={"dataframe": suite.gx_view(frame, rows.masks, rows.prepared)}
+        )
         .validate(validator.row_suite, result_format={"result_format": "COMPLETE"})
         .results
     )

@@ -6,11 +6,25 @@ The stage re-reads the full raw history on every run, so its outputs are a pure 
 * ``data/validated/feedback.parquet``: accepted rows of all batches, in batch sequence then file row order.
 * ``data/quarantine/quarantine.parquet``: every failing row with its original values and every rule it broke.
 * ``reports/validate/validate.json``: counts per rule and batch plus the GX expectation results; no text values.
+* ``reports/validate/data_docs/index.html``: the Great Expectations Data Docs of this run (counts and percentages
+  only, never row values), also uploaded to ``validate.data_docs_s3`` when that is set.
 
-Rules and the GX suite live in :mod:`feedbackflow.quality.suite`.
+Rules and the GX suite live in :mod:`feedbackflow.quality.suite`. The only time-dependent rule is
+``created_at_not_future`` (relative to the validation time).
+
+Batch-level rules, checked after the row rules:
+
+* ``file_readable`` / ``required_columns``: the whole batch is rejected (its rows are quarantined when they could be
+  read); columns that are neither required, optional (``language``) nor ingest provenance are reported as extras.
+* ``batch_volume``: the rows of the newest delivery must lie within ``validate.volume_band`` x the median rows of
+  the ``validate.volume_window`` previous deliveries (checked once ``validate.volume_min_history`` exist). The rows
+  are not quarantined: they are valid, the delivery as a whole is suspicious.
+* ``label_minimum``: before training, every taxonomy label needs ``validate.min_rows_per_label`` accepted labelled
+  rows in the accumulated validated data; the message names the labels short of it.
 
 Only batches of the newest ingest run (the highest manifest ``sequence``) can stop the pipeline: an unreadable
-file, a missing column or a quarantined share above ``validate.max_quarantine_share``. Raw batches are immutable,
+file, a missing column, an anomalous volume or a quarantined share above ``validate.max_quarantine_share``
+(``label_minimum`` too, as it concerns the whole history). Raw batches are immutable,
 so a bad older batch would otherwise fail every later run; once a corrected file has been re-delivered (a newer
 sequence) the old batch's rows simply stay in quarantine and its problem is listed in the report. Outputs are
 written before the error is raised, so the quarantine can be inspected.
@@ -20,6 +34,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +50,21 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError, DataQualityError
 from feedbackflow.io import atomic_path, run_id, write_json
 from feedbackflow.quality.suite import (
+    BATCH_VOLUME,
     FILE_READABLE,
+    LABEL_MINIMUM,
+    QUARANTINE_RULES,
     REQUIRED_COLUMNS,
     ROW_RULES,
-    RULES,
+    TYPE_ERROR,
     QualityValidator,
     RuleSpec,
     as_text,
     rules_column,
+    type_errors,
 )
 from feedbackflow.settings import Settings
-from feedbackflow.stages.ingest import read_manifest
+from feedbackflow.stages.ingest import PROVENANCE_COLUMNS, read_manifest
 from feedbackflow.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -52,6 +72,7 @@ logger = logging.getLogger(__name__)
 VALIDATED_FILE = "feedback.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 REPORT_FILE = "validate.json"
+DATA_DOCS_DIR = "data_docs"
 
 VALIDATED_SCHEMA = pa.schema(
     [
@@ -87,6 +108,7 @@ class BatchResult:
     by_rule: dict[str, int] = field(default_factory=dict)
     failed_rule: str | None = None  # a batch-level rule that rejected the whole batch
     problem: str | None = None  # human-readable reason, safe to log (no values)
+    extra_columns: list[str] = field(default_factory=list)  # unknown source columns (not validated, not kept)
 
     @property
     def share(self) -> float:
@@ -113,6 +135,7 @@ class BatchResult:
             "quarantined_by_rule": {rule: count for rule, count in self.by_rule.items() if count},
             "batch_rule_failed": self.failed_rule,
             "problem": self.problem,
+            "extra_columns": self.extra_columns,
         }
 
 
@@ -140,8 +163,13 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         raise UnreadableBatchError(f"unsupported file type '{suffix}' (expected one of {', '.join(READERS)})")
     try:
         if suffix == ".csv":
+            # pandas' C parser cuts a field at a NUL byte; the Python engine keeps it (see text_control_chars).
+            engine = "python" if _has_nul(path) else "c"
+            fast = _read_csv_arrow(path) if engine == "c" else None
+            if fast is not None:
+                return fast, np.arange(1, len(fast) + 1)
             try:
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", engine=engine)
             except pd.errors.EmptyDataError:  # a zero-byte file: no header, no rows
                 return pd.DataFrame(), np.zeros(0, dtype=np.int64)
             if not isinstance(frame.index, pd.RangeIndex):
@@ -157,6 +185,44 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
         # The messages of these errors name positions, not cell values; cut them short all the same.
         raise UnreadableBatchError(f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def _read_csv_arrow(path: Path) -> pd.DataFrame | None:
+    """Read a well-formed CSV with Arrow's parser (several times faster than pandas'); None when pandas must decide.
+
+    Every column is read as text and empty fields stay ``""``, as with pandas' ``dtype=str, keep_default_na=False``.
+    Anything unusual (no or duplicate header names, ragged rows, invalid UTF-8, an empty file) returns None, so
+    pandas reads the file and gives the established outcome (a quarantine or a ``file_readable`` message).
+    """
+    import csv
+
+    import pyarrow.csv as pacsv
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            names = next(csv.reader(handle))
+    except (StopIteration, UnicodeDecodeError, csv.Error):
+        return None
+    if not names or len(set(names)) != len(names) or any(not name for name in names):
+        return None
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        return None
+    if table.column_names != names:
+        return None
+    return table.to_pandas()
+
+
+def _has_nul(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return any(b"\x00" in chunk for chunk in iter(lambda: handle.read(1 << 22), b""))
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -186,8 +252,11 @@ def _tag(frame: pd.DataFrame, result: BatchResult, row_numbers: np.ndarray, colu
         for column in columns
     }
     tagged = pd.DataFrame(data, index=frame.index).reset_index(drop=True)
+    errors = [type_errors(frame[column], column) for column in columns if column in frame.columns]
+    tagged[TYPE_ERROR] = np.logical_or.reduce(errors) if errors else np.zeros(len(tagged), dtype=bool)
     tagged["batch_id"] = entry["batch_id"]
     tagged["sequence"] = np.int64(entry["sequence"])
+    tagged["source"] = entry.get("source", "folder")
     tagged["source_file"] = entry["key"]
     tagged["row_number"] = np.asarray(row_numbers, dtype=np.int64)
     tagged[_POSITION] = result.position
@@ -213,7 +282,13 @@ def _write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None
 def _quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
     return pa.schema(
         [(column, pa.string()) for column in columns]
-        + [("batch_id", pa.string()), ("source_file", pa.string()), ("row_number", pa.int64()), ("rules", pa.string())]
+        + [
+            ("batch_id", pa.string()),
+            ("source", pa.string()),
+            ("source_file", pa.string()),
+            ("row_number", pa.int64()),
+            ("rules", pa.string()),
+        ]
     )
 
 
@@ -239,6 +314,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     """
     params = settings.validate_
     spec = RuleSpec.from_settings(params, load_taxonomy(paths.root / params.taxonomy))
+    columns = spec.carried_columns
     # Stable sort: batches of one ingest run keep their manifest (landing file name) order.
     entries = sorted(read_manifest(paths.raw_manifest), key=lambda entry: entry["sequence"])
     if not entries:
@@ -247,7 +323,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             f"({settings.ingest.landing_dir}) and run ingest first"
         )
     newest = max(entry["sequence"] for entry in entries)
-    validator = QualityValidator(spec)
+    report_dir = paths.stage_reports("validate")
+    docs_dir = report_dir / DATA_DOCS_DIR
+    building = report_dir / f".{DATA_DOCS_DIR}.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    validator = QualityValidator(spec, docs_dir=building, run_name=run_id(), gx_passing_rows=params.gx_passing_rows)
     results = [BatchResult(entry=entry, position=position) for position, entry in enumerate(entries)]
 
     readable, rejected = [], []
@@ -265,22 +345,29 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             continue
         result.rows_read = len(frame)
         if frame.empty and len(frame.columns) == 0:
-            # An empty JSON Lines file has no keys to check; no rows means nothing can be lost.
-            result.problem = "empty file (no rows)"
+            # No header and no rows: nothing can be lost, but an export that writes nothing at all is broken.
+            result.failed_rule, result.problem = FILE_READABLE, "empty file (no header, no rows)"
             continue
+        if frame.empty:
+            result.problem = "header only (no rows)"
         _, missing = validator.check_columns(frame)
-        tagged = _tag(frame, result, row_numbers, spec.required_columns)
+        tagged = _tag(frame, result, row_numbers, columns)
         if missing:
             result.failed_rule = REQUIRED_COLUMNS
             # Found column names are not listed: a file without a header row would put data values there.
             result.problem = f"missing required column(s) {', '.join(missing)}"
+            if len(frame.columns) == 1:
+                result.problem += " (the header has a single column: is the file comma-separated?)"
             result.rows_quarantined, result.by_rule = len(tagged), {REQUIRED_COLUMNS: len(tagged)}
             tagged["rules"] = REQUIRED_COLUMNS
             rejected.append(tagged)
         else:
+            # Names are listed only once the header is known to be real (every required column found).
+            known = {*columns, *PROVENANCE_COLUMNS}
+            result.extra_columns = [str(column) for column in frame.columns if column not in known]
             readable.append(tagged)
 
-    history = _concat(readable, spec.required_columns)
+    history = _concat(readable, columns)
     rows = validator.validate_rows(history)
     failing = rows.failing
     history["rules"] = ""
@@ -295,14 +382,35 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
 
     validated_path = paths.validated / VALIDATED_FILE
     quarantine_path = paths.quarantine / QUARANTINE_FILE
-    report_path = paths.stage_reports("validate") / REPORT_FILE
+    report_path = report_dir / REPORT_FILE
     _write_parquet(accepted, VALIDATED_SCHEMA, validated_path)
-    _write_parquet(quarantined, _quarantine_schema(spec.required_columns), quarantine_path)
+    _write_parquet(quarantined, _quarantine_schema(columns), quarantine_path)
+    _publish_docs(building, docs_dir, params.data_docs_s3)
 
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
     raw_dir = paths.raw.relative_to(paths.root)
     errors = _blocking_errors(results, newest, params.max_quarantine_share, raw_dir)
-    by_rule = {rule: 0 for rule in RULES}
+    volume = check_volume(results, newest, params.volume_window, params.volume_min_history, params.volume_band)
+    if volume["failed"]:
+        files = ", ".join(r.describe(raw_dir) for r in results if r.entry["sequence"] == newest)
+        errors.append(
+            f"{files} broke rule '{BATCH_VOLUME}': {volume['rows']} rows in this delivery, outside "
+            f"[{volume['low']:.0f}, {volume['high']:.0f}] (validate.volume_band {list(params.volume_band)} x median "
+            f"{volume['median']:.0f} of the last {len(volume['history'])} deliveries). The raw files are kept and "
+            "no row is quarantined. Check the export for lost or duplicated data; if the volume is genuine, widen "
+            "validate.volume_band in params.yaml and rerun."
+        )
+    labels = check_label_minimum(accepted["label"], spec.taxonomy, params.min_rows_per_label)
+    if labels["short"]:
+        shown = ", ".join(f"{label} ({count})" for label, count in list(labels["short"].items())[:20])
+        more = f" and {len(labels['short']) - 20} more" if len(labels["short"]) > 20 else ""
+        errors.append(
+            f"rule '{LABEL_MINIMUM}': {len(labels['short'])} label(s) have fewer than validate.min_rows_per_label="
+            f"{params.min_rows_per_label} accepted labelled rows in {validated_path.relative_to(paths.root)}: "
+            f"{shown}{more}. Collect and label more feedback for them (or lower validate.min_rows_per_label) "
+            "before training."
+        )
+    by_rule = {rule: 0 for rule in QUARANTINE_RULES}
     for result in results:
         for rule, count in result.by_rule.items():
             by_rule[rule] += count
@@ -333,7 +441,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             "max_text_chars": spec.max_text_chars,
         },
         "batches": [result.as_report(params.max_quarantine_share) for result in results],
+        "volume": volume,
+        "label_counts": labels,
+        "data_docs": str((docs_dir / "index.html").relative_to(paths.root)),
         "expectations": [outcome.as_dict() for outcome in rows.outcomes],
+        "expectations_rows_checked": rows.gx_rows,
         "outputs": {
             "validated": str(validated_path.relative_to(paths.root)),
             "quarantine": str(quarantine_path.relative_to(paths.root)),
@@ -359,10 +471,102 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     return summary
 
 
+def check_volume(
+    results: list[BatchResult], newest: int, window: int, min_history: int, band: tuple[float, float]
+) -> dict[str, Any]:
+    """Compare the newest delivery's rows with the median of recent deliveries (rule ``batch_volume``).
+
+    A delivery is one ingest run (a manifest ``sequence``); its volume is the rows read from all its batches.
+    Deliveries whose every batch was rejected (unreadable, missing columns) are left out of the history.
+
+    Args:
+        results: Every batch, with ``rows_read`` filled in.
+        newest: The newest sequence.
+        window: Number of previous deliveries the median is taken over.
+        min_history: Deliveries needed before the check applies.
+        band: ``[low, high]`` factors of the median.
+
+    Returns:
+        ``rows``, ``history`` (previous volumes, oldest first), ``median``, ``low``, ``high``, ``checked`` and
+        ``failed``.
+    """
+    volumes: dict[int, int] = {}
+    usable: set[int] = set()
+    for result in results:
+        sequence = result.entry["sequence"]
+        volumes[sequence] = volumes.get(sequence, 0) + result.rows_read
+        if result.failed_rule is None:
+            usable.add(sequence)
+    history = [volumes[s] for s in sorted(volumes) if s < newest and s in usable][-window:]
+    rows = volumes.get(newest, 0)
+    checked = len(history) >= min_history
+    median = float(statistics.median(history)) if history else 0.0
+    low, high = band[0] * median, band[1] * median
+    return {
+        "rows": rows,
+        "history": history,
+        "median": median,
+        "low": low,
+        "high": high,
+        "checked": checked,
+        "failed": checked and not low <= rows <= high,
+    }
+
+
+def check_label_minimum(labels: pd.Series, taxonomy: tuple[str, ...], minimum: int) -> dict[str, Any]:
+    """Count accepted labelled rows per taxonomy label and list those below ``minimum`` (rule ``label_minimum``).
+
+    Args:
+        labels: The ``label`` column of the accepted rows (None for unlabelled traffic).
+        taxonomy: Every label the model is trained on.
+        minimum: Rows each label needs; 0 switches the check off.
+
+    Returns:
+        ``minimum``, ``counts`` (label -> rows, every taxonomy label) and ``short`` (label -> rows, fewest first).
+    """
+    counts = labels.dropna().value_counts()
+    per_label = {label: int(counts.get(label, 0)) for label in taxonomy}
+    short = dict(sorted(((k, v) for k, v in per_label.items() if v < minimum), key=lambda item: (item[1], item[0])))
+    return {"minimum": minimum, "counts": per_label, "short": short}
+
+
+def _publish_docs(building: Path, docs_dir: Path, s3_url: str | None) -> None:
+    """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set."""
+    if not (building / "index.html").is_file():
+        shutil.rmtree(building, ignore_errors=True)
+        return
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    building.replace(docs_dir)
+    if s3_url:
+        upload_data_docs(docs_dir, s3_url)
+
+
+def upload_data_docs(docs_dir: Path, s3_url: str) -> list[str]:
+    """Upload a Data Docs folder to ``s3://bucket/prefix`` (credentials and endpoint from the ``AWS_*`` environment).
+
+    Returns:
+        The uploaded keys.
+    """
+    import mimetypes
+
+    import boto3
+
+    bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    keys = []
+    for path in sorted(p for p in docs_dir.rglob("*") if p.is_file()):
+        key = "/".join(part for part in (prefix.strip("/"), path.relative_to(docs_dir).as_posix()) if part)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        keys.append(key)
+    logger.info("validate: Data Docs uploaded to s3://%s/%s (%d files)", bucket, prefix, len(keys))
+    return keys
+
+
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     if frames:
         return pd.concat(frames, ignore_index=True)
-    empty = {column: pd.Series(dtype=object) for column in (*columns, "batch_id", "source_file")}
+    empty = {column: pd.Series(dtype=object) for column in (*columns, "batch_id", "source", "source_file")}
     empty.update({name: pd.Series(dtype=np.int64) for name in ("sequence", "row_number", _POSITION, _ROW)})
     return pd.DataFrame(empty)
 
@@ -392,13 +596,13 @@ def _blocking_errors(results: list[BatchResult], newest: int, max_share: float, 
         if result.failed_rule == FILE_READABLE:
             errors.append(
                 f"{where} broke rule '{FILE_READABLE}': {result.problem}. Fix the file (UTF-8 CSV with a header row, "
-                "JSON Lines with one object per line, or Parquet) and re-deliver it to the landing folder."
+                "JSON Lines with one object per line, or Parquet) and re-deliver it through the ingest source."
             )
         elif result.failed_rule == REQUIRED_COLUMNS:
             errors.append(
                 f"{where} broke rule '{REQUIRED_COLUMNS}': {result.problem}. All its {result.rows_read} rows are "
                 "quarantined. Fix the export so the file has every required column (validate.required_columns in "
-                "params.yaml) and re-deliver it to the landing folder."
+                "params.yaml) and re-deliver it through the ingest source."
             )
         elif result.share > max_share:
             counts = Counter({rule: count for rule, count in result.by_rule.items() if count})
