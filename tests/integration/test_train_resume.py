@@ -193,6 +193,8 @@ def _dvc_project(base: Path, tiny_bert: Path) -> Path:
     report = {"rows": 360, "rows_changed": 0, "entities": {"PERSON": 0}}
     (project / "reports" / "anonymise").mkdir(parents=True)
     (project / "reports" / "anonymise" / "anonymise.json").write_text(json.dumps(report), encoding="utf-8")
+    audit = {"entities": {"PERSON": 0}, "operators": {"PERSON": "placeholder"}, "key_id": None, "config_hash": "0" * 64}
+    (project / "reports" / "anonymise" / "audit.json").write_text(json.dumps(audit), encoding="utf-8")
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         subprocess.run(command, cwd=project, check=True)
     return project
