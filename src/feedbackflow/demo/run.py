@@ -47,11 +47,17 @@ def main() -> int:
     print(f"  ingested batches : {', '.join(summary['ingest']['new_batches']) or 'none new'}")
     print(
         f"  rows             : {validate['rows_read']} read, {validate['rows_accepted']} accepted, "
-        f"{validate['rows_quarantined']} quarantined {validate['quarantined_by_rule']}"
+        f"{validate['rows_quarantined']} quarantined ({_counts(validate['quarantined_by_rule'])})"
     )
-    print(f"  PII replaced     : {summary['anonymise']['entities_replaced']}")
-    print(f"  challenger       : {evaluation['challenger']}")
-    print(f"  champion (before): {evaluation['champion']}")
+    anonymise = summary["anonymise"]
+    print(f"  PII replaced     : {_counts(anonymise['entities_replaced'])}")
+    gate = anonymise.get("leak_gate") or {}
+    print(
+        f"  leak gate        : {'passed' if gate.get('passed') else 'FAILED'} ({gate.get('rows_scanned')} rows, "
+        f"{gate.get('canaries_checked')} canaries checked)"
+    )
+    print(f"  challenger       : {_scores(evaluation['challenger'])}")
+    print(f"  champion (before): {_scores(evaluation['champion'])}")
     print(f"  gate             : {'PROMOTE' if evaluation['gate']['promote'] else 'keep champion'}")
     for reason in evaluation["gate"]["reasons"]:
         print(f"                     - {reason}")
@@ -59,6 +65,17 @@ def main() -> int:
     print(f"  saved experiment : {summary.get('experiment')}")
     print(f"  summary          : {summary_file.relative_to(paths.root)}")
     return 0
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    shown = sorted(((name, n) for name, n in (counts or {}).items() if n), key=lambda item: -item[1])
+    return ", ".join(f"{name} {n}" for name, n in shown) or "none"
+
+
+def _scores(model: dict | None) -> str:
+    if not model:
+        return "none"
+    return ", ".join(f"{key} {model[key]:.3f}" for key in ("accuracy", "macro_f1") if key in model)
 
 
 if __name__ == "__main__":
