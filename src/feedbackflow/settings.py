@@ -76,6 +76,9 @@ class ValidateSettings(_Section):
     volume_window: int = Field(10, ge=1, description="recent deliveries the volume band is learned from")
     volume_min_history: int = Field(3, ge=1, description="deliveries needed before the volume band is checked")
     volume_band: tuple[float, float] = Field((0.2, 5.0), description="allowed rows as factors of the recent median")
+    volume_accepted: list[int] = Field(
+        default_factory=list, description="delivery sequences whose anomalous volume an operator reviewed and accepted"
+    )
     min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
     gx_passing_rows: int | None = Field(
         None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"

@@ -40,11 +40,30 @@ def test_volume_band_fails_the_newest_delivery_and_keeps_its_rows(paths: Project
 
     message = str(error.value)
     assert "d900.csv" in message and "'batch_volume'" in message and "volume_band" in message
-    assert "1 rows in this delivery, outside [2, 50]" in message
+    assert "1 rows in delivery 4, outside [2, 50]" in message and "validate.volume_accepted" in message
     validated, quarantine, report = outputs(paths)
     assert len(validated) == 31 and quarantine.empty  # valid rows are not quarantined
     assert report["volume"]["checked"] and report["volume"]["history"] == [10, 10, 10]
     assert len(list(paths.raw.glob("*.csv"))) == 4  # raw kept
+
+
+def test_anomalous_delivery_keeps_failing_after_newer_ones_until_accepted(paths: ProjectPaths) -> None:
+    for k in range(3):
+        _delivery(paths, 10, 100 * k)
+    _delivery(paths, 1, 900)  # anomalous: outside [2, 50]
+    _delivery(paths, 10, 1000)  # a normal delivery arrives the next night
+
+    with pytest.raises(DataQualityError) as error:
+        validate.run(settings(), paths)
+    message = str(error.value)
+    assert "d900.csv" in message and "delivery 4" in message and "d1000.csv" not in message
+    report = outputs(paths)[2]
+    assert [anomaly["sequence"] for anomaly in report["volume"]["anomalies"]] == [4]
+    assert report["volume"]["history"] == [10, 10, 10]  # the anomaly is not part of the newest delivery's median
+
+    summary = validate.run(settings(volume_accepted=[4]), paths)  # reviewed: the operator accepts delivery 4
+    assert summary["rows_accepted"] == 41
+    assert outputs(paths)[2]["volume"]["anomalies"] == []
 
 
 def test_volume_band_is_skipped_until_enough_history(paths: ProjectPaths) -> None:

@@ -16,15 +16,17 @@ Batch-level rules, checked after the row rules:
 
 * ``file_readable`` / ``required_columns``: the whole batch is rejected (its rows are quarantined when they could be
   read); columns that are neither required, optional (``language``) nor ingest provenance are reported as extras.
-* ``batch_volume``: the rows of the newest delivery must lie within ``validate.volume_band`` x the median rows of
-  the ``validate.volume_window`` previous deliveries (checked once ``validate.volume_min_history`` exist). The rows
-  are not quarantined: they are valid, the delivery as a whole is suspicious.
+* ``batch_volume``: the rows of every delivery must lie within ``validate.volume_band`` x the median rows of the
+  ``validate.volume_window`` deliveries before it (checked once ``validate.volume_min_history`` exist). The rows
+  are not quarantined: they are valid, the delivery as a whole is suspicious. An anomalous delivery keeps failing
+  the stage, newer deliveries or not, until its sequence is listed in ``validate.volume_accepted`` (reviewed) or the
+  band is widened: its rows never reach training unreviewed.
 * ``label_minimum``: before training, every taxonomy label needs ``validate.min_rows_per_label`` accepted labelled
   rows in the accumulated validated data; the message names the labels short of it.
 
-Only batches of the newest ingest run (the highest manifest ``sequence``) can stop the pipeline: an unreadable
-file, a missing column, an anomalous volume or a quarantined share above ``validate.max_quarantine_share``
-(``label_minimum`` too, as it concerns the whole history). Raw batches are immutable,
+Only batches of the newest ingest run (the highest manifest ``sequence``) can stop the pipeline through an unreadable
+file, a missing column or a quarantined share above ``validate.max_quarantine_share`` (``label_minimum`` and
+``batch_volume`` concern the whole history). Raw batches are immutable,
 so a bad older batch would otherwise fail every later run; once a corrected file has been re-delivered (a newer
 sequence) the old batch's rows simply stay in quarantine and its problem is listed in the report. Outputs are
 written before the error is raised, so the quarantine can be inspected.
@@ -37,6 +39,7 @@ import logging
 import shutil
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,15 +393,18 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
     raw_dir = paths.raw.relative_to(paths.root)
     errors = _blocking_errors(results, newest, params.max_quarantine_share, raw_dir)
-    volume = check_volume(results, newest, params.volume_window, params.volume_min_history, params.volume_band)
-    if volume["failed"]:
-        files = ", ".join(r.describe(raw_dir) for r in results if r.entry["sequence"] == newest)
+    volume = check_volume(
+        results, newest, params.volume_window, params.volume_min_history, params.volume_band, params.volume_accepted
+    )
+    for anomaly in volume["anomalies"]:
+        files = ", ".join(r.describe(raw_dir) for r in results if r.entry["sequence"] == anomaly["sequence"])
         errors.append(
-            f"{files} broke rule '{BATCH_VOLUME}': {volume['rows']} rows in this delivery, outside "
-            f"[{volume['low']:.0f}, {volume['high']:.0f}] (validate.volume_band {list(params.volume_band)} x median "
-            f"{volume['median']:.0f} of the last {len(volume['history'])} deliveries). The raw files are kept and "
-            "no row is quarantined. Check the export for lost or duplicated data; if the volume is genuine, widen "
-            "validate.volume_band in params.yaml and rerun."
+            f"{files} broke rule '{BATCH_VOLUME}': {anomaly['rows']} rows in delivery {anomaly['sequence']}, outside "
+            f"[{anomaly['low']:.0f}, {anomaly['high']:.0f}] (validate.volume_band {list(params.volume_band)} x the "
+            f"median of up to {params.volume_window} deliveries before it). The raw files are kept and no row is "
+            "quarantined. Check the export for lost or duplicated data; if the volume is genuine, add "
+            f"{anomaly['sequence']} to validate.volume_accepted (or widen validate.volume_band) in params.yaml "
+            "and rerun."
         )
     labels = check_label_minimum(accepted["label"], spec.taxonomy, params.min_rows_per_label)
     if labels["short"]:
@@ -472,12 +478,20 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
 
 
 def check_volume(
-    results: list[BatchResult], newest: int, window: int, min_history: int, band: tuple[float, float]
+    results: list[BatchResult],
+    newest: int,
+    window: int,
+    min_history: int,
+    band: tuple[float, float],
+    accepted: Iterable[int] = (),
 ) -> dict[str, Any]:
-    """Compare the newest delivery's rows with the median of recent deliveries (rule ``batch_volume``).
+    """Compare every delivery's rows with the median of the deliveries before it (rule ``batch_volume``).
 
     A delivery is one ingest run (a manifest ``sequence``); its volume is the rows read from all its batches.
-    Deliveries whose every batch was rejected (unreadable, missing columns) are left out of the history.
+    Deliveries whose every batch was rejected (unreadable, missing columns) are left out of the history, as are
+    anomalous deliveries nobody has accepted. Every delivery is checked, not only the newest: an anomalous delivery
+    keeps failing the stage after newer ones arrive, until an operator lists its sequence in
+    ``validate.volume_accepted`` (or widens the band), so its rows never reach training unreviewed.
 
     Args:
         results: Every batch, with ``rows_read`` filled in.
@@ -485,10 +499,12 @@ def check_volume(
         window: Number of previous deliveries the median is taken over.
         min_history: Deliveries needed before the check applies.
         band: ``[low, high]`` factors of the median.
+        accepted: Sequences whose volume an operator reviewed and accepted.
 
     Returns:
-        ``rows``, ``history`` (previous volumes, oldest first), ``median``, ``low``, ``high``, ``checked`` and
-        ``failed``.
+        For the newest delivery ``rows``, ``history`` (previous volumes, oldest first), ``median``, ``low``, ``high``
+        and ``checked``; ``anomalies`` (each unaccepted anomalous delivery: ``sequence``, ``rows``, ``low``,
+        ``high``) and ``failed`` (any anomaly).
     """
     volumes: dict[int, int] = {}
     usable: set[int] = set()
@@ -497,20 +513,25 @@ def check_volume(
         volumes[sequence] = volumes.get(sequence, 0) + result.rows_read
         if result.failed_rule is None:
             usable.add(sequence)
-    history = [volumes[s] for s in sorted(volumes) if s < newest and s in usable][-window:]
-    rows = volumes.get(newest, 0)
-    checked = len(history) >= min_history
-    median = float(statistics.median(history)) if history else 0.0
-    low, high = band[0] * median, band[1] * median
-    return {
-        "rows": rows,
-        "history": history,
-        "median": median,
-        "low": low,
-        "high": high,
-        "checked": checked,
-        "failed": checked and not low <= rows <= high,
-    }
+    accepted = set(accepted)
+    normal: list[int] = []  # sequences that may serve as history
+    anomalies: list[dict[str, Any]] = []
+    newest_check: dict[str, Any] = {}
+    for sequence in sorted(volumes):
+        history = [volumes[s] for s in normal][-window:]
+        rows = volumes[sequence]
+        checked = len(history) >= min_history
+        median = float(statistics.median(history)) if history else 0.0
+        low, high = band[0] * median, band[1] * median
+        outside = checked and not low <= rows <= high
+        if sequence == newest:
+            newest_check = {"rows": rows, "history": history, "median": median, "low": low, "high": high}
+            newest_check["checked"] = checked
+        if outside and sequence not in accepted:
+            anomalies.append({"sequence": sequence, "rows": rows, "low": low, "high": high})
+        elif sequence in usable:
+            normal.append(sequence)
+    return {**newest_check, "anomalies": anomalies, "failed": bool(anomalies)}
 
 
 def check_label_minimum(labels: pd.Series, taxonomy: tuple[str, ...], minimum: int) -> dict[str, Any]:
