@@ -64,7 +64,7 @@ def _ours(params: Path) -> tuple[Any, Any]:
     engine = analyzer.build_engine(config)
 
     def detect(texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        with analyzer._presidio_logs_without_text():
+        with analyzer.presidio_logs_without_text():
             found = analyzer.analyze_texts(texts, engine)
         return [[(r.start, r.end, r.entity_type) for r in results] for results in found]
 

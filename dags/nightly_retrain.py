@@ -28,8 +28,9 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from feedbackflow.config import ProjectPaths
 from feedbackflow.settings import load_settings
 
-SETTINGS = load_settings(ProjectPaths.discover().params).dag
-TRAIN_GPUS = load_settings(ProjectPaths.discover().params).train.num_gpus
+_PARAMS = load_settings(ProjectPaths.discover().params)
+SETTINGS = _PARAMS.dag
+TRAIN_GPUS = _PARAMS.train.num_gpus
 
 
 @dag(

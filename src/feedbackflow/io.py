@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -46,3 +47,12 @@ def read_json(path: Path, default: Any = None) -> Any:
 def run_id() -> str:
     """The orchestrator's run id (set by the Airflow runner), or ``manual`` for a CLI run."""
     return os.environ.get("FEEDBACKFLOW_RUN_ID", "manual")
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in chunks (``md5`` is what DVC records in ``dvc.lock``).
+
+    The digest identifies content; it protects no secret (``usedforsecurity=False`` keeps MD5 usable on FIPS hosts).
+    """
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()

@@ -5,19 +5,16 @@ Both are built from metrics, hashes, settings and counts only; no text from the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from feedbackflow.io import file_digest
+
 
 def file_md5(path: Path) -> str:
     """MD5 of a file's bytes: the hash DVC records for a file output in ``dvc.lock``."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def anonymisation_summary(anonymise_report: dict[str, Any] | None, audit: dict[str, Any] | None) -> list[str]:

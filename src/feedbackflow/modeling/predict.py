@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from feedbackflow.io import file_digest
 
 
 def model_digest(model_dir: Path) -> str:
     """SHA-256 of the weights file: identifies a model version independently of where it is stored."""
-    digest = hashlib.sha256()
-    with (model_dir / "model.safetensors").open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(model_dir / "model.safetensors")
 
 
 def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 128, device: str = "cpu") -> list[str]:

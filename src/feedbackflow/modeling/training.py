@@ -284,8 +284,9 @@ def fine_tune(
     )
 
     resume = last_checkpoint(checkpoint_dir)
+    resumed_step = int(resume.name.split("-")[1]) if resume is not None else None
     if resume is not None:
-        log.info("resuming from checkpoint step %s (%s)", resume.name.split("-")[1], resume)
+        log.info("resuming from checkpoint step %s (%s)", resumed_step, resume)
     else:
         log.info("no checkpoint in %s: training from the start", checkpoint_dir)
     started = time.perf_counter()
@@ -312,7 +313,7 @@ def fine_tune(
         "epochs_run": epochs_run,
         "best_epoch": best.get("epoch"),
         "stopped_early": epochs_run < math.ceil(settings.epochs),
-        "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
+        "resumed_from_step": resumed_step,
         "train_loss": _train_loss(trainer.state.log_history),
         "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
         "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),

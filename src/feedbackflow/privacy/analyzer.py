@@ -323,7 +323,8 @@ _PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
 
 @contextlib.contextmanager
-def _presidio_logs_without_text() -> Iterator[None]:
+def presidio_logs_without_text() -> Iterator[None]:
+    """While analysing texts, keep Presidio's logs free of text (its levels capped, its log arguments blanked)."""
     # Presidio's DEBUG records carry analysed text verbatim ("Context list is: ... jane@example.com ..."), and its IBAN
     # recognizer logs a failed candidate at ERROR. Personal data must not reach the task logs, so while texts are
     # analysed Presidio logs at WARNING at most and the arguments of what it still logs are blanked.
@@ -694,7 +695,7 @@ def anonymise_texts(texts: Sequence[str | None], engine: PrivacyEngine) -> tuple
     output = list(texts)
     counts: Counter[str] = Counter()
     operators = operator_configs(engine)
-    with _presidio_logs_without_text():
+    with presidio_logs_without_text():
         findings = analyze_texts(list(present.values()), engine)
         for (i, text), results in zip(present.items(), findings, strict=True):
             output[i], replaced = replace_entities(text, results, engine, operators)

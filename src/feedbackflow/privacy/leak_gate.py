@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedbackflow.errors import ConfigError
-from feedbackflow.privacy.analyzer import PrivacyEngine, _presidio_logs_without_text, analyze_texts
+from feedbackflow.privacy.analyzer import PrivacyEngine, analyze_texts, presidio_logs_without_text
 
 
 @dataclass
@@ -129,7 +129,7 @@ def check_output(
 
     tokens = replacement_pattern(engine.entities)
     rescan_hits: dict[str, list[str]] = defaultdict(list)
-    with _presidio_logs_without_text():
+    with presidio_logs_without_text():
         findings = analyze_texts([text for _, text in present], engine)
     for (row, text), results in zip(present, findings, strict=True):
         spans = [match.span() for match in tokens.finditer(text)]

@@ -23,7 +23,6 @@ batch and is removed by the next run.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError
-from feedbackflow.io import atomic_path, run_id, write_json
+from feedbackflow.io import atomic_path, file_digest, run_id, write_json
 from feedbackflow.settings import PostgresSourceSettings, S3SourceSettings, Settings
 
 if TYPE_CHECKING:
@@ -62,14 +61,6 @@ def read_manifest(manifest: Path) -> list[dict]:
 def _write_manifest(manifest: Path, entries: list[dict]) -> None:
     with atomic_path(manifest) as partial:
         partial.write_text("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in entries), encoding="utf-8")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -133,7 +124,7 @@ class _Batches:
         Returns:
             The new manifest entry, or None when the content is a duplicate (recorded in ``skipped``).
         """
-        digest = _sha256(partial)
+        digest = file_digest(partial)
         if self.skip_if_known(digest, key):
             return None
         batch_id = f"{self.now:%Y%m%dT%H%M%S}-{digest[:12]}"
@@ -187,7 +178,7 @@ def ingest_folder(landing_dir: Path, patterns: list[str], raw_dir: Path, manifes
     """Copy every not-yet-ingested file from ``landing_dir`` into ``raw_dir`` and record it in ``manifest``."""
     batches = _Batches(raw_dir, manifest, "folder")
     for path in discover(landing_dir, patterns):
-        if batches.skip_if_known(_sha256(path), path.name):
+        if batches.skip_if_known(file_digest(path), path.name):
             continue  # hashed in place: a file ingested before is not copied again
         with batches.partial() as partial:
             shutil.copyfile(path, partial)
@@ -274,12 +265,13 @@ def _arrow_table(columns: list[str], rows: list[tuple], provenance: dict[str, st
     arrays = {}
     for name, values in zip(columns, zip(*rows, strict=True), strict=True):
         try:
-            arrays[name] = pa.array(values, from_pandas=False)
-            if isinstance(arrays[name].type, pa.BaseExtensionType):  # e.g. Arrow's uuid: readers see objects, not text
-                raise pa.ArrowTypeError(arrays[name].type)
+            array = pa.array(values, from_pandas=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            # e.g. uuid, inet or jsonb with mixed shapes: keep the value as text (JSON for containers)
-            arrays[name] = pa.array([_cell_text(value) for value in values], pa.string())
+            array = None  # e.g. inet or jsonb with mixed shapes
+        if array is None or isinstance(array.type, pa.BaseExtensionType):  # Arrow's uuid: readers see objects
+            # keep the value as text (JSON for containers)
+            array = pa.array([_cell_text(value) for value in values], pa.string())
+        arrays[name] = array
     for name, value in provenance.items():
         arrays[name] = pa.array([value] * len(rows), pa.string())
     return pa.table(arrays)
@@ -333,15 +325,12 @@ def ingest_postgres(settings: PostgresSourceSettings, raw_dir: Path, manifest: P
                 cursor.execute(statement, after)
                 columns = [column.name for column in cursor.description or []]
                 positions = [columns.index(c) for c in settings.watermark_columns]
+                provenance = dict(
+                    zip(PROVENANCE_COLUMNS, ("postgres", key, batches.now.isoformat(), run_id()), strict=True)
+                )
                 while rows := cursor.fetchmany(settings.batch_rows):
                     first = [_json_value(rows[0][i]) for i in positions]
                     last = [_json_value(rows[-1][i]) for i in positions]
-                    provenance = {
-                        "_ingest_source": "postgres",
-                        "_ingest_key": key,
-                        "_ingest_at": batches.now.isoformat(),
-                        "_ingest_run_id": run_id(),
-                    }
                     with batches.partial() as partial:
                         pq.write_table(_arrow_table(columns, rows, provenance), partial)
                         batches.admit(

@@ -525,8 +525,14 @@ def check_volume(
         low, high = band[0] * median, band[1] * median
         outside = checked and not low <= rows <= high
         if sequence == newest:
-            newest_check = {"rows": rows, "history": history, "median": median, "low": low, "high": high}
-            newest_check["checked"] = checked
+            newest_check = {
+                "rows": rows,
+                "history": history,
+                "median": median,
+                "low": low,
+                "high": high,
+                "checked": checked,
+            }
         if outside and sequence not in accepted:
             anomalies.append({"sequence": sequence, "rows": rows, "low": low, "high": high})
         elif sequence in usable:
