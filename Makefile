@@ -48,7 +48,8 @@ demo: install airflow-init ## Generate demo data and run the nightly_retrain DAG
 	$(BIN)/python -m feedbackflow.demo.run
 
 airflow-ui: airflow-init ## Start Airflow standalone (UI on http://localhost:8080) with the project's DAGs and plugin
-	$(BIN)/airflow standalone
+	@# standalone starts its components as `airflow ...` by name: the venv's bin must be on the PATH
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 test: install lint ## Lint, then run the whole test suite (unit, DAG, integration)
 	$(BIN)/python -m pytest -q

@@ -39,12 +39,14 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
     start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=SETTINGS.paused_upon_creation,
     doc_md=__doc__,
     tags=["feedbackflow", "retraining"],
     default_args={
         "owner": "feedbackflow",
         "retries": SETTINGS.retries,
         "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
+        "execution_timeout": timedelta(minutes=SETTINGS.task_timeout_minutes),
     },
 )
 def nightly_retrain() -> None:
@@ -77,7 +79,13 @@ def nightly_retrain() -> None:
 
     split_done = stage("split")(stage("anonymise")(stage("validate")(stage("ingest")())))
     # GPU workers only; the pool has one slot per GPU and a training takes one per GPU it uses
-    train = stage("train", queue=SETTINGS.train_queue, pool=SETTINGS.train_pool, pool_slots=TRAIN_GPUS)
+    train = stage(
+        "train",
+        queue=SETTINGS.train_queue,
+        pool=SETTINGS.train_pool,
+        pool_slots=TRAIN_GPUS,
+        execution_timeout=timedelta(minutes=SETTINGS.train_timeout_minutes),
+    )
     evaluated = stage("evaluate")(train(split_done))
     monitored = stage("monitor")(split_done)
     decision = gate(evaluated)

@@ -200,6 +200,15 @@ class DagSettings(_Section):
     train_queue: str = Field("gpu", description="Celery queue of the train task; the local executor ignores it")
     train_pool: str = Field("gpu", description="Airflow pool of the train task: one slot per GPU")
     train_pool_slots: int = Field(1, ge=1, description="slots of the train pool: the number of GPUs")
+    task_timeout_minutes: float = Field(
+        60, gt=0, description="execution_timeout of every task but train: a hung task fails (and retries)"
+    )
+    train_timeout_minutes: float = Field(
+        360, gt=0, description="execution_timeout of the train task: a hung training frees its gpu pool slot"
+    )
+    paused_upon_creation: bool = Field(
+        False, description="create the DAG paused (the nightly schedule then waits until someone unpauses it)"
+    )
 
 
 class Settings(_Section):

@@ -52,6 +52,14 @@ def test_policies(dag):
         assert task.retry_delay == timedelta(minutes=5)
     assert dag.get_task("summarise").trigger_rule == "none_failed"
     assert dag.get_task("train").queue == "gpu"
+    assert dag.is_paused_upon_creation is False
+
+
+def test_every_task_has_an_execution_timeout(dag):
+    """A hung task fails instead of holding its slot forever: train gets its own, longer limit from params."""
+    timeouts = {task.task_id: task.execution_timeout for task in dag.tasks}
+    assert timeouts.pop("train") == timedelta(minutes=360)
+    assert set(timeouts.values()) == {timedelta(minutes=60)}
 
 
 def test_train_runs_on_gpu_workers_one_per_gpu(dag):
@@ -80,3 +88,20 @@ def test_dag_file_has_no_heavy_imports():
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert not top_level & {"torch", "transformers", "pandas", "great_expectations", "evidently", "presidio_analyzer"}
+
+
+def test_stage_edges_are_dvc_yaml_edges(dag):
+    """dvc.yaml owns the stage graph: the DAG's edges between stage tasks are exactly its outs -> deps edges."""
+    from feedbackflow.storage.dvc import stage_edges
+
+    expected = stage_edges(DAGS.parent / "dvc.yaml")
+    stages = {name for edge in expected for name in edge}
+    wired = {
+        (task.task_id, downstream)
+        for task in dag.tasks
+        if task.task_id in stages
+        for downstream in task.downstream_task_ids
+        if downstream in stages
+    }
+    assert ("split", "train") in expected and ("anonymise", "train") not in expected
+    assert wired == expected

@@ -83,4 +83,50 @@ class Dvc:
         if all(stages.get(name) == entry for name, entry in entries.items()):
             return
         stages.update(entries)
-        (self.root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+        write_atomic(self.root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: a crash leaves the old file or the new one, never half of either."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def stage_edges(dvc_yaml: Path) -> set[tuple[str, str]]:
+    """The stage graph's edges as ``dvc.yaml`` defines them: stage A -> stage B when B depends on an output of A.
+
+    Edges implied by a longer path are dropped (transitive reduction), so the result is the wiring an orchestrator
+    needs: ``ingest -> validate -> ... -> split -> train``, not also ``anonymise -> train``.
+    """
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+
+    def paths(entries: list[Any]) -> list[str]:
+        return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries or []]
+
+    def covers(out: str, dep: str) -> bool:
+        return dep == out or dep.startswith(f"{out}/") or out.startswith(f"{dep}/")
+
+    outs = {name: paths(stage.get("outs", [])) + paths(stage.get("metrics", [])) for name, stage in stages.items()}
+    direct = {
+        (producer, consumer)
+        for consumer, stage in stages.items()
+        for dep in paths(stage.get("deps", []))
+        for producer, produced in outs.items()
+        if producer != consumer and any(covers(out, dep) for out in produced)
+    }
+
+    def reachable(start: str, skip: tuple[str, str]) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            for edge in direct:
+                if edge[0] == node and edge != skip and edge[1] not in seen:
+                    seen.add(edge[1])
+                    todo.append(edge[1])
+        return seen
+
+    return {edge for edge in direct if edge[1] not in reachable(edge[0], edge)}
