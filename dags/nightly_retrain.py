@@ -14,7 +14,10 @@ The `train` task goes to the Celery queue and the Airflow pool named by `dag.tra
 (both `gpu`): only GPU workers listen to that queue, and the pool's slots (one per GPU) cap concurrent trainings.
 Create the pool once with `airflow pools set gpu <number of GPUs> "GPU slots"` (`make airflow-init` does).
 
-Trigger manually (or from feedback collection) with `airflow dags trigger nightly_retrain`.
+Manual runs take typed Params (trigger form, `--conf`, or the REST API): `source` (override the ingest source),
+`force_retrain`, `dry_run` (ingest, validate and anonymise only) and a `reason` kept in the run summary.
+Feedback-triggered runs start from the `feedback_retrain` DAG (an Asset event or a person), which queues a run
+here: `max_active_runs=1` serialises every run that touches the model.
 All knobs live in `params.yaml`; this file only wires the tasks.
 """
 
@@ -26,6 +29,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from feedbackflow.config import ProjectPaths
+from feedbackflow.orchestration import run_params
 from feedbackflow.settings import load_settings
 
 _PARAMS = load_settings(ProjectPaths.discover().params)
@@ -41,6 +45,7 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
     max_active_runs=1,
     is_paused_upon_creation=SETTINGS.paused_upon_creation,
     doc_md=__doc__,
+    params=run_params(),
     tags=["feedbackflow", "retraining"],
     default_args={
         "owner": "feedbackflow",
@@ -52,10 +57,10 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
 def nightly_retrain() -> None:
     def stage(name: str, **overrides: object):  # one dvc.yaml stage as one task
         @task(task_id=name, **overrides)
-        def run_stage(*upstream: dict, run_id: str | None = None) -> dict:
+        def run_stage(*upstream: dict, run_id: str | None = None, params: dict | None = None) -> dict:
             from feedbackflow.orchestration import stage_task
 
-            return stage_task(name, upstream, run_id or "manual")
+            return stage_task(name, upstream, run_id or "manual", params)
 
         return run_stage
 
@@ -72,12 +77,15 @@ def nightly_retrain() -> None:
         return promote_task([upstream], run_id or "manual")
 
     @task(trigger_rule="none_failed")
-    def summarise(evaluated: dict, monitored: dict, run_id: str | None = None) -> dict:
-        from feedbackflow.orchestration import summarise_task
+    def summarise(
+        *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None
+    ) -> dict:  # anonymised is among the results: a dry run skips everything after it
+        from feedbackflow.orchestration import run_trigger, summarise_task
 
-        return summarise_task([evaluated, monitored], run_id or "manual")
+        return summarise_task(results, run_id or "manual", run_trigger(dag_run, params))
 
-    split_done = stage("split")(stage("anonymise")(stage("validate")(stage("ingest")())))
+    anonymised = stage("anonymise")(stage("validate")(stage("ingest")()))
+    split_done = stage("split")(anonymised)
     # GPU workers only; the pool has one slot per GPU and a training takes one per GPU it uses
     train = stage(
         "train",
@@ -91,7 +99,7 @@ def nightly_retrain() -> None:
     decision = gate(evaluated)
     promoted = promote(evaluated)
     decision >> promoted
-    promoted >> summarise(evaluated, monitored)
+    promoted >> summarise(evaluated, monitored, anonymised)
 
 
 nightly_retrain()

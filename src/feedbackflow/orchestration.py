@@ -14,7 +14,7 @@ from typing import Any
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
-from feedbackflow.settings import DagSettings
+from feedbackflow.settings import SOURCE_OVERRIDE_ENV, DagSettings
 from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
 from feedbackflow.storage.dvc import Dvc, DvcError
 
@@ -100,15 +100,104 @@ def _always_runs(stage: str) -> bool:
     return load_settings(ProjectPaths.discover().params).ingest.source != "folder"
 
 
-def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
+# What a run's Params (see run_params) change, stage by stage: one table, so no task body branches on stage names.
+DRY_RUN_STAGES = ("ingest", "validate", "anonymise")  # a dry run stops after these
+FEEDBACK_BATCH_URI = "feedbackflow://feedback/batch"  # a feedback collector's "new batch landed" Asset event
+DRIFT_RETRAIN_URI = "feedbackflow://drift/retrain"  # the drift policy's "retrain now" Asset event
+
+
+def run_params() -> dict[str, Any]:
+    """The run-time knobs of a retraining run, shown (typed) in Airflow's trigger form; never hyperparameters."""
+    from airflow.sdk import Param
+
+    return {
+        "source": Param(
+            None,
+            type=["null", "string"],
+            title="Source override",
+            description="Ingest from here instead of params.yaml's source: a folder path, an s3://bucket/prefix URI "
+            "or postgres:<table>. Empty: params.yaml.",
+        ),
+        "force_retrain": Param(
+            False, type="boolean", title="Force retrain", description="Train even when the data did not change."
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Ingest, validate and anonymise only (check a delivery without training).",
+        ),
+        "reason": Param(
+            "", type="string", maxLength=500, title="Reason", description="Why this run; kept in the run summary."
+        ),
+        "batch": Param(
+            None,
+            type=["null", "string"],
+            title="Batch",
+            description="Content hash of the feedback batch that triggered the run (set from the Asset event).",
+        ),
+    }
+
+
+def run_trigger(dag_run: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    """How a run started, for its summary: run type, reason, the triggering batch's hash and the Params."""
+    params = dict(params or {})
+    return {
+        "run_type": str(getattr(dag_run, "run_type", None) or "manual"),
+        "reason": params.get("reason") or None,
+        "batch": params.get("batch"),
+        "params": {key: params.get(key) for key in ("source", "force_retrain", "dry_run")},
+    }
+
+
+def retrain_request(params: dict[str, Any] | None, events: Any = None) -> dict[str, Any]:
+    """The ``conf`` of the ``nightly_retrain`` run that ``feedback_retrain`` queues.
+
+    ``events`` are the triggering Asset events (Airflow's ``triggering_asset_events``): the newest event's
+    ``extra`` may carry ``batch`` (the batch's content hash), ``source`` and ``reason``; a person's Params win.
+    """
+    conf = {key: value for key, value in (params or {}).items() if key in run_params()}
+    latest: dict[str, Any] = {}
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            latest = {"uri": getattr(getattr(event, "asset", None), "uri", None), **dict(event.extra or {})}
+    if latest:
+        conf["batch"] = conf.get("batch") or latest.get("batch")
+        conf["source"] = conf.get("source") or latest.get("source")
+        conf["reason"] = conf.get("reason") or latest.get("reason") or f"asset event on {latest.get('uri')}"
+    return conf
+
+
+def run_options(stage: str, params: dict[str, Any] | None) -> tuple[dict[str, str], bool]:
+    """Extra environment and ``force`` for ``stage`` under a run's Params; raises a skip for dry runs.
+
+    Raises:
+        AirflowSkipException: a dry run and ``stage`` comes after anonymise.
+    """
+    params = params or {}
+    if params.get("dry_run") and stage not in DRY_RUN_STAGES:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"dry run: {stage} skipped (validate and anonymise only)")
+    if stage == "ingest" and params.get("source"):
+        # DVC cannot see the override (it is not in params.yaml): force ingest; the manifest keeps it idempotent
+        return {SOURCE_OVERRIDE_ENV: str(params["source"])}, True
+    return {}, bool(stage == "train" and params.get("force_retrain"))
+
+
+def stage_task(
+    stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one ``dvc.yaml`` stage; a data-quality failure or a privacy leak fails the task without retries.
 
     When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote and the S3
     ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
     of the connection ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names becomes the anonymise stage's pseudonym key.
     """
+    extra_env, forced = run_options(stage, params)
+    env = {**_connection_environment(stage), **extra_env}
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage), force=_always_runs(stage))
+        return run_stage(stage, upstream, run_id=run_id, env=env, force=forced or _always_runs(stage))
     except DvcError as error:
         if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
             from airflow.sdk.exceptions import AirflowFailException
@@ -161,14 +250,19 @@ def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict
     return promote.run(load_settings(paths.params), paths, run_id=run_id)
 
 
-def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Write the run summary and save the run as a DVC experiment; returns the headline figures."""
+def summarise_task(
+    results: Iterable[dict[str, Any] | None], run_id: str, trigger: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the run summary and save the run as a DVC experiment; returns the headline figures.
+
+    ``trigger`` says how the run started (run type, reason, the batch hash of an Asset event, the Params).
+    """
     from feedbackflow.summary import write_summary
 
     results = [result for result in results if result]
     paths = _pull_upstream(results, REPORTS)
     ran = merge_ran(results)
-    summary = write_summary(paths, run_id, ran)
+    summary = write_summary(paths, run_id, ran, trigger=trigger)
     return {
         "experiment": summary.get("experiment"),
         "promote": summary["evaluate"]["gate"]["promote"],

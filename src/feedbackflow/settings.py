@@ -64,6 +64,35 @@ class IngestSettings(_Section):
         return self
 
 
+SOURCE_OVERRIDE_ENV = "FEEDBACKFLOW_INGEST_SOURCE"
+
+
+def with_source_override(ingest: IngestSettings, override: str | None) -> IngestSettings:
+    """``ingest`` with its source replaced by a run's override (the ``source`` Param of a manual run).
+
+    ``s3://bucket/prefix`` reads that S3 prefix (endpoint as configured), ``postgres:<table>`` that table (DSN as
+    configured), anything else is a landing folder. Empty: ``ingest`` unchanged.
+
+    Raises:
+        SettingsError: the override names no bucket or no table.
+    """
+    if not override:
+        return ingest
+    if override.startswith("s3://"):
+        bucket, _, prefix = override.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise SettingsError(f"source override '{override}': no bucket (use s3://bucket/prefix)")
+        s3 = ingest.s3.model_copy(update={"bucket": bucket, "prefix": prefix})
+        return ingest.model_copy(update={"source": "s3", "s3": s3})
+    if override.startswith("postgres:"):
+        table = override.removeprefix("postgres:").strip()
+        if not table:
+            raise SettingsError(f"source override '{override}': no table (use postgres:<schema.table>)")
+        postgres = ingest.postgres.model_copy(update={"table": table, "query": None})
+        return ingest.model_copy(update={"source": "postgres", "postgres": postgres})
+    return ingest.model_copy(update={"source": "folder", "landing_dir": override})
+
+
 class ValidateSettings(_Section):
     taxonomy: str = "data/banking77/categories.json"
     required_columns: list[str] = Field(default_factory=lambda: ["id", "text", "label", "channel", "created_at"])

@@ -54,7 +54,12 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
     return name
 
 
-def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_summary(
+    paths: ProjectPaths,
+    run_id: str,
+    stage_results: dict[str, Any] | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Collect the stage reports into one dictionary (counts, metrics and paths only, never text)."""
     reports = paths.reports
     ingest = read_json(reports / "ingest" / "ingest.json", {}) or {}
@@ -68,6 +73,7 @@ def build_summary(paths: ProjectPaths, run_id: str, stage_results: dict[str, Any
     return {
         "run_id": run_id,
         "finished_at": datetime.now(UTC).isoformat(),
+        "trigger": trigger or {"run_type": "manual"},
         "stages": stage_results or {},
         "ingest": {
             # a skipped ingest stage found nothing new; its report is the previous run's
@@ -110,10 +116,14 @@ def _scores(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def write_summary(
-    paths: ProjectPaths, run_id: str, stage_results: dict[str, Any] | None = None, save_experiment: bool = True
+    paths: ProjectPaths,
+    run_id: str,
+    stage_results: dict[str, Any] | None = None,
+    save_experiment: bool = True,
+    trigger: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``reports/run_summary.json`` and ``reports/runs/<run id>.json``; save the run as a DVC experiment."""
-    summary = build_summary(paths, run_id, stage_results)
+    summary = build_summary(paths, run_id, stage_results, trigger)
     name = experiment_name(run_id)
     summary["experiment"] = _save_experiment(Dvc(paths.root), name) if save_experiment else None
     write_json(paths.reports / "runs" / f"{name}.json", summary)

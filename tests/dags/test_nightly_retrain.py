@@ -30,7 +30,7 @@ def test_task_graph(dag):
     assert downstream == {
         "ingest": ["validate"],
         "validate": ["anonymise"],
-        "anonymise": ["split"],
+        "anonymise": ["split", "summarise"],
         "split": ["monitor", "train"],
         "train": ["evaluate"],
         "evaluate": ["gate", "promote", "summarise"],
@@ -105,3 +105,20 @@ def test_stage_edges_are_dvc_yaml_edges(dag):
     }
     assert ("split", "train") in expected and ("anonymise", "train") not in expected
     assert wired == expected
+
+
+def test_manual_runs_take_typed_params(dag):
+    """The trigger form shows the run-time knobs, typed; a scheduled run gets the defaults."""
+    params = dag.params.dump()
+    assert params == {"source": None, "force_retrain": False, "dry_run": False, "reason": "", "batch": None}
+    assert dag.params.get_param("force_retrain").schema["type"] == "boolean"
+
+
+def test_feedback_retrain_starts_on_either_asset_and_queues_a_nightly_run(dagbag, dag):
+    feedback = dagbag.dags["feedback_retrain"]
+    uris = {asset.uri for asset in feedback.timetable.asset_condition.objects}
+    assert uris == {"feedbackflow://feedback/batch", "feedbackflow://drift/retrain"}
+    assert feedback.params.dump() == dag.params.dump()
+    trigger = feedback.get_task("start_retrain")
+    assert trigger.trigger_dag_id == "nightly_retrain"
+    assert feedback.is_paused_upon_creation is False

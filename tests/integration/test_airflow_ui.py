@@ -1,4 +1,5 @@
-"""`make airflow-ui` as a user runs it: no virtual environment on the PATH, the UI answers, the DAG is unpaused."""
+"""`make airflow-ui` as a user runs it (no virtual environment on the PATH): the UI answers, nightly_retrain is
+unpaused, and feedback_retrain starts from the CLI, the REST API and an Asset event exactly as the README shows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,10 +19,16 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _get(url: str, token: str | None = None) -> dict:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def _call(url: str, token: str | None = None, body: dict | None = None, method: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def _get(url: str, token: str | None = None) -> dict:
+    return _call(url, token)
 
 
 def _token(base: str, airflow_home: Path) -> str:
@@ -70,6 +78,7 @@ def test_make_airflow_ui_serves_the_unpaused_dag(tmp_path):
         assert dag["is_paused"] is False
         with urllib.request.urlopen(f"{base}/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
+        _feedback_triggers_queue_nightly_runs(base, _token(base, airflow_home), airflow_home)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -77,3 +86,47 @@ def test_make_airflow_ui_serves_the_unpaused_dag(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+def _feedback_triggers_queue_nightly_runs(base: str, token: str, airflow_home: Path) -> None:
+    """CLI, REST and Asset triggers of feedback_retrain each queue one nightly_retrain run carrying their Params.
+
+    nightly_retrain is paused first, so the queued runs are inspected, not executed in this checkout.
+    """
+    _call(f"{base}/api/v2/dags/nightly_retrain", token, {"is_paused": True}, method="PATCH")
+    env = {**os.environ, "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
+    airflow = str(Path(sys.executable).parent / "airflow")
+    cli = subprocess.run(
+        [airflow, "dags", "trigger", "feedback_retrain", "--conf", '{"reason": "cli: after the November campaign"}'],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    _call(
+        f"{base}/api/v2/dags/feedback_retrain/dagRuns",
+        token,
+        {"logical_date": None, "conf": {"reason": "rest: campaign", "force_retrain": True}},
+    )
+    assets = _get(f"{base}/api/v2/assets?uri_pattern=feedbackflow://feedback/batch", token)["assets"]
+    assert len(assets) == 1
+    _call(f"{base}/api/v2/assets/events", token, {"asset_id": assets[0]["id"], "extra": {"batch": "md5:5e1f0c"}})
+
+    deadline = time.monotonic() + 180
+    confs: list[dict] = []
+    while time.monotonic() < deadline and len(confs) < 3:
+        time.sleep(3)
+        runs = _get(f"{base}/api/v2/dags/nightly_retrain/dagRuns", token)["dag_runs"]
+        confs = [run["conf"] for run in runs]
+    reasons = sorted(conf.get("reason") for conf in confs)
+    assert reasons == [
+        "asset event on feedbackflow://feedback/batch",
+        "cli: after the November campaign",
+        "rest: campaign",
+    ], confs
+    by_reason = {conf["reason"]: conf for conf in confs}
+    assert by_reason["rest: campaign"]["force_retrain"] is True
+    assert by_reason["asset event on feedbackflow://feedback/batch"]["batch"] == "md5:5e1f0c"
+    feedback_runs = _get(f"{base}/api/v2/dags/feedback_retrain/dagRuns", token)["dag_runs"]
+    assert sorted(run["run_type"] for run in feedback_runs) == ["asset_triggered", "manual", "manual"]

@@ -13,9 +13,9 @@ from .conftest import BIN, PSEUDONYM_KEY, airflow_env, run
 pytestmark = pytest.mark.integration
 
 
-def _dag_test(project: Path) -> str:
+def _dag_test(project: Path, conf: dict | None = None) -> str:
     done = run(
-        [str(BIN / "airflow"), "dags", "test", "nightly_retrain"],
+        [str(BIN / "airflow"), "dags", "test", "nightly_retrain", *(["--conf", json.dumps(conf)] if conf else [])],
         project,
         airflow_env(project, project.parent / "airflow"),
     )
@@ -86,6 +86,25 @@ def test_second_run_without_new_data_trains_nothing(first_run):
     assert (project / "dvc.lock").read_text() == lock_before
     history = (project / "registry" / "history.jsonl").read_text().splitlines()
     assert len(history) == 1, "the unchanged challenger must not be promoted again"
+
+
+def test_manual_run_params_force_training_and_reach_the_summary(first_run):
+    """A person's run with force_retrain trains on unchanged data; its reason and Params are in the run summary."""
+    project, _ = first_run
+    _dag_test(project, {"force_retrain": True, "reason": "after the November feedback campaign"})
+    summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    assert summary["stages"]["ingest"] is False and summary["stages"]["split"] is False
+    assert summary["stages"]["train"] is True
+    assert summary["trigger"]["reason"] == "after the November feedback campaign"
+    assert summary["trigger"]["params"] == {"source": None, "force_retrain": True, "dry_run": False}
+
+
+def test_dry_run_stops_after_anonymise(first_run):
+    project, _ = first_run
+    _dag_test(project, {"dry_run": True, "reason": "check a delivery"})
+    summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    assert set(summary["stages"]) == {"ingest", "validate", "anonymise"}
+    assert summary["trigger"]["params"]["dry_run"] is True
 
 
 def _text_of(path: Path) -> str:

@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING, Any
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError
 from feedbackflow.io import atomic_path, file_digest, run_id, write_json
-from feedbackflow.settings import PostgresSourceSettings, S3SourceSettings, Settings
+from feedbackflow.settings import (
+    SOURCE_OVERRIDE_ENV,
+    PostgresSourceSettings,
+    S3SourceSettings,
+    Settings,
+    with_source_override,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -356,8 +362,8 @@ def ingest_postgres(settings: PostgresSourceSettings, raw_dir: Path, manifest: P
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict:
-    """Ingest new batches from the configured source and write ``reports/ingest/ingest.json``."""
-    params = settings.ingest
+    """Ingest new batches from the configured source (or a run's override) and write ``reports/ingest/ingest.json``."""
+    params = with_source_override(settings.ingest, os.environ.get(SOURCE_OVERRIDE_ENV))
     paths.raw.mkdir(parents=True, exist_ok=True)
     if params.source == "s3":
         summary = ingest_s3(params.s3, params.patterns, paths.raw, paths.raw_manifest)

@@ -1,0 +1,50 @@
+"""
+### feedback_retrain
+
+Starts a retraining run when new feedback arrives, when the drift policy asks for one, or when a person does.
+
+* **Asset-triggered**: scheduled on the Assets `feedbackflow://feedback/batch` (a feedback collector posts an event
+  when a batch lands; its `extra` may carry `batch` (the content hash), `source` and `reason`) and
+  `feedbackflow://drift/retrain` (the drift policy's event).
+* **Manual**: the trigger form (typed Params), `airflow dags trigger feedback_retrain --conf '{...}'` or the REST API.
+
+The run itself is a `nightly_retrain` run queued with these Params: that DAG runs one run at a time
+(`max_active_runs=1`), so a feedback-triggered run never races the nightly one on the same workspace and model.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, dag, task
+
+from feedbackflow.orchestration import DRIFT_RETRAIN_URI, FEEDBACK_BATCH_URI, run_params
+
+FEEDBACK_BATCH = Asset(name="feedback_batch", uri=FEEDBACK_BATCH_URI)
+DRIFT_RETRAIN = Asset(name="drift_retrain", uri=DRIFT_RETRAIN_URI)
+
+
+@dag(
+    dag_id="feedback_retrain",
+    schedule=FEEDBACK_BATCH | DRIFT_RETRAIN,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    is_paused_upon_creation=False,
+    doc_md=__doc__,
+    params=run_params(),
+    tags=["feedbackflow", "retraining"],
+    default_args={"owner": "feedbackflow", "retries": 1, "execution_timeout": timedelta(minutes=5)},
+)
+def feedback_retrain() -> None:
+    @task
+    def request(params: dict | None = None, triggering_asset_events=None) -> dict:
+        from feedbackflow.orchestration import retrain_request
+
+        return retrain_request(params, triggering_asset_events)
+
+    TriggerDagRunOperator(task_id="start_retrain", trigger_dag_id="nightly_retrain", conf=request())
+
+
+feedback_retrain()
