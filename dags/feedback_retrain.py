@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, dag, task
 
@@ -29,7 +28,6 @@ DRIFT_RETRAIN = Asset(name="drift_retrain", uri=DRIFT_RETRAIN_URI)
 @dag(
     dag_id="feedback_retrain",
     schedule=FEEDBACK_BATCH | DRIFT_RETRAIN,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     is_paused_upon_creation=False,
     doc_md=__doc__,

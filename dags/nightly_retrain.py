@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from feedbackflow.config import ProjectPaths
@@ -40,7 +39,6 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
 @dag(
     dag_id="nightly_retrain",
     schedule=CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.timezone),
-    start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
     catchup=False,
     max_active_runs=1,
     is_paused_upon_creation=SETTINGS.paused_upon_creation,

@@ -23,7 +23,7 @@ def _call(url: str, token: str | None = None, body: dict | None = None, method: 
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
 
@@ -38,7 +38,7 @@ def _token(base: str, airflow_home: Path) -> str:
     request = urllib.request.Request(
         f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return str(json.loads(response.read())["access_token"])
 
 
@@ -50,6 +50,7 @@ def test_make_airflow_ui_serves_the_unpaused_dag(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "VIRTUAL_ENV"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     env["AIRFLOW__API__PORT"] = str(port)
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{port}/execution/"
     log = (tmp_path / "standalone.log").open("w")
     process = subprocess.Popen(
         ["make", "airflow-ui", f"AIRFLOW_HOME={airflow_home}"],
@@ -76,7 +77,7 @@ def test_make_airflow_ui_serves_the_unpaused_dag(tmp_path):
         assert "FileNotFoundError" not in output, output
         assert dag is not None, f"the UI never served nightly_retrain:\n{output}"
         assert dag["is_paused"] is False
-        with urllib.request.urlopen(f"{base}/", timeout=10) as page:
+        with urllib.request.urlopen(f"{base}/", timeout=60) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         _feedback_triggers_queue_nightly_runs(base, _token(base, airflow_home), airflow_home)
     finally:
