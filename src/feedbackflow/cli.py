@@ -117,6 +117,30 @@ def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "
 
 
 @app.command()
+def remotes(
+    general: Annotated[str, typer.Option(help="s3://bucket/prefix for anonymised data, splits, models, reports.")],
+    restricted: Annotated[str, typer.Option(help="s3://other-bucket/prefix for raw, validated, quarantined data.")],
+    endpoint_url: Annotated[str | None, typer.Option(help="MinIO or another S3-compatible endpoint.")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of both buckets.")] = None,
+) -> None:
+    """Point both DVC remotes at S3 (dvc remote modify --local): the same endpoint for both, separate buckets."""
+    from feedbackflow.errors import FeedbackflowError
+    from feedbackflow.storage.dvc import Dvc, remote_commands
+
+    try:
+        commands = remote_commands(general, restricted, endpoint_url, region)
+    except FeedbackflowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
+    dvc = Dvc(ProjectPaths.discover().root)
+    for command in commands:
+        dvc(*command)
+    typer.echo(
+        f"general -> {general}, restricted -> {restricted}" + (f" (endpoint {endpoint_url})" if endpoint_url else "")
+    )
+
+
+@app.command()
 def pools() -> None:
     """Create the Airflow pool of the train task (dag.train_pool, one slot per GPU) in the metadata database."""
     from feedbackflow.orchestration import create_pools

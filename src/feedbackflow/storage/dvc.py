@@ -130,3 +130,40 @@ def stage_edges(dvc_yaml: Path) -> set[tuple[str, str]]:
         return seen
 
     return {edge for edge in direct if edge[1] not in reachable(edge[0], edge)}
+
+
+REMOTES = ("general", "restricted")
+
+
+def remote_commands(
+    general: str, restricted: str, endpoint_url: str | None = None, region: str | None = None
+) -> list[list[str]]:
+    """``dvc remote modify --local`` commands that point both remotes at S3 (AWS or an S3-compatible endpoint).
+
+    Both remotes get the same endpoint and region: a restricted remote without ``endpointurl`` would push raw
+    personal data to AWS's public endpoint instead of MinIO. ``--local`` keeps the URLs out of Git.
+
+    Raises:
+        FeedbackflowError: a URL is not ``s3://bucket/...`` or both remotes share a bucket (restricted data must be
+            separable by bucket policy).
+    """
+    urls = {"general": general, "restricted": restricted}
+    buckets = {}
+    for name, url in urls.items():
+        match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?", url)
+        if not match:
+            raise FeedbackflowError(f"{name} remote '{url}': expected s3://bucket/prefix")
+        buckets[name] = match.group(1)
+    if buckets["general"] == buckets["restricted"]:
+        raise FeedbackflowError(
+            f"general and restricted remotes share the bucket '{buckets['general']}': use a separate bucket for the "
+            "restricted remote (raw personal data), so that access to it can be granted separately"
+        )
+    commands = []
+    for name in REMOTES:
+        commands.append(["remote", "modify", "--local", name, "url", urls[name]])
+        if endpoint_url:
+            commands.append(["remote", "modify", "--local", name, "endpointurl", endpoint_url])
+        if region:
+            commands.append(["remote", "modify", "--local", name, "region", region])
+    return commands
