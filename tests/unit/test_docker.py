@@ -459,3 +459,19 @@ def test_airflow_init_creates_the_gpu_pool(compose: dict[str, Any]) -> None:
     script = command if isinstance(command, str) else "\n".join(command)
     assert "feedbackflow pools" in script
     assert script.index("airflow db migrate") < script.index("feedbackflow pools")
+
+
+def test_airflow_init_points_both_dvc_remotes_at_minio(compose: dict[str, Any]) -> None:
+    """Both remotes on MinIO, each in its own bucket: no stage data on the host's bind mount, restricted kept apart."""
+    command = compose["services"]["airflow-init"]["command"]
+    script = command if isinstance(command, str) else "\n".join(command)
+    assert "feedbackflow remotes" in script
+    for flag, variable in (
+        ("--general", "${FEEDBACKFLOW_DVC_BUCKET}"),
+        ("--restricted", "${FEEDBACKFLOW_RESTRICTED_BUCKET}"),
+        ("--endpoint-url", "${AWS_ENDPOINT_URL}"),
+    ):
+        assert flag in script and variable in script
+    env = compose["services"]["airflow-init"]["environment"]
+    assert env["FEEDBACKFLOW_DVC_BUCKET"] != env["FEEDBACKFLOW_RESTRICTED_BUCKET"]
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
