@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,51 @@ def s3_client(endpoint: str):
         aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
     )
+
+
+class LoopbackS3:
+    """moto's S3 server on a fixed loopback port that can be stopped and started again, like a real outage.
+
+    Stopping closes the listening socket, so clients get "connection refused" (``ThreadedMotoServer.stop`` keeps it
+    bound); each connection serves one request (HTTP/1.0), so no pooled connection outlives the outage. Buckets
+    survive a restart: moto keeps its state in this process.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        class OneRequestPerConnection(MotoRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=OneRequestPerConnection)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join()
+            self._server = None
+
+
+@pytest.fixture
+def loopback_s3(monkeypatch) -> Iterator[LoopbackS3]:
+    """A started :class:`LoopbackS3`; the AWS_* test credentials are set in the environment."""
+    for key, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    server = LoopbackS3()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

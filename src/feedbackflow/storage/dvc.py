@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from feedbackflow.credentials import redact, secret_values
 from feedbackflow.errors import FeedbackflowError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class Dvc:
         bin_dir = str(Path(sys.executable).parent)
         self.env = {**os.environ, **(env or {})}
         self.env["PATH"] = os.pathsep.join([bin_dir, self.env.get("PATH", "")])
+        # credentials DVC and the stage receive; removed from every line logged or put into a DvcError
+        self._secrets = secret_values(self.env)
 
     def __call__(self, *args: str) -> str:
         """Run ``dvc --wait-for-lock <args>`` and return its combined output.
@@ -50,7 +53,7 @@ class Dvc:
         assert process.stdout is not None
         lines = []
         for line in process.stdout:
-            line = line.rstrip()
+            line = redact(line.rstrip(), self._secrets)
             lines.append(line)
             if line.strip():
                 log.info("%s", line)

@@ -1,0 +1,128 @@
+"""Network faults during ingest, with a real S3 endpoint (moto's server on loopback) that goes away and comes back.
+
+* stopped for 30 s in the middle of a run: the stage's bounded backoff rides it out and the run succeeds;
+* stopped for good: the stage fails once its tries are spent, naming the endpoint and never a credential; nothing
+  half-written is left in the raw store, and a re-run after the endpoint returns completes, nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import SourceUnavailableError
+from feedbackflow.settings import parse_settings
+from feedbackflow.sources import s3 as s3_source
+from feedbackflow.stages import ingest
+from feedbackflow.storage.manifest import read_manifest
+from tests.servers import LoopbackS3, loopback_s3, s3_client  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_SECONDS = 30
+PLANTED_SECRET = "PLANTED-aws-secret-7c1e9f0b2d4a"
+OBJECTS = {f"exports/night-{n}.csv": f"id,text\n{n},message {n}\n".encode() for n in range(1, 4)}
+
+
+def _bucket(server: LoopbackS3) -> str:
+    name = f"feedback-{uuid.uuid4().hex[:8]}"
+    client = s3_client(server.url)
+    client.create_bucket(Bucket=name)
+    for key, body in OBJECTS.items():
+        client.put_object(Bucket=name, Key=key, Body=body)
+    return name
+
+
+def _settings(bucket: str, server: LoopbackS3, **retry):
+    s3 = {"bucket": bucket, "prefix": "exports/", "endpoint_url": server.url}
+    return parse_settings({"ingest": {"source": "s3", "s3": s3, "retry": retry}})
+
+
+def _stop_after_first_get(client, server: LoopbackS3, restart_after: float | None) -> list[float]:
+    """Stop the endpoint right after the first object came back (mid-run); optionally restart it later."""
+    stopped: list[float] = []
+
+    def hook(**kwargs):
+        if not stopped:
+            server.stop()
+            stopped.append(time.monotonic())
+            if restart_after is not None:
+                threading.Timer(restart_after, server.start).start()
+
+    client.meta.events.register("after-call.s3.GetObject", hook)
+    return stopped
+
+
+def _raw_is_clean(paths: ProjectPaths) -> None:
+    listed = {entry["raw_file"] for entry in read_manifest(paths.raw_manifest)} | {paths.raw_manifest.name}
+    assert {path.name for path in paths.raw.iterdir()} == listed  # no partial file, no unrecorded batch
+
+
+def _ingested(paths: ProjectPaths) -> list[bytes]:
+    return sorted((paths.raw / entry["raw_file"]).read_bytes() for entry in read_manifest(paths.raw_manifest))
+
+
+def test_s3_outage_of_30_seconds_mid_ingest_is_ridden_out(tmp_path, loopback_s3, monkeypatch, caplog):  # noqa: F811
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED_SECRET)
+    paths = ProjectPaths(tmp_path)
+    settings = _settings(_bucket(loopback_s3), loopback_s3, attempts=12, initial_delay_seconds=0.5, max_delay_seconds=5)
+    client = s3_source.s3_client(settings.ingest.s3, settings.ingest.retry)
+    stopped = _stop_after_first_get(client, loopback_s3, restart_after=OUTAGE_SECONDS)
+
+    with caplog.at_level(logging.WARNING):
+        summary = s3_source.ingest_s3(
+            settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, client=client, retry=settings.ingest.retry
+        )
+
+    assert stopped and time.monotonic() - stopped[0] >= OUTAGE_SECONDS  # the run did span the outage
+    assert sorted(summary["new_files"]) == sorted(OBJECTS)
+    assert _ingested(paths) == sorted(OBJECTS.values())
+    _raw_is_clean(paths)
+    retries = [record.getMessage() for record in caplog.records if "try " in record.getMessage()]
+    assert retries and all(loopback_s3.url in message for message in retries)
+    assert PLANTED_SECRET not in caplog.text
+
+
+def test_s3_stopped_for_good_fails_clearly_and_a_rerun_completes(tmp_path, loopback_s3, monkeypatch, caplog):  # noqa: F811
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED_SECRET)
+    paths = ProjectPaths(tmp_path)
+    bucket = _bucket(loopback_s3)
+    settings = _settings(bucket, loopback_s3, attempts=3, initial_delay_seconds=0.2, max_delay_seconds=0.5)
+    client = s3_source.s3_client(settings.ingest.s3, settings.ingest.retry)
+    _stop_after_first_get(client, loopback_s3, restart_after=None)
+
+    with pytest.raises(SourceUnavailableError) as error:
+        s3_source.ingest_s3(
+            settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, client=client, retry=settings.ingest.retry
+        )
+
+    message = str(error.value)
+    assert f"downloading s3://{bucket}/exports/night-2.csv at {loopback_s3.url} failed 3 time(s)" in message
+    assert "EndpointConnectionError" in message and "rerun once it is back" in message
+    assert PLANTED_SECRET not in message + caplog.text
+    assert [entry["key"] for entry in read_manifest(paths.raw_manifest)] == ["exports/night-1.csv"]
+    _raw_is_clean(paths)  # the object being fetched when the endpoint died left nothing behind
+
+    loopback_s3.start()
+    rerun = ingest.run(settings, paths)
+
+    assert sorted(rerun["new_files"]) == ["exports/night-2.csv", "exports/night-3.csv"]
+    assert _ingested(paths) == sorted(OBJECTS.values())  # every object exactly once
+    _raw_is_clean(paths)
+    report = (paths.stage_reports("ingest") / "ingest.json").read_text()
+    assert PLANTED_SECRET not in report and json.loads(report)["batches_total"] == 3
+
+
+def test_s3_endpoint_down_from_the_start_is_a_source_error_not_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED_SECRET)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    down = LoopbackS3()  # never started: nothing listens on its port
+    settings = _settings("exports", down, attempts=2, initial_delay_seconds=0.1, max_delay_seconds=0.1)
+    with pytest.raises(SourceUnavailableError, match=rf"listing s3://exports/exports/ at {down.url} failed 2 time"):
+        ingest.run(settings, ProjectPaths(tmp_path))
