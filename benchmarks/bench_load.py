@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_validate import TAXONOMY, generate, labels, peak_rss  # noqa: E402  (sibling benchmark script)
+from bench_validate import TAXONOMY, generate, labels, peak_rss  # the sibling benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "validate", "anonymise", "split")
@@ -141,7 +141,8 @@ def run_benchmark(rows: int, cores: int, pii_share: float, dirty_share: float, l
         generate(batch, rows, dirty_share)
         with_pii = plant_pii(batch, pii_share)
         size = batch.stat().st_size
-        log(f"generated {rows:,} rows ({size / 1e6:.0f} MB CSV, {with_pii:,} with PII) in {time.perf_counter() - start:.1f} s")
+        took = time.perf_counter() - start
+        log(f"generated {rows:,} rows ({size / 1e6:.0f} MB CSV, {with_pii:,} with PII) in {took:.1f} s")
         if not TAXONOMY.is_file():
             (project / "taxonomy.json").write_text(json.dumps(labels()), encoding="utf-8")
         results = {}
@@ -191,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = run_benchmark(args.rows, args.cores, args.pii_share, args.dirty_share)
     print(f"\n{args.rows:,} rows on {args.cores} core(s): {figures['total_seconds']:.1f} s in all")
     for stage, f in figures["stages"].items():
-        print(f"  {stage:9s} {f['seconds']:8.2f} s  {f['rows_per_second']:>10,} rows/s  peak RSS {f['peak_rss_mib']:,} MiB")
+        rate = f"{f['rows_per_second']:>10,} rows/s"
+        print(f"  {stage:9s} {f['seconds']:8.2f} s  {rate}  peak RSS {f['peak_rss_mib']:,} MiB")
     print("  rows balance at every stage" if not figures["accounting_failures"] else "  IMBALANCE:")
     for failure in figures["accounting_failures"]:
         print(f"    {failure}")

@@ -123,7 +123,9 @@ def test_a_stage_that_prints_a_credential_is_redacted_in_the_task_message_and_lo
     from feedbackflow.orchestration import stage_task
 
     project = _project(tmp_path, {})
-    leaky = "import os, sys; print('oops', os.environ['AWS_SECRET_ACCESS_KEY'], os.environ['FEEDBACKFLOW_POSTGRES_DSN'])"
+    leaky = (
+        "import os, sys; print('oops', os.environ['AWS_SECRET_ACCESS_KEY'], os.environ['FEEDBACKFLOW_POSTGRES_DSN'])"
+    )
     stages = yaml.safe_load((project / "dvc.yaml").read_text())
     stages["stages"]["ingest"]["cmd"] = f'python -c "{leaky}; sys.exit(78)"'
     (project / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False), encoding="utf-8")

@@ -106,7 +106,9 @@ def test_a_file_still_being_written_waits_until_its_size_and_mtime_hold(project)
         stop.set()
         thread.join()
     assert summary["new_batches"] == [] and read_manifest(project.raw_manifest) == []
-    assert summary["waiting"] == [{"key": "night.csv", "reason": "still being written (size or mtime changed within 0.5 s)"}]
+    assert summary["waiting"] == [
+        {"key": "night.csv", "reason": "still being written (size or mtime changed within 0.5 s)"}
+    ]
 
     later = ingest.run(_landing_settings(settle_seconds=0.5), project)  # the sender has finished
     (entry,) = read_manifest(project.raw_manifest)

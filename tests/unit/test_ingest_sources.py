@@ -319,7 +319,9 @@ def test_s3_errors_are_told_apart(bucket):
     unavailable = ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "Get")
     assert s3_source.is_transient(unavailable)
     for code, status in (("NoSuchBucket", 404), ("AccessDenied", 403), ("InvalidAccessKeyId", 403)):
-        assert not s3_source.is_transient(ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "List"))
+        assert not s3_source.is_transient(
+            ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "List")
+        )
 
 
 def _late_table(dsn):
@@ -434,10 +436,12 @@ def test_postgres_connection_terminated_mid_ingest_loses_and_doubles_nothing(pat
         entry = admit(self, *args, **kwargs)
         if len(self.new) == 2 and not terminated:  # mid-stream: kill our own test database's ingest backend
             with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-                terminated += admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                    (application,),
-                ).fetchall()
+                terminated.extend(
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                        (application,),
+                    ).fetchall()
+                )
         return entry
 
     monkeypatch.setattr(RawBatches, "admit", admit_then_kill)

@@ -14,11 +14,15 @@ from feedbackflow.stages import ingest, validate
 from feedbackflow.storage.manifest import read_manifest
 
 
+SETTINGS = parse_settings({"validate": {"taxonomy": "labels.json"}})
+
+
 @pytest.fixture
 def project(tmp_path):
     landing = tmp_path / "data" / "landing"
     landing.mkdir(parents=True)
     (landing / "a.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+    (tmp_path / "labels.json").write_text('["card_arrival"]', encoding="utf-8")
     paths = ProjectPaths(tmp_path)
     ingest.run(parse_settings({"ingest": {"settle_seconds": 0}}), paths)
     return paths
@@ -38,7 +42,7 @@ def test_a_corrupted_manifest_names_the_file_and_the_restore_and_is_not_retried(
     project.raw_manifest.write_bytes(damage(text).encode("utf-8", "surrogateescape"))
     for stage in (ingest, validate):  # the two readers of the manifest fail the same way
         with pytest.raises(StateCorruptError, match=problem) as error:
-            stage.run(parse_settings({}), project)
+            stage.run(SETTINGS, project)
         message = str(error.value)
         assert str(project.raw_manifest) in message
         assert "dvc pull --force data/raw" in message and "dvc.lock" in message

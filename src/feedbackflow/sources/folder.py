@@ -1,4 +1,4 @@
-"""The landing-folder source: files dropped into ``ingest.landing_dir`` (CSV, JSON Lines, Parquet), copied byte for byte.
+"""The landing-folder source: files dropped into ``ingest.landing_dir`` (CSV, JSON Lines, Parquet), copied as they are.
 
 A file is taken only once it is complete (``ingest.complete_when``):
 
@@ -111,8 +111,7 @@ def complete(
     settle_ns = int(settle_seconds * 1e9)
     fresh = [path for path, sig in first.items() if sig is not None and now_ns - sig[1] < settle_ns]
     if fresh:
-        # the files changed less than settle_seconds ago: look again once that time has passed
-        sleep(max(settle_ns - (now_ns - min(first[path][1] for path in fresh)), 0) / 1e9)  # type: ignore[index]
+        sleep(settle_seconds)  # some files changed less than settle_seconds ago: look at them again after it
     ready, waiting = [], []
     for path, sig in first.items():
         if sig is not None and (path not in fresh or _signature(path) == sig):

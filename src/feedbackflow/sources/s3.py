@@ -14,6 +14,7 @@ error's class and code, never the client's text.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -126,7 +127,7 @@ def ingest_s3(
         with batches.partial() as partial:
             try:
                 etag, size = retrying(
-                    lambda key=key, partial=partial: _download(client, settings.bucket, key, partial),
+                    functools.partial(_download, client, settings.bucket, key, partial),
                     policy=retry,
                     transient=is_transient,
                     what=f"downloading s3://{settings.bucket}/{key}",
