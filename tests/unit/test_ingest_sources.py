@@ -290,7 +290,7 @@ def test_postgres_types_arrow_cannot_hold_are_kept_as_text(paths, postgres_dsn, 
 
 def _count_gets(client):
     gets = []
-    client.meta.events.register("before-call.s3.GetObject", lambda params, **kwargs: gets.append(params["Key"]))
+    client.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **kw: gets.append(params["Key"]))
     return gets
 
 
