@@ -32,7 +32,7 @@ SECRETS = (PG_PASSWORD, *(w for w in PG_PASSWORD.split() if len(w) >= 6), AWS_SE
 
 def _project(base: Path, ingest: dict) -> Path:
     project = base / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
