@@ -126,3 +126,24 @@ def test_s3_endpoint_down_from_the_start_is_a_source_error_not_a_config_error(tm
     settings = _settings("exports", down, attempts=2, initial_delay_seconds=0.1, max_delay_seconds=0.1)
     with pytest.raises(SourceUnavailableError, match=rf"listing s3://exports/exports/ at {down.url} failed 2 time"):
         ingest.run(settings, ProjectPaths(tmp_path))
+
+
+def test_a_corrupted_manifest_fails_the_airflow_task_once_without_retry(tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feedbackflow.orchestration import stage_task
+
+    from .test_secret_scan import _project
+
+    project = _project(tmp_path, {"settle_seconds": 0})
+    (project / "data" / "landing").mkdir(parents=True)
+    (project / "data" / "raw").mkdir(parents=True)
+    (project / "data" / "raw" / "_manifest.jsonl").write_text('{"batch_id": "20261130T0', encoding="utf-8")  # cut
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(project))
+
+    with pytest.raises(AirflowFailException) as error:  # Airflow's "fail now, do not retry"
+        stage_task("ingest", [], "scheduled__2026-11-30")
+
+    message = str(error.value)
+    assert "exit 74" in message and "_manifest.jsonl: line 1 is not valid JSON" in message
+    assert "dvc pull --force data/raw" in message

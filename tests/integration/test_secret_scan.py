@@ -164,3 +164,38 @@ def _assert_masked(dsn: str) -> None:
     redacted = masker.redact(" | ".join(values))
     for value in values:
         assert value not in redacted, f"{value!r} is not known to Airflow's secret masker"
+
+
+def test_a_failed_dag_run_leaves_no_credential_in_task_logs_xcoms_or_reports(tmp_path):
+    """The whole path through Airflow: connection -> task -> DVC -> stage -> failure, then every log and the DB."""
+    from .conftest import BIN, airflow_env, make_project, run
+
+    port = free_port()  # nothing listens: connection refused, retried inside the stage, then the task fails
+    project = make_project(
+        tmp_path, {"source": "postgres", "postgres": {"table": "public.feedback"}, "retry": FAST_RETRY}
+    )
+    connection = {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": port,
+        "login": "feedback",
+        "password": PG_PASSWORD,
+        "schema": "app",
+    }
+    env = {
+        **airflow_env(project, project.parent / "airflow"),
+        "AIRFLOW_CONN_FEEDBACK_DB": json.dumps(connection),
+        "FEEDBACKFLOW_POSTGRES_CONN_ID": "feedback_db",
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    }
+    done = run([str(BIN / "airflow"), "dags", "test", "nightly_retrain"], project, env, check=False)
+    output = done.stdout + done.stderr
+
+    assert f"postgresql://127.0.0.1:{port}/app" in output  # the failure names the server ...
+    assert "SourceUnavailableError" in output or "failed 2 time(s)" in output
+    airflow_home = project.parent / "airflow"
+    logs = [p for p in (airflow_home / "logs").rglob("*") if p.is_file()]
+    assert any("ingest" in str(p) for p in logs), "no ingest task log was written"
+    database = (airflow_home / "airflow.db").read_bytes().decode("utf-8", errors="ignore")  # XComs, rendered fields
+    texts = [output, database, *(p.read_text(errors="ignore") for p in logs)]
+    _scan(project, *texts)  # ... and no log, XCom, report or the console holds a credential

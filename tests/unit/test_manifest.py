@@ -13,7 +13,6 @@ from feedbackflow.settings import parse_settings
 from feedbackflow.stages import ingest, validate
 from feedbackflow.storage.manifest import read_manifest
 
-
 SETTINGS = parse_settings({"validate": {"taxonomy": "labels.json"}})
 
 
