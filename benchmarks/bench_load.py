@@ -6,7 +6,7 @@ Run from the repository root (``make bench-load`` does)::
                                     [--json-out PATH]
 
 A CSV delivery with the demo's columns is generated (the words and rule-breaking rows of ``bench_validate.py``;
-``--pii-share`` of the texts carry an e-mail address and a name for anonymise to replace) and dropped into a fresh
+``--pii-share`` of the texts carry an e-mail address for anonymise to replace) and dropped into a fresh
 project's landing folder. Each stage then runs once, the real stage function with the project's ``params.yaml``
 (validate without the share threshold and label minimum, anonymise with placeholders and ``n_process`` = cores),
 in its own child process pinned to ``--cores`` CPU cores with BLAS/Arrow thread pools of that size.
@@ -44,7 +44,11 @@ FIRST_NAMES = ["Alice", "Bilal", "Chen", "Dorota", "Emeka", "Fatima", "Gareth", 
 
 
 def plant_pii(path: Path, share: float, seed: int = 1) -> int:
-    """Append an e-mail address and a name to ``share`` of the texts; returns how many rows carry them."""
+    """Append an e-mail address to ``share`` of the texts; returns how many rows carry one.
+
+    E-mail addresses only: the load figures must not depend on the leak gate's verdict on harder entities (names),
+    which ``make bench-pii`` measures.
+    """
     import numpy as np
     import pandas as pd
 
@@ -52,8 +56,8 @@ def plant_pii(path: Path, share: float, seed: int = 1) -> int:
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(frame), int(len(frame) * share), replace=False)
     for n, index in enumerate(rows):
-        name = FIRST_NAMES[n % len(FIRST_NAMES)]
-        frame.at[index, "text"] += f" Regards, {name}. Write to {name.lower()}.{n}@example.com"
+        name = FIRST_NAMES[n % len(FIRST_NAMES)].lower()
+        frame.at[index, "text"] += f" Write to me at {name}.{n}@example.com"
     frame.to_csv(path, index=False)
     return len(rows)
 
@@ -176,7 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench_load.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the generated delivery")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores each stage is pinned to")
-    parser.add_argument("--pii-share", type=float, default=0.05, help="share of texts carrying an e-mail and a name")
+    parser.add_argument("--pii-share", type=float, default=0.05, help="share of texts carrying an e-mail address")
     parser.add_argument("--dirty-share", type=float, default=0.02, help="share of rows breaking a validate rule")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
