@@ -1,6 +1,8 @@
 """Network faults during ingest, with a real S3 endpoint (moto's server on loopback) that goes away and comes back.
 
 * stopped for 30 s in the middle of a run: the stage's bounded backoff rides it out and the run succeeds;
+* PostgreSQL cut off for 15 s between two batches (a loopback proxy in front of the machine's server goes away):
+  the stage resumes from the manifest, nothing lost or doubled;
 * stopped for good: the stage fails once its tries are spent, naming the endpoint and never a credential; nothing
   half-written is left in the raw store, and a re-run after the endpoint returns completes, nothing twice.
 """
@@ -21,7 +23,7 @@ from feedbackflow.settings import parse_settings
 from feedbackflow.sources import s3 as s3_source
 from feedbackflow.stages import ingest
 from feedbackflow.storage.manifest import read_manifest
-from tests.servers import LoopbackS3, loopback_s3, s3_client  # noqa: F401 (fixture)
+from tests.servers import LoopbackS3, TcpProxy, loopback_s3, postgres_dsn, s3_client  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +149,51 @@ def test_a_corrupted_manifest_fails_the_airflow_task_once_without_retry(tmp_path
     message = str(error.value)
     assert "exit 74" in message and "_manifest.jsonl: line 1 is not valid JSON" in message
     assert "dvc pull --force data/raw" in message
+
+
+PG_OUTAGE_SECONDS = 15
+
+
+def test_postgres_outage_mid_ingest_is_ridden_out_with_nothing_lost_or_doubled(tmp_path, postgres_dsn, monkeypatch):  # noqa: F811
+    """The server goes away for 15 s between two batches (connection cut, then refused), then comes back."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from feedbackflow.storage.manifest import RawBatches
+
+    table = f"public.outage_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, text text, updated_at timestamptz DEFAULT now())")
+        cursor.executemany(f"INSERT INTO {table} (id, text) VALUES (%s, %s)", [(i, f"m {i}") for i in range(1, 1001)])
+    info = conninfo_to_dict(postgres_dsn)
+    proxy = TcpProxy((str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))))
+    proxy.start()
+    monkeypatch.setenv("FEEDBACKFLOW_POSTGRES_DSN", make_conninfo(postgres_dsn, host="127.0.0.1", port=str(proxy.port)))
+    admit, cut = RawBatches.admit, []
+
+    def admit_then_cut(self, *args, **kwargs):
+        entry = admit(self, *args, **kwargs)
+        if len(self.new) == 2 and not cut:
+            proxy.stop()
+            cut.append(time.monotonic())
+            threading.Timer(PG_OUTAGE_SECONDS, proxy.start).start()
+        return entry
+
+    monkeypatch.setattr(RawBatches, "admit", admit_then_cut)
+    retry = {"attempts": 10, "initial_delay_seconds": 0.5, "max_delay_seconds": 4, "timeout_seconds": 2}
+    settings = parse_settings(
+        {"ingest": {"source": "postgres", "postgres": {"table": table, "batch_rows": 100}, "retry": retry}}
+    )
+    paths = ProjectPaths(tmp_path)
+    try:
+        summary = ingest.run(settings, paths)
+    finally:
+        proxy.stop()
+
+    assert cut and time.monotonic() - cut[0] >= PG_OUTAGE_SECONDS
+    import pandas as pd
+
+    ids = [i for e in read_manifest(paths.raw_manifest) for i in pd.read_parquet(paths.raw / e["raw_file"])["id"]]
+    assert sorted(ids) == list(range(1, 1001))  # nothing lost, nothing doubled
+    assert summary["rows_ingested"] == 1000
+    _raw_is_clean(paths)
