@@ -197,3 +197,55 @@ def test_postgres_outage_mid_ingest_is_ridden_out_with_nothing_lost_or_doubled(t
     assert sorted(ids) == list(range(1, 1001))  # nothing lost, nothing doubled
     assert summary["rows_ingested"] == 1000
     _raw_is_clean(paths)
+
+
+def test_dvc_push_rides_out_a_30_s_s3_outage(tmp_path, loopback_s3):  # noqa: F811
+    """The runner's `dvc push` to an S3 remote that is down for 30 s: retried, then every output is on the remote."""
+    import subprocess
+    import sys
+
+    from feedbackflow.storage.dvc import Dvc
+
+    s3_client(loopback_s3.url).create_bucket(Bucket="dvc-remote")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "remote", "add", "-d", "general", "s3://dvc-remote/store"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "remote", "modify", "general", "endpointurl", loopback_s3.url], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: python -c \"open('out.txt', 'w').write('pushed through an outage')\"\n"
+        "    outs:\n      - out.txt\n"
+    )
+    runner = Dvc(tmp_path, transfer_retry_delays=(2.0, 4.0, 8.0, 8.0, 8.0))
+    runner("repro", "make")
+    loopback_s3.stop()
+    stopped = time.monotonic()
+    threading.Timer(OUTAGE_SECONDS, loopback_s3.start).start()
+
+    output = runner("push", "make")
+
+    assert time.monotonic() - stopped >= OUTAGE_SECONDS and "1 file pushed" in output
+    keys = [item["Key"] for item in s3_client(loopback_s3.url).list_objects_v2(Bucket="dvc-remote")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("store/files/md5/")
+
+
+def test_dvc_push_to_a_missing_bucket_is_not_retried(tmp_path, loopback_s3):  # noqa: F811
+    import subprocess
+    import sys
+
+    from feedbackflow.storage.dvc import Dvc, DvcError
+
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "remote", "add", "-d", "general", "s3://no-such-bucket/store"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "remote", "modify", "general", "endpointurl", loopback_s3.url], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: python -c \"open('o.txt', 'w')\"\n    outs:\n      - o.txt\n"
+    )
+    runner = Dvc(tmp_path, transfer_retry_delays=(60.0,))
+    runner("repro", "make")
+    started = time.monotonic()
+    with pytest.raises(DvcError):
+        runner("push", "make")
+    assert time.monotonic() - started < 60  # a configuration error fails at once, without the 60 s wait
