@@ -200,3 +200,34 @@ def test_a_failed_dag_run_leaves_no_credential_in_task_logs_xcoms_or_reports(tmp
     database = (airflow_home / "airflow.db").read_bytes().decode("utf-8", errors="ignore")  # XComs, rendered fields
     texts = [output, database, *(p.read_text(errors="ignore") for p in logs)]
     _scan(project, *texts)  # ... and no log, XCom, report or the console holds a credential
+
+
+def test_anonymise_failure_path_leaks_no_pseudonym_key(tmp_path, monkeypatch, caplog):
+    """The pseudonym key is read by the anonymise task; its failure (here: a spaCy model that is not installed)
+    must not carry the key into the message, the log or a report, and Airflow's masker must know the key."""
+    import pandas as pd
+
+    from feedbackflow.orchestration import stage_task
+
+    project = _project(tmp_path, {})
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["anonymise"].update(spacy_model="no_such_spacy_model", operators={"PERSON": "pseudonym"}, canary_file=None)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    (project / "data" / "validated").mkdir(parents=True)
+    rows = {"id": ["1"], "text": ["My name is Ada Lovelace"], "label": ["card_arrival"], "channel": ["app"]}
+    pd.DataFrame({**rows, "created_at": ["2026-11-30T00:00:00Z"]}).to_parquet(
+        project / "data" / "validated" / "feedback.parquet"
+    )
+    _environment(monkeypatch, project, f"host=127.0.0.1 dbname=app password='{PG_PASSWORD}'")
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feedbackflow.storage.dvc import DvcError
+
+    with caplog.at_level(logging.INFO), pytest.raises((DvcError, AirflowFailException)) as error:
+        stage_task("anonymise", [], "scheduled__2026-11-30")
+
+    message = str(error.value)
+    assert "no_such_spacy_model" in message + caplog.text
+    _scan(project, message, caplog.text)
+    _assert_masked("")
