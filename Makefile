@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 DEMO_ROWS ?= 6000
 BENCH_TRAIN_ARGS ?=
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-pii bench-validate constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,11 @@ bench-pii: install ## PII detection: per-entity P/R/F2 on data/pii_eval and thro
 
 bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
 	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
+
+BENCH_LOAD_ROWS ?= 1000000
+
+bench-load: install ## ingest -> validate -> anonymise -> split on 2 cores (BENCH_LOAD_ROWS rows): s, peak RSS, row balance
+	$(BIN)/python benchmarks/bench_load.py --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -87,7 +87,7 @@ def generate(
 ) -> None:
     """Generate demo feedback batches from a labelled corpus (BANKING77 by default) into the landing folder."""
     from feedbackflow.demo.generate import generate as build
-    from feedbackflow.demo.generate import load_corpus, write_batches
+    from feedbackflow.demo.generate import load_corpus, merge_canaries, write_batches
 
     data = build(
         load_corpus(corpus, text_column, label_column),
@@ -99,11 +99,18 @@ def generate(
         drift_from_night=drift_from_night,
     )
     data.batches = data.batches[first_night - 1 :]
-    written = write_batches(data, landing)
-    canaries.parent.mkdir(parents=True, exist_ok=True)
-    canaries.write_text(json.dumps(data.canaries, indent=2) + "\n", encoding="utf-8")
+    try:
+        # the canaries first: a batch on disk must never carry planted values the leak gate does not know
+        listed = merge_canaries(canaries, data.canaries)
+        written = write_batches(data, landing)
+    except (FileExistsError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     planted = sum(len(values) for values in data.canaries.values())
-    typer.echo(f"wrote {len(written)} batch(es) to {landing}; {planted} personal values planted (see {canaries})")
+    total = sum(len(values) for values in listed.values())
+    typer.echo(
+        f"wrote {len(written)} batch(es) to {landing}; {planted} personal values planted, {total} listed in {canaries}"
+    )
 
 
 @app.command()

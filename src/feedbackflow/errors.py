@@ -23,3 +23,15 @@ class ConfigError(FeedbackflowError):
     """A setting or a referenced file is missing or invalid."""
 
     exit_code = 78  # EX_CONFIG
+
+
+class SourceUnavailableError(FeedbackflowError):
+    """A source (S3 endpoint, PostgreSQL server) stayed unreachable through the stage's own bounded retries."""
+
+    exit_code = 75  # EX_TEMPFAIL: the orchestrator's retry may well succeed once the endpoint is back
+
+
+class StateCorruptError(FeedbackflowError):
+    """A state file the pipeline keeps (the raw manifest) is unreadable; the message names it and how to restore it."""
+
+    exit_code = 74  # EX_IOERR: a retry would read the same broken file

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import DataQualityError, PrivacyLeakError
+from feedbackflow.credentials import mask_credentials
+from feedbackflow.errors import DataQualityError, PrivacyLeakError, StateCorruptError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import SOURCE_OVERRIDE_ENV, DagSettings
 from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
@@ -98,6 +99,10 @@ def _always_runs(stage: str) -> bool:
     from feedbackflow.settings import load_settings
 
     return load_settings(ProjectPaths.discover().params).ingest.source != "folder"
+
+
+#: Exit codes of failures a retry cannot fix: bad data, a privacy leak, a corrupt state file (the raw manifest).
+NO_RETRY_EXIT_CODES = (DataQualityError.exit_code, PrivacyLeakError.exit_code, StateCorruptError.exit_code)
 
 
 # What a run's Params (see run_params) change, stage by stage: one table, so no task body branches on stage names.
@@ -188,7 +193,7 @@ def run_options(stage: str, params: dict[str, Any] | None) -> tuple[dict[str, st
 def stage_task(
     stage: str, upstream: Iterable[dict[str, Any] | None], run_id: str, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Run one ``dvc.yaml`` stage; a data-quality failure or a privacy leak fails the task without retries.
+    """Run one ``dvc.yaml`` stage; bad data, a privacy leak or a corrupt manifest fail the task without retries.
 
     When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote and the S3
     ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
@@ -196,10 +201,11 @@ def stage_task(
     """
     extra_env, forced = run_options(stage, params)
     env = {**_connection_environment(stage), **extra_env}
+    mask_credentials({**os.environ, **env})  # Airflow's masker hides them in every log line from here on
     try:
         return run_stage(stage, upstream, run_id=run_id, env=env, force=forced or _always_runs(stage))
     except DvcError as error:
-        if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
+        if error.exit_code in NO_RETRY_EXIT_CODES:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(error)) from error

@@ -40,6 +40,13 @@ class PostgresSourceSettings(_Section):
     query: str | None = Field(None, description="a SELECT to read instead of a table (no trailing semicolon)")
     watermark_columns: list[str] = Field(default_factory=lambda: ["updated_at", "id"], min_length=1)
     batch_rows: int = Field(100_000, ge=1, description="rows per raw batch file")
+    lookback_seconds: float = Field(
+        3600,
+        ge=0,
+        description="re-read rows whose first watermark column (a timestamp) lies this far before the last one "
+        "ingested, so late commits are not lost; rows already ingested (same id and timestamp) are skipped; 0: off",
+    )
+    id_column: str = Field("id", description="the row's key: with the timestamp it identifies one version of a row")
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresSourceSettings:
@@ -48,12 +55,28 @@ class PostgresSourceSettings(_Section):
         return self
 
 
+class RetrySettings(_Section):
+    """Bounded retries of an unreachable source (S3 endpoint, PostgreSQL server) inside the ingest stage."""
+
+    attempts: int = Field(8, ge=1, description="tries of one source operation before the stage fails")
+    initial_delay_seconds: float = Field(1.0, ge=0, description="wait after the first failure; doubles each time")
+    max_delay_seconds: float = Field(15.0, ge=0, description="longest wait between two tries")
+    timeout_seconds: float = Field(10.0, gt=0, description="connect timeout of one try")
+
+
 class IngestSettings(_Section):
     source: Literal["folder", "s3", "postgres"] = "folder"
     landing_dir: str = "data/landing"
     patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.parquet"])
+    complete_when: Literal["stable", "marker"] = Field(
+        "stable",
+        description="folder source: take a file once its size and mtime stay the same for settle_seconds (stable), "
+        "or once a '<name>.done' file sits beside it (marker)",
+    )
+    settle_seconds: float = Field(2.0, ge=0, description="stable: how long size and mtime must stay unchanged")
     s3: S3SourceSettings = S3SourceSettings()
     postgres: PostgresSourceSettings = PostgresSourceSettings()
+    retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
     def _source_configured(self) -> IngestSettings:

@@ -150,13 +150,63 @@ def load_corpus(path: Path, text_column: str = "text", label_column: str = "cate
 
 
 def write_batches(data: DemoData, landing_dir: Path) -> list[Path]:
-    """Write each batch into the landing folder (atomically: write aside, then rename)."""
+    """Write each batch into the landing folder (atomically: write aside, then rename).
+
+    A landing file is never replaced by different content: an existing file of the same night may have been
+    ingested already, and new rows under its name would pass as a re-delivery. A file with the same bytes is left
+    as it is (re-running the same command changes nothing).
+
+    Returns:
+        The batch files, written now or already there with the same content.
+
+    Raises:
+        FileExistsError: a landing file of one of the nights exists with other content; nothing was written.
+    """
     landing_dir.mkdir(parents=True, exist_ok=True)
+    rendered = [(landing_dir / batch.name, batch.frame.to_csv(index=False).encode("utf-8")) for batch in data.batches]
+    clashes = [target for target, content in rendered if target.exists() and target.read_bytes() != content]
+    if clashes:
+        names = ", ".join(str(target) for target in clashes)
+        raise FileExistsError(
+            f"{names}: already in the landing folder with other rows (it may have been ingested); nothing was "
+            "written. Generate later nights with --first-night, or move the file away first"
+        )
     written = []
-    for batch in data.batches:
-        target = landing_dir / batch.name
-        partial = target.with_name(f".{batch.name}.partial")
-        batch.frame.to_csv(partial, index=False)
-        partial.replace(target)
+    for target, content in rendered:
+        if not target.exists():
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(content)
+            partial.replace(target)
         written.append(target)
     return written
+
+
+def merge_canaries(path: Path, canaries: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Add ``canaries`` to the planted values listed in ``path`` (never dropping one) and write the file atomically.
+
+    The leak gate checks every value listed there, so values planted by an earlier call must stay listed.
+
+    Returns:
+        The merged list, entity -> values (earlier values first, no repeats).
+
+    Raises:
+        ValueError: ``path`` exists but is not a JSON object of lists (it is not replaced).
+    """
+    import json
+
+    merged: dict[str, list[str]] = {}
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({type(error).__name__}); fix or remove it first") from None
+        if not isinstance(existing, dict) or not all(isinstance(v, list) for v in existing.values()):
+            raise ValueError(f"{path}: expected an object of entity -> list of values; fix or remove it first")
+        merged = {entity: list(values) for entity, values in existing.items()}
+    for entity, values in canaries.items():
+        merged[entity] = list(dict.fromkeys([*merged.get(entity, []), *values]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return merged

@@ -24,7 +24,9 @@ The result format is ``BASIC`` with no unexpected value samples, so neither the 
 the row suite's Checkpoint hold row values (raw text may hold personal data).
 
 Rule ``id_unique`` keeps the first occurrence of an id among rows that pass every other rule and quarantines later
-ones (in earlier batches or the same one). A row that broke another rule never claims its id, so a corrected
+ones (in earlier batches or the same one). Rows from an updating source (PostgreSQL, :data:`UPDATE_SOURCES`) are
+versions of one record, ingested oldest first: there the latest version keeps the id and the replaced ones are
+quarantined under ``id_unique``. A row that broke another rule never claims its id, so a corrected
 re-delivery of a quarantined row is accepted. GX's ``expect_column_values_to_be_unique`` counts *every* row that
 shares an id (the first occurrence too), so for this rule the agreement check compares GX's count with the rows
 involved in a repeat, not with the quarantined rows.
@@ -92,6 +94,9 @@ RULES = BATCH_RULES + ROW_RULES
 #: Rules that quarantine rows (counted per rule in the report).
 QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, *ROW_RULES)
 
+#: Frame column naming a row's ingest source; rows of :data:`UPDATE_SOURCES` are versions: the latest one wins.
+UPDATE_SOURCE_COLUMN = "source"
+UPDATE_SOURCES = ("postgres",)
 #: View column that restricts ``id_unique`` to rows passing every other rule.
 UNIQUE_CANDIDATE = "id_unique_candidate"
 #: C0 control characters other than tab, newline and carriage return, and DEL (escaped: GX stores the pattern).
@@ -395,7 +400,16 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
     # Number of earlier candidate rows with the same id: a row repeats an id once this is positive.
     claimed = candidate.astype(np.int64)
     earlier = claimed.groupby(ids, sort=False, dropna=True).cumsum().sub(claimed).fillna(0)
-    masks[ID_UNIQUE] = (earlier > 0) & ~masks[ID_NOT_EMPTY]
+    repeated = earlier > 0
+    if UPDATE_SOURCE_COLUMN in frame.columns:
+        # Rows of an updating source (PostgreSQL) are versions of one record, ingested oldest first: the latest
+        # version claims the id and each replaced version is quarantined (kept in the restricted store).
+        versioned = frame[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy() & candidate.to_numpy()
+        version = pd.Series(versioned.astype(np.int64), index=frame.index)
+        later = version[::-1].groupby(ids[::-1], sort=False, dropna=True).cumsum()[::-1].sub(version).fillna(0)
+        others = (claimed - version).groupby(ids, sort=False, dropna=True).cumsum().sub(claimed - version).fillna(0)
+        repeated = repeated.where(~versioned, (later > 0) | (others > 0))
+    masks[ID_UNIQUE] = repeated & ~masks[ID_NOT_EMPTY]
     return {rule: masks[rule].astype(bool) for rule in ROW_RULES}
 
 

@@ -67,7 +67,7 @@ from feedbackflow.quality.suite import (
     type_errors,
 )
 from feedbackflow.settings import Settings
-from feedbackflow.stages.ingest import PROVENANCE_COLUMNS, read_manifest
+from feedbackflow.storage.manifest import PROVENANCE_COLUMNS, read_manifest
 from feedbackflow.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)

@@ -7,12 +7,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from feedbackflow.credentials import redact, secret_values
 from feedbackflow.errors import FeedbackflowError
 
 log = logging.getLogger(__name__)
@@ -26,17 +28,66 @@ class DvcError(FeedbackflowError):
         self.exit_code = exit_code
 
 
-class Dvc:
-    """Runs ``dvc`` sub-commands in ``root`` with the project's virtual environment on ``PATH``."""
+#: Sub-commands that move data to or from a remote: safe to repeat, so retried when the remote is unreachable.
+TRANSFER_COMMANDS = frozenset({"push", "pull", "fetch"})
+#: Waits between tries of a transfer (each try itself takes DVC about 15 s to give up): rides out a ~2 min outage.
+TRANSFER_RETRY_DELAYS = (5.0, 10.0, 20.0, 30.0)
+#: DVC output that means the remote could not be reached (a network fault), not a configuration problem.
+NETWORK_ERROR = re.compile(
+    r"Could not connect to the endpoint URL|Connection (?:refused|reset|was closed|aborted)|Connect timeout|"
+    r"Read timeout|Temporary failure in name resolution|Service ?Unavailable|SlowDown",
+    re.IGNORECASE,
+)
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
+
+class Dvc:
+    """Runs ``dvc`` sub-commands in ``root`` with the project's virtual environment on ``PATH``.
+
+    ``push``, ``pull`` and ``fetch`` are retried after ``transfer_retry_delays`` when their output shows that the
+    remote could not be reached; any other failure is raised at once.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        env: Mapping[str, str] | None = None,
+        transfer_retry_delays: tuple[float, ...] = TRANSFER_RETRY_DELAYS,
+    ) -> None:
         self.root = root
+        self.transfer_retry_delays = transfer_retry_delays
         bin_dir = str(Path(sys.executable).parent)
         self.env = {**os.environ, **(env or {})}
         self.env["PATH"] = os.pathsep.join([bin_dir, self.env.get("PATH", "")])
+        # credentials DVC and the stage receive; removed from every line logged or put into a DvcError
+        self._secrets = secret_values(self.env)
 
     def __call__(self, *args: str) -> str:
-        """Run ``dvc --wait-for-lock <args>`` and return its combined output.
+        """Run ``dvc --wait-for-lock <args>`` and return its combined output (transfers retried, see the class).
+
+        Raises:
+            DvcError: DVC exited non-zero (for a transfer: on every try); the message holds the end of its output.
+        """
+        delays = self.transfer_retry_delays if args and args[0] in TRANSFER_COMMANDS else ()
+        for attempt, delay in enumerate(delays):
+            try:
+                return self._once(*args)
+            except DvcError as error:
+                network = NETWORK_ERROR.search(str(error))
+                if network is None:
+                    raise
+                log.warning(
+                    "dvc %s: the remote is unreachable (%s); try %d of %d in %.0f s",
+                    args[0],
+                    network.group(0),
+                    attempt + 2,
+                    len(delays) + 1,
+                    delay,
+                )
+                time.sleep(delay)
+        return self._once(*args)
+
+    def _once(self, *args: str) -> str:
+        """Run ``dvc --wait-for-lock <args>`` once and return its combined output.
 
         Raises:
             DvcError: DVC exited non-zero; the message holds the end of its output.
@@ -50,7 +101,7 @@ class Dvc:
         assert process.stdout is not None
         lines = []
         for line in process.stdout:
-            line = line.rstrip()
+            line = redact(line.rstrip(), self._secrets)
             lines.append(line)
             if line.strip():
                 log.info("%s", line)
