@@ -26,6 +26,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from feedbackflow.config import ProjectPaths
+from feedbackflow.runner import log_task_failure
 from feedbackflow.settings import load_settings
 
 _PARAMS = load_settings(ProjectPaths.discover().params)
@@ -45,6 +46,7 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
         "owner": "feedbackflow",
         "retries": SETTINGS.retries,
         "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
+        "on_failure_callback": log_task_failure,  # the stage's own message ends the failed task's log
     },
 )
 def nightly_retrain() -> None:

@@ -71,9 +71,11 @@ VALUE_TYPES = "value_types"
 TEXT_CONTROL_CHARS = "text_control_chars"
 BATCH_VOLUME = "batch_volume"
 LABEL_MINIMUM = "label_minimum"
+#: Not a check: the rows of a failed batch that was re-delivered under the same name (the re-delivery carries them).
+SUPERSEDED = "superseded"
 
 #: Rules that reject a whole batch (``label_minimum`` applies to the accumulated accepted rows, not one batch).
-BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM)
+BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM, SUPERSEDED)
 #: Rules evaluated per row, in the order they are listed in a quarantined row's ``rules``.
 ROW_RULES = (
     VALUE_TYPES,
@@ -90,7 +92,7 @@ ROW_RULES = (
 )
 RULES = BATCH_RULES + ROW_RULES
 #: Rules that quarantine rows (counted per rule in the report).
-QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, *ROW_RULES)
+QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, SUPERSEDED, *ROW_RULES)
 
 #: View column that restricts ``id_unique`` to rows passing every other rule.
 UNIQUE_CANDIDATE = "id_unique_candidate"
