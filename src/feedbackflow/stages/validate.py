@@ -24,6 +24,7 @@ raised, so the quarantine can be inspected (the runner then keeps them aside, so
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     report_dir = paths.stage_reports("validate")
     building = report_dir / f".{DATA_DOCS_DIR}.partial"
     shutil.rmtree(building, ignore_errors=True)
-    validator = QualityValidator(spec, docs_dir=building, run_name=run_id(), gx_passing_rows=params.gx_passing_rows)
+    validator = QualityValidator(
+        spec, docs_dir=building, run_name=safe_run_name(run_id()), gx_passing_rows=params.gx_passing_rows
+    )
 
     batches = _read_batches(entries, paths, spec, validator, params)
     superseded = superseded_rows(batches.results, batches.history, _POSITION)
@@ -176,6 +179,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     if errors:
         raise DataQualityError("\n".join(errors))
     return summary
+
+
+def safe_run_name(name: str) -> str:
+    """The run id as GX may use it: GX puts the run name unescaped into Data Docs pages and into file paths."""
+    return re.sub(r"[^A-Za-z0-9_.:+-]", "_", name)[:200] or "manual"
 
 
 def _entries(paths: ProjectPaths, landing_dir: str) -> list[dict]:
