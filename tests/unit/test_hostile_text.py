@@ -120,3 +120,32 @@ def test_html_and_script_payloads_never_reach_data_docs_unescaped(paths: Project
     assert "manual___img_src_x_onerror__alert_1___" in rendered  # GX renders the run name raw: it is sanitised
     for value in ("alert(5)", "evil", "my card has not arrived"):  # delivered values: not shown at all
         assert value not in rendered
+
+
+def test_homoglyph_obfuscated_emails_and_card_numbers_are_quarantined(paths: ProjectPaths) -> None:
+    # NFKC does not fold Cyrillic or Greek look-alikes; Presidio's patterns would miss these values.
+    deliver(
+        paths,
+        {
+            "homoglyphs.csv": [
+                HEADER,
+                row("e1", text="contact j\u043ehn@ex\u0430mple.com please"),  # Cyrillic o and a
+                row("c1", text="card 4111 1111 1111 111\u0417 was declined"),  # Cyrillic Ze for a 3
+                row("g1", text="my \u03b1ccount is locked"),  # Greek alpha in a Latin word
+                row("ok1", text="\u043c\u043e\u044f \u043a\u0430\u0440\u0442\u0430 app"),  # Russian words: fine
+                row("ok2", text="the fee was 5 \u20ac, see \u00a7 4"),
+            ]
+        },
+    )
+
+    validate.run(settings(max_quarantine_share=1.0), paths)
+
+    validated, quarantine, report = outputs(paths)
+    assert sorted(validated["id"]) == ["ok1", "ok2"]
+    assert dict(quarantine[["id", "rules"]].values.tolist()) == {
+        "e1": "text_mixed_script",
+        "c1": "text_mixed_script",
+        "g1": "text_mixed_script",
+    }
+    (outcome,) = [item for item in report["expectations"] if item["rule"] == "text_mixed_script"]
+    assert outcome["unexpected_count"] == 3 and outcome["agrees"] is True  # GX confirms the pandas mask

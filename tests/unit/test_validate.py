@@ -156,6 +156,7 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         "language_allowed": 0,
         "value_types": 0,
         "text_control_chars": 0,
+        "text_mixed_script": 0,
         "required_columns": 0,
         "file_readable": 0,
         "superseded": 0,
@@ -191,7 +192,7 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     frame = pd.DataFrame(
         {
             "id": rng.choice([f"id{i}" for i in range(60)] + ["", " "], n).astype(object),
-            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte"], n).astype(object),
+            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte", "p\u0430y"], n).astype(object),
             "label": rng.choice([*TAXONOMY, "", "bogus"], n).astype(object),
             "channel": rng.choice(["app", "web", "fax", ""], n).astype(object),
             "created_at": rng.choice([GOOD_TS, "2024-01-01", "nope", "", "2024-13-01", "2099-01-01"], n).astype(object),
