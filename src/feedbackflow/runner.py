@@ -155,7 +155,7 @@ def stage_message(stage: str, output: str) -> str | None:
     starts = [i for i, line in enumerate(lines) if line.startswith((f"error in {stage}: ", "error: "))]
     if not starts:
         return None
-    body = []
+    body: list[str] = []
     for line in lines[starts[-1] :]:
         if line.startswith("ERROR: ") and body:  # DVC's own summary line follows the command's output
             break

@@ -90,7 +90,7 @@ def test_very_long_texts_are_quarantined(paths: ProjectPaths) -> None:
 
 def test_html_and_script_payloads_never_reach_data_docs_unescaped(paths: ProjectPaths, monkeypatch) -> None:
     # Operator-controlled names: a taxonomy label, and the orchestrator's run id (a manual trigger may choose it; GX
-    # writes the run name into Data Docs pages unescaped and into file paths, so validate reduces it to safe characters).
+    # writes the run name into Data Docs pages unescaped and into file paths: validate reduces it to safe characters).
     (paths.root / "taxonomy.json").write_text(json.dumps([*TAXONOMY, SCRIPT]), encoding="utf-8")
     monkeypatch.setenv("FEEDBACKFLOW_RUN_ID", f"manual__{IMG}")
     # Delivered values are never rendered at all, whichever rule they break.

@@ -361,4 +361,3 @@ def _log(results: list[BatchResult], summary: dict[str, Any], raw_dir: Path, max
         elif result.problem and not result.blocks(max_share):
             note = " (accepted in validate.batches_accepted)" if result.accepted else " (not blocking: no rows)"
             logger.warning("validate: %s: %s%s", result.describe(raw_dir), result.problem, note)
-
