@@ -12,10 +12,10 @@ On the embedded default (one workspace) steps 1 and 2 find everything in place a
 
 A stage that fails after writing outputs must not block the next run: DVC would refuse to overwrite those unsaved
 files when the next run pulls the stage's last good outputs ("Can't remove the following unsaved files without
-confirmation"). So when a stage command fails, whatever it wrote is moved aside to
-``.work/failed/<stage>/<run>/`` (kept for inspection, never pushed) together with ``failure.json`` (the stage's own
-message and exit code), and the task fails with the stage's own message. A pull that still finds unsaved files
-(a run killed before it could clean up) moves them aside the same way and pulls again.
+confirmation"). So when a stage command fails, whatever it wrote is moved aside to ``.work/failed/<stage>/<run>/``
+(kept for inspection, never pushed; the newest five per stage) with ``failure.json`` (the stage's own message and
+exit code), and the task fails with the stage's own message. A pull that still finds unsaved files (a run killed
+before it could clean up) moves them aside the same way and pulls again.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ def run_stage(
 
 
 UNSAVED = "Can't remove the following unsaved files"
+#: Failed runs kept aside per stage (the oldest go first): enough to compare a few nights, bounded on disk.
+KEEP_FAILED = 5
 
 
 def _pull_stage(dvc: Dvc, paths: ProjectPaths, stage: str, run_id: str | None) -> None:
@@ -186,6 +188,7 @@ def set_aside_outputs(paths: ProjectPaths, stage: str, label: str) -> list[Path]
         The moved paths, at their new place.
     """
     folder = paths.failed_runs / stage / label
+    _prune(folder.parent, keep=KEEP_FAILED - 1)
     moved = []
     for path, persist in stage_outputs(paths.root, stage):
         source = paths.root / path
@@ -196,6 +199,16 @@ def set_aside_outputs(paths: ProjectPaths, stage: str, label: str) -> list[Path]
         shutil.move(source, target)
         moved.append(target)
     return moved
+
+
+def _prune(stage_folder: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest kept-aside runs of one stage (names start with a sortable UTC time)."""
+    if not stage_folder.is_dir():
+        return
+    runs = sorted(path for path in stage_folder.iterdir() if path.is_dir())
+    for old in runs[: max(len(runs) - keep, 0)]:
+        log.info("removing %s: only the %d newest failed runs of a stage are kept", old, KEEP_FAILED)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _label(run_id: str | None) -> str:

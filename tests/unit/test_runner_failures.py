@@ -138,3 +138,16 @@ def test_failure_callback_ends_the_task_log_with_the_reason(caplog: pytest.LogCa
 
     assert caplog.records[-1].getMessage() == "validate failed: broken.csv broke rule 'required_columns'"
     assert caplog.records[-1].exc_info is None  # no traceback
+
+
+def test_only_the_newest_failed_runs_are_kept(project: Path) -> None:
+    from feedbackflow.runner import KEEP_FAILED, set_aside_outputs
+
+    paths = ProjectPaths(project)
+    for night in range(KEEP_FAILED + 2):
+        (project / "report.json").write_text(f'{{"night": {night}}}', encoding="utf-8")
+        set_aside_outputs(paths, "make", f"2026113{night}T000000Z-night")
+
+    kept = sorted(path.name for path in (paths.failed_runs / "make").iterdir())
+    assert len(kept) == KEEP_FAILED and kept[-1] == f"2026113{KEEP_FAILED + 1}T000000Z-night"
+    assert (paths.failed_runs / "make" / kept[-1] / "report.json").read_text() == f'{{"night": {KEEP_FAILED + 1}}}'
