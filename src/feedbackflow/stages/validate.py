@@ -57,6 +57,7 @@ from feedbackflow.quality.suite import (
     SUPERSEDED,
     TYPE_ERROR,
     QualityValidator,
+    RowValidation,
     RuleSpec,
     any_rule,
     as_text,
@@ -117,21 +118,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     )
 
     batches = _read_batches(entries, paths, spec, validator, params)
-    superseded = superseded_rows(batches.results, batches.history, _POSITION)
-    checked = batches.history.loc[~superseded]
-    rows = validator.validate_rows(checked)
-    failing = rows.failing
-    checked = checked.assign(rules="")
-    if failing.any():
-        checked.loc[failing, "rules"] = rules_column({rule: mask[failing] for rule, mask in rows.masks.items()})
-    _count_per_batch(batches.results, checked, rows.masks, failing)
-    count_superseded(batches.results, superseded, batches.history[_POSITION])
-
-    accepted = checked.loc[~failing]
-    accepted = accepted.assign(label=accepted["label"].where(~rows.prepared.blank["label"][~failing], None))
-    replaced = batches.history.loc[superseded].assign(rules=SUPERSEDED)
-    quarantined = pd.concat([checked.loc[failing], replaced, *batches.rejected], ignore_index=True)
-    quarantined = quarantined.sort_values([_POSITION, _ROW], kind="stable")
+    rows, accepted, quarantined = _validate_rows(batches, validator)
 
     validated_path = paths.validated / VALIDATED_FILE
     quarantine_path = paths.quarantine / QUARANTINE_FILE
@@ -179,6 +166,29 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     if errors:
         raise DataQualityError("\n".join(errors))
     return summary
+
+
+def _validate_rows(batches: _Batches, validator: QualityValidator) -> tuple[RowValidation, pd.DataFrame, pd.DataFrame]:
+    """Run the row rules over every readable, not superseded batch; return the accepted and the quarantined rows.
+
+    Quarantined rows keep their original order (batch, then row) and name every rule they broke; rows of superseded
+    batches and of batches missing a column are quarantined without being checked.
+    """
+    superseded = superseded_rows(batches.results, batches.history, _POSITION)
+    checked = batches.history.loc[~superseded]
+    rows = validator.validate_rows(checked)
+    failing = rows.failing
+    checked = checked.assign(rules="")
+    if failing.any():
+        checked.loc[failing, "rules"] = rules_column({rule: mask[failing] for rule, mask in rows.masks.items()})
+    _count_per_batch(batches.results, checked, rows.masks, failing)
+    count_superseded(batches.results, superseded, batches.history[_POSITION])
+
+    accepted = checked.loc[~failing]
+    accepted = accepted.assign(label=accepted["label"].where(~rows.prepared.blank["label"][~failing], None))
+    replaced = batches.history.loc[superseded].assign(rules=SUPERSEDED)
+    quarantined = pd.concat([checked.loc[failing], replaced, *batches.rejected], ignore_index=True)
+    return rows, accepted, quarantined.sort_values([_POSITION, _ROW], kind="stable")
 
 
 def safe_run_name(name: str) -> str:
