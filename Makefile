@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM := false
 DEMO_ROWS ?= 6000
 BENCH_TRAIN_ARGS ?=
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,16 @@ unit: install ## Run the fast unit and DAG tests only
 
 integration: install ## Run the end-to-end tests (Airflow + DVC + real services)
 	$(BIN)/python -m pytest -q tests/integration
+
+AUDIT_VENV := .venv-audit
+
+$(AUDIT_VENV)/.installed: requirements/audit-3.11.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install -q -r requirements/audit-3.11.txt
+	touch $@
+
+audit: $(AUDIT_VENV)/.installed ## pip-audit over the pinned constraints (allow-list: requirements/audit-allowlist.toml)
+	$(AUDIT_VENV)/bin/python .ci/audit.py --pip-audit $(AUDIT_VENV)/bin/pip-audit
 
 lint: install ## ruff (with Airflow AIR rules) and mypy
 	$(BIN)/ruff check src tests dags plugins benchmarks

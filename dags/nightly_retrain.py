@@ -29,6 +29,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration import run_params
+from feedbackflow.runner import log_task_failure
 from feedbackflow.settings import load_settings
 
 _PARAMS = load_settings(ProjectPaths.discover().params)
@@ -50,6 +51,7 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
         "retries": SETTINGS.retries,
         "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
         "execution_timeout": timedelta(minutes=SETTINGS.task_timeout_minutes),
+        "on_failure_callback": log_task_failure,  # the stage's own message ends the failed task's log
     },
 )
 def nightly_retrain() -> None:

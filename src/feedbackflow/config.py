@@ -83,3 +83,8 @@ class ProjectPaths:
 
     def stage_reports(self, stage: str) -> Path:
         return self.reports / stage
+
+    @property
+    def failed_runs(self) -> Path:
+        """What failed stage runs wrote, kept aside per stage and run (local, outside DVC and Git; restricted)."""
+        return self.root / ".work" / "failed"

@@ -9,17 +9,30 @@
 4. return the stage's own lock entry, so downstream tasks can do the same on any machine.
 
 On the embedded default (one workspace) steps 1 and 2 find everything in place and cost little.
+
+A stage that fails after writing outputs must not block the next run: DVC would refuse to overwrite those unsaved
+files when the next run pulls the stage's last good outputs ("Can't remove the following unsaved files without
+confirmation"). So when a stage command fails, whatever it wrote is moved aside to ``.work/failed/<stage>/<run>/``
+(kept for inspection, never pushed; the newest five per stage) with ``failure.json`` (the stage's own message and
+exit code), and the task fails with the stage's own message. A pull that still finds unsaved files (a run killed
+before it could clean up) moves them aside the same way and pulls again.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from feedbackflow.config import ProjectPaths
-from feedbackflow.storage.dvc import Dvc
+from feedbackflow.io import write_json
+from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +90,11 @@ def run_stage(
     dvc.merge_lock(upstream_locks)
     if stage in dvc.lock().get("stages", {}):
         # persistent outputs (the append-only raw store) must be present before the stage appends to them
-        dvc("pull", "--allow-missing", stage)
-    output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
+        _pull_stage(dvc, paths, stage, run_id)
+    try:
+        output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
+    except DvcError as error:
+        raise stage_failure(paths, stage, error, run_id) from None
     ran = bool(re.search(rf"Running stage '{re.escape(stage)}'", output))
     if push:
         dvc("push", stage)
@@ -86,3 +102,122 @@ def run_stage(
     log.info("stage %s %s", stage, "ran" if ran else "was up to date (skipped)")
     ran_so_far = {**merge_ran(upstream), stage: ran}
     return {"stage": stage, "ran": ran, "lock": entry, "upstream_locks": upstream_locks, "stages_ran": ran_so_far}
+
+
+UNSAVED = "Can't remove the following unsaved files"
+#: Failed runs kept aside per stage (the oldest go first): enough to compare a few nights, bounded on disk.
+KEEP_FAILED = 5
+
+
+def _pull_stage(dvc: Dvc, paths: ProjectPaths, stage: str, run_id: str | None) -> None:
+    """Pull the stage's last good outputs; files a killed run left behind are moved aside first, never lost."""
+    try:
+        dvc("pull", "--allow-missing", stage)
+    except DvcError as error:
+        if UNSAVED not in error.output:
+            raise
+        kept = set_aside_outputs(paths, stage, _label(run_id))
+        log.warning("stage %s: unsaved outputs of an interrupted run moved to %s", stage, kept)
+        dvc("pull", "--allow-missing", stage)
+
+
+def stage_failure(paths: ProjectPaths, stage: str, error: DvcError, run_id: str | None) -> DvcError:
+    """Clean up after a failed ``dvc repro`` of ``stage`` and return the error the task should fail with.
+
+    When the stage command ran (DVC removed its previous outputs first), everything it wrote is moved to
+    ``.work/failed/<stage>/<run>/`` with a ``failure.json``, so the next run and any retry start from a clean
+    workspace. The returned error carries the stage's own message (file, rule, what to do) rather than DVC's output,
+    and the same exit code.
+    """
+    message = stage_message(stage, error.output) or str(error)
+    if not re.search(rf"Running stage '{re.escape(stage)}'", error.output):
+        return DvcError(message, exit_code=error.exit_code, output=error.output)  # failed before the command ran
+    label = _label(run_id)
+    kept = set_aside_outputs(paths, stage, label)
+    folder = paths.failed_runs / stage / label
+    write_json(
+        folder / "failure.json",
+        {
+            "stage": stage,
+            "run_id": run_id,
+            "exit_code": error.exit_code,
+            "message": message,
+            "kept": [path.relative_to(folder).as_posix() for path in kept],
+        },
+    )
+    where = folder.relative_to(paths.root).as_posix()
+    note = f"(what the failed run wrote is kept in {where}/; the next run starts clean)"
+    log.error("stage %s failed (exit %d): %s\n%s", stage, error.exit_code, message, note)
+    return DvcError(f"{message}\n{note}", exit_code=error.exit_code, output=error.output)
+
+
+def stage_message(stage: str, output: str) -> str | None:
+    """The stage command's own error message in DVC's output (``error in <stage>: ...``, as the CLI prints it)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith((f"error in {stage}: ", "error: "))]
+    if not starts:
+        return None
+    body: list[str] = []
+    for line in lines[starts[-1] :]:
+        if line.startswith("ERROR: ") and body:  # DVC's own summary line follows the command's output
+            break
+        body.append(line)
+    first = body[0].split(": ", 1)[1]
+    return "\n".join([first, *body[1:]]).strip()
+
+
+def stage_outputs(root: Path, stage: str) -> list[tuple[str, bool]]:
+    """``(path, persist)`` of every output, metric and plot file ``dvc.yaml`` declares for ``stage``."""
+    spec = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage, {})
+    found = []
+    for kind in ("outs", "metrics", "plots"):
+        for item in spec.get(kind) or []:
+            if isinstance(item, str):
+                found.append((item, False))
+            else:
+                found.extend((path, bool((options or {}).get("persist"))) for path, options in item.items())
+    return found
+
+
+def set_aside_outputs(paths: ProjectPaths, stage: str, label: str) -> list[Path]:
+    """Move the stage's non-persistent outputs present in the workspace to ``.work/failed/<stage>/<label>/``.
+
+    Persistent outputs (the append-only raw store) stay: the stage appends to them and never rewrites them.
+
+    Returns:
+        The moved paths, at their new place.
+    """
+    folder = paths.failed_runs / stage / label
+    _prune(folder.parent, keep=KEEP_FAILED - 1)
+    moved = []
+    for path, persist in stage_outputs(paths.root, stage):
+        source = paths.root / path
+        if persist or not (source.exists() or source.is_symlink()):
+            continue
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+        moved.append(target)
+    return moved
+
+
+def _prune(stage_folder: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest kept-aside runs of one stage (names start with a sortable UTC time)."""
+    if not stage_folder.is_dir():
+        return
+    runs = sorted(path for path in stage_folder.iterdir() if path.is_dir())
+    for old in runs[: max(len(runs) - keep, 0)]:
+        log.info("removing %s: only the %d newest failed runs of a stage are kept", old, KEEP_FAILED)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _label(run_id: str | None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{re.sub(r'[^A-Za-z0-9._-]+', '_', run_id or 'manual')}"
+
+
+def log_task_failure(context: Any) -> None:
+    """Airflow ``on_failure_callback``: end the failed task's log with its reason, free of any traceback."""
+    task = context.get("task_instance") or context.get("ti")
+    name = getattr(task, "task_id", "task")
+    log.error("%s failed: %s", name, context.get("exception") or "no reason recorded (see above)")

@@ -131,6 +131,11 @@ class ValidateSettings(_Section):
     volume_accepted: list[int] = Field(
         default_factory=list, description="delivery sequences whose anomalous volume an operator reviewed and accepted"
     )
+    batches_accepted: list[str] = Field(
+        default_factory=list,
+        description="batch ids an operator reviewed and accepted although they broke file_readable, required_columns "
+        "or max_quarantine_share (otherwise such a batch fails every run until re-delivered fixed under its name)",
+    )
     min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
     gx_passing_rows: int | None = Field(
         None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"

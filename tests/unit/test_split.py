@@ -32,3 +32,29 @@ def test_seed_changes_the_assignment_and_unlabelled_rows_are_left_out():
     b = split_frame(frame, SplitSettings(), seed=2)
     assert sum(len(part) for part in a.values()) == 490
     assert set(a["test"]["id"]) != set(b["test"]["id"])
+
+
+def test_an_empty_validation_split_is_a_clear_data_error_not_an_index_error(tmp_path):
+    import pytest
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.errors import DataQualityError
+    from feedbackflow.settings import parse_settings
+    from feedbackflow.stages import split
+
+    settings = parse_settings({"split": {"validation_share": 0.1, "test_share": 0.2}})
+    candidates = _frame(40)
+    names = assign_splits(candidates, settings.split, settings.base.seed)
+    frame = candidates[names != "validation"].head(12)  # labelled rows, none of which hashes to validation
+    assert not frame.empty and set(assign_splits(frame, settings.split, settings.base.seed)) == {"train", "test"}
+    paths = ProjectPaths(tmp_path)
+    paths.anonymised.mkdir(parents=True)
+    frame.assign(text="hello").to_parquet(paths.anonymised / "feedback.parquet")
+
+    with pytest.raises(DataQualityError) as raised:
+        split.run(settings, paths)
+
+    message = str(raised.value)
+    assert "data/anonymised/feedback.parquet" in message and "validation split(s) came out empty" in message
+    assert "validation 0" in message and "split.validation_share=0.1" in message and "Ingest more" in message
+    assert not paths.split.exists()  # nothing half-written for train to pick up

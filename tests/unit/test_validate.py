@@ -156,8 +156,10 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         "language_allowed": 0,
         "value_types": 0,
         "text_control_chars": 0,
+        "text_mixed_script": 0,
         "required_columns": 0,
         "file_readable": 0,
+        "superseded": 0,
     }
     assert report["quarantined_by_rule"] == expected_counts == result["quarantined_by_rule"]
 
@@ -190,7 +192,7 @@ def test_masks_catch_every_row_gx_flags_beyond_its_sample(paths: ProjectPaths) -
     frame = pd.DataFrame(
         {
             "id": rng.choice([f"id{i}" for i in range(60)] + ["", " "], n).astype(object),
-            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte"], n).astype(object),
+            "text": rng.choice(["fine text", "", "  ", "x" * 30, "ok", "nul\x00byte", "p\u0430y"], n).astype(object),
             "label": rng.choice([*TAXONOMY, "", "bogus"], n).astype(object),
             "channel": rng.choice(["app", "web", "fax", ""], n).astype(object),
             "created_at": rng.choice([GOOD_TS, "2024-01-01", "nope", "", "2024-13-01", "2099-01-01"], n).astype(object),
@@ -303,15 +305,46 @@ def test_quarantine_share_above_threshold_raises_after_writing_outputs(paths: Pr
     assert report["batches"][0]["over_threshold"] is True
 
 
-def test_threshold_only_applies_to_the_newest_sequence(paths: ProjectPaths) -> None:
-    deliver(paths, {"old.csv": [HEADER, row("a", channel="fax"), row("b", channel="fax")]})
-    deliver(paths, {"new.csv": [HEADER, row("c"), row("d")]})
+def test_a_batch_over_the_threshold_keeps_failing_after_a_newer_good_batch(paths: ProjectPaths) -> None:
+    (old,) = deliver(paths, {"old.csv": [HEADER, row("a", channel="fax"), row("b", channel="fax"), row("e")]})
+    deliver(paths, {"new.csv": [HEADER, row("c"), row("d")]})  # an unrelated good delivery the next night
 
-    result = run(settings(max_quarantine_share=0.2), paths)  # the old bad batch no longer stops the pipeline
+    with pytest.raises(DataQualityError) as raised:
+        run(settings(max_quarantine_share=0.2), paths)
 
-    assert result["rows_quarantined"] == 2 and result["rows_accepted"] == 2
+    message = str(raised.value)
+    assert "old.csv" in message and "new.csv" not in message and "max_quarantine_share" in message
+    assert "keeps failing" in message and old["batch_id"] in message and "validate.batches_accepted" in message
     _, _, report = outputs(paths)
-    assert [batch["over_threshold"] for batch in report["batches"]] == [True, False]
+    assert [batch["blocking"] for batch in report["batches"]] == [True, False]
+
+    # Reviewed: the operator accepts the batch, and its one good row goes on with the rest.
+    result = run(settings(max_quarantine_share=0.2, batches_accepted=[old["batch_id"]]), paths)
+    assert result["rows_quarantined"] == 2 and result["rows_accepted"] == 3
+
+
+def test_a_failed_batch_redelivered_fixed_under_its_name_is_superseded(paths: ProjectPaths) -> None:
+    (old,) = deliver(paths, {"export.csv": [HEADER, row("a", channel="fax"), row("b", channel="fax"), row("e")]})
+    (fixed,) = deliver(paths, {"export.csv": [HEADER, row("a"), row("b"), row("e")]})
+
+    result = run(settings(max_quarantine_share=0.2), paths)
+
+    # The re-delivery carries every row once; the superseded batch's rows are kept in quarantine, not trained on.
+    validated, quarantine, report = outputs(paths)
+    assert validated[["id", "batch_id"]].values.tolist() == [[i, fixed["batch_id"]] for i in ("a", "b", "e")]
+    assert quarantine[["id", "rules"]].values.tolist() == [[i, "superseded"] for i in ("a", "b", "e")]
+    assert result["rows_read"] == result["rows_accepted"] + result["rows_quarantined"] == 6
+    assert report["batches"][0]["superseded_by"] == fixed["batch_id"] and report["success"] is True
+    assert old["batch_id"] in {entry["batch_id"] for entry in read_manifest(paths.raw_manifest)}  # raw kept
+
+
+def test_a_good_batch_is_never_superseded_by_a_later_file_of_the_same_name(paths: ProjectPaths) -> None:
+    deliver(paths, {"latest.csv": [HEADER, row("a"), row("b")]})  # a source that reuses one name every night
+    deliver(paths, {"latest.csv": [HEADER, row("c")]})
+
+    result = run(settings(), paths)
+
+    assert result["rows_accepted"] == 3 and result["quarantined_by_rule"]["superseded"] == 0
 
 
 def test_batch_missing_a_required_column_raises_and_quarantines_its_rows(paths: ProjectPaths) -> None:
@@ -336,15 +369,30 @@ def test_required_columns_from_settings_are_checked_too(paths: ProjectPaths) -> 
         run(settings(required_columns=[*HEADER, "customer_tier"]), paths)
 
 
-def test_older_broken_batch_is_reported_but_does_not_stop_the_run(paths: ProjectPaths) -> None:
-    deliver(paths, {"broken.csv": [["id", "text"], ["a", "hi"]]})
-    deliver(paths, {"fixed.csv": [HEADER, row("a")]})
+def test_an_older_broken_batch_keeps_failing_until_redelivered_or_accepted(paths: ProjectPaths) -> None:
+    (broken,) = deliver(paths, {"broken.csv": [["id", "text"], ["a", "hi"]]})
+    deliver(paths, {"other.csv": [HEADER, row("b")]})  # a newer, unrelated delivery does not hide it
 
-    result = run(settings(), paths)
+    with pytest.raises(DataQualityError, match=r"broken\.csv.*'required_columns'.*keeps failing"):
+        run(settings(), paths)
 
+    result = run(settings(batches_accepted=[broken["batch_id"]]), paths)  # reviewed and accepted
     assert result["rows_accepted"] == 1 and result["quarantined_by_rule"]["required_columns"] == 1
+
+    deliver(paths, {"broken.csv": [HEADER, row("a")]})  # or: re-delivered fixed under the same name
+    result = run(settings(), paths)
+    assert result["rows_accepted"] == 2 and result["quarantined_by_rule"]["required_columns"] == 1
     _, _, report = outputs(paths)
     assert report["batches"][0]["batch_rule_failed"] == "required_columns" and report["success"] is True
+    assert report["batches"][0]["superseded_by"] == report["batches"][2]["batch_id"]
+
+
+def test_an_older_unreadable_batch_keeps_failing_after_a_newer_good_one(paths: ProjectPaths) -> None:
+    deliver(paths, {"feed.jsonl": '{"id": "a", "text": "hi"}\n{not json\n'})
+    deliver(paths, {"good.csv": [HEADER, row("b")]})
+
+    with pytest.raises(DataQualityError, match=r"feed\.jsonl.*'file_readable'.*keeps failing"):
+        run(settings(), paths)
 
 
 def test_unparseable_file_raises_naming_the_file_and_rule(paths: ProjectPaths) -> None:

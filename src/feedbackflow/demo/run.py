@@ -1,6 +1,8 @@
 """Run the ``nightly_retrain`` DAG once through Airflow (``airflow dags test``) and print the run summary.
 
-Used by ``make demo``; expects the Airflow environment variables the Makefile exports.
+Used by ``make demo``; expects the Airflow environment variables the Makefile exports. The console shows the stages'
+progress, not Airflow's tracebacks; a failed run ends with the failed stage's own message (file, rule, what to do),
+read from the ``failure.json`` the runner keeps in ``.work/failed/<stage>/<run>/``.
 """
 
 from __future__ import annotations
@@ -27,19 +29,43 @@ def run_dag(dag_id: str = "nightly_retrain", log_file: Path | None = None) -> in
         assert process.stdout is not None
         for line in process.stdout:
             handle.write(line)
-            if " INFO - " in line or "Running stage" in line or "ERROR" in line or "Traceback" in line:
+            if shown(line):
                 print(line, end="")
         return process.wait()
 
 
+def shown(line: str) -> bool:
+    """Whether a line of the ``dags test`` output goes to the console: progress, not tracebacks or DVC's echo."""
+    if "Task failed with exception" in line or line.startswith((" ", "Traceback", "\t")):
+        return False
+    return " INFO - " in line or "Running stage" in line
+
+
+def failure_records(paths: ProjectPaths, since: float) -> list[dict]:
+    """The ``failure.json`` records failed stages wrote since ``since`` (a ``time.time()``), oldest first."""
+    found = [path for path in paths.failed_runs.glob("*/*/failure.json") if path.stat().st_mtime >= since]
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(found, key=lambda p: p.stat().st_mtime)]
+
+
+def failure_text(records: list[dict], code: int, log_file: str) -> str:
+    """What the console shows last after a failed run: where the log is, then each failed stage's own message."""
+    lines = [f"\nThe DAG run failed (exit {code}); full log: {log_file}"]
+    for record in records:
+        lines.append(f"\nStage {record['stage']} failed (exit {record['exit_code']}):\n{record['message']}")
+    if not records:
+        lines.append("No stage reported a reason (an Airflow or infrastructure error): see the log above.")
+    return "\n".join(lines)
+
+
 def main() -> int:
     paths = ProjectPaths.discover()
-    started = time.perf_counter()
+    started, since = time.perf_counter(), time.time()
     code = run_dag(log_file=paths.root / "airflow_home" / "logs" / "demo-dags-test.log")
     minutes = (time.perf_counter() - started) / 60
     summary_file = paths.reports / "run_summary.json"
-    if code != 0 or not summary_file.exists():
-        print(f"\nThe DAG run failed (exit {code}); full log: airflow_home/logs/demo-dags-test.log", file=sys.stderr)
+    records = failure_records(paths, since)
+    if code != 0 or records or not summary_file.exists():
+        print(failure_text(records, code, "airflow_home/logs/demo-dags-test.log"), file=sys.stderr)
         return code or 1
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
     validate, evaluation = summary["validate"], summary["evaluate"]

@@ -71,11 +71,14 @@ CREATED_AT_NOT_FUTURE = "created_at_not_future"
 LANGUAGE_ALLOWED = "language_allowed"
 VALUE_TYPES = "value_types"
 TEXT_CONTROL_CHARS = "text_control_chars"
+TEXT_MIXED_SCRIPT = "text_mixed_script"
 BATCH_VOLUME = "batch_volume"
 LABEL_MINIMUM = "label_minimum"
+#: Not a check: the rows of a failed batch that was re-delivered under the same name (the re-delivery carries them).
+SUPERSEDED = "superseded"
 
 #: Rules that reject a whole batch (``label_minimum`` applies to the accumulated accepted rows, not one batch).
-BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM)
+BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM, SUPERSEDED)
 #: Rules evaluated per row, in the order they are listed in a quarantined row's ``rules``.
 ROW_RULES = (
     VALUE_TYPES,
@@ -84,6 +87,7 @@ ROW_RULES = (
     TEXT_NOT_EMPTY,
     TEXT_LENGTH,
     TEXT_CONTROL_CHARS,
+    TEXT_MIXED_SCRIPT,
     LABEL_IN_TAXONOMY,
     CHANNEL_ALLOWED,
     LANGUAGE_ALLOWED,
@@ -92,7 +96,7 @@ ROW_RULES = (
 )
 RULES = BATCH_RULES + ROW_RULES
 #: Rules that quarantine rows (counted per rule in the report).
-QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, *ROW_RULES)
+QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, SUPERSEDED, *ROW_RULES)
 
 #: Frame column naming a row's ingest source; rows of :data:`UPDATE_SOURCES` are versions: the latest one wins.
 UPDATE_SOURCE_COLUMN = "source"
@@ -101,6 +105,10 @@ UPDATE_SOURCES = ("postgres",)
 UNIQUE_CANDIDATE = "id_unique_candidate"
 #: C0 control characters other than tab, newline and carriage return, and DEL (escaped: GX stores the pattern).
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+_LOOKALIKE = "[\u0370-\u03ff\u0400-\u04ff]"  # Greek and Cyrillic letters, as literal characters (RE2 and re)
+#: A Latin letter or digit touching a Greek or Cyrillic letter: the homoglyph trick that hides an e-mail address or a
+#: card number from the detectors (``jоhn@exаmple.com`` with Cyrillic о and а). NFKC does not fold these.
+MIXED_SCRIPT = f"[A-Za-z0-9]{_LOOKALIKE}|{_LOOKALIKE}[A-Za-z0-9]"
 #: Frame and view column: True where a source value has a type its column does not allow (see :func:`type_errors`).
 TYPE_ERROR = "_type_error"
 #: View column: seconds ``created_at`` lies after the validation's reference time (positive = in the future).
@@ -313,6 +321,18 @@ def any_rule(masks: Mapping[str, pd.Series]) -> pd.Series:
     return pd.Series(np.logical_or.reduce([mask.to_numpy() for mask in columns]), index=columns[0].index)
 
 
+def replaced_versions(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> pd.Series:
+    """True for rows quarantined only because a later version of the same record replaced them.
+
+    Such rows (from an updating source, :data:`UPDATE_SOURCES`, whose only broken rule is ``id_unique``) are kept in
+    the quarantine with their reason but are no bad rows: they never count toward a batch's quarantine share.
+    """
+    if UPDATE_SOURCE_COLUMN not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    only_repeat = masks[ID_UNIQUE].to_numpy() & (np.add.reduce([m.to_numpy() for m in masks.values()]) == 1)
+    return pd.Series(only_repeat & frame[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy(), index=frame.index)
+
+
 def rules_column(masks: Mapping[str, pd.Series]) -> pd.Series:
     """Name every rule each row broke, joined with ``;`` in rule order (``""`` for rows that broke none).
 
@@ -339,6 +359,7 @@ class Prepared:
     language: pd.Series
     text_length: pd.Series  # characters (code points, as Python's len), NaN for null
     text_control: pd.Series  # holds a character of CONTROL_CHARS
+    text_mixed_script: pd.Series  # matches MIXED_SCRIPT
 
     @classmethod
     def of(cls, frame: pd.DataFrame, now: pd.Timestamp) -> Prepared:
@@ -366,6 +387,7 @@ class Prepared:
             language=language.where(~blank(language), None),
             text_length=series(pc.cast(pc.utf8_length(text), pa.float64())),
             text_control=series(pc.fill_null(pc.match_substring_regex(text, CONTROL_CHARS), False)),
+            text_mixed_script=series(pc.fill_null(pc.match_substring_regex(text, MIXED_SCRIPT), False)),
         )
 
 
@@ -390,6 +412,7 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
         TEXT_NOT_EMPTY: text_blank,
         TEXT_LENGTH: ~text_blank & ~prepared.text_length.between(spec.min_text_chars, spec.max_text_chars),
         TEXT_CONTROL_CHARS: ~text_blank & prepared.text_control,
+        TEXT_MIXED_SCRIPT: ~text_blank & prepared.text_mixed_script,
         LABEL_IN_TAXONOMY: ~prepared.blank["label"] & ~label.isin(spec.taxonomy),
         CHANNEL_ALLOWED: ~frame["channel"].fillna("").isin(spec.channels),
         LANGUAGE_ALLOWED: prepared.language.notna() & ~prepared.language.isin(spec.languages),
@@ -562,6 +585,12 @@ def build_row_suite(spec: RuleSpec) -> ExpectationSuite:
             column="text",
             regex=CONTROL_CHARS,
             description="text holds no control characters (NUL and other C0 codes; tab and newlines are fine).",
+        ),
+        TEXT_MIXED_SCRIPT: expect.ExpectColumnValuesToNotMatchRegex(
+            column="text",
+            regex=MIXED_SCRIPT,
+            description="no Latin letter or digit touches a Greek or Cyrillic letter (look-alike characters that "
+            "hide e-mail addresses or card numbers from anonymisation).",
         ),
         LABEL_IN_TAXONOMY: expect.ExpectColumnValuesToBeInSet(
             column="label",

@@ -54,9 +54,16 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     source = paths.anonymised / "feedback.parquet"
     frame = pd.read_parquet(source)
     parts = split_frame(frame, settings.split, settings.base.seed)
-    if parts["train"].empty or parts["test"].empty:
+    empty = [name for name in SPLITS if parts[name].empty]
+    if empty:
+        # Training needs rows in all three: validation scores every epoch, test gates the model.
+        counts = ", ".join(f"{name} {len(parts[name])}" for name in SPLITS)
         raise DataQualityError(
-            f"{source}: too few labelled rows to split ({len(frame)} rows); ingest more labelled feedback"
+            f"{source.relative_to(paths.root)}: the {' and '.join(empty)} split(s) came out empty ({counts} of "
+            f"{len(frame)} rows; split.validation_share={settings.split.validation_share}, "
+            f"split.test_share={settings.split.test_share}). Ingest more labelled feedback, or raise the share of "
+            "the empty split in params.yaml (rows keep their split as data grows, so this resolves itself with more "
+            "data)."
         )
     paths.split.mkdir(parents=True, exist_ok=True)
     for name, part in parts.items():

@@ -21,11 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class DvcError(FeedbackflowError):
-    """A DVC command failed; ``exit_code`` carries the failing stage command's own code when there is one."""
+    """A DVC command failed; ``exit_code`` carries the failing stage command's own code when there is one.
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    ``output`` is DVC's whole combined output (the stage command's included), for callers that pick out the stage's
+    own message.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1, output: str = "") -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.output = output
 
 
 #: Sub-commands that move data to or from a remote: safe to repeat, so retried when the remote is unreachable.
@@ -111,7 +116,7 @@ class Dvc:
             stage_code = re.search(r"exited with (\d+)", output)
             code = int(stage_code.group(1)) if stage_code else returncode
             tail = "\n".join(output.strip().splitlines()[-15:])
-            raise DvcError(f"dvc {' '.join(args)} failed (exit {code}):\n{tail}", exit_code=code)
+            raise DvcError(f"dvc {' '.join(args)} failed (exit {code}):\n{tail}", exit_code=code, output=output)
         return output
 
     def lock(self) -> dict[str, Any]:

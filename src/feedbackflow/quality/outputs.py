@@ -1,0 +1,86 @@
+"""What the validate stage writes: typed Parquet files and the Great Expectations Data Docs site."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from feedbackflow.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+#: Columns of ``data/validated/feedback.parquet``.
+VALIDATED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("label", pa.string()),
+        ("channel", pa.string()),
+        ("created_at", pa.string()),
+        ("batch_id", pa.string()),
+        ("sequence", pa.int64()),
+    ]
+)
+
+
+def quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
+    """Columns of ``data/quarantine/quarantine.parquet``: the carried data columns, provenance and the rules."""
+    return pa.schema(
+        [(column, pa.string()) for column in columns]
+        + [
+            ("batch_id", pa.string()),
+            ("source", pa.string()),
+            ("source_file", pa.string()),
+            ("row_number", pa.int64()),
+            ("rules", pa.string()),
+        ]
+    )
+
+
+def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
+    """Write with an explicit schema so an empty or all-null column keeps its type; atomically."""
+    arrays = [
+        pa.array(frame[name].to_numpy(dtype=object), type=schema.field(name).type, from_pandas=True)
+        for name in schema.names
+    ]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    with atomic_path(target) as partial:
+        pq.write_table(table, partial)
+
+
+def publish_docs(building: Path, docs_dir: Path, s3_url: str | None) -> None:
+    """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set."""
+    if not (building / "index.html").is_file():
+        shutil.rmtree(building, ignore_errors=True)
+        return
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    building.replace(docs_dir)
+    if s3_url:
+        upload_data_docs(docs_dir, s3_url)
+
+
+def upload_data_docs(docs_dir: Path, s3_url: str) -> list[str]:
+    """Upload a Data Docs folder to ``s3://bucket/prefix`` (credentials and endpoint from the ``AWS_*`` environment).
+
+    Returns:
+        The uploaded keys.
+    """
+    import mimetypes
+
+    import boto3
+
+    bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    keys = []
+    for path in sorted(p for p in docs_dir.rglob("*") if p.is_file()):
+        key = "/".join(part for part in (prefix.strip("/"), path.relative_to(docs_dir).as_posix()) if part)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        keys.append(key)
+    logger.info("validate: Data Docs uploaded to s3://%s/%s (%d files)", bucket, prefix, len(keys))
+    return keys
