@@ -237,10 +237,11 @@ def airflow_run(dag_id: str, run_id: str) -> dict[str, Any] | None:
 def governance_dependency() -> Any:
     """A FastAPI dependency: the user must be logged in and hold the ``Governance`` custom-view permission."""
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.core_api.security import GetUserDep
-    from fastapi import HTTPException
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends, HTTPException
 
-    def require_governance(user: GetUserDep) -> None:
+    # No annotation on ``user``: this module uses postponed annotations, which FastAPI could not resolve here.
+    def require_governance(user=Depends(get_user)) -> None:  # noqa: B008 (FastAPI's dependency idiom)
         allowed = get_auth_manager().is_authorized_custom_view(
             method="GET", resource_name=GOVERNANCE_RESOURCE, user=user
         )
