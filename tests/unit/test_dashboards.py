@@ -106,7 +106,9 @@ def test_no_planted_pii_or_message_text_in_workspace_or_pages(nights, monkeypatc
     pages = [client.get("/").text, client.get("/runs/drift_monitor/scheduled__2026-01-04").text]
     pages += [client.get(f"/files/monitor/{name}").text for name in ("drift.html", "summary.json", "metrics.json")]
     assert "Drift check FAILED" in pages[1] or "Drift check passed" in pages[1]
-    files = [path for folder in ("governance", "reports") for path in (paths.root / folder).rglob("*") if path.is_file()]
+    files = [
+        path for folder in ("governance", "reports") for path in (paths.root / folder).rglob("*") if path.is_file()
+    ]
     assert any("snapshots" in str(path) for path in files)
     texts = [path.read_text(encoding="utf-8", errors="ignore") for path in files] + pages
     messages = [message for message in new["text"] if len(message) > 20]

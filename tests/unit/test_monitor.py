@@ -213,10 +213,14 @@ def write_project(tmp_path, train: pd.DataFrame, batches: list[pd.DataFrame], ch
         write_json(paths.registry / "champion.json", {"version": "v1", "model_sha256": digest, "run_id": "night-1"})
         data_md5 = file_digest(paths.split / "train.parquet", "md5")
         write_json(paths.reports / "runs" / "run-night-1.json", {"data_versions": {"data/split": data_md5}})
-    write_json(paths.stage_reports("validate") / "validate.json", {"rows_read": 640, "rows_quarantined": 40,
-                                                                   "quarantined_by_rule": {"text_length": 40}})
-    write_json(paths.stage_reports("anonymise") / "audit.json", {"entities": {"PERSON": 7, "EMAIL_ADDRESS": 3},
-                                                                 "config_hash": "abc123"})
+    write_json(
+        paths.stage_reports("validate") / "validate.json",
+        {"rows_read": 640, "rows_quarantined": 40, "quarantined_by_rule": {"text_length": 40}},
+    )
+    write_json(
+        paths.stage_reports("anonymise") / "audit.json",
+        {"entities": {"PERSON": 7, "EMAIL_ADDRESS": 3}, "config_hash": "abc123"},
+    )
     return paths
 
 

@@ -247,8 +247,12 @@ def test_per_run_view_joins_the_records_and_escapes(client, project: Path) -> No
     run = {
         "run_id": "manual__<script>",
         "data_versions": {"data/split": "d41d8cd98f00b204e9800998ecf8427e.dir"},
-        "validate": {"rows_read": 100, "rows_accepted": 90, "rows_quarantined": 10,
-                     "quarantined_by_rule": {"text_length": 10}},
+        "validate": {
+            "rows_read": 100,
+            "rows_accepted": 90,
+            "rows_quarantined": 10,
+            "quarantined_by_rule": {"text_length": 10},
+        },
         "anonymise": {"key_id": "k-1", "rows": 90, "rows_changed": 12, "entities_replaced": {"PERSON": 5}},
         "evaluate": {"gate": {"promote": None, "reasons": []}},
         "champion": {"version": "v2", "model_sha256": "ab" * 32},

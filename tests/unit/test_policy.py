@@ -83,7 +83,7 @@ def webhook():
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's interface)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append({"path": self.path, "auth": self.headers.get("Authorization"), **json.loads(body)})
             self.send_response(204)
@@ -103,8 +103,13 @@ def test_alert_is_posted_to_the_webhook_connection(webhook, monkeypatch):
     from feedbackflow.monitoring import alerts
 
     port, received = webhook
-    connection = {"conn_type": "http", "host": "127.0.0.1", "port": port, "password": "s3cret-token",
-                  "extra": {"endpoint": "hooks/governance"}}
+    connection = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "password": "s3cret-token",
+        "extra": {"endpoint": "hooks/governance"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps(connection))
     monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
     decision = policy.decide(drifted(new_rows=10), [], POLICY, NOW, "scheduled__9")

@@ -93,7 +93,7 @@ class GovernanceAlert(BaseNotifier):
             },
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (URL from an operator's connection)
+        with urllib.request.urlopen(request, timeout=10) as response:
             if response.status >= 300:
                 raise RuntimeError(f"alert webhook answered HTTP {response.status}")
 

@@ -128,7 +128,9 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
 def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
     """The newest governance records (run, drift outcome, snapshot), newest first."""
     folder = governance_dir(paths) / RUNS_DIR
-    files = sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    files = (
+        sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    )
     rows = []
     for path in files[:limit]:
         record = read_json(path, {}) or {}

@@ -225,4 +225,8 @@ def record_run(
     workspace = open_workspace(location, paths.root)
     project = project_for(workspace, model, rules, entities)
     ref = workspace.add_run(project.id, snapshot, include_data=False, name=f"run {run_id}")
-    return {"project_id": str(project.id), "snapshot_id": str(ref.id), "workspace": workspace_location(location, paths.root)}
+    return {
+        "project_id": str(project.id),
+        "snapshot_id": str(ref.id),
+        "workspace": workspace_location(location, paths.root),
+    }
