@@ -44,12 +44,13 @@ def decide(
     """
     new_rows = int(monitor.get("new_labelled_rows") or 0)
     failed = bool(monitor.get("drift_failed"))
-    decision = {
+    failed_tests = [str(name) for name in monitor.get("failed_tests") or []]
+    decision: dict[str, Any] = {
         "run_id": run_id,
         "decided_at": now.astimezone(UTC).isoformat(),
         "drift_status": monitor.get("status"),
         "drift_failed": failed,
-        "failed_tests": list(monitor.get("failed_tests") or []),
+        "failed_tests": failed_tests,
         "new_labelled_rows": new_rows,
         "champion": (monitor.get("champion") or {}).get("version"),
     }
@@ -83,7 +84,7 @@ def decide(
     return {
         **decision,
         "action": RETRAIN,
-        "reason": f"drift failed ({', '.join(decision['failed_tests'])}) with {new_rows} new labelled rows",
+        "reason": f"drift failed ({', '.join(failed_tests)}) with {new_rows} new labelled rows",
     }
 
 
