@@ -207,9 +207,11 @@ def render(template: str, **context: Any) -> str:
     return str(_templates().get_template(template).render(**context))
 
 
-def render_index(data: dict[str, Any], records: list[dict[str, Any]] | None = None) -> str:
-    """The governance index: latest run, governance records, key reports, past runs, every report file."""
-    return render("governance_index.html", data=data, records=records or [])
+def render_index(
+    data: dict[str, Any], records: list[dict[str, Any]] | None = None, decisions: list[dict[str, Any]] | None = None
+) -> str:
+    """The governance index: latest run, governance records, retrain decisions, key reports, runs, report files."""
+    return render("governance_index.html", data=data, records=records or [], decisions=decisions or [])
 
 
 def airflow_run(dag_id: str, run_id: str) -> dict[str, Any] | None:
@@ -273,10 +275,11 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         from feedbackflow.config import ProjectPaths
-        from feedbackflow.monitoring.governance import recent_records
+        from feedbackflow.monitoring.governance import recent_decisions, recent_records
 
-        records = recent_records(ProjectPaths.discover(project_dir()))
-        return HTMLResponse(render_index(catalogue(reports_dir()), records), headers=no_store)
+        paths = ProjectPaths.discover(project_dir())
+        page = render_index(catalogue(reports_dir()), recent_records(paths), recent_decisions(paths))
+        return HTMLResponse(page, headers=no_store)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
     def run_page(dag_id: str, run_id: str) -> HTMLResponse:

@@ -73,6 +73,11 @@ def test_decisions_are_recorded_in_order(tmp_path):
     second = policy.record(paths, policy.decide(drifted(), policy.history(paths), POLICY, NOW, "2"))
     assert [item["action"] for item in policy.history(paths)] == [first["action"], second["action"]]
     assert [item["action"] for item in policy.history(paths)] == ["retrain", "hold"]
+    from feedbackflow.monitoring.governance import recent_decisions
+
+    shown = recent_decisions(paths)
+    assert [item["action"] for item in shown] == ["hold", "retrain"]  # newest first, as the Governance page lists
+    assert "cooldown" in shown[0]["reason"] or "today already" in shown[0]["reason"]
 
 
 # --- alerts -------------------------------------------------------------------------------------------------------

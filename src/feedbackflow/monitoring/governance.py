@@ -122,6 +122,7 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
         "gate": _gate(summary) if summary else None,
         "drift": record.get("drift") or {},
         "snapshot": record.get("snapshot") or {},
+        "decision": next((item for item in recent_decisions(paths, 500) if item.get("run_id") == run_id), None),
     }
 
 
@@ -147,3 +148,11 @@ def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]
             }
         )
     return rows
+
+
+def recent_decisions(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest drift -> retrain decisions (action, reason, figures), newest first."""
+    from feedbackflow.monitoring.policy import history
+
+    keys = ("decided_at", "run_id", "action", "reason", "new_labelled_rows", "champion")
+    return [{key: item.get(key) for key in keys} for item in reversed(history(paths)[-limit:])]
