@@ -145,6 +145,7 @@ print(json.dumps({
     "status": result["status"], "drift_failed": result["drift_failed"],
     "failed_tests": summary.get("failed_tests"), "sampling": summary.get("sampling"),
     "embedding_auc": (summary.get("embedding_drift") or {}).get("score"),
+    "phase_seconds": summary.get("seconds"),
 }))
 """
 
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, run in (("cold (reference computed)", cold), ("warm (reference precomputed)", warm)):
         print(
             f"{name:30s} {run['seconds']:8.1f} s  peak RSS {run['peak_rss_bytes'] / 1024**3:5.2f} GiB  "
-            f"HTML {run['html_bytes'] / 1024**2:5.2f} MiB  drift failed: {run['drift_failed']}"
+            f"HTML {run['html_bytes'] / 1024**2:5.2f} MiB  drift failed: {run['drift_failed']}  "
+            f"phases: {run.get('phase_seconds')}"
         )
     print(
         f"targets: warm <= {TARGET_SECONDS:.0f} s, <= 4 GiB, HTML <= 10 MiB; {args.rows} vs {args.rows} rows, "

@@ -16,6 +16,7 @@ PII counts). Without a champion there is nothing to compare against: the reports
 from __future__ import annotations
 
 import html
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -171,18 +172,28 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
                 embedding_auc=settings.monitor.embedding_auc,
                 min_accuracy=settings.monitor.min_accuracy,
             )
+            started = time.perf_counter()
             reference_features = _features(settings, paths, reference, champion)
+            featured = time.perf_counter()
             current_features = _features(settings, paths, current, champion)
+            compared = time.perf_counter()
             report = drift.compare(reference_features, current_features, thresholds)
             summary.update(drift.summarise(report), status="checked", training_rows=len(training))
+            summary["seconds"] = {
+                "reference_features": round(featured - started, 2),  # embeddings + predictions (cached by hash)
+                "current_features": round(compared - featured, 2),
+                "evidently": round(time.perf_counter() - compared, 2),
+            }
             if "prediction" in current_features:
                 summary["prediction_distribution"] = {
                     "current": drift.label_distribution(current_features["prediction"]),
                     "reference": drift.label_distribution(reference_features["prediction"]),
                 }
             report.snapshot.set_name(f"drift {', '.join(batches)}")
+            rendering = time.perf_counter()
             page, evidently_json = report.snapshot.get_html_str(as_iframe=False), report.snapshot.json()
             snapshot_json = report.snapshot.dumps()
+            summary["seconds"]["render"] = round(time.perf_counter() - rendering, 2)
 
     def relative(name: str) -> str:
         return (out / name).relative_to(paths.root).as_posix()
