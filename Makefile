@@ -21,8 +21,12 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_ROWS ?= 6000
 BENCH_TRAIN_ARGS ?=
+BENCH_DRIFT_ARGS ?=
+EVIDENTLY_PORT ?= 8000
+export AIRFLOW__CORE__AUTH_MANAGER ?= feedbackflow.monitoring.access.GovernanceAuthManager
+export FEEDBACKFLOW_GOVERNANCE_USERS ?= admin
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo
+.PHONY: help install demo airflow-init airflow-ui test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,10 +102,20 @@ BENCH_LOAD_ROWS ?= 1000000
 bench-load: install ## ingest -> validate -> anonymise -> split on 2 cores (BENCH_LOAD_ROWS rows): s, peak RSS, row balance
 	$(BIN)/python benchmarks/bench_load.py --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
 
+dashboards: install ## Evidently UI on the governance workspace (http://localhost:8000): drift, quality, privacy over time
+	$(BIN)/feedbackflow dashboards --port $(EVIDENTLY_PORT)
+
+screenshots: install ## Offline PNGs (headless chromium) of the dashboards after 3 simulated nights, the Governance menu and a run view
+	@command -v chromium >/dev/null || { echo "error: chromium not found; apt-get install -y chromium"; exit 1; }
+	$(BIN)/python -m feedbackflow.monitoring.screenshots --out reports/screenshots
+
+bench-drift: install ## Drift check of 100k current vs 100k reference rows with embeddings: wall time, peak RSS, report size
+	$(BIN)/python benchmarks/bench_drift.py --json-out reports/bench/drift.json $(BENCH_DRIFT_ARGS)
+
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-header --no-annotate -o $(CONSTRAINTS)
 
 clean-demo: ## Remove demo data, runs, models, reports and the local DVC remote (keeps .venv)
 	rm -rf data/landing data/raw data/validated data/quarantine data/anonymised data/split models reports registry \
-		storage airflow_home .work dvc.lock data/demo_canaries.json
+		storage airflow_home .work dvc.lock data/demo_canaries.json governance

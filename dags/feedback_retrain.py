@@ -17,12 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-from feedbackflow.orchestration import DRIFT_RETRAIN_URI, FEEDBACK_BATCH_URI, run_params
-
-FEEDBACK_BATCH = Asset(name="feedback_batch", uri=FEEDBACK_BATCH_URI)
-DRIFT_RETRAIN = Asset(name="drift_retrain", uri=DRIFT_RETRAIN_URI)
+from feedbackflow.assets import DRIFT_RETRAIN, FEEDBACK_BATCH
+from feedbackflow.orchestration import run_params
 
 
 @dag(

@@ -4,7 +4,8 @@
 Retrains the feedback classifier every night, governed end to end:
 
 `ingest` -> `validate` -> `anonymise` -> `split` -> `train` -> `evaluate` -> `gate` -> `promote`,
-with `monitor` (Evidently drift report) after `split` whatever the gate decides, and `summarise` last.
+with `monitor` (Evidently drift report) after `anonymise` whatever the gate decides, then `summarise` (run summary,
+DVC experiment) and `record` (governance record and Evidently snapshot; its Asset event starts `drift_monitor`).
 
 Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DVC skips stages whose inputs did not
 change, pulls inputs by hash and pushes outputs to the DVC remote. The run summary is written to
@@ -27,6 +28,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration import run_params
 from feedbackflow.runner import log_task_failure
@@ -76,6 +78,12 @@ def nightly_retrain() -> None:
 
         return promote_task([upstream], run_id or "manual")
 
+    @task(outlets=[RUN_RECORDED])
+    def record(summary: dict, run_id: str | None = None) -> dict:  # dashboards snapshot; drift_monitor runs next
+        from feedbackflow.monitoring.tasks import record as record_run
+
+        return record_run(run_id or "manual", "nightly_retrain")
+
     @task(trigger_rule="none_failed")
     def summarise(
         *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None
@@ -95,11 +103,11 @@ def nightly_retrain() -> None:
         execution_timeout=timedelta(minutes=SETTINGS.train_timeout_minutes),
     )
     evaluated = stage("evaluate")(train(split_done))
-    monitored = stage("monitor")(split_done)
+    monitored = stage("monitor")(anonymised)  # drift of the anonymised batch vs the champion's training data
     decision = gate(evaluated)
     promoted = promote(evaluated)
     decision >> promoted
-    promoted >> summarise(evaluated, monitored, anonymised)
+    record(promoted >> summarise(evaluated, monitored, anonymised))
 
 
 nightly_retrain()

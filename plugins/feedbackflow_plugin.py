@@ -1,17 +1,21 @@
-"""Airflow UI plugin: browse feedbackflow's reports (drift, run summaries, promotion gate) from the Airflow UI.
+"""Airflow UI plugin: the governance entry point (drift, data quality, privacy and promotions per run).
 
-A small FastAPI app is mounted on the Airflow API server under ``/feedbackflow`` and an external view adds
-"Drift reports" to the UI's *Browse* menu, rendering that app inside the UI. It serves, read-only, the files under
-``$FEEDBACKFLOW_PROJECT_DIR/reports`` (the working directory when the variable is unset), looked up at request time
-so reports written after the API server started are shown.
+A small FastAPI app is mounted on the Airflow API server under ``/feedbackflow``; two external views link it into
+the UI: a top-level "Governance" menu entry (the index) and a "Governance" tab on every DAG run's page (the per-run
+view, the plugin interface's ``dag_run`` destination). Pages are rendered from ``plugins/templates`` by Jinja with
+autoescaping.
 
-* ``/feedbackflow/``               index: latest run, key reports, past runs, every report file
-* ``/feedbackflow/files/<path>``   one report file (``.html``, ``.json``, ...), confined to the reports folder
-* ``/feedbackflow/api/reports``    the same listing as JSON
+* ``/feedbackflow/``                          index: latest run, governance records, key reports, every report file
+* ``/feedbackflow/runs/<dag_id>/<run_id>``    one run: the Airflow run, ``dvc.lock`` hashes, validation (and its
+  Data Docs), anonymiser config hash and audit counts, model version and gate decision, drift tests and snapshot
+* ``/feedbackflow/files/<path>``              one report file, confined to ``$FEEDBACKFLOW_PROJECT_DIR/reports``
+* ``/feedbackflow/api/reports``               the listing as JSON
 
-Requests need an Airflow login (the UI's session cookie or an ``Authorization: Bearer`` token) unless
-``FEEDBACKFLOW_REPORTS_PUBLIC=true``. HTML reports are served with a ``Content-Security-Policy: sandbox`` header so
-their scripts run in an opaque origin, away from the Airflow session.
+Access: a logged-in Airflow user (session cookie or ``Authorization: Bearer``) whom the auth manager grants ``GET``
+on the ``Governance`` custom view (see :mod:`feedbackflow.monitoring.access`); anyone else gets 401 or 403.
+``FEEDBACKFLOW_REPORTS_PUBLIC=true`` switches the check off (local demos only). The pages show counts, hashes and
+decisions only, never message text; HTML reports are served with ``Content-Security-Policy: sandbox`` so their
+scripts run in an opaque origin, away from the Airflow session.
 
 Importing this module is cheap (no FastAPI, no project code): the app is built on its first request, because
 every Airflow component (scheduler, workers, ...) imports the plugins folder, while only the API server serves it.
@@ -19,7 +23,7 @@ every Airflow component (scheduler, workers, ...) imports the plugins folder, wh
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import os
 from pathlib import Path
@@ -37,7 +41,10 @@ if TYPE_CHECKING:
     Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 URL_PREFIX = "/feedbackflow"
-UI_ROUTE = "feedbackflow-reports"
+UI_ROUTE = "governance"
+RUN_UI_ROUTE = "governance-run"
+GOVERNANCE_RESOURCE = "Governance"  # the auth manager's custom-view resource (see feedbackflow.monitoring.access)
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 # The reports a user looks for first, relative to the reports folder.
 KEY_REPORTS: dict[str, str] = {
@@ -62,10 +69,14 @@ MAX_LISTED_RUNS = 50
 MAX_SUMMARY_BYTES = 2_000_000
 
 
+def project_dir() -> Path:
+    """The project root, read from the environment on every call."""
+    return Path(os.environ.get("FEEDBACKFLOW_PROJECT_DIR") or os.getcwd())
+
+
 def reports_dir() -> Path:
-    """The reports folder of the project, read from the environment on every call."""
-    project = os.environ.get("FEEDBACKFLOW_PROJECT_DIR") or os.getcwd()
-    return Path(project) / "reports"
+    """The reports folder of the project."""
+    return project_dir() / "reports"
 
 
 def auth_required() -> bool:
@@ -176,91 +187,118 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def render_index(data: dict[str, Any]) -> str:
-    """The index page; every value is HTML-escaped and every link is relative to ``/feedbackflow/``."""
-    esc = html.escape
+@functools.cache
+def _templates() -> Any:
+    """The Jinja environment of ``plugins/templates`` with HTML autoescaping on."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    def link(path: str, label: str | None = None) -> str:
-        return f'<a href="files/{esc(path, quote=True)}">{esc(label or path)}</a>'
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(["html"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = _fmt
+    return env
 
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>feedbackflow reports</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}"
-        "table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ddd;padding:.3rem .6rem;"
-        "text-align:left}th{background:#f4f4f4}.missing{color:#999}</style></head><body>",
-        "<h1>feedbackflow reports</h1>",
-    ]
-    if not data["reports_dir_exists"]:
-        parts.append("<p>No reports yet: the pipeline has not written its <code>reports/</code> folder.</p>")
-    latest = data["latest_run"]
-    if latest:
-        parts.append("<h2>Latest run</h2><table>")
-        for key in ("run_id", "finished_at", "promote", "dataset_drift", "drift_share", "experiment"):
-            parts.append(f"<tr><th>{esc(key)}</th><td>{esc(_fmt(latest[key]))}</td></tr>")
-        parts.append("</table>")
-    parts.append("<h2>Key reports</h2><ul>")
-    for report in data["key_reports"]:
-        if report["available"]:
-            parts.append(f"<li>{link(report['path'], report['title'])} <code>{esc(report['path'])}</code></li>")
-        else:
-            parts.append(f"<li class='missing'>{esc(report['title'])} <code>{esc(report['path'])}</code>: not yet</li>")
-    parts.append("</ul>")
-    if data["runs"]:
-        parts.append(
-            "<h2>Runs</h2><table><tr><th>run</th><th>finished</th><th>promoted</th><th>dataset drift</th>"
-            "<th>drift share</th></tr>"
+
+def render(template: str, **context: Any) -> str:
+    """Render ``plugins/templates/<template>``; every value is HTML-escaped by Jinja."""
+    return str(_templates().get_template(template).render(**context))
+
+
+def render_index(
+    data: dict[str, Any], records: list[dict[str, Any]] | None = None, decisions: list[dict[str, Any]] | None = None
+) -> str:
+    """The governance index: latest run, governance records, retrain decisions, key reports, runs, report files."""
+    return render("governance_index.html", data=data, records=records or [], decisions=decisions or [])
+
+
+def airflow_run(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """State and dates of the Airflow run from the metadata database (None when it is unknown)."""
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+            if run is None:
+                return None
+            return {
+                "state": str(run.state),
+                "run_type": str(run.run_type),
+                "logical_date": str(run.logical_date) if run.logical_date else None,
+                "start_date": str(run.start_date) if run.start_date else None,
+                "end_date": str(run.end_date) if run.end_date else None,
+            }
+    except Exception:  # the view still shows the pipeline's records without the metadata database
+        return None
+
+
+def governance_dependency() -> Any:
+    """A FastAPI dependency: the user must be logged in and hold the ``Governance`` custom-view permission."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends, HTTPException
+
+    # No annotation on ``user``: this module uses postponed annotations, which FastAPI could not resolve here.
+    def require_governance(user=Depends(get_user)) -> None:  # noqa: B008 (FastAPI's dependency idiom)
+        allowed = get_auth_manager().is_authorized_custom_view(
+            method="GET", resource_name=GOVERNANCE_RESOURCE, user=user
         )
-        for run in data["runs"]:
-            parts.append(
-                f"<tr><td>{link(run['path'], _fmt(run['run_id']))}</td><td>{esc(_fmt(run['finished_at']))}</td>"
-                f"<td>{esc(_fmt(run['promote']))}</td><td>{esc(_fmt(run['dataset_drift']))}</td>"
-                f"<td>{esc(_fmt(run['drift_share']))}</td></tr>"
-            )
-        parts.append("</table>")
-    if data["files"]:
-        parts.append("<h2>All report files</h2><table><tr><th>file</th><th>bytes</th></tr>")
-        for item in data["files"]:
-            parts.append(f"<tr><td>{link(item['path'])}</td><td>{item['bytes']}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+        if not allowed:
+            raise HTTPException(status_code=403, detail="the governance views need the Governance permission")
+
+    return require_governance
 
 
 def create_app(require_auth: bool | None = None) -> FastAPI:
-    """Build the reports app. ``require_auth`` defaults to :func:`auth_required`."""
+    """Build the governance app. ``require_auth`` defaults to :func:`auth_required`."""
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
     dependencies = []
     if auth_required() if require_auth is None else require_auth:
-        from airflow.api_fastapi.core_api.security import requires_authenticated
-
-        dependencies.append(Depends(requires_authenticated()))
+        dependencies.append(Depends(governance_dependency()))
 
     app = FastAPI(
-        title="feedbackflow reports",
-        description="Read-only view of the feedbackflow pipeline's reports folder.",
+        title="feedbackflow governance",
+        description="Read-only governance views of the feedbackflow pipeline: runs, drift, privacy and promotions.",
         dependencies=dependencies,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
+    no_store = {"Cache-Control": "no-store"}
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
-        return HTMLResponse(render_index(catalogue(reports_dir())), headers={"Cache-Control": "no-store"})
+        from feedbackflow.config import ProjectPaths
+        from feedbackflow.monitoring.governance import recent_decisions, recent_records
+
+        paths = ProjectPaths.discover(project_dir())
+        page = render_index(catalogue(reports_dir()), recent_records(paths), recent_decisions(paths))
+        return HTMLResponse(page, headers=no_store)
+
+    @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
+    def run_page(dag_id: str, run_id: str) -> HTMLResponse:
+        from feedbackflow.config import ProjectPaths
+        from feedbackflow.monitoring.governance import run_view
+
+        view = run_view(ProjectPaths.discover(project_dir()), dag_id, run_id, airflow_run(dag_id, run_id))
+        return HTMLResponse(render("governance_run.html", run=view), headers=no_store)
 
     @app.get("/api/reports")
     def api_reports() -> JSONResponse:
-        return JSONResponse(catalogue(reports_dir()), headers={"Cache-Control": "no-store"})
+        return JSONResponse(catalogue(reports_dir()), headers=no_store)
 
     @app.get("/files/{relative:path}")
     def report_file(relative: str) -> FileResponse:
         path = resolve_report(reports_dir(), relative)
         if path is None:
             raise HTTPException(status_code=404, detail="report not found")
-        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        headers = {**no_store, "X-Content-Type-Options": "nosniff"}
         if path.suffix.lower() in {".html", ".svg"}:
             # Reports may embed data-derived text: run their scripts in an opaque origin, not Airflow's.
             headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups allow-downloads"
@@ -289,20 +327,27 @@ reports_app = LazyReportsApp()
 
 
 class FeedbackflowPlugin(AirflowPlugin):
-    """Serves the reports folder under ``/feedbackflow`` and links it from the UI's Browse menu."""
+    """The governance entry point: a "Governance" menu entry and a per-run view on every DAG run page."""
 
     name = "feedbackflow"
     fastapi_apps = [  # noqa: RUF012 (AirflowPlugin's documented class-attribute interface)
-        {"app": reports_app, "url_prefix": URL_PREFIX, "name": "feedbackflow reports"},
+        {"app": reports_app, "url_prefix": URL_PREFIX, "name": "feedbackflow governance"},
     ]
     external_views = [  # noqa: RUF012
         {
-            "name": "Drift reports",
+            "name": "Governance",
             # Relative (no leading slash): resolved against the UI's <base href>, so it works under a base_url.
             "href": f"{URL_PREFIX.lstrip('/')}/",
             # With a url_route the view is rendered inside the Airflow UI (iframe) at /plugin/<url_route>.
             "url_route": UI_ROUTE,
             "destination": "nav",
-            "category": "browse",
+            "nav_top_level": True,
+        },
+        {
+            "name": "Governance",
+            # The UI fills in {DAG_ID} and {RUN_ID} on each DAG run's page (a "Governance" tab).
+            "href": f"{URL_PREFIX.lstrip('/')}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "url_route": RUN_UI_ROUTE,
+            "destination": "dag_run",
         },
     ]

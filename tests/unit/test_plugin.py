@@ -1,4 +1,5 @@
-"""The Airflow UI plugin serving reports/ (plugins/feedbackflow_plugin.py), through FastAPI's TestClient."""
+"""The governance plugin (plugins/feedbackflow_plugin.py): pages through FastAPI's TestClient, access through the
+real Airflow API server app and auth manager."""
 
 from __future__ import annotations
 
@@ -63,11 +64,13 @@ def test_plugin_module_is_light_and_declares_the_ui_entries(plugin: ModuleType) 
     (app,) = cls.fastapi_apps
     assert app["url_prefix"] == "/feedbackflow"
     assert app["app"] is plugin.reports_app
-    (view,) = cls.external_views
-    assert view["name"] == "Drift reports"
-    assert view["destination"] == "nav"
-    assert view["href"] == "feedbackflow/"  # relative: resolved against the UI's <base href>
-    assert view["url_route"] and not view["url_route"].startswith("/")
+    menu, per_run = cls.external_views
+    assert menu["name"] == "Governance" and menu["destination"] == "nav"
+    assert menu["href"] == "feedbackflow/"  # relative: resolved against the UI's <base href>
+    assert per_run["destination"] == "dag_run"
+    assert per_run["href"] == "feedbackflow/runs/{DAG_ID}/{RUN_ID}"  # the UI fills in the run
+    for view in cls.external_views:
+        assert view["url_route"] and not view["url_route"].startswith("/")
 
 
 def test_importing_the_plugin_does_not_import_fastapi() -> None:
@@ -190,6 +193,7 @@ def test_login_is_required_by_default(plugin: ModuleType, project: Path, monkeyp
     client = TestClient(plugin.create_app())
     assert client.get("/").status_code == 401
     assert client.get("/files/evaluate/gate.json").status_code == 401
+    assert client.get("/runs/nightly_retrain/manual").status_code == 401
     monkeypatch.setenv("FEEDBACKFLOW_REPORTS_PUBLIC", "true")
     assert not plugin.auth_required()
 
@@ -234,5 +238,86 @@ def test_airflow_plugins_manager_discovers_the_plugin(tmp_path: Path) -> None:
     assert not data["errors"], data["errors"]
     info = data["info"]["feedbackflow"]
     assert "/feedbackflow" in data["prefixes"]
-    assert [view["name"] for view in info["external_views"]] == ["Drift reports"]
+    assert [view["name"] for view in info["external_views"]] == ["Governance", "Governance"]
+    assert [view["destination"] for view in info["external_views"]] == ["nav", "dag_run"]
     assert info["source"].endswith("feedbackflow_plugin.py")
+
+
+def test_per_run_view_joins_the_records_and_escapes(client, project: Path) -> None:
+    run = {
+        "run_id": "manual__<script>",
+        "data_versions": {"data/split": "d41d8cd98f00b204e9800998ecf8427e.dir"},
+        "validate": {
+            "rows_read": 100,
+            "rows_accepted": 90,
+            "rows_quarantined": 10,
+            "quarantined_by_rule": {"text_length": 10},
+        },
+        "anonymise": {"key_id": "k-1", "rows": 90, "rows_changed": 12, "entities_replaced": {"PERSON": 5}},
+        "evaluate": {"gate": {"promote": None, "reasons": []}},
+        "champion": {"version": "v2", "model_sha256": "ab" * 32},
+    }
+    from feedbackflow.summary import experiment_name
+
+    (project / "reports" / "runs" / f"{experiment_name(run['run_id'])}.json").write_text(json.dumps(run))
+    page = client.get("/runs/nightly_retrain/manual__<script>")
+    assert page.status_code == 200
+    text = page.text
+    assert "manual__&lt;script&gt;" in text and "<script>" not in text
+    assert "d41d8cd98f00b204e9800998ecf8427e.dir" in text and "k-1" in text and "v2" in text
+    assert "skipped" in text  # evaluate skipped: the gate says so
+    assert "text_length: 10" in text and "PERSON: 5" in text
+    missing = client.get("/runs/nightly_retrain/never-ran")
+    assert missing.status_code == 200 and "kept no record" in missing.text
+
+
+ACCESS_SCRIPT = """
+import json
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+from airflow.models.revoked_token import RevokedToken
+from airflow.settings import engine
+
+RevokedToken.__table__.create(engine, checkfirst=True)  # the one metadata table token checks read
+app = create_app(apps="core")
+manager = get_auth_manager()
+result = {"manager": type(manager).__name__}
+with TestClient(app) as client:
+    for name in ("governance_lead", "analyst"):
+        token = manager.generate_jwt(SimpleAuthManagerUser(username=name, role="admin"))
+        headers = {"Authorization": "Bearer " + token}
+        result[name] = [client.get(path, headers=headers).status_code
+                        for path in ("/feedbackflow/", "/feedbackflow/runs/nightly_retrain/manual",
+                                     "/feedbackflow/files/evaluate/gate.json")]
+    result["anonymous"] = client.get("/feedbackflow/").status_code
+print(json.dumps(result))
+"""
+
+
+def test_only_governance_users_get_the_views(tmp_path: Path, project: Path) -> None:
+    """Airflow's API server app with the governance auth manager: a listed user is let in, an admin who is not
+    a governance user is refused (403), and an anonymous request is refused (401)."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "false",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": "feedbackflow.monitoring.access.GovernanceAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "governance_lead:admin,analyst:admin",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-not-used-elsewhere",
+        "FEEDBACKFLOW_GOVERNANCE_USERS": "governance_lead",
+        "FEEDBACKFLOW_PROJECT_DIR": str(project),
+    }
+    env.pop("FEEDBACKFLOW_REPORTS_PUBLIC", None)
+    result = subprocess.run(
+        [sys.executable, "-c", ACCESS_SCRIPT], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["manager"] == "GovernanceAuthManager"
+    assert data["governance_lead"] == [200, 200, 200]
+    assert data["analyst"] == [403, 403, 403]
+    assert data["anonymous"] == 401

@@ -1,25 +1,36 @@
-"""monitor: compare the newest feedback batch with the training data and report data drift.
+"""monitor: check the newest feedback batch for drift against what the champion learned from.
 
-Reference is ``data/split/train.parquet`` (what the model learned from), sampled deterministically to at most
-``monitor.max_reference_rows`` rows. Current is the newest batch in ``data/anonymised/feedback.parquet``: the rows
-with the highest ingest ``sequence``. Texts are already anonymised at this point.
+Reference is the champion's training split, read by the DVC hash its run recorded
+(:func:`feedbackflow.monitoring.champion.champion_reference`), without the rows of the batch being checked, sampled
+(seeded) to at most ``monitor.max_reference_rows`` rows. Current is the newest batch of
+``data/anonymised/feedback.parquet`` (highest ingest ``sequence``), sampled to at most ``monitor.max_current_rows``.
+Texts are anonymised at this point; embeddings and the champion's predictions are cached by text hash in
+``.work/monitor/``, so the reference side is computed once per champion.
 
-Writes ``reports/monitor/drift.html`` (Evidently's self-contained report), ``drift.json`` (Evidently's metric and
-test results) and ``summary.json`` (the decision-relevant numbers, without any row values).
+Writes, under ``reports/monitor/``: ``drift.html`` (Evidently's self-contained report), ``drift.json`` (its metric
+and test results), ``snapshot.json`` (the loadable Evidently snapshot the dashboards are built from),
+``summary.json`` (decision, tests, sampling, no row values) and ``metrics.json`` (DVC metrics: drift, quarantine and
+PII counts). Without a champion there is nothing to compare against: the reports say so and the run continues.
 """
 
 from __future__ import annotations
 
+import html
+import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
-from feedbackflow.io import atomic_path, write_json
-from feedbackflow.monitoring import drift
+from feedbackflow.io import atomic_path, read_json, write_json
+from feedbackflow.monitoring import champion as champions
+from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.settings import Settings
+
+REPORT_FILES = ("drift.html", "drift.json", "snapshot.json", "summary.json", "metrics.json")
 
 
 def _read(path: Path, hint: str) -> pd.DataFrame:
@@ -29,62 +40,178 @@ def _read(path: Path, hint: str) -> pd.DataFrame:
         raise FileNotFoundError(f"{path} not found; {hint}") from None
 
 
+def _labelled(frame: pd.DataFrame) -> pd.Series:
+    return frame["label"].notna() & (frame["label"].astype(str) != "")
+
+
+def governance_counts(paths: ProjectPaths) -> dict[str, Any]:
+    """This run's quarantine and PII figures from the validate and anonymise reports (counts only)."""
+    validate = read_json(paths.stage_reports("validate") / "validate.json", {}) or {}
+    audit = read_json(paths.stage_reports("anonymise") / "audit.json", {}) or {}
+    rows_read = validate.get("rows_read") or 0
+    by_rule = validate.get("quarantined_by_rule") or {}
+    entities = audit.get("entities") or {}
+    return {
+        "rows_read": rows_read,
+        "rows_quarantined": validate.get("rows_quarantined") or 0,
+        "quarantine_share": round((validate.get("rows_quarantined") or 0) / rows_read, 6) if rows_read else 0.0,
+        "quarantine_share_by_rule": {rule: round(count / rows_read, 6) for rule, count in by_rule.items()}
+        if rows_read
+        else {},
+        "pii_entities_removed": sum(int(count) for count in entities.values()),
+        "pii_by_entity": {entity: int(count) for entity, count in entities.items()},
+        "anonymiser_config_hash": audit.get("config_hash"),
+    }
+
+
+def _features(
+    settings: Settings, paths: ProjectPaths, frame: pd.DataFrame, champion: champions.ChampionReference | None
+) -> pd.DataFrame:
+    from feedbackflow.modeling.model import resolve_base_model
+
+    model_dir = resolve_base_model(settings.monitor.embedding_model, paths.root)
+    cache = paths.root / ".work" / "monitor"
+    texts = frame["text"].fillna("").astype(str).tolist()
+    vectors = embeddings.embed(texts, model_dir, cache, batch_size=settings.monitor.embedding_batch_size)
+    predicted = None
+    if champion is not None and (champion.model_dir / "config.json").is_file():
+        predicted = embeddings.predict(texts, champion.model_dir, champion.model_sha256, cache)
+    return drift.feature_frame(frame, embeddings.vocabulary(model_dir), predicted, vectors)
+
+
+def _skipped_page(reason: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Drift report</title></head><body>"
+        f"<h1>No drift report for this run</h1><p>{html.escape(reason)}</p></body></html>"
+    )
+
+
+def _metrics(summary: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
+    """The DVC metrics: flat numbers that ``dvc exp show`` and ``dvc metrics diff`` can list."""
+    embedding = summary.get("embedding_drift") or {}
+    prediction = (summary.get("columns") or {}).get("prediction") or {}
+    return {
+        "drift": {
+            "checked": summary["status"] == "checked",
+            "failed": bool(summary.get("drift_failed")),
+            "share": summary.get("drift_share"),
+            "drifted_columns": len(summary.get("drifted_columns") or []),
+            "embedding_auc": embedding.get("score"),
+            "prediction_p_value": prediction.get("score"),
+        },
+        "quarantine": {
+            "rows": counts["rows_quarantined"],
+            "share": counts["quarantine_share"],
+            "by_rule": counts["quarantine_share_by_rule"],
+        },
+        "pii": {"entities_removed": counts["pii_entities_removed"], "by_entity": counts["pii_by_entity"]},
+    }
+
+
 def run(settings: Settings, paths: ProjectPaths) -> dict:
-    """Build the drift report of the newest batch against the training data.
+    """Check the newest batch for drift against the champion's training data and write the reports.
 
     Returns:
-        ``dataset_drift``, ``drift_share``, ``drifted_columns`` and the report paths (``html``, ``json``,
-        ``summary``) relative to the project root.
+        ``status`` (``checked`` or ``skipped``), ``drift_failed``, ``drift_share``, ``drifted_columns`` and the
+        report paths relative to the project root.
 
     Raises:
-        FileNotFoundError: the split or anonymise output is missing.
-        DataQualityError: the training split or the newest batch has no rows.
+        FileNotFoundError: the anonymise output is missing.
+        DataQualityError: the newest batch has no rows.
+        ReferenceUnavailableError: the champion's training data cannot be found by its hash.
     """
-    train_file = paths.split / "train.parquet"
     feedback_file = paths.anonymised / "feedback.parquet"
-    train = _read(train_file, "run the split stage first")
     feedback = _read(feedback_file, "run the anonymise stage first")
-    current = drift.latest_batch(feedback)
-    if train.empty or current.empty:
-        raise DataQualityError(
-            f"nothing to compare: {train_file} has {len(train)} rows, the newest batch of {feedback_file} has "
-            f"{len(current)}; ingest labelled feedback and rerun the pipeline"
-        )
-    reference = drift.sample_reference(train, settings.monitor.max_reference_rows, settings.base.seed)
-
-    report = drift.compare(reference, current, settings.monitor.drift_share)
-
+    current_all = drift.latest_batch(feedback)
+    if current_all.empty:
+        raise DataQualityError(f"nothing to check: {feedback_file} has no rows; ingest feedback and rerun")
+    batches = sorted(current_all["batch_id"].astype(str).unique().tolist())
+    champion = champions.champion_reference(paths)
+    counts = governance_counts(paths)
+    seed = settings.base.seed
+    summary: dict[str, Any] = {
+        "current_batch": batches,
+        "current_sequence": int(current_all["sequence"].max()),
+        "current_unlabelled_rows": int((~_labelled(current_all)).sum()),
+        "champion": None
+        if champion is None
+        else {"version": champion.version, "model_sha256": champion.model_sha256, "data_md5": champion.data_md5},
+        "governance": counts,
+        "seed": seed,
+        "evidently_version": version("evidently"),
+    }
     out = paths.stage_reports("monitor")
-    html_file, json_file, summary_file = out / "drift.html", out / "drift.json", out / "summary.json"
-    with atomic_path(html_file) as partial:
-        partial.write_text(report.snapshot.get_html_str(as_iframe=False), encoding="utf-8")
-    with atomic_path(json_file) as partial:
-        partial.write_text(report.snapshot.json(), encoding="utf-8")
+    snapshot_json: str = "{}"
+    if champion is None:
+        summary.update(status="skipped", reason="no champion yet: nothing was trained on earlier data to compare with")
+        summary["new_labelled_rows"] = int(_labelled(feedback).sum())
+        page, evidently_json = _skipped_page(summary["reason"]), "{}"
+    else:
+        training = champions.reference_rows(paths, champion, exclude_batches=set())
+        trained_batches = set(training["batch_id"].astype(str)) if "batch_id" in training else set()
+        new_rows = feedback[~feedback["batch_id"].astype(str).isin(trained_batches)]
+        summary["new_labelled_rows"] = int(_labelled(new_rows).sum())
+        reference_all = training[~training["batch_id"].astype(str).isin(batches)] if trained_batches else training
+        if reference_all.empty:
+            summary.update(status="skipped", reason=f"champion {champion.version} was trained on this batch only")
+            page, evidently_json = _skipped_page(summary["reason"]), "{}"
+        else:
+            reference = drift.sample_rows(reference_all, settings.monitor.max_reference_rows, seed)
+            current = drift.sample_rows(current_all, settings.monitor.max_current_rows, seed)
+            summary["sampling"] = {
+                "reference_rows_total": len(reference_all),
+                "reference_rows_used": len(reference),
+                "current_rows_total": len(current_all),
+                "current_rows_used": len(current),
+                "method": f"uniform without replacement, seed {seed}",
+                "note": "rows beyond monitor.max_reference_rows / monitor.max_current_rows are not compared",
+            }
+            thresholds = drift.Thresholds(
+                drift_share=settings.monitor.drift_share,
+                p_value=settings.monitor.p_value,
+                embedding_auc=settings.monitor.embedding_auc,
+                min_accuracy=settings.monitor.min_accuracy,
+            )
+            started = time.perf_counter()
+            reference_features = _features(settings, paths, reference, champion)
+            featured = time.perf_counter()
+            current_features = _features(settings, paths, current, champion)
+            compared = time.perf_counter()
+            report = drift.compare(reference_features, current_features, thresholds)
+            summary.update(drift.summarise(report), status="checked", training_rows=len(training))
+            summary["seconds"] = {
+                "reference_features": round(featured - started, 2),  # embeddings + predictions (cached by hash)
+                "current_features": round(compared - featured, 2),
+                "evidently": round(time.perf_counter() - compared, 2),
+            }
+            if "prediction" in current_features:
+                summary["prediction_distribution"] = {
+                    "current": drift.label_distribution(current_features["prediction"]),
+                    "reference": drift.label_distribution(reference_features["prediction"]),
+                }
+            report.snapshot.set_name(f"drift {', '.join(batches)}")
+            rendering = time.perf_counter()
+            page, evidently_json = report.snapshot.get_html_str(as_iframe=False), report.snapshot.json()
+            snapshot_json = report.snapshot.dumps()
+            summary["seconds"]["render"] = round(time.perf_counter() - rendering, 2)
 
-    def relative(path: Path) -> str:
-        return path.relative_to(paths.root).as_posix()
+    def relative(name: str) -> str:
+        return (out / name).relative_to(paths.root).as_posix()
 
-    labels = current["label"]
-    unlabelled = int((labels.isna() | (labels.astype(str) == "")).sum())
-    summary = drift.summarise(report)
-    summary.update(
-        {
-            "current_batch": sorted(current["batch_id"].astype(str).unique().tolist()),
-            "current_sequence": int(current["sequence"].max()),
-            "current_unlabelled_rows": unlabelled,
-            "training_rows": len(train),
-            "seed": settings.base.seed,
-            "evidently_version": version("evidently"),
-            "html": relative(html_file),
-            "json": relative(json_file),
-        }
-    )
-    write_json(summary_file, summary)
+    for name, text in (("drift.html", page), ("drift.json", evidently_json), ("snapshot.json", snapshot_json)):
+        with atomic_path(out / name) as partial:
+            partial.write_text(text, encoding="utf-8")
+    summary.update(html=relative("drift.html"), json=relative("drift.json"), snapshot=relative("snapshot.json"))
+    write_json(out / "summary.json", summary)
+    write_json(out / "metrics.json", _metrics(summary, counts))
     return {
-        "dataset_drift": summary["dataset_drift"],
-        "drift_share": summary["drift_share"],
-        "drifted_columns": summary["drifted_columns"],
-        "html": relative(html_file),
-        "json": relative(json_file),
-        "summary": relative(summary_file),
+        "status": summary["status"],
+        "drift_failed": bool(summary.get("drift_failed")),
+        "drift_share": summary.get("drift_share"),
+        "drifted_columns": summary.get("drifted_columns", []),
+        "html": relative("drift.html"),
+        "json": relative("drift.json"),
+        "snapshot": relative("snapshot.json"),
+        "summary": relative("summary.json"),
+        "metrics": relative("metrics.json"),
     }

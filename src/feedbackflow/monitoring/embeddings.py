@@ -1,0 +1,120 @@
+"""Sentence embeddings and champion predictions for drift, cached by text hash.
+
+Each text is keyed by the SHA-256 of its UTF-8 bytes. The reference side (the champion's training rows) is the same
+night after night, so once embedded or predicted it is read back from the cache instead of being recomputed: only
+new texts pay for a forward pass. Caches are per model (the embedding model's folder name, or the champion's
+weights digest) under ``.work/monitor/``; they hold vectors and label names, never text.
+
+torch and transformers are imported inside the functions (nothing heavy at import time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from feedbackflow.io import atomic_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def text_keys(texts: Sequence[str]) -> list[str]:
+    """SHA-256 hex digest of each text (the cache key; the text itself is never stored)."""
+    return [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+
+
+class KeyedCache:
+    """An append-only ``key -> row`` store in one ``.npz`` file (``keys`` and ``values`` arrays)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> tuple[dict[str, int], np.ndarray | None]:
+        import numpy as np
+
+        if not self.path.is_file():
+            return {}, None
+        with np.load(self.path, allow_pickle=False) as data:
+            keys, values = data["keys"], data["values"]
+        return {str(key): index for index, key in enumerate(keys)}, values
+
+    def get_or_compute(self, texts: Sequence[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Rows for ``texts`` in order; ``compute`` is called once, on the texts the cache lacks.
+
+        Returns:
+            An array with one row per text (or one value per text for 1-D caches).
+        """
+        import numpy as np
+
+        keys = text_keys(texts)
+        index, values = self._load()
+        first: dict[str, int] = {}
+        for position, key in enumerate(keys):
+            if key not in index:
+                first.setdefault(key, position)
+        missing = list(first.items())
+        if missing:
+            fresh = compute([texts[i] for _, i in missing])
+            start = 0 if values is None else len(values)
+            values = fresh if values is None else np.concatenate([values, fresh])
+            for offset, (key, _) in enumerate(missing):
+                index[key] = start + offset
+            all_keys = np.array(sorted(index, key=index.__getitem__))
+            with atomic_path(self.path) as partial, partial.open("wb") as handle:
+                np.savez(handle, keys=all_keys, values=values)
+        assert values is not None
+        return values[[index[key] for key in keys]]
+
+
+def _mean_pool(model_dir: str, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
+    """L2-normalised mean-pooled token embeddings (how all-MiniLM-L6-v2 forms sentence embeddings)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[chunk] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out
+
+
+def embed(
+    texts: Sequence[str], model_dir: str, cache_dir: Path, batch_size: int = 64, max_length: int = 64
+) -> np.ndarray:
+    """Sentence embeddings of ``texts`` (float32, one row per text), computed once per distinct text."""
+    cache = KeyedCache(cache_dir / f"embeddings-{Path(model_dir).name}-{max_length}.npz")
+    return cache.get_or_compute(texts, lambda todo: _mean_pool(model_dir, todo, batch_size, max_length))
+
+
+def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Path, batch_size: int = 128) -> list[str]:
+    """The champion's predicted label of each text, computed once per distinct text and model version."""
+    import numpy as np
+
+    from feedbackflow.modeling.predict import predict_labels
+
+    cache = KeyedCache(cache_dir / f"predictions-{model_key[:16]}.npz")
+    values = cache.get_or_compute(
+        texts, lambda todo: np.array(predict_labels(model_dir, todo, batch_size=batch_size), dtype=str)
+    )
+    return [str(value) for value in values]
+
+
+def vocabulary(model_dir: str) -> frozenset[str]:
+    """The whole-word entries of the embedding model's WordPiece vocabulary (for the out-of-vocabulary share)."""
+    vocab_file = Path(model_dir) / "vocab.txt"
+    words = vocab_file.read_text(encoding="utf-8").split("\n") if vocab_file.is_file() else []
+    return frozenset(word for word in words if word and not word.startswith(("##", "[")))

@@ -1,0 +1,158 @@
+"""What the governance views show about one run, joined from the records the pipeline keeps (counts and hashes only).
+
+Sources, all written by the pipeline: the run record ``reports/runs/<experiment>.json`` (``dvc.lock`` hashes,
+validation and anonymisation counts, gate decision, champion), the governance record
+``governance/runs/<experiment>.json`` (drift tests and the Evidently snapshot id, quarantine and PII counts, the
+anonymiser config hash) and, for the latest run, ``reports/run_summary.json``. Only whitelisted fields are copied:
+no message text, no row values, no quarantined rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.io import read_json, write_json
+
+GOVERNANCE_DIR = "governance"
+RUNS_DIR = "runs"
+DECISIONS_FILE = "retrain_decisions.jsonl"
+DATA_DOCS_INDEX = "validate/data_docs/index.html"
+
+
+def governance_dir(paths: ProjectPaths) -> Path:
+    """Governance records kept across runs (Evidently workspace, per-run records, retrain decisions)."""
+    return paths.root / GOVERNANCE_DIR
+
+
+def record_file(paths: ProjectPaths, run_id: str) -> Path:
+    from feedbackflow.summary import experiment_name
+
+    return governance_dir(paths) / RUNS_DIR / f"{experiment_name(run_id)}.json"
+
+
+def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot: dict[str, Any]) -> Path:
+    """Keep this run's governance record: drift outcome, snapshot ids and counts from ``reports/monitor``."""
+    monitor = read_json(paths.stage_reports("monitor") / "summary.json", {}) or {}
+    record = {
+        "run_id": run_id,
+        "dag_id": dag_id,
+        "snapshot": snapshot,
+        "drift": {
+            key: monitor.get(key)
+            for key in (
+                "status",
+                "reason",
+                "drift_failed",
+                "failed_tests",
+                "tests",
+                "drift_share",
+                "drifted_columns",
+                "embedding_drift",
+                "quality",
+                "sampling",
+                "current_batch",
+                "new_labelled_rows",
+                "champion",
+            )
+        },
+        "governance": monitor.get("governance") or {},
+        "data_docs": data_docs_page(paths, run_id),
+    }
+    return write_json(record_file(paths, run_id), record)
+
+
+def data_docs_page(paths: ProjectPaths, run_id: str) -> str | None:
+    """This run's validation page in the Data Docs (relative to ``reports/``), else the Data Docs index."""
+    validate = read_json(paths.stage_reports("validate") / "validate.json", {}) or {}
+    page = validate.get("data_docs_page")
+    if isinstance(page, str) and (paths.reports / page).is_file():
+        return page
+    return DATA_DOCS_INDEX if (paths.reports / DATA_DOCS_INDEX).is_file() else None
+
+
+def _gate(summary: dict[str, Any]) -> dict[str, Any]:
+    evaluate = summary.get("evaluate") or {}
+    gate = evaluate.get("gate") or {}
+    stages = summary.get("stages") or {}
+    skipped = bool(evaluate.get("skipped")) or stages.get("evaluate") is False or gate.get("promote") is None
+    reason = evaluate.get("skipped_reason") or evaluate.get("reason")
+    return {
+        "outcome": "skipped" if skipped else ("promoted" if gate.get("promote") else "refused"),
+        "reasons": [str(item) for item in gate.get("reasons") or []],
+        "skipped_reason": str(reason) if skipped and reason else None,
+        "challenger": evaluate.get("challenger"),
+        "champion": evaluate.get("champion"),
+    }
+
+
+def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything the per-run governance page shows, or ``found: False`` when the pipeline kept no record."""
+    from feedbackflow.summary import experiment_name
+
+    summary = read_json(paths.reports / RUNS_DIR / f"{experiment_name(run_id)}.json") or {}
+    if not summary:
+        latest = read_json(paths.reports / "run_summary.json", {}) or {}
+        summary = latest if latest.get("run_id") == run_id else {}
+    record = read_json(record_file(paths, run_id), {}) or {}
+    anonymise = summary.get("anonymise") or {}
+    governance = record.get("governance") or {}
+    champion = summary.get("champion") or (record.get("drift") or {}).get("champion") or {}
+    return {
+        "found": bool(summary or record),
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "airflow": airflow_run or {},
+        "data_versions": {str(k): str(v) for k, v in sorted((summary.get("data_versions") or {}).items())},
+        "validation": {
+            key: (summary.get("validate") or {}).get(key)
+            for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")
+        },
+        "data_docs": record.get("data_docs"),
+        "anonymiser": {
+            "config_hash": governance.get("anonymiser_config_hash"),
+            "key_id": anonymise.get("key_id"),
+            "rows": anonymise.get("rows"),
+            "rows_changed": anonymise.get("rows_changed"),
+            "entities_replaced": anonymise.get("entities_replaced") or governance.get("pii_by_entity") or {},
+            "leak_gate": anonymise.get("leak_gate"),
+        },
+        "model": {"champion_version": champion.get("version"), "model_sha256": champion.get("model_sha256")},
+        "gate": _gate(summary) if summary else None,
+        "drift": record.get("drift") or {},
+        "snapshot": record.get("snapshot") or {},
+        "decision": next((item for item in recent_decisions(paths, 500) if item.get("run_id") == run_id), None),
+    }
+
+
+def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest governance records (run, drift outcome, snapshot), newest first."""
+    folder = governance_dir(paths) / RUNS_DIR
+    files = (
+        sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    )
+    rows = []
+    for path in files[:limit]:
+        record = read_json(path, {}) or {}
+        drift = record.get("drift") or {}
+        rows.append(
+            {
+                "run_id": record.get("run_id"),
+                "dag_id": record.get("dag_id"),
+                "status": drift.get("status"),
+                "drift_failed": drift.get("drift_failed"),
+                "drift_share": drift.get("drift_share"),
+                "quarantine_share": (record.get("governance") or {}).get("quarantine_share"),
+                "pii_entities_removed": (record.get("governance") or {}).get("pii_entities_removed"),
+            }
+        )
+    return rows
+
+
+def recent_decisions(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest drift -> retrain decisions (action, reason, figures), newest first."""
+    from feedbackflow.monitoring.policy import history
+
+    keys = ("decided_at", "run_id", "action", "reason", "new_labelled_rows", "champion")
+    return [{key: item.get(key) for key in keys} for item in reversed(history(paths)[-limit:])]

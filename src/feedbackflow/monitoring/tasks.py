@@ -1,0 +1,59 @@
+"""Task bodies of the ``drift_monitor`` DAG: each is one call from the DAG file, so the DAG only wires.
+
+Every function returns a small, JSON-serialisable dict (status, ids, counts, the decision), never data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.io import read_json
+
+
+def check(run_id: str) -> dict[str, Any]:
+    """Run the ``monitor`` dvc stage on the current data and champion (no retraining)."""
+    from feedbackflow.orchestration import stage_task
+
+    result = stage_task("monitor", [], run_id)
+    summary = read_json(ProjectPaths.discover().stage_reports("monitor") / "summary.json", {}) or {}
+    return {"stage": result.get("stage"), "ran": result.get("ran"), "status": summary.get("status")}
+
+
+def record(run_id: str, dag_id: str) -> dict[str, Any]:
+    """Add the run's snapshot to the Evidently workspace and keep its governance record."""
+    from feedbackflow.monitoring import governance, workspace
+    from feedbackflow.settings import load_settings
+
+    paths = ProjectPaths.discover()
+    settings = load_settings(paths.params)
+    snapshot = workspace.record_run(paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities))
+    governance.write_record(paths, run_id, dag_id, snapshot)
+    return snapshot
+
+
+def decide(run_id: str, context: Any) -> dict[str, Any]:
+    """Apply the drift -> retrain policy, record the decision and send the alerts it calls for."""
+    from feedbackflow.monitoring import alerts, policy
+    from feedbackflow.settings import load_settings
+
+    paths = ProjectPaths.discover()
+    settings = load_settings(paths.params)
+    monitor = read_json(paths.stage_reports("monitor") / "summary.json", {}) or {}
+    decision = policy.decide(monitor, policy.history(paths), settings.monitor.retrain, datetime.now(UTC), run_id)
+    policy.record(paths, decision)
+    figures = {key: decision[key] for key in ("action", "reason", "failed_tests", "new_labelled_rows", "champion")}
+    if decision["action"] == policy.ALERT:
+        alerts.send("too_little_labelled_data", decision["reason"], context, figures)
+    elif decision["drift_failed"]:
+        alerts.send("drift_failed", decision["reason"], context, figures)
+    share = float((monitor.get("governance") or {}).get("quarantine_share") or 0.0)
+    if share > settings.monitor.quarantine_warning_share:
+        alerts.send(
+            "quarantine_share",
+            f"{share:.1%} of the batch quarantined (warning level {settings.monitor.quarantine_warning_share:.1%})",
+            context,
+            {"quarantine_share": share},
+        )
+    return decision

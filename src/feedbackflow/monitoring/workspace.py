@@ -1,0 +1,232 @@
+"""The governance dashboards: an Evidently Workspace with one project per model and one snapshot per run.
+
+Each run adds one snapshot (``include_data=False``: metrics only, no rows) to the project of its model. The snapshot
+joins the monitor stage's drift report (``reports/monitor/snapshot.json``) with a small *governance* report computed
+from the run's counts: quarantine share per rule, PII entities removed per type, the gate outcome and the champion
+version. Those counts enter Evidently as a one-row dataset whose ``MeanValue`` per column is the count itself, so the
+stock Evidently UI plots them over time next to drift, with no custom metric class for the UI to import.
+
+The workspace is a local folder by default (``monitor.workspace``); Evidently's file storage goes through fsspec, so
+an ``s3://bucket/prefix`` location works with the S3 credentials of the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.io import read_json
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
+    from evidently.ui.workspace import Project, Workspace
+
+PROJECT_PREFIX = "feedbackflow: "
+DEFAULT_MODEL = "feedback-classifier"
+GATE_VALUES = {True: 1.0, False: 0.0}
+"""Gate outcome as a number on the dashboard: 1 promoted, 0 refused; a skipped evaluate leaves no point."""
+
+
+def workspace_location(location: str, root: Path) -> str:
+    """The workspace path: ``s3://...`` as given, a relative folder under the project root."""
+    if "://" in location:
+        return location
+    path = Path(location)
+    return str(path if path.is_absolute() else root / path)
+
+
+def open_workspace(location: str, root: Path) -> Workspace:
+    from evidently.ui.workspace import Workspace
+
+    target = workspace_location(location, root)
+    if "://" not in target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+    return Workspace(target)
+
+
+def _series_name(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", value).strip("_").lower()
+
+
+def quarantine_column(rule: str) -> str:
+    return f"quarantine_share__{_series_name(rule)}"
+
+
+def pii_column(entity: str) -> str:
+    return f"pii__{_series_name(entity)}"
+
+
+def version_number(version: str | None) -> float | None:
+    """``v3`` -> 3.0 (the champion version as a plottable number)."""
+    match = re.fullmatch(r"v?(\d+)", str(version or ""))
+    return float(match.group(1)) if match else None
+
+
+def governance_values(monitor: dict[str, Any], run: dict[str, Any], rules: list[str], entities: list[str]) -> dict:
+    """One number per governance series (missing: the run has no value, e.g. no gate when evaluate was skipped)."""
+    counts = monitor.get("governance") or {}
+    by_rule = counts.get("quarantine_share_by_rule") or {}
+    by_entity = counts.get("pii_by_entity") or {}
+    gate = ((run.get("evaluate") or {}).get("gate") or {}).get("promote")
+    champion = (run.get("champion") or {}).get("version") or (monitor.get("champion") or {}).get("version")
+    values: dict[str, float | None] = {
+        "quarantine_share": float(counts.get("quarantine_share") or 0.0),
+        "pii_entities_removed": float(counts.get("pii_entities_removed") or 0),
+        "gate_promoted": GATE_VALUES.get(gate) if isinstance(gate, bool) else None,
+        "champion_version": version_number(champion),
+        "drift_failed": None if monitor.get("status") != "checked" else float(bool(monitor.get("drift_failed"))),
+    }
+    values.update({quarantine_column(rule): float(by_rule.get(rule, 0.0)) for rule in rules})
+    values.update({pii_column(entity): float(by_entity.get(entity, 0)) for entity in entities})
+    return values
+
+
+def governance_snapshot(values: dict[str, float | None]) -> Snapshot:
+    """An Evidently snapshot of ``MeanValue`` over a one-row frame: each metric is one governance number."""
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    present = {name: value for name, value in values.items() if value is not None}
+    frame = pd.DataFrame([present]).astype(float)
+    dataset = Dataset.from_pandas(frame, data_definition=DataDefinition(numerical_columns=list(present)))
+    return Report([MeanValue(column=name) for name in present]).run(dataset, None)
+
+
+def _panels(rules: list[str], entities: list[str]) -> list[Any]:
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel, text_panel
+
+    def mean(column: str, legend: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
+
+    def drift_of(column: str, legend: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric="ValueDrift", metric_labels={"column": column})
+
+    return [
+        text_panel(title="feedbackflow governance", description="One point per pipeline or drift_monitor run"),
+        counter_panel(
+            title="Champion version",
+            size="half",
+            values=[mean("champion_version", "version")],
+            aggregation="last",
+        ),
+        counter_panel(
+            title="Share of drifted columns (last run)",
+            size="half",
+            values=[PanelMetric(legend="share", metric="DriftedColumnsCount", metric_labels={"value_type": "share"})],
+            aggregation="last",
+        ),
+        line_plot_panel(
+            title="Drift share and drifted columns",
+            values=[
+                PanelMetric(legend="share", metric="DriftedColumnsCount", metric_labels={"value_type": "share"}),
+                PanelMetric(legend="columns", metric="DriftedColumnsCount", metric_labels={"value_type": "count"}),
+            ],
+            size="half",
+        ),
+        line_plot_panel(
+            title="Embedding drift (domain classifier ROC AUC) and prediction drift (p-value)",
+            values=[
+                PanelMetric(legend="embedding ROC AUC", metric="EmbeddingsDrift"),
+                drift_of("prediction", "prediction p-value"),
+                drift_of("label", "label p-value"),
+            ],
+            size="half",
+        ),
+        bar_plot_panel(
+            title="Predicted-label distribution (champion, current batch)",
+            values=[PanelMetric(legend="labels", metric="UniqueValueCount", metric_labels={"column": "prediction"})],
+            size="full",
+            stacked=True,
+        ),
+        line_plot_panel(
+            title="Text descriptors drift (Wasserstein / K-S)",
+            values=[drift_of(name, name) for name in ("text_chars", "text_words", "oov_share", "non_letter_share")],
+            size="half",
+        ),
+        bar_plot_panel(
+            title="Quarantine rate by rule",
+            values=[mean(quarantine_column(rule), rule) for rule in rules],
+            size="half",
+            stacked=True,
+        ),
+        bar_plot_panel(
+            title="PII entities removed by type",
+            values=[mean(pii_column(entity), entity) for entity in entities],
+            size="half",
+            stacked=True,
+        ),
+        line_plot_panel(
+            title="Gate outcome (1 promoted, 0 refused) and drift test (1 failed)",
+            values=[mean("gate_promoted", "gate promoted"), mean("drift_failed", "drift failed")],
+            size="half",
+        ),
+        line_plot_panel(
+            title="Champion accuracy on newly labelled feedback",
+            values=[PanelMetric(legend="accuracy", metric="Accuracy"), PanelMetric(legend="F1", metric="F1Score")],
+            size="half",
+        ),
+    ]
+
+
+def project_for(workspace: Workspace, model: str, rules: list[str], entities: list[str]) -> Project:
+    """The project of ``model``, created with its dashboard on first use."""
+    name = PROJECT_PREFIX + model
+    for project in workspace.search_project(name):
+        if project.name == name:
+            return project
+    project = workspace.create_project(name, description=f"Drift, data quality, privacy and promotions of {model}")
+    for panel in _panels(rules, entities):
+        project.dashboard.add_panel(panel)
+    return project
+
+
+def record_run(
+    paths: ProjectPaths,
+    location: str,
+    run_id: str,
+    entities: list[str],
+    model: str = DEFAULT_MODEL,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """Add this run's snapshot (drift + governance counts) to the model's project; return its ids.
+
+    Reads ``reports/monitor/summary.json`` and ``snapshot.json`` and, when it belongs to this run,
+    ``reports/run_summary.json`` (gate outcome, champion). Nothing but metrics is stored (``include_data=False``).
+    """
+    from evidently.core.report import Snapshot
+
+    from feedbackflow.quality.suite import QUARANTINE_RULES
+
+    rules = list(QUARANTINE_RULES)
+    out = paths.stage_reports("monitor")
+    monitor = read_json(out / "summary.json", {}) or {}
+    run = read_json(paths.reports / "run_summary.json", {}) or {}
+    if run.get("run_id") != run_id:
+        run = {}
+    governance = governance_snapshot(governance_values(monitor, run, rules, entities))
+    stored = read_json(out / "snapshot.json", {}) or {}
+    snapshot = Snapshot.load_dict(stored) if stored else governance
+    if stored:
+        from feedbackflow.monitoring.drift import merge_snapshots
+
+        merge_snapshots(snapshot, governance)
+    snapshot._timestamp = timestamp or datetime.now()
+    snapshot._tags = [tag for tag in (f"run:{run_id}", (monitor.get("champion") or {}).get("version")) if tag]
+    snapshot._metadata = {
+        "run_id": run_id,
+        "status": str(monitor.get("status")),
+        "batches": ",".join(monitor.get("current_batch") or []),
+    }
+    workspace = open_workspace(location, paths.root)
+    project = project_for(workspace, model, rules, entities)
+    ref = workspace.add_run(project.id, snapshot, include_data=False, name=f"run {run_id}")
+    return {
+        "project_id": str(project.id),
+        "snapshot_id": str(ref.id),
+        "workspace": workspace_location(location, paths.root),
+    }

@@ -1,0 +1,133 @@
+"""The drift -> retrain policy (both ways: retrain and cooldown) and governance alerts through a loopback webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.monitoring import policy
+from feedbackflow.settings import RetrainPolicySettings
+
+POLICY = RetrainPolicySettings(min_new_labelled_rows=500, cooldown_hours=24, max_per_day=1)
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+def drifted(new_rows: int = 800) -> dict:
+    return {
+        "status": "checked",
+        "drift_failed": True,
+        "failed_tests": ["embedding_drift", "prediction_drift"],
+        "new_labelled_rows": new_rows,
+        "champion": {"version": "v4"},
+    }
+
+
+def test_failed_drift_with_enough_labelled_rows_requests_retraining():
+    decision = policy.decide(drifted(), [], POLICY, NOW, "scheduled__1")
+    assert decision["action"] == policy.RETRAIN
+    assert "embedding_drift" in decision["reason"] and "800 new labelled rows" in decision["reason"]
+    assert decision["champion"] == "v4" and decision["run_id"] == "scheduled__1"
+
+
+def test_a_second_request_within_the_cooldown_is_held():
+    first = policy.decide(drifted(), [], POLICY, NOW - timedelta(hours=30), "a")
+    assert first["action"] == policy.RETRAIN
+    # Next day (a new UTC day, so not the daily cap), but only 20 h later: the cooldown holds it.
+    later = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    previous = {**first, "decided_at": later.isoformat()}
+    held = policy.decide(drifted(), [previous], POLICY, NOW + timedelta(hours=2), "b")
+    assert held["action"] == policy.HOLD and "cooldown until 2026-03-02T12:00:00+00:00" in held["reason"]
+    after = policy.decide(drifted(), [previous], POLICY, later + timedelta(hours=25), "c")
+    assert after["action"] == policy.RETRAIN
+
+
+def test_daily_maximum_applies_even_without_cooldown():
+    relaxed = RetrainPolicySettings(min_new_labelled_rows=1, cooldown_hours=0, max_per_day=2)
+    history = [{"action": "retrain", "decided_at": (NOW - timedelta(hours=h)).isoformat()} for h in (1, 2)]
+    held = policy.decide(drifted(), history, relaxed, NOW, "x")
+    assert held["action"] == policy.HOLD and "max 2" in held["reason"]
+    assert policy.decide(drifted(), history[:1], relaxed, NOW, "y")["action"] == policy.RETRAIN
+
+
+def test_too_little_labelled_data_alerts_instead():
+    decision = policy.decide(drifted(new_rows=120), [], POLICY, NOW, "z")
+    assert decision["action"] == policy.ALERT and "only 120 new labelled rows" in decision["reason"]
+
+
+def test_passed_or_unchecked_drift_does_nothing():
+    passed = {**drifted(), "drift_failed": False}
+    assert policy.decide(passed, [], POLICY, NOW, "p")["action"] == policy.NONE
+    skipped = {"status": "skipped", "reason": "no champion yet"}
+    decision = policy.decide(skipped, [], POLICY, NOW, "s")
+    assert decision["action"] == policy.NONE and "no champion yet" in decision["reason"]
+
+
+def test_decisions_are_recorded_in_order(tmp_path):
+    paths = ProjectPaths(tmp_path)
+    first = policy.record(paths, policy.decide(drifted(), [], POLICY, NOW, "1"))
+    second = policy.record(paths, policy.decide(drifted(), policy.history(paths), POLICY, NOW, "2"))
+    assert [item["action"] for item in policy.history(paths)] == [first["action"], second["action"]]
+    assert [item["action"] for item in policy.history(paths)] == ["retrain", "hold"]
+    from feedbackflow.monitoring.governance import recent_decisions
+
+    shown = recent_decisions(paths)
+    assert [item["action"] for item in shown] == ["hold", "retrain"]  # newest first, as the Governance page lists
+    assert "cooldown" in shown[0]["reason"] or "today already" in shown[0]["reason"]
+
+
+# --- alerts -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "auth": self.headers.get("Authorization"), **json.loads(body)})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], received
+    server.shutdown()
+
+
+def test_alert_is_posted_to_the_webhook_connection(webhook, monkeypatch):
+    from feedbackflow.monitoring import alerts
+
+    port, received = webhook
+    connection = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "password": "s3cret-token",
+        "extra": {"endpoint": "hooks/governance"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps(connection))
+    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    decision = policy.decide(drifted(new_rows=10), [], POLICY, NOW, "scheduled__9")
+    alerts.send("too_little_labelled_data", decision["reason"], {"run_id": "scheduled__9"}, {"new": 10})
+    assert len(received) == 1
+    alert = received[0]
+    assert alert["path"] == "/hooks/governance" and alert["auth"] == "Bearer s3cret-token"
+    assert alert["kind"] == "too_little_labelled_data" and alert["run_id"] == "scheduled__9"
+    assert "only 10 new labelled rows" in alert["message"] and alert["details"] == {"new": 10}
+
+
+def test_unknown_alert_kind_is_refused():
+    from feedbackflow.monitoring import alerts
+
+    with pytest.raises(ValueError, match="unknown alert kind"):
+        alerts.GovernanceAlert(kind="whatever", message="x")
