@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import DataQualityError, PrivacyLeakError
+from feedbackflow.errors import DataQualityError, FeedbackflowError, PrivacyLeakError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import DagSettings
 from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
-from feedbackflow.storage.dvc import Dvc, DvcError
+from feedbackflow.storage.dvc import Dvc
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,42 @@ def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: st
     ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
     of the connection ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names becomes the anonymise stage's pseudonym key.
     """
+    env = _connection_environment(stage)
+    with _fail_without_retry():
+        if stage in BEFORE_STAGE:
+            BEFORE_STAGE[stage](upstream, env)
+        return run_stage(stage, upstream, run_id=run_id, env=env, force=_always_runs(stage))
+
+
+NO_RETRY = (DataQualityError.exit_code, PrivacyLeakError.exit_code)
+
+
+@contextmanager
+def _fail_without_retry() -> Iterator[None]:
+    """Bad data, a leak or a corrupt registry fail the task once: retrying cannot fix them."""
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage), force=_always_runs(stage))
-    except DvcError as error:
-        if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
+        yield
+    except FeedbackflowError as error:
+        if getattr(error, "exit_code", None) in NO_RETRY:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(error)) from error
         raise
+
+
+def _sync_champion(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
+    """Before evaluate: take the champion from the shared registry (pointer file + files pulled by hash)."""
+    from feedbackflow.storage.registry import sync_champion
+
+    paths = ProjectPaths.discover()
+    entry = sync_champion(paths, Dvc(paths.root, env))
+    log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
+
+
+# work a stage's task does on its worker before `dvc repro` (state DVC cannot pull by itself)
+BEFORE_STAGE: dict[str, Callable[[Iterable[dict[str, Any] | None], dict[str, str]], None]] = {
+    "evaluate": _sync_champion,
+}
 
 
 REPORTS = (
@@ -123,6 +152,8 @@ REPORTS = (
     "reports/anonymise/anonymise.json",
     "reports/train/metrics.json",
     "reports/evaluate/gate.json",
+    "reports/evaluate/gate.md",
+    "reports/evaluate/gate.html",
     "reports/monitor/summary.json",
 )
 
@@ -143,32 +174,68 @@ def _known_outputs(dvc: Dvc) -> set[str]:
     return {out["path"] for stage in dvc.lock().get("stages", {}).values() for out in stage.get("outs", [])}
 
 
-def gate_task(upstream: Iterable[dict[str, Any] | None]) -> bool:
-    """True when the evaluate stage's gate passed and the challenger is not already the champion."""
-    from feedbackflow.stages.promote import should_promote
+APPROVE_TASK = "approve"
+GATE_REPORTS = ["reports/evaluate/gate.json", "reports/evaluate/gate.md", "reports/evaluate/gate.html"]
 
-    allowed, reason = should_promote(_pull_upstream(upstream, ["reports/evaluate/gate.json"]))
+
+def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> bool:
+    """True when the gate passed, the challenger is not yet champion and the champion is the one it was compared with.
+
+    A refused challenger is kept in the registry as ``rejected`` with its report. With ``ti`` the gate report
+    (Markdown) goes to the XCom ``report``, the body of the approval task.
+    """
+    from feedbackflow.stages.evaluate import gate_report, load_gate
+    from feedbackflow.stages.promote import record_rejection, should_promote
+
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, GATE_REPORTS)
+        allowed, reason = should_promote(paths)
+        if load_gate(paths) and not load_gate(paths).get("promote"):
+            record_rejection(paths, run_id, "gate", reason)
     log.info("gate: %s", reason)
+    if ti is not None and gate_report(paths).is_file():
+        ti.xcom_push(key="report", value=gate_report(paths).read_text(encoding="utf-8"))
     return allowed
 
 
-def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Promote the challenger (the gate already allowed it) and return the new champion record."""
+def approval_decision(approval: dict[str, Any] | None) -> tuple[bool | None, str | None]:
+    """(approved, by whom) from the approval task's XCom; (None, None) when no approval was asked."""
+    if not approval:
+        return None, None
+    approved = "Approve" in (approval.get("chosen_options") or [])
+    user = approval.get("responded_by_user") or {}
+    by = user.get("name") or user.get("id") or "approval timeout (default: Reject)"
+    return approved, str(by)
+
+
+def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, approval: dict | None = None) -> dict:
+    """Promote the challenger (the gate, and the approver when required, allowed it); return the champion record."""
     from feedbackflow.settings import load_settings
     from feedbackflow.stages import promote
 
-    paths = _pull_upstream(upstream, ["reports/evaluate/gate.json", "models/challenger"])
-    return promote.run(load_settings(paths.params), paths, run_id=run_id)
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, [*GATE_REPORTS, "models/challenger"])
+        _, approver = approval_decision(approval)
+        return promote.run(load_settings(paths.params), paths, run_id=run_id, approved_by=approver)
 
 
-def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Write the run summary and save the run as a DVC experiment; returns the headline figures."""
+def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
+    """Record a human rejection, write the run summary and save the run as a DVC experiment; returns headlines.
+
+    With ``ti`` the decision of the ``approve`` task (when the DAG has one) is read from its XCom.
+    """
+    from feedbackflow.stages.promote import record_rejection
     from feedbackflow.summary import write_summary
 
+    approval = ti.xcom_pull(task_ids=APPROVE_TASK) if ti is not None else None
     results = [result for result in results if result]
-    paths = _pull_upstream(results, REPORTS)
-    ran = merge_ran(results)
-    summary = write_summary(paths, run_id, ran)
+    with _fail_without_retry():
+        paths = _pull_upstream(results, REPORTS)
+        approved, by = approval_decision(approval)
+        if approved is False:
+            record_rejection(paths, run_id, by or "approver", f"rejected in the approval task by {by}")
+        ran = merge_ran(results)
+        summary = write_summary(paths, run_id, ran, approval={"approved": approved, "by": by})
     return {
         "experiment": summary.get("experiment"),
         "promote": summary["evaluate"]["gate"]["promote"],
