@@ -159,9 +159,10 @@ def test_worker_b_sees_the_champion_worker_a_promoted_and_a_clearly_better_one_r
 def test_a_challenger_within_noise_is_rejected_and_kept_with_its_report(workers, models):
     a, b, _ = workers
     night(a, models["good"], "night-1")
-    # the same weights retrained would be within noise; here: the champion against a copy of itself
+    # equal within noise (here: exactly equal, a copy of the champion) is refused when significance is required
     outcome = night(b, models["good"], "night-2")
-    assert not outcome["promoted"] and "already the champion (v1)" in outcome["reason"]
+    assert not outcome["promoted"] and "gain not significant" in outcome["reason"]
+    assert promote.record_rejection(b, "night-2", "gate", outcome["reason"]) is None  # the champion stays champion
     weak = night(b, models["weak"], "night-3")
     assert not weak["promoted"] and weak["reason"].startswith("gate refused")
     entry = promote.record_rejection(b, "night-3", "gate", weak["reason"])
@@ -212,12 +213,16 @@ def test_rollback_restores_the_previous_champion_and_the_next_evaluate_uses_it(w
         "previous": "v2",
     }
     # next night on A (which last saw v2): evaluate compares against the rolled-back champion
-    before = (a.registry / "champion.json").read_text()
-    night(a, models["good"], "night-3")
-    assert (a.registry / "champion.json").read_text() != before  # evaluate's dependency changed: DVC re-runs it
+    assert read_json(a.registry / "champion.json")["version"] == "v2"
+    assert reg.sync_champion(a, Dvc(a.root))["version"] == "v1"
+    assert read_json(a.registry / "champion.json")["version"] == "v1"  # evaluate's dependency changed: DVC re-runs it
+    assert model_digest(a.champion) == model_digest(models["weak"])
+    again = night(a, models["good"], "night-3")
     gate = read_json(a.stage_reports("evaluate") / "gate.json")
     assert gate["champion"]["version"] == "v1"
     assert gate["champion"]["model_sha256"] == model_digest(models["weak"])
+    # still clearly better than v1: the same model becomes champion again under its own version
+    assert again["promoted"] and again["champion"]["version"] == "v2"
     refused = runner.invoke(app, ["registry", "rollback", "v9", "--reason", "x"])
     assert refused.exit_code == 75 and "no version 'v9'" in refused.output
 
