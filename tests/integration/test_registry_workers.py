@@ -25,6 +25,7 @@ from feedbackflow.stages import evaluate, promote, split, train
 from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc, DvcError
 from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +261,29 @@ def test_two_runs_racing_to_promote_cannot_both_win(workers, models):
     with pytest.raises(reg.RegistryConflictError, match="champion changed since evaluate"):
         reg.promote(reg.Registry.open(b.root), second, None, "gate")  # B compared with "no champion"
     assert not registry.store.create("state-00000001.json", b"{}")  # generations are create-once
+
+
+def test_the_registry_in_an_s3_remote_is_compare_and_swap_too(tmp_path, s3_endpoint):  # noqa: F811
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="models")
+    workers = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        (root / ".dvc").mkdir(parents=True)
+        (root / ".dvc" / "config").write_text(
+            "[core]\n    remote = general\n"
+            f"['remote \"general\"']\n    url = s3://models/feedbackflow\n    endpointurl = {s3_endpoint}\n"
+        )
+        workers.append(reg.Registry.open(root))
+    a, b = workers
+    assert isinstance(a.store, reg.S3Store) and a.store.location == "s3://models/feedbackflow/registry"
+    candidate = {"model_sha256": "1" * 64, "model_md5": "x.dir", "metrics": {"macro_f1": 0.5}}
+    link = a.put_report("# Gate report", ".md")
+    candidate["gate"] = {"reasons": ["ok"], "report": {"markdown": link}}
+    assert reg.promote(a, candidate, None, "gate")["version"] == "v1"
+    assert b.champion()["model_md5"] == "x.dir" and b.read_report(link) == "# Gate report"
+    with pytest.raises(reg.RegistryConflictError):
+        reg.promote(b, {**candidate, "model_sha256": "2" * 64}, None, "gate")
+    assert not b.store.create("state-00000001.json", b"{}")  # If-None-Match: the generation exists
+    assert b.generations() == [1]
