@@ -214,6 +214,8 @@ class Registry:
         for _ in range(attempts):
             current = self.head()
             state = change(copy.deepcopy(current))
+            if state == current:
+                return current  # nothing to change (e.g. a retry after the pointer already moved)
             state["generation"] = current["generation"] + 1
             data = json.dumps(state, indent=2, sort_keys=True).encode()
             if self.store.create(f"state-{state['generation']:08d}.json", data):
