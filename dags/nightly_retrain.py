@@ -29,9 +29,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration import APPROVE_TASK
 from feedbackflow.settings import load_settings
@@ -73,10 +73,10 @@ def nightly_retrain() -> None:
         return gate_task([upstream], run_id or "manual", ti)
 
     @task
-    def promote(upstream: dict, approval: dict | None = None, run_id: str | None = None) -> dict:
+    def promote(upstream: dict, run_id: str | None = None, ti=None) -> dict:
         from feedbackflow.orchestration import promote_task
 
-        return promote_task([upstream], run_id or "manual", approval)
+        return promote_task([upstream], run_id or "manual", ti)
 
     @task(trigger_rule="none_failed")
     def summarise(evaluated: dict, monitored: dict, run_id: str | None = None, ti=None) -> dict:
@@ -96,14 +96,15 @@ def nightly_retrain() -> None:
         promoted >> summarise(evaluated, monitored)
         return
     # a human decides between gate and promote; Reject (or no answer before the timeout) skips promote
-    approve = ApprovalOperator(
+    approve = GateApprovalOperator(
         task_id=APPROVE_TASK,
+        evaluated_task_id="evaluate",
         subject="Promote the challenger of run {{ run_id }}?",
         body="{{ ti.xcom_pull(task_ids='gate', key='report') }}",
-        defaults=ApprovalOperator.REJECT,
+        defaults=GateApprovalOperator.REJECT,
         response_timeout=timedelta(hours=APPROVAL.approval_timeout_hours),
     )
-    promoted = promote(evaluated, approve.output)
+    promoted = promote(evaluated)
     decision >> approve >> promoted
     promoted >> summarise(evaluated, monitored)  # reads approve's XCom: an edge from approve would skip it on Reject
 

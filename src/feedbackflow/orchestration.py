@@ -208,34 +208,48 @@ def approval_decision(approval: dict[str, Any] | None) -> tuple[bool | None, str
     return approved, str(by)
 
 
-def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, approval: dict | None = None) -> dict:
+def approval_decision_of(ti: Any) -> dict[str, Any] | None:
+    """The ``approve`` task's decision ({approved, by}) in this run, or None when the DAG asks no approval."""
+    from feedbackflow.approval import DECISION_KEY
+
+    return ti.xcom_pull(task_ids=APPROVE_TASK, key=DECISION_KEY) if ti is not None else None
+
+
+def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
     """Promote the challenger (the gate, and the approver when required, allowed it); return the champion record."""
     from feedbackflow.settings import load_settings
     from feedbackflow.stages import promote
 
+    approval = approval_decision_of(ti)
     with _fail_without_retry():
         paths = _pull_upstream(upstream, [*GATE_REPORTS, "models/challenger"])
-        _, approver = approval_decision(approval)
+        approver = approval["by"] if approval else None
         return promote.run(load_settings(paths.params), paths, run_id=run_id, approved_by=approver)
 
 
-def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
-    """Record a human rejection, write the run summary and save the run as a DVC experiment; returns headlines.
-
-    With ``ti`` the decision of the ``approve`` task (when the DAG has one) is read from its XCom.
-    """
+def record_rejection_task(upstream: Iterable[dict[str, Any] | None], run_id: str, by: str) -> None:
+    """Keep the challenger a human rejected (or left unanswered) in the shared registry as ``rejected``."""
     from feedbackflow.stages.promote import record_rejection
+
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, GATE_REPORTS)
+        entry = record_rejection(paths, run_id, by, f"rejected in the approval task by {by}")
+    log.info("approval: rejected by %s, recorded as %s", by, entry["version"] if entry else "-")
+
+
+def summarise_task(results: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
+    """Write the run summary and save the run as a DVC experiment; returns the headline figures.
+
+    With ``ti`` the decision of the ``approve`` task (when the DAG has one) goes into the summary.
+    """
     from feedbackflow.summary import write_summary
 
-    approval = ti.xcom_pull(task_ids=APPROVE_TASK) if ti is not None else None
+    approval = approval_decision_of(ti)
     results = [result for result in results if result]
     with _fail_without_retry():
         paths = _pull_upstream(results, REPORTS)
-        approved, by = approval_decision(approval)
-        if approved is False:
-            record_rejection(paths, run_id, by or "approver", f"rejected in the approval task by {by}")
         ran = merge_ran(results)
-        summary = write_summary(paths, run_id, ran, approval={"approved": approved, "by": by})
+        summary = write_summary(paths, run_id, ran, approval=approval)
     return {
         "experiment": summary.get("experiment"),
         "promote": summary["evaluate"]["gate"]["promote"],

@@ -30,12 +30,15 @@ def main(dag_id: str, task_id: str, option: str, user: str, timeout_s: float) ->
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with create_session() as session:
             waiting = session.scalars(
-                select(TaskInstance).where(
+                select(TaskInstance)
+                .options(joinedload(TaskInstance.hitl_detail))
+                .where(
                     TaskInstance.dag_id == dag_id,
                     TaskInstance.task_id == task_id,
                     TaskInstance.state == TaskInstanceState.AWAITING_INPUT,

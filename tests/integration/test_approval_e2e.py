@@ -24,23 +24,25 @@ RESPOND = Path(__file__).with_name("hitl_respond.py")
 def _night_with_answer(project: Path, option: str, user: str) -> tuple[str, str]:
     """Run the DAG once; answer its approval task with ``option`` as ``user``; return the DAG log and the body."""
     env = airflow_env(project, project.parent / "airflow")
-    dag = subprocess.Popen(
-        [str(BIN / "airflow"), "dags", "test", "nightly_retrain"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        answer = run(
-            [str(BIN / "python"), str(RESPOND), "nightly_retrain", "approve", option, user, "900"], project, env
+    log_file = project.parent / f"dags-test-{option}.log"
+    with log_file.open("w") as sink:  # a file, not a pipe: nobody would read a pipe while the run waits for input
+        dag = subprocess.Popen(
+            [str(BIN / "airflow"), "dags", "test", "nightly_retrain"],
+            cwd=project,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
-        log, _ = dag.communicate(timeout=900)
-    finally:
-        if dag.poll() is None:
-            dag.kill()
+        try:
+            command = [str(BIN / "python"), str(RESPOND), "nightly_retrain", "approve", option, user, "900"]
+            answer = run(command, project, env)
+            dag.wait(timeout=900)
+        finally:
+            if dag.poll() is None:
+                dag.kill()
+    log = log_file.read_text()
     assert dag.returncode == 0, log[-6000:]
+    assert "Waiting for Human-in-the-loop input for tasks: ['approve']" in log  # the run really waited
     return log, answer.stdout
 
 
