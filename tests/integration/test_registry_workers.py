@@ -24,6 +24,7 @@ from feedbackflow.settings import parse_settings
 from feedbackflow.stages import evaluate, promote, split, train
 from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc, DvcError
+from feedbackflow.storage.registry_store import S3Store
 from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
 from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 
@@ -277,7 +278,7 @@ def test_the_registry_in_an_s3_remote_is_compare_and_swap_too(tmp_path, s3_endpo
         )
         workers.append(reg.Registry.open(root))
     a, b = workers
-    assert isinstance(a.store, reg.S3Store) and a.store.location == "s3://models/feedbackflow/registry"
+    assert isinstance(a.store, S3Store) and a.store.location == "s3://models/feedbackflow/registry"
     candidate = {"model_sha256": "1" * 64, "model_md5": "x.dir", "metrics": {"macro_f1": 0.5}}
     link = a.put_report("# Gate report", ".md")
     candidate["gate"] = {"reasons": ["ok"], "report": {"markdown": link}}
