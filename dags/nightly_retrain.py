@@ -3,9 +3,15 @@
 
 Retrains the feedback classifier every night, governed end to end:
 
-`ingest` -> `validate` -> `anonymise` -> `split` -> `train` -> `evaluate` -> `gate` -> `promote`,
+`ingest` -> `validate` -> `anonymise` -> `split` -> `train` -> `evaluate` -> `gate` -> (`approve`) -> `promote`,
 with `monitor` (Evidently drift report) after `anonymise` whatever the gate decides, then `summarise` (run summary,
 DVC experiment) and `record` (governance record and Evidently snapshot; its Asset event starts `drift_monitor`).
+
+The champion lives in the shared registry in the DVC remote: `evaluate` takes it from there (any worker sees the
+same one), `gate` records refused challengers, `promote` pushes the model and then moves the registry pointer.
+With `evaluate.require_approval: true` the `approve` task (Airflow's ApprovalOperator) shows the gate report and
+waits for a human; no answer within `evaluate.approval_timeout_hours` (under a day) counts as Reject, so a pending
+approval never holds the next night's run (`max_active_runs=1`). The decision and the approver go to the registry.
 
 Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DVC skips stages whose inputs did not
 change, pulls inputs by hash and pushes outputs to the DVC remote. The run summary is written to
@@ -28,14 +34,16 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
+from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
-from feedbackflow.orchestration import run_params
+from feedbackflow.orchestration import APPROVE_TASK, run_params
 from feedbackflow.runner import log_task_failure
 from feedbackflow.settings import load_settings
 
 _PARAMS = load_settings(ProjectPaths.discover().params)
 SETTINGS = _PARAMS.dag
+APPROVAL = _PARAMS.evaluate
 TRAIN_GPUS = _PARAMS.train.num_gpus
 
 
@@ -67,16 +75,16 @@ def nightly_retrain() -> None:
         return run_stage
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def gate(upstream: dict) -> bool:
+    def gate(upstream: dict, run_id: str | None = None, ti=None) -> bool:
         from feedbackflow.orchestration import gate_task
 
-        return gate_task([upstream])
+        return gate_task([upstream], run_id or "manual", ti)
 
     @task
-    def promote(upstream: dict, run_id: str | None = None) -> dict:
+    def promote(upstream: dict, run_id: str | None = None, ti=None) -> dict:
         from feedbackflow.orchestration import promote_task
 
-        return promote_task([upstream], run_id or "manual")
+        return promote_task([upstream], run_id or "manual", ti)
 
     @task(outlets=[RUN_RECORDED])
     def record(summary: dict, run_id: str | None = None) -> dict:  # dashboards snapshot; drift_monitor runs next
@@ -86,11 +94,11 @@ def nightly_retrain() -> None:
 
     @task(trigger_rule="none_failed")
     def summarise(
-        *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None
+        *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None, ti=None
     ) -> dict:  # anonymised is among the results: a dry run skips everything after it
         from feedbackflow.orchestration import run_trigger, summarise_task
 
-        return summarise_task(results, run_id or "manual", run_trigger(dag_run, params))
+        return summarise_task(results, run_id or "manual", run_trigger(dag_run, params), ti)
 
     anonymised = stage("anonymise")(stage("validate")(stage("ingest")()))
     split_done = stage("split")(anonymised)
@@ -106,7 +114,20 @@ def nightly_retrain() -> None:
     monitored = stage("monitor")(anonymised)  # drift of the anonymised batch vs the champion's training data
     decision = gate(evaluated)
     promoted = promote(evaluated)
-    decision >> promoted
+    if APPROVAL.require_approval:
+        # a human decides between gate and promote; Reject (or no answer before the timeout) skips promote
+        approve = GateApprovalOperator(
+            task_id=APPROVE_TASK,
+            evaluated_task_id="evaluate",
+            subject="Promote the challenger of run {{ run_id }}?",
+            body="{{ ti.xcom_pull(task_ids='gate', key='report') }}",
+            defaults=GateApprovalOperator.REJECT,
+            response_timeout=timedelta(hours=APPROVAL.approval_timeout_hours),
+        )
+        decision >> approve >> promoted
+    else:
+        decision >> promoted
+    # summarise reads approve's XCom: an edge from approve would skip it on Reject
     record(promoted >> summarise(evaluated, monitored, anonymised))
 
 

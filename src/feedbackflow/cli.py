@@ -123,6 +123,135 @@ def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "
     typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
 
 
+registry_app = typer.Typer(
+    help="The model registry shared by every worker (in the DVC remote): list, show, rollback, pull, restore.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+
+
+def _registry_call(action, *args):  # type: ignore[no-untyped-def]
+    """Run a registry action, turning a FeedbackflowError into its message and exit code."""
+    from feedbackflow.storage.registry import Registry
+
+    paths = ProjectPaths.discover()
+    try:
+        return action(paths, Registry.open(paths.root), *args)
+    except FeedbackflowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """Every version (champion, archived, rejected) with its macro-F1, run and who decided."""
+
+    def show(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        state = registry.head()
+        typer.echo(f"registry {registry.store.location} (generation {state['generation']})")
+        typer.echo(f"{'version':<8} {'status':<9} {'macro_f1':>8}  {'run id':<40} decided by")
+        for entry in state["versions"]:
+            by = entry.get("approved_by") if entry["status"] != "rejected" else entry.get("rejected_by")
+            typer.echo(
+                f"{entry['version']:<8} {entry['status']:<9} {entry['metrics']['macro_f1']:>8.4f}  "
+                f"{entry.get('run_id') or '-':<40} {by or '-'}"
+            )
+
+    _registry_call(show)
+
+
+@registry_app.command("show")
+def registry_show(
+    version: Annotated[str, typer.Argument(help="A version, e.g. v3.")],
+    report: Annotated[bool, typer.Option(help="Print the version's gate report (Markdown) too.")] = True,
+) -> None:
+    """One version: hashes (model, data, params), metrics, gate decision, status history and its gate report."""
+
+    def show(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        from feedbackflow.storage.registry import find_version
+
+        state = registry.head()
+        entry = find_version(state, version)
+        entry["events"] = [event for event in state["events"] if event["version"] == version]
+        typer.echo(json.dumps(entry, indent=2, sort_keys=True))
+        link = (entry.get("gate") or {}).get("report", {}).get("markdown")
+        if report and link:
+            typer.echo("\n" + registry.read_report(link))
+
+    _registry_call(show)
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    version: Annotated[str, typer.Argument(help="An earlier champion (status archived).")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the registry.")],
+    by: Annotated[str | None, typer.Option(help="Who rolls back (default: the login name).")] = None,
+) -> None:
+    """Make an earlier champion the champion again in one step; the next evaluate compares against it."""
+    import getpass
+
+    def roll(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        from feedbackflow.storage.registry import rollback, write_local_copies
+
+        entry = rollback(registry, version, reason, by or getpass.getuser())
+        write_local_copies(paths, registry.head())
+        typer.echo(f"{entry['version']} is the champion again (model sha256 {entry['model_sha256'][:12]}...)")
+
+    _registry_call(roll)
+
+
+@registry_app.command("pull")
+def registry_pull() -> None:
+    """Take the champion from the shared registry: registry/champion.json and models/champion (by hash)."""
+    _setup_logging()
+
+    def pull(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        from feedbackflow.storage.dvc import Dvc
+        from feedbackflow.storage.registry import sync_champion
+
+        entry = sync_champion(paths, Dvc(paths.root))
+        typer.echo(f"champion: {entry['version'] if entry else 'none yet'}")
+
+    _registry_call(pull)
+
+
+@registry_app.command("restore")
+def registry_restore(
+    generation: Annotated[int, typer.Argument(help="An intact earlier snapshot (see the corruption message).")],
+    by: Annotated[str | None, typer.Option(help="Who restores (default: the login name).")] = None,
+) -> None:
+    """Write an earlier registry snapshot again as the newest one (after a corrupt head); nothing is deleted."""
+    import getpass
+
+    def put_back(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        from feedbackflow.storage.registry import restore
+
+        state = restore(registry, generation, by or getpass.getuser())
+        typer.echo(f"generation {generation} restored as generation {state['generation']}")
+
+    _registry_call(put_back)
+
+
+@app.command()
+def experiment(
+    run_id: Annotated[
+        str | None, typer.Argument(help="An Airflow run id (e.g. scheduled__2026-11-30T02:00:00+00:00).")
+    ] = None,
+) -> None:
+    """Map Airflow run ids to DVC experiment names: one run id, or every run summary kept in reports/runs/."""
+    from feedbackflow.io import read_json
+    from feedbackflow.summary import experiment_name
+
+    if run_id:
+        typer.echo(experiment_name(run_id))
+        return
+    for path in sorted((ProjectPaths.discover().reports / "runs").glob("*.json")):
+        summary = read_json(path, {}) or {}
+        typer.echo(
+            f"{summary.get('run_id', '?')}\t{path.stem}\t{'saved' if summary.get('experiment') else 'not saved'}"
+        )
+
+
 @app.command()
 def remotes(
     general: Annotated[str, typer.Option(help="s3://bucket/prefix for anonymised data, splits, models, reports.")],

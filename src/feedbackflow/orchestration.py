@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.credentials import mask_credentials
-from feedbackflow.errors import DataQualityError, PrivacyLeakError, StateCorruptError
+from feedbackflow.errors import DataQualityError, FeedbackflowError, PrivacyLeakError, StateCorruptError
 from feedbackflow.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import SOURCE_OVERRIDE_ENV, DagSettings
 from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
-from feedbackflow.storage.dvc import Dvc, DvcError
+from feedbackflow.storage.dvc import Dvc
 
 log = logging.getLogger(__name__)
 
@@ -200,14 +201,38 @@ def stage_task(
     extra_env, forced = run_options(stage, params)
     env = {**_connection_environment(stage), **extra_env}
     mask_credentials({**os.environ, **env})  # Airflow's masker hides them in every log line from here on
-    try:
+    with _fail_without_retry():
+        if stage in BEFORE_STAGE:
+            BEFORE_STAGE[stage](upstream, env)
         return run_stage(stage, upstream, run_id=run_id, env=env, force=forced or _always_runs(stage))
-    except DvcError as error:
-        if error.exit_code in NO_RETRY_EXIT_CODES:
+
+
+@contextmanager
+def _fail_without_retry() -> Iterator[None]:
+    """Bad data, a leak, a corrupt manifest or registry fail the task once: retrying cannot fix them."""
+    try:
+        yield
+    except FeedbackflowError as error:
+        if getattr(error, "exit_code", None) in NO_RETRY_EXIT_CODES:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(error)) from error
         raise
+
+
+def _sync_champion(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
+    """Before evaluate: take the champion from the shared registry (pointer file + files pulled by hash)."""
+    from feedbackflow.storage.registry import sync_champion
+
+    paths = ProjectPaths.discover()
+    entry = sync_champion(paths, Dvc(paths.root, env))
+    log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
+
+
+# work a stage's task does on its worker before `dvc repro` (state DVC cannot pull by itself)
+BEFORE_STAGE: dict[str, Callable[[Iterable[dict[str, Any] | None], dict[str, str]], None]] = {
+    "evaluate": _sync_champion,
+}
 
 
 REPORTS = (
@@ -216,6 +241,8 @@ REPORTS = (
     "reports/anonymise/anonymise.json",
     "reports/train/metrics.json",
     "reports/evaluate/gate.json",
+    "reports/evaluate/gate.md",
+    "reports/evaluate/gate.html",
     "reports/monitor/summary.json",
 )
 
@@ -236,37 +263,85 @@ def _known_outputs(dvc: Dvc) -> set[str]:
     return {out["path"] for stage in dvc.lock().get("stages", {}).values() for out in stage.get("outs", [])}
 
 
-def gate_task(upstream: Iterable[dict[str, Any] | None]) -> bool:
-    """True when the evaluate stage's gate passed and the challenger is not already the champion."""
-    from feedbackflow.stages.promote import should_promote
+APPROVE_TASK = "approve"
+GATE_REPORTS = ["reports/evaluate/gate.json", "reports/evaluate/gate.md", "reports/evaluate/gate.html"]
 
-    allowed, reason = should_promote(_pull_upstream(upstream, ["reports/evaluate/gate.json"]))
+
+def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> bool:
+    """True when the gate passed, the challenger is not yet champion and the champion is the one it was compared with.
+
+    A refused challenger is kept in the registry as ``rejected`` with its report. With ``ti`` the gate report
+    (Markdown) goes to the XCom ``report``, the body of the approval task.
+    """
+    from feedbackflow.stages.evaluate import gate_report, load_gate
+    from feedbackflow.stages.promote import record_rejection, should_promote
+
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, GATE_REPORTS)
+        allowed, reason = should_promote(paths)
+        if load_gate(paths) and not load_gate(paths).get("promote"):
+            record_rejection(paths, run_id, "gate", reason)
     log.info("gate: %s", reason)
+    if ti is not None and gate_report(paths).is_file():
+        ti.xcom_push(key="report", value=gate_report(paths).read_text(encoding="utf-8"))
     return allowed
 
 
-def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str) -> dict[str, Any]:
-    """Promote the challenger (the gate already allowed it) and return the new champion record."""
+def approval_decision(approval: dict[str, Any] | None) -> tuple[bool | None, str | None]:
+    """(approved, by whom) from the approval task's XCom; (None, None) when no approval was asked."""
+    if not approval:
+        return None, None
+    approved = "Approve" in (approval.get("chosen_options") or [])
+    user = approval.get("responded_by_user") or {}
+    by = user.get("name") or user.get("id") or "approval timeout (default: Reject)"
+    return approved, str(by)
+
+
+def approval_decision_of(ti: Any) -> dict[str, Any] | None:
+    """The ``approve`` task's decision ({approved, by}) in this run, or None when the DAG asks no approval."""
+    from feedbackflow.approval import DECISION_KEY
+
+    return ti.xcom_pull(task_ids=APPROVE_TASK, key=DECISION_KEY) if ti is not None else None
+
+
+def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
+    """Promote the challenger (the gate, and the approver when required, allowed it); return the champion record."""
     from feedbackflow.settings import load_settings
     from feedbackflow.stages import promote
 
-    paths = _pull_upstream(upstream, ["reports/evaluate/gate.json", "models/challenger"])
-    return promote.run(load_settings(paths.params), paths, run_id=run_id)
+    approval = approval_decision_of(ti)
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, [*GATE_REPORTS, "models/challenger"])
+        approver = approval["by"] if approval else None
+        return promote.run(load_settings(paths.params), paths, run_id=run_id, approved_by=approver)
+
+
+def record_rejection_task(upstream: Iterable[dict[str, Any] | None], run_id: str, by: str) -> None:
+    """Keep the challenger a human rejected (or left unanswered) in the shared registry as ``rejected``."""
+    from feedbackflow.stages.promote import record_rejection
+
+    with _fail_without_retry():
+        paths = _pull_upstream(upstream, GATE_REPORTS)
+        entry = record_rejection(paths, run_id, by, f"rejected in the approval task by {by}")
+    log.info("approval: rejected by %s, recorded as %s", by, entry["version"] if entry else "-")
 
 
 def summarise_task(
-    results: Iterable[dict[str, Any] | None], run_id: str, trigger: dict[str, Any] | None = None
+    results: Iterable[dict[str, Any] | None], run_id: str, trigger: dict[str, Any] | None = None, ti: Any = None
 ) -> dict[str, Any]:
     """Write the run summary and save the run as a DVC experiment; returns the headline figures.
 
-    ``trigger`` says how the run started (run type, reason, the batch hash of an Asset event, the Params).
+    ``trigger`` says how the run started (run type, reason, the batch hash of an Asset event, the Params); with
+    ``ti`` the decision of the ``approve`` task (when the DAG has one) goes into the summary.
     """
     from feedbackflow.summary import write_summary
 
+    approval = approval_decision_of(ti)
     results = [result for result in results if result]
-    paths = _pull_upstream(results, REPORTS)
-    ran = merge_ran(results)
-    summary = write_summary(paths, run_id, ran, trigger=trigger)
+    with _fail_without_retry():
+        paths = _pull_upstream(results, REPORTS)
+        ran = merge_ran(results)
+        summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval)
     return {
         "experiment": summary.get("experiment"),
         "promote": summary["evaluate"]["gate"]["promote"],

@@ -242,6 +242,19 @@ class EvaluateSettings(_Section):
     min_accuracy: float = Field(0.5, ge=0, le=1)
     min_macro_f1: float = Field(0.4, ge=0, le=1)
     min_improvement: float = Field(0.0, description="challenger macro-F1 minus champion macro-F1 must reach this")
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="confidence level of the paired bootstrap interval of the macro-F1 difference"
+    )
+    bootstrap_resamples: int = Field(1000, ge=100, description="paired bootstrap resamples of the test rows")
+    require_significant_gain: bool = Field(
+        True, description="promote only when the interval lies above 0 (significantly better), not merely not worse"
+    )
+    min_support: int = Field(20, ge=1, description="intents and channels with fewer test rows are reported, not gated")
+    max_class_drop: float = Field(0.05, ge=0, le=1, description="largest F1 loss allowed for any intent or channel")
+    require_approval: bool = Field(False, description="a human approves (Airflow ApprovalOperator) before promote")
+    approval_timeout_hours: float = Field(
+        12, gt=0, lt=24, description="unanswered approvals resolve as Reject after this long, before the next night"
+    )
 
 
 class RetrainPolicySettings(_Section):

@@ -1,9 +1,10 @@
 """The run summary: what one pipeline run ingested, quarantined, anonymised, trained, decided and saw drift in.
 
-Besides ``reports/run_summary.json`` (the latest run) every run keeps ``reports/runs/<run id>.json`` with the exact
-DVC hashes of its data and models, and is saved as a DVC experiment (``dvc exp save``): a Git ref outside the
-user's branch, so any past run can be restored with ``dvc exp apply <name> && dvc checkout`` (or ``dvc exp branch``)
-without the branch's history being rewritten.
+Besides ``reports/run_summary.json`` (the latest run) every run keeps ``reports/runs/<experiment>.json`` with the
+exact DVC hashes of its data and models, and is then saved as a DVC experiment (``dvc exp save``, a Git ref outside
+the user's branch) together with the run summary, the registry snapshot of that moment (``registry/``) and
+``models/champion.dvc``. ``dvc exp apply <name> && dvc pull`` restores the run exactly, champion included, on any
+clone with access to the DVC remote. ``feedbackflow experiment RUN_ID`` maps an Airflow run id to its name.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import ConfigError
 from feedbackflow.io import read_json, write_json
 from feedbackflow.storage.dvc import Dvc, DvcError
-from feedbackflow.storage.registry import Registry
+from feedbackflow.storage.registry import Registry, champion_of, write_local_copies
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,15 @@ def output_hashes(lock: dict[str, Any]) -> dict[str, str]:
     return hashes
 
 
+# saved with every experiment besides Git-tracked files: the run's summary, the registry and the champion pointer
+EXPERIMENT_FILES = (
+    "reports/run_summary.json",
+    "registry/registry.json",
+    "registry/champion.json",
+    "models/champion.dvc",
+)
+
+
 def _save_experiment(dvc: Dvc, name: str) -> str | None:
     has_commit = (
         subprocess.run(
@@ -47,11 +58,48 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
         log.warning("not a Git repository with a commit: run not saved as a DVC experiment")
         return None
     try:
-        dvc("exp", "save", "--force", "--name", name)
+        include = [*EXPERIMENT_FILES, f"reports/runs/{name}.json"]
+        present = [path for path in include if (dvc.root / path).is_file()]
+        dvc("exp", "save", "--force", "--name", name, *(arg for path in present for arg in ("-I", path)))
     except DvcError as error:
         log.warning("could not save the run as a DVC experiment: %s", error)
         return None
     return name
+
+
+def _registry_state(paths: ProjectPaths) -> dict[str, Any] | None:
+    """The shared registry's newest snapshot (refreshing the local copies), or None without a DVC remote."""
+    try:
+        registry = Registry.open(paths.root)
+    except ConfigError:
+        return None
+    state = registry.head()
+    write_local_copies(paths, state)
+    return state
+
+
+def _evaluation(evaluation: dict[str, Any], ran: bool, approval: dict[str, Any] | None) -> dict[str, Any]:
+    """The gate's decision of this run; a skipped evaluate made none (its report is an earlier run's)."""
+    if not ran:
+        reason = "evaluate was up to date (no new challenger and the same champion): no gate decision this run"
+        return {
+            "ran": False,
+            "challenger": None,
+            "champion": None,
+            "gate": {"promote": None, "decision": "skipped", "reasons": [reason]},
+        }
+    promote = evaluation.get("promote")
+    decision = "promote" if promote else "keep champion" if promote is False else "no decision"
+    if promote and approval and approval.get("approved") is not None:
+        decision = "approved" if approval["approved"] else "rejected by approver"
+    return {
+        "ran": True,
+        "challenger": _scores(evaluation.get("challenger")),
+        "champion": _scores(evaluation.get("champion")),
+        "gate": {"promote": promote, "decision": decision, "reasons": evaluation.get("reasons", [])},
+        "approval": approval if approval and approval.get("approved") is not None else None,
+        "report": "reports/evaluate/gate.html",
+    }
 
 
 def build_summary(
@@ -59,6 +107,7 @@ def build_summary(
     run_id: str,
     stage_results: dict[str, Any] | None = None,
     trigger: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Collect the stage reports into one dictionary (counts, metrics and paths only, never text)."""
     reports = paths.reports
@@ -70,6 +119,7 @@ def build_summary(
     monitor = read_json(reports / "monitor" / "summary.json", {}) or {}
     lock = Dvc(paths.root).lock()
     ran = stage_results or {}
+    state = _registry_state(paths)
     return {
         "run_id": run_id,
         "finished_at": datetime.now(UTC).isoformat(),
@@ -93,12 +143,9 @@ def build_summary(
         "train": {
             key: train.get(key) for key in ("device", "train_rows", "epochs", "validation_macro_f1", "train_seconds")
         },
-        "evaluate": {
-            "challenger": _scores(evaluation.get("challenger")),
-            "champion": _scores(evaluation.get("champion")),
-            "gate": {"promote": evaluation.get("promote"), "reasons": evaluation.get("reasons", [])},
-        },
-        "champion": Registry(paths).champion(),
+        "evaluate": _evaluation(evaluation, ran.get("evaluate", True), approval),
+        "champion": champion_of(state) if state else None,
+        "registry": {"generation": state["generation"], "champion": state["champion"]} if state else None,
         "monitor": {
             "dataset_drift": monitor.get("dataset_drift"),
             "drift_share": monitor.get("drift_share"),
@@ -121,11 +168,16 @@ def write_summary(
     stage_results: dict[str, Any] | None = None,
     save_experiment: bool = True,
     trigger: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``reports/run_summary.json`` and ``reports/runs/<run id>.json``; save the run as a DVC experiment."""
-    summary = build_summary(paths, run_id, stage_results, trigger)
+    """Write ``reports/run_summary.json`` and ``reports/runs/<name>.json``, then save both in a DVC experiment."""
+    summary = build_summary(paths, run_id, stage_results, trigger, approval)
     name = experiment_name(run_id)
-    summary["experiment"] = _save_experiment(Dvc(paths.root), name) if save_experiment else None
+    summary["experiment"] = name if save_experiment else None
     write_json(paths.reports / "runs" / f"{name}.json", summary)
     write_json(paths.reports / "run_summary.json", summary)
+    if save_experiment and _save_experiment(Dvc(paths.root), name) is None:
+        summary["experiment"] = None  # not saved: say so in the files too
+        write_json(paths.reports / "runs" / f"{name}.json", summary)
+        write_json(paths.reports / "run_summary.json", summary)
     return summary

@@ -124,3 +124,22 @@ def test_feedback_retrain_starts_on_either_asset_and_queues_a_nightly_run(dagbag
     trigger = feedback.get_task("start_retrain")
     assert trigger.trigger_dag_id == "nightly_retrain"
     assert feedback.is_paused_upon_creation is False
+
+
+def test_required_approval_puts_the_approval_operator_between_gate_and_promote(tmp_path, monkeypatch):
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    params = yaml.safe_load((DAGS.parent / "params.yaml").read_text())
+    params["evaluate"].update({"require_approval": True, "approval_timeout_hours": 6})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    dag = DagBag(dag_folder=str(DAGS)).dags["nightly_retrain"]
+    approve = dag.get_task("approve")
+    assert isinstance(approve, ApprovalOperator)
+    assert sorted(dag.get_task("gate").downstream_task_ids) == ["approve"]
+    assert sorted(approve.downstream_task_ids) == ["promote"]  # not summarise: a Reject must not skip it
+    assert approve.defaults == ["Reject"] and approve.response_timeout == timedelta(hours=6)
+    assert "xcom_pull(task_ids='gate', key='report')" in approve.body  # the gate report is the body
+    assert dag.get_task("summarise").trigger_rule == "none_failed"

@@ -75,6 +75,33 @@ def test_dvc_lock_and_remotes(first_run):
     assert (project / "models" / "champion.dvc").is_file()
 
 
+def test_a_fresh_clone_with_an_empty_cache_restores_the_run_exactly(first_run, tmp_path):
+    """README's recipe: clone, fetch the run's experiment, apply it, `dvc pull`: data, models and champion by hash."""
+    project, _ = first_run
+    summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    name = summary["experiment"]
+    clone = tmp_path / "clone"
+    dvc = [str(BIN / "python"), "-m", "dvc"]
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    for remote in ("general", "restricted"):  # folder remotes are relative paths: point the clone at them
+        run([*dvc, "remote", "modify", "--local", remote, "url", str(project / "storage" / f"dvc-{remote}")], clone)
+    run([*dvc, "exp", "pull", "origin", name], clone)
+    run([*dvc, "exp", "apply", name], clone)
+    assert not (clone / ".dvc" / "cache").exists() or not any((clone / ".dvc" / "cache").rglob("*.parquet"))
+    run([*dvc, "pull"], clone)  # no `dvc checkout` first: with a cold cache it fails before anything is fetched
+    status = run([*dvc, "status", "--json"], clone).stdout
+    # every output matches dvc.lock; only the landing folder (outside DVC: new files land there) is absent
+    assert json.loads(status) == {"ingest": [{"changed deps": {"data/landing": "deleted"}}]}, status
+    restored = json.loads((clone / "reports" / "run_summary.json").read_text())
+    assert restored["run_id"] == summary["run_id"] and restored["experiment"] == name
+    assert json.loads((clone / "registry" / "registry.json").read_text())["champion"] == "v1"
+    from feedbackflow.modeling.predict import model_digest
+
+    assert model_digest(clone / "models" / "champion") == summary["champion"]["model_sha256"]
+    mapped = run([str(BIN / "feedbackflow"), "experiment", summary["run_id"]], clone).stdout.strip()
+    assert mapped == name
+
+
 def test_second_run_without_new_data_trains_nothing(first_run):
     project, _ = first_run
     lock_before = (project / "dvc.lock").read_text()
@@ -84,8 +111,14 @@ def test_second_run_without_new_data_trains_nothing(first_run):
     assert summary["stages"]["evaluate"] is False
     assert summary["ingest"]["new_batches"] == []
     assert (project / "dvc.lock").read_text() == lock_before
-    history = (project / "registry" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 1, "the unchanged challenger must not be promoted again"
+    registry = json.loads((project / "registry" / "registry.json").read_text())
+    assert [(v["version"], v["status"]) for v in registry["versions"]] == [("v1", "champion")], (
+        "the unchanged challenger must not be promoted again"
+    )
+    # evaluate was skipped: no gate decision this run, and nothing shows last night's as this one's
+    assert summary["evaluate"]["ran"] is False and summary["evaluate"]["challenger"] is None
+    assert summary["evaluate"]["gate"]["promote"] is None and summary["evaluate"]["gate"]["decision"] == "skipped"
+    assert summary["champion"]["version"] == "v1"
 
 
 def test_manual_run_params_force_training_and_reach_the_summary(first_run):

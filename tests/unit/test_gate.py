@@ -1,45 +1,196 @@
-from feedbackflow.config import ProjectPaths
-from feedbackflow.io import write_json
+"""The promotion gate on known predictions: floors, paired test, significance, per-class/channel, label sets."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from feedbackflow.modeling.gate import Scored, decide, mcnemar, paired_bootstrap
+from feedbackflow.modeling.gate_report import render_html, render_markdown
 from feedbackflow.settings import EvaluateSettings
-from feedbackflow.stages.evaluate import decide
-from feedbackflow.stages.promote import should_promote
-from feedbackflow.storage.registry import Registry
 
-RULES = EvaluateSettings(min_accuracy=0.6, min_macro_f1=0.5, min_improvement=0.01)
-
-
-def test_first_challenger_only_needs_the_minimums():
-    decision = decide({"accuracy": 0.7, "macro_f1": 0.6}, None, RULES)
-    assert decision.promote
-    assert any("no champion yet" in reason for reason in decision.reasons)
+LABELS = ["billing", "delivery", "login", "praise"]
+RULES = EvaluateSettings(
+    min_accuracy=0.5, min_macro_f1=0.4, require_significant_gain=True, min_support=20, max_class_drop=0.05
+)
 
 
-def test_challenger_below_minimum_is_refused_with_the_reason():
-    decision = decide({"accuracy": 0.55, "macro_f1": 0.6}, None, RULES)
-    assert not decision.promote
-    assert "challenger accuracy 0.5500 < minimum 0.6000" in decision.reasons
+def _test_rows(n: int = 800, seed: int = 1) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    truth = [LABELS[i % 4] for i in range(n)]
+    channels = [rng.choice(["app", "email"]) for _ in range(n)]
+    return truth, channels
 
 
-def test_challenger_must_beat_champion_by_the_margin():
-    champion = {"accuracy": 0.8, "macro_f1": 0.70}
-    assert not decide({"accuracy": 0.81, "macro_f1": 0.705}, champion, RULES).promote
-    assert decide({"accuracy": 0.81, "macro_f1": 0.72}, champion, RULES).promote
+def _predict(truth: list[str], accuracy: float, seed: int, wrong_only: set[str] | None = None) -> list[str]:
+    """Predictions right on about ``accuracy`` of the rows (errors only on ``wrong_only`` labels when given)."""
+    rng = random.Random(seed)
+    out = []
+    for label in truth:
+        may_err = wrong_only is None or label in wrong_only
+        if may_err and rng.random() > accuracy:
+            out.append(rng.choice([other for other in LABELS if other != label]))
+        else:
+            out.append(label)
+    return out
 
 
-def test_promotion_records_versions_and_refuses_the_same_model_twice(tmp_path):
-    paths = ProjectPaths(tmp_path)
-    paths.challenger.mkdir(parents=True)
-    (paths.challenger / "model.safetensors").write_bytes(b"weights")
-    gate = {"promote": True, "reasons": ["ok"], "challenger": {"model_sha256": "abc", "accuracy": 0.9, "macro_f1": 0.8}}
-    write_json(paths.stage_reports("evaluate") / "gate.json", gate)
-    assert should_promote(paths) == (True, "gate passed: ok")
-    record = Registry(paths).promote(gate, "run-1")
-    assert record["version"] == "v1" and record["previous_version"] is None
-    assert (paths.champion / "model.safetensors").read_bytes() == b"weights"
-    allowed, reason = should_promote(paths)
-    assert not allowed and "already the champion (v1)" in reason
-    gate["challenger"]["model_sha256"] = "def"
-    write_json(paths.stage_reports("evaluate") / "gate.json", gate)
-    second = Registry(paths).promote(gate, "run-2")
-    assert second["version"] == "v2" and second["previous_version"] == "v1"
-    assert [entry["version"] for entry in Registry(paths).history()] == ["v1", "v2"]
+def _flip(predicted: list[str], truth: list[str], rows: int, seed: int, label: str | None = None) -> list[str]:
+    """Make ``rows`` more rows wrong (of ``label`` only, when given)."""
+    rng = random.Random(seed)
+    out = list(predicted)
+    candidates = [i for i, (p, t) in enumerate(zip(out, truth, strict=True)) if p == t and (label in (None, t))]
+    for i in rng.sample(candidates, rows):
+        out[i] = next(other for other in LABELS if other != truth[i])
+    return out
+
+
+def test_first_challenger_only_needs_the_floors():
+    truth, channels = _test_rows()
+    report = decide(truth, channels, LABELS, Scored(_predict(truth, 0.8, 1), LABELS), None, RULES)
+    assert report.promote
+    assert [rule.name for rule in report.rules] == ["challenger_labels", "min_accuracy", "min_macro_f1", "champion"]
+    assert report.paired is None
+
+
+def test_challenger_below_a_floor_is_refused_with_its_figures():
+    truth, channels = _test_rows()
+    report = decide(truth, channels, LABELS, Scored(_predict(truth, 0.3, 1), LABELS), None, RULES)
+    assert not report.promote
+    failed = [rule for rule in report.rules if not rule.passed]
+    assert failed[0].name == "min_accuracy" and failed[0].figures["minimum"] == 0.5
+    assert "< minimum 0.5000" in failed[0].detail
+
+
+def test_clearly_better_challenger_promotes():
+    truth, channels = _test_rows()
+    champion = Scored(_predict(truth, 0.70, 2), LABELS, "champion")
+    challenger = Scored(_predict(truth, 0.90, 3), LABELS)
+    report = decide(truth, channels, LABELS, challenger, champion, RULES)
+    assert report.promote, report.reasons
+    assert report.paired["ci_low"] > 0.1
+    assert report.paired["mcnemar"]["p_value"] < 0.001
+    assert any(rule.name == "significant_gain" and rule.passed for rule in report.rules)
+
+
+def test_a_challenger_equal_within_noise_does_not_promote_when_significance_is_required():
+    truth, channels = _test_rows()
+    champion_predicted = _predict(truth, 0.80, 2)
+    # same quality, different rows wrong: 30 rows fixed, 28 others broken (a point gain of 2 rows)
+    fixed = list(champion_predicted)
+    wrong = [i for i, (p, t) in enumerate(zip(fixed, truth, strict=True)) if p != t][:30]
+    for i in wrong:
+        fixed[i] = truth[i]
+    challenger_predicted = _flip(fixed, truth, 28, seed=5)
+    champion, challenger = Scored(champion_predicted, LABELS, "champion"), Scored(challenger_predicted, LABELS)
+    report = decide(truth, channels, LABELS, challenger, champion, RULES)
+    assert report.paired["macro_f1_difference"] > 0  # a point gain ...
+    assert report.paired["ci_low"] < 0 < report.paired["ci_high"]  # ... within noise
+    assert not report.promote
+    assert [rule.name for rule in report.rules if not rule.passed] == ["significant_gain"]
+    # without the significance rule the same challenger is "not significantly worse" and passes
+    lenient = RULES.model_copy(update={"require_significant_gain": False})
+    assert decide(truth, channels, LABELS, challenger, champion, lenient).promote
+
+
+def test_a_significantly_worse_challenger_fails_the_paired_test():
+    truth, channels = _test_rows()
+    champion = Scored(_predict(truth, 0.90, 2), LABELS, "champion")
+    challenger = Scored(_predict(truth, 0.75, 3), LABELS)
+    lenient = RULES.model_copy(update={"require_significant_gain": False, "min_improvement": -1.0})
+    report = decide(truth, channels, LABELS, challenger, champion, lenient)
+    assert not report.promote
+    assert "not_significantly_worse" in [rule.name for rule in report.rules if not rule.passed]
+
+
+def test_a_per_class_regression_blocks_an_overall_better_challenger():
+    truth, channels = _test_rows()
+    champion_predicted = _predict(truth, 0.80, 2)
+    # much better overall, but 'praise' loses more than half of its correct rows
+    challenger_predicted = _predict(truth, 0.97, 3, wrong_only={"billing", "delivery", "login"})
+    challenger_predicted = _flip(challenger_predicted, truth, 110, seed=4, label="praise")
+    report = decide(
+        truth,
+        channels,
+        LABELS,
+        Scored(challenger_predicted, LABELS),
+        Scored(champion_predicted, LABELS, "champion"),
+        RULES,
+    )
+    assert not report.promote
+    failed = {rule.name: rule for rule in report.rules if not rule.passed}
+    assert set(failed) == {"class_non_regression"}, report.reasons
+    assert failed["class_non_regression"].figures["failing"][0].startswith("praise ")
+    praise = next(row for row in report.per_class if row["class"] == "praise")
+    assert praise["change"] < -0.05 and praise["checked"] and not praise["passed"]
+
+
+def test_a_per_channel_regression_blocks_and_small_groups_are_only_reported():
+    truth, channels = _test_rows()
+    champion_predicted = _predict(truth, 0.85, 2)
+    challenger_predicted = list(champion_predicted)
+    for i, channel in enumerate(channels):  # better on app, much worse on email
+        if channel == "app":
+            challenger_predicted[i] = truth[i]
+        elif champion_predicted[i] == truth[i] and i % 6 == 0:
+            challenger_predicted[i] = next(other for other in LABELS if other != truth[i])
+    lenient = RULES.model_copy(
+        update={"require_significant_gain": False, "min_improvement": -1.0, "max_class_drop": 1.0}
+    )
+    strict_channel = lenient.model_copy(update={"max_class_drop": 0.05})
+    champion, challenger = Scored(champion_predicted, LABELS, "champion"), Scored(challenger_predicted, LABELS)
+    assert decide(truth, channels, LABELS, challenger, champion, lenient).promote
+    report = decide(truth, channels, LABELS, challenger, champion, strict_channel)
+    failed = [rule for rule in report.rules if not rule.passed]
+    assert "channel_non_regression" in [rule.name for rule in failed]
+    assert any(item.startswith("email ") for item in failed[-1].figures["failing"])
+    few = RULES.model_copy(update={"min_support": 10_000})  # every group too small to gate
+    assert all(not row["checked"] for row in decide(truth, channels, LABELS, challenger, champion, few).per_class)
+
+
+def test_a_champion_with_another_label_set_is_a_gate_failure_naming_the_labels():
+    truth, channels = _test_rows()
+    champion = Scored([], ["billing", "delivery", "login", "refund"], "champion")
+    report = decide(truth, channels, LABELS, Scored(_predict(truth, 0.9, 1), LABELS), champion, RULES)
+    assert not report.promote
+    rule = next(rule for rule in report.rules if rule.name == "champion_labels")
+    assert not rule.passed
+    assert rule.figures == {"missing": ["praise"], "extra": ["refund"]}
+    assert "missing ['praise'], extra ['refund']" in rule.detail
+    assert report.paired is None  # not scored silently
+
+
+def test_paired_bootstrap_is_reproducible_and_brackets_the_point_difference():
+    truth, _ = _test_rows(400)
+    a, b = _predict(truth, 0.85, 1), _predict(truth, 0.8, 2)
+    first = paired_bootstrap(truth, a, b, resamples=500, confidence=0.9, seed=7)
+    assert first == paired_bootstrap(truth, a, b, resamples=500, confidence=0.9, seed=7)
+    assert first["ci_low"] <= first["macro_f1_difference"] <= first["ci_high"]
+    wider = paired_bootstrap(truth, a, b, resamples=500, confidence=0.99, seed=7)
+    assert wider["ci_high"] - wider["ci_low"] > first["ci_high"] - first["ci_low"]
+    assert mcnemar(truth, a, a) == {"only_challenger_right": 0, "only_champion_right": 0, "p_value": 1.0}
+
+
+@pytest.mark.parametrize("label", ["<script>alert(1)</script>", "a|b"])
+def test_reports_escape_labels_and_carry_every_rule(label):
+    labels = [*LABELS[:3], label]
+    truth = [labels[i % 4] for i in range(200)]
+    channels = ["app"] * 200
+    champion = Scored(_predict(truth, 0.8, 2), labels, "champion")
+    report = decide(truth, channels, labels, Scored(list(truth), labels), champion, RULES).to_dict()
+    meta = {
+        "run_id": "r1",
+        "challenger_sha256": "abc",
+        "champion_version": "v1",
+        "champion_sha256": "def",
+        "min_support": 20,
+    }
+    markdown, html = render_markdown(report, meta), render_html(report, meta)
+    for rule in report["rules"]:
+        assert rule["name"] in markdown and rule["name"] in html
+    if label.startswith("<"):
+        assert label not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    else:
+        assert "| a\\|b |" in markdown  # a pipe in a label does not break the Markdown table
+    assert "paired bootstrap CI" in markdown and "McNemar" in html

@@ -16,6 +16,9 @@ from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     paths = ProjectPaths(root)
+    # the registry lives in the default DVC remote (here a folder with no champion yet)
+    (root / ".dvc").mkdir()
+    (root / ".dvc" / "config").write_text("[core]\n    remote = general\n['remote \"general\"']\n    url = ../remote\n")
     (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
     frame = pd.DataFrame(tiny_corpus(60))
     frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
@@ -73,5 +76,9 @@ def test_evaluate_writes_metrics_and_gate(trained):
     gate = read_json(paths.stage_reports("evaluate") / "gate.json")
     assert result["promote"] is True and gate["promote"] is True
     assert gate["champion"] is None
+    assert [rule["name"] for rule in gate["rules"]] == ["challenger_labels", "min_accuracy", "min_macro_f1", "champion"]
+    report = (paths.stage_reports("evaluate") / "gate.md").read_text()
+    assert report.startswith("# Gate report: challenger vs no champion") and "**Decision: PROMOTE**" in report
+    assert (paths.stage_reports("evaluate") / "gate.html").read_text().startswith("<!doctype html>")
     assert gate["challenger"]["accuracy"] >= 0.5  # four classes: chance is 0.25
     assert set(read_json(paths.stage_reports("evaluate") / "per_class_f1.json")["challenger"]) == set(TEMPLATES)

@@ -84,13 +84,19 @@ def main() -> int:
     )
     print(f"  challenger       : {_scores(evaluation['challenger'])}")
     print(f"  champion (before): {_scores(evaluation['champion'])}")
-    print(f"  gate             : {'PROMOTE' if evaluation['gate']['promote'] else 'keep champion'}")
+    print(f"  gate             : {_decision(evaluation['gate'])}")
     for reason in evaluation["gate"]["reasons"]:
         print(f"                     - {reason}")
     print(f"  drift report     : {summary['monitor']['report']} (dataset drift: {summary['monitor']['dataset_drift']})")
     print(f"  saved experiment : {summary.get('experiment')}")
     print(f"  summary          : {summary_file.relative_to(paths.root)}")
     return 0
+
+
+def _decision(gate: dict) -> str:
+    """The gate's decision of this run; evaluate skipped means no decision (not last night's)."""
+    decision = gate.get("decision") or ("promote" if gate.get("promote") else "keep champion")
+    return "skipped (evaluate up to date: no decision this run)" if decision == "skipped" else decision.upper()
 
 
 def _counts(counts: dict[str, int] | None) -> str:

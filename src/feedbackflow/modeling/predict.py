@@ -42,3 +42,14 @@ def predict_labels(model_dir: Path, texts: list[str], batch_size: int = 128, dev
             for index, label_id in zip(chunk, ids, strict=True):
                 predicted[index] = id2label[label_id]
     return predicted
+
+
+def model_labels(model_dir: Path) -> list[str]:
+    """The label names a saved classifier predicts (``label_map.json``, else the config's ``id2label``)."""
+    import json
+
+    label_map = model_dir / "label_map.json"
+    if label_map.is_file():
+        return sorted(json.loads(label_map.read_text(encoding="utf-8")))
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return sorted(str(label) for label in config.get("id2label", {}).values())

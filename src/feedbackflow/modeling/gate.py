@@ -1,0 +1,326 @@
+"""The promotion gate: floors, a paired test against the champion, and per-class and per-channel non-regression.
+
+Both models are scored on the same test rows, so the comparison is paired: the bootstrap resamples rows (the same
+resample for both models) and reports a confidence interval of the macro-F1 difference; McNemar's exact test on the
+rows exactly one model gets right is reported beside it. Every rule returns its figures, so the gate report shows
+why a challenger passed or failed. Pure functions over label lists: no model, no file, no message text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from feedbackflow.settings import EvaluateSettings
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's predictions on the test rows (same order as the truth)."""
+
+    predicted: Sequence[str]
+    labels: Sequence[str]  # the label set the model was trained on
+    name: str = "challenger"
+
+
+@dataclass
+class Rule:
+    """One gate rule: its name, whether it passed, a one-line explanation and its figures."""
+
+    name: str
+    passed: bool
+    detail: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateReport:
+    """Everything the gate decided and measured; rendered as Markdown and HTML by :mod:`gate_report`."""
+
+    promote: bool
+    rules: list[Rule]
+    test_rows: int
+    challenger: dict[str, Any]
+    champion: dict[str, Any] | None
+    paired: dict[str, Any] | None = None
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    per_channel: list[dict[str, Any]] = field(default_factory=list)
+    confusion_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{'pass' if rule.passed else 'FAIL'}: {rule.detail}" for rule in self.rules]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": self.reasons}
+
+
+def _f1_table(truth: np.ndarray, predicted: np.ndarray, k: int, weights: np.ndarray) -> np.ndarray:
+    """Per-class F1 for each row of ``weights`` (resample counts per test row): shape (resamples, k)."""
+    hit = np.zeros((truth.size, k), dtype=np.float32)
+    correct = truth == predicted
+    hit[np.flatnonzero(correct), truth[correct]] = 1.0
+    true_onehot = np.zeros((truth.size, k), dtype=np.float32)
+    true_onehot[np.arange(truth.size), truth] = 1.0
+    pred_onehot = np.zeros((truth.size, k), dtype=np.float32)
+    valid = predicted >= 0
+    pred_onehot[np.flatnonzero(valid), predicted[valid]] = 1.0
+    tp, t, p = weights @ hit, weights @ true_onehot, weights @ pred_onehot
+    denominator = t + p
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def paired_bootstrap(
+    truth: Sequence[str],
+    challenger: Sequence[str],
+    champion: Sequence[str],
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Paired bootstrap of macro-F1(challenger) - macro-F1(champion) over the same resampled test rows.
+
+    Macro-F1 averages over the classes present in the full test set (as :func:`classification_metrics` does).
+    Returns the point difference, the two-sided percentile interval at ``confidence`` and the share of resamples in
+    which the challenger was better.
+    """
+    classes = sorted(set(truth))
+    index = {label: i for i, label in enumerate(classes)}
+    t = np.array([index[label] for label in truth])
+    a = np.array([index.get(label, -1) for label in challenger])
+    b = np.array([index.get(label, -1) for label in champion])
+    k, n = len(classes), t.size
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, resamples, 200):  # chunks keep the (resamples x rows) weight matrix small
+        size = min(200, resamples - start)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float32)
+        diffs.append(_f1_table(t, a, k, weights).mean(axis=1) - _f1_table(t, b, k, weights).mean(axis=1))
+    diff = np.concatenate(diffs)
+    full = np.ones((1, n), dtype=np.float32)
+    point = float(_f1_table(t, a, k, full).mean() - _f1_table(t, b, k, full).mean())
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(diff, [tail, 1 - tail])
+    return {
+        "macro_f1_difference": round(point, 6),
+        "ci_low": round(float(low), 6),
+        "ci_high": round(float(high), 6),
+        "confidence": confidence,
+        "resamples": resamples,
+        "share_challenger_better": round(float((diff > 0).mean()), 4),
+    }
+
+
+def mcnemar(truth: Sequence[str], challenger: Sequence[str], champion: Sequence[str]) -> dict[str, Any]:
+    """McNemar's exact test on accuracy: rows only the challenger gets right vs rows only the champion gets right."""
+    from scipy.stats import binomtest
+
+    only_challenger = sum(1 for t, a, b in zip(truth, challenger, champion, strict=True) if a == t != b)
+    only_champion = sum(1 for t, a, b in zip(truth, challenger, champion, strict=True) if b == t != a)
+    discordant = only_challenger + only_champion
+    p_value = binomtest(only_challenger, discordant, 0.5).pvalue if discordant else 1.0
+    return {"only_challenger_right": only_challenger, "only_champion_right": only_champion, "p_value": p_value}
+
+
+def _per_class_f1(truth: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    scores = f1_score(truth, predicted, labels=list(classes), average=None, zero_division=0)
+    return {label: float(score) for label, score in zip(classes, scores, strict=True)}
+
+
+def _accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    return sum(t == p for t, p in zip(truth, predicted, strict=True)) / max(len(truth), 1)
+
+
+def _macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    classes = sorted(set(truth))
+    return float(np.mean(list(_per_class_f1(truth, predicted, classes).values()))) if classes else 0.0
+
+
+def label_set_rule(model: Scored, taxonomy: Sequence[str]) -> Rule:
+    """A model whose labels differ from the taxonomy cannot be compared: the rule names the differing labels."""
+    missing, extra = sorted(set(taxonomy) - set(model.labels)), sorted(set(model.labels) - set(taxonomy))
+    ok = not missing and not extra
+    detail = f"{model.name} label set matches the taxonomy ({len(taxonomy)} labels)"
+    if not ok:
+        detail = (
+            f"{model.name} label set differs from the taxonomy: missing {missing or 'none'}, "
+            f"extra {extra or 'none'}; it cannot be scored against this test set"
+        )
+    return Rule(f"{model.name}_labels", ok, detail, {"missing": missing, "extra": extra})
+
+
+def _floor_rules(scores: dict[str, float], rules: EvaluateSettings) -> list[Rule]:
+    found = []
+    for metric, floor in (("accuracy", rules.min_accuracy), ("macro_f1", rules.min_macro_f1)):
+        ok = scores[metric] >= floor
+        found.append(
+            Rule(
+                f"min_{metric}",
+                ok,
+                f"challenger {metric} {scores[metric]:.4f} {'>=' if ok else '<'} minimum {floor:.4f}",
+                {"value": round(scores[metric], 6), "minimum": floor},
+            )
+        )
+    return found
+
+
+def _paired_rules(paired: dict[str, Any], test: dict[str, Any], rules: EvaluateSettings) -> list[Rule]:
+    level = f"{paired['confidence']:.0%}"
+    interval = f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]"
+    worse = paired["ci_high"] < 0
+    found = [
+        Rule(
+            "not_significantly_worse",
+            not worse,
+            f"macro-F1 difference {paired['macro_f1_difference']:+.4f}, {level} paired bootstrap CI {interval}"
+            + (" lies below 0" if worse else " reaches 0 or above"),
+            {**paired, "mcnemar": test},
+        ),
+        Rule(
+            "min_improvement",
+            paired["macro_f1_difference"] >= rules.min_improvement,
+            f"macro-F1 difference {paired['macro_f1_difference']:+.4f} "
+            f"{'>=' if paired['macro_f1_difference'] >= rules.min_improvement else '<'} "
+            f"required {rules.min_improvement:+.4f}",
+            {"difference": paired["macro_f1_difference"], "required": rules.min_improvement},
+        ),
+    ]
+    if rules.require_significant_gain:
+        gain = paired["ci_low"] > 0
+        found.append(
+            Rule(
+                "significant_gain",
+                gain,
+                f"{level} CI {interval} " + ("lies above 0" if gain else "includes 0 or less: gain not significant"),
+                {"ci_low": paired["ci_low"], "confidence": paired["confidence"]},
+            )
+        )
+    return found
+
+
+def _group_drops(
+    name: str, groups: dict[str, list[int]], score: Any, rules: EvaluateSettings
+) -> tuple[list[dict[str, Any]], Rule]:
+    """Score every group on champion and challenger; groups with enough rows may not drop by more than allowed."""
+    rows, failing = [], []
+    for group, members in sorted(groups.items()):
+        champion, challenger = score(members, "champion"), score(members, "challenger")
+        checked = len(members) >= rules.min_support
+        drop = champion - challenger
+        ok = not checked or drop <= rules.max_class_drop + 1e-12
+        rows.append(
+            {
+                name: group,
+                "support": len(members),
+                "champion": round(champion, 4),
+                "challenger": round(challenger, 4),
+                "change": round(challenger - champion, 4),
+                "checked": checked,
+                "passed": ok,
+            }
+        )
+        if not ok:
+            failing.append(f"{group} {champion:.3f} -> {challenger:.3f}")
+    checked_groups = sum(row["checked"] for row in rows)
+    detail = (
+        f"no {name} with >= {rules.min_support} test rows loses more than {rules.max_class_drop:.3f} F1 "
+        f"({checked_groups} checked)"
+    )
+    if failing:
+        detail = f"{name} F1 dropped by more than {rules.max_class_drop:.3f}: " + ", ".join(failing)
+    rule = Rule(f"{name}_non_regression", not failing, detail, {"checked": checked_groups, "failing": failing})
+    return rows, rule
+
+
+def _confusion_changes(
+    truth: Sequence[str], challenger: Sequence[str], champion: Sequence[str], top: int = 10
+) -> list[dict[str, Any]]:
+    """The (true, predicted) error cells whose counts changed most between champion and challenger."""
+    before = Counter((t, p) for t, p in zip(truth, champion, strict=True) if t != p)
+    after = Counter((t, p) for t, p in zip(truth, challenger, strict=True) if t != p)
+    cells = sorted(set(before) | set(after), key=lambda cell: (-abs(after[cell] - before[cell]), cell))
+    return [
+        {"true": t, "predicted": p, "champion": before[(t, p)], "challenger": after[(t, p)]}
+        for t, p in cells[:top]
+        if after[(t, p)] != before[(t, p)]
+    ]
+
+
+def decide(
+    truth: Sequence[str],
+    channels: Sequence[str],
+    taxonomy: Sequence[str],
+    challenger: Scored,
+    champion: Scored | None,
+    rules: EvaluateSettings,
+    seed: int = 0,
+) -> GateReport:
+    """Apply every gate rule; the challenger is promoted only when all of them pass.
+
+    First run (no champion): the label set and the floors only. With a champion: its label set must match the
+    taxonomy, then the paired test, the improvement margin, the significance rule (when required) and the
+    per-class and per-channel non-regression rules.
+    """
+    scores = {"accuracy": _accuracy(truth, challenger.predicted), "macro_f1": _macro_f1(truth, challenger.predicted)}
+    found = [label_set_rule(challenger, taxonomy), *_floor_rules(scores, rules)]
+    report = GateReport(False, found, len(truth), {k: round(v, 6) for k, v in scores.items()}, None)
+    if champion is None:
+        found.append(Rule("champion", True, "no champion yet: the challenger only has to meet the minimums"))
+    else:
+        label_rule = label_set_rule(champion, taxonomy)
+        found.append(label_rule)
+        if label_rule.passed:
+            _compare(report, truth, channels, challenger, champion, rules, seed)
+    report.promote = all(rule.passed for rule in found)
+    return report
+
+
+def _compare(
+    report: GateReport,
+    truth: Sequence[str],
+    channels: Sequence[str],
+    challenger: Scored,
+    champion: Scored,
+    rules: EvaluateSettings,
+    seed: int,
+) -> None:
+    predictions = {"challenger": challenger.predicted, "champion": champion.predicted}
+    report.champion = {
+        "accuracy": round(_accuracy(truth, champion.predicted), 6),
+        "macro_f1": round(_macro_f1(truth, champion.predicted), 6),
+    }
+    report.paired = paired_bootstrap(
+        truth,
+        challenger.predicted,
+        champion.predicted,
+        resamples=rules.bootstrap_resamples,
+        confidence=rules.confidence,
+        seed=seed,
+    )
+    report.paired["mcnemar"] = mcnemar(truth, challenger.predicted, champion.predicted)
+    report.rules.extend(_paired_rules(report.paired, report.paired["mcnemar"], rules))
+
+    classes = sorted(set(truth))
+    per_class = {name: _per_class_f1(truth, predicted, classes) for name, predicted in predictions.items()}
+    by_class = {label: [i for i, t in enumerate(truth) if t == label] for label in classes}
+    report.per_class, class_rule = _group_drops(
+        "class", by_class, lambda members, model: per_class[model][truth[members[0]]], rules
+    )
+
+    by_channel: dict[str, list[int]] = {}
+    for i, channel in enumerate(channels):
+        by_channel.setdefault(str(channel), []).append(i)
+
+    def channel_score(members: list[int], model: str) -> float:
+        return _macro_f1([truth[i] for i in members], [predictions[model][i] for i in members])
+
+    report.per_channel, channel_rule = _group_drops("channel", by_channel, channel_score, rules)
+    report.rules.extend([class_rule, channel_rule])
+    report.confusion_changes = _confusion_changes(truth, challenger.predicted, champion.predicted)

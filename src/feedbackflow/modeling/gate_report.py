@@ -1,0 +1,168 @@
+"""The gate report as Markdown (approval body, registry, CLI) and HTML (Airflow plugin), from one data structure.
+
+Labels, channels, counts and scores only: a gate report never carries message text. The HTML page is rendered from
+a Jinja template with autoescaping, so a label such as ``<b>`` shows as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HTML_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Gate report: {{ title }}</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}.pass{color:#176117}.fail{color:#a3141b}</style>
+</head><body>
+<h1>Gate report: {{ title }}</h1>
+<p>Decision: <strong class="{{ 'pass' if report.promote else 'fail' }}">{{ decision }}</strong>
+ &middot; run {{ meta.run_id }} &middot; {{ report.test_rows }} test rows</p>
+<table><tr><th>model</th><th>version</th><th>weights sha256</th></tr>
+{% for row in models %}<tr><td>{{ row.name }}</td><td>{{ row.version }}</td><td><code>{{ row.sha }}</code></td></tr>
+{% endfor %}</table>
+<h2>Rules</h2>
+<table><tr><th>rule</th><th>result</th><th>figures</th></tr>
+{% for rule in report.rules %}<tr><td>{{ rule.name }}</td>
+<td class="{{ 'pass' if rule.passed else 'fail' }}">{{ 'pass' if rule.passed else 'FAIL' }}</td>
+<td>{{ rule.detail }}</td></tr>
+{% endfor %}</table>
+<h2>Comparison</h2>
+<table><tr><th>metric</th><th>champion</th><th>challenger</th><th>change</th></tr>
+{% for row in comparison %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% for section, key, rows in groups %}{% if rows %}<h2>{{ section }}</h2>
+<table><tr><th>{{ key }}</th><th>support</th><th>champion F1</th><th>challenger F1</th><th>change</th>
+<th>checked</th></tr>
+{% for row in rows %}<tr><td>{{ row[key] }}</td><td>{{ row.support }}</td><td>{{ row.champion }}</td>
+<td>{{ row.challenger }}</td><td class="{{ 'pass' if row.passed else 'fail' }}">{{ '%+.4f' % row.change }}</td>
+<td>{{ 'yes' if row.checked else 'no (support < ' ~ min_support ~ ')' }}</td></tr>
+{% endfor %}</table>{% endif %}{% endfor %}
+{% if report.confusion_changes %}<h2>Confusion difference (largest changes in error cells)</h2>
+<table><tr><th>true</th><th>predicted</th><th>champion</th><th>challenger</th><th>change</th></tr>
+{% for cell in report.confusion_changes %}<tr><td>{{ cell.true }}</td><td>{{ cell.predicted }}</td>
+<td>{{ cell.champion }}</td><td>{{ cell.challenger }}</td><td>{{ '%+d' % (cell.challenger - cell.champion) }}</td></tr>
+{% endfor %}</table>{% endif %}
+</body></html>
+"""
+
+
+def _context(report: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    champion = report.get("champion")
+    challenger = report["challenger"]
+    comparison = []
+    for metric in ("accuracy", "macro_f1"):
+        before = champion[metric] if champion else None
+        change = f"{challenger[metric] - before:+.4f}" if before is not None else ""
+        comparison.append([metric, _fmt(before), _fmt(challenger[metric]), change])
+    paired = report.get("paired")
+    if paired:
+        level = f"{paired['confidence']:.0%}"
+        comparison.append(
+            [
+                f"macro-F1 difference, {level} paired bootstrap CI ({paired['resamples']} resamples)",
+                "",
+                "",
+                f"{paired['macro_f1_difference']:+.4f} [{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]",
+            ]
+        )
+        test = paired["mcnemar"]
+        comparison.append(
+            [
+                "McNemar exact test (rows only one model gets right)",
+                str(test["only_champion_right"]),
+                str(test["only_challenger_right"]),
+                f"p = {test['p_value']:.4f}",
+            ]
+        )
+    decision = "PROMOTE" if report["promote"] else "KEEP CHAMPION"
+    if report["promote"] and meta.get("require_approval"):
+        decision = "PASSED (awaiting approval)"
+    return {
+        "report": report,
+        "meta": meta,
+        "decision": decision,
+        "title": f"challenger vs {('champion ' + str(meta.get('champion_version'))) if champion else 'no champion'}",
+        "models": [
+            {"name": "challenger", "version": "-", "sha": meta.get("challenger_sha256", "")},
+            {
+                "name": "champion",
+                "version": meta.get("champion_version") or "-",
+                "sha": meta.get("champion_sha256") or "-",
+            },
+        ],
+        "comparison": comparison,
+        "groups": [
+            ("Per-class F1", "class", report.get("per_class") or []),
+            ("Per-channel macro-F1", "channel", report.get("per_channel") or []),
+        ],
+        "min_support": meta.get("min_support"),
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The gate report as Markdown: decision, rules with figures, comparison, per-class/channel, confusion changes."""
+    ctx = _context(report, meta)
+    lines = [
+        f"# Gate report: {ctx['title']}",
+        "",
+        f"**Decision: {ctx['decision']}** · run `{meta.get('run_id')}` · {report['test_rows']} test rows",
+        "",
+    ]
+    lines += _table(
+        ["model", "version", "weights sha256"], [[m["name"], m["version"], m["sha"]] for m in ctx["models"]]
+    )
+    lines += ["## Rules", ""]
+    lines += _table(
+        ["rule", "result", "figures"],
+        [[rule["name"], "pass" if rule["passed"] else "**FAIL**", rule["detail"]] for rule in report["rules"]],
+    )
+    lines += ["## Comparison", "", *_table(["metric", "champion", "challenger", "change"], ctx["comparison"])]
+    for section, key, rows in ctx["groups"]:
+        if not rows:
+            continue
+        lines += [f"## {section} (checked: support >= {meta.get('min_support')})", ""]
+        lines += _table(
+            [key, "support", "champion", "challenger", "change", "checked"],
+            [
+                [
+                    row[key],
+                    row["support"],
+                    f"{row['champion']:.4f}",
+                    f"{row['challenger']:.4f}",
+                    f"{row['change']:+.4f}" + ("" if row["passed"] else " **FAIL**"),
+                    "yes" if row["checked"] else "no",
+                ]
+                for row in rows
+            ],
+        )
+    if report.get("confusion_changes"):
+        lines += ["## Confusion difference (largest changes in error cells)", ""]
+        lines += _table(
+            ["true", "predicted", "champion", "challenger", "change"],
+            [
+                [c["true"], c["predicted"], c["champion"], c["challenger"], f"{c['challenger'] - c['champion']:+d}"]
+                for c in report["confusion_changes"]
+            ],
+        )
+    return "\n".join(lines)
+
+
+def render_html(report: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The gate report as a standalone HTML page (Jinja template, autoescaped)."""
+    from jinja2 import Environment
+
+    environment = Environment(autoescape=True, keep_trailing_newline=True)
+    return environment.from_string(HTML_TEMPLATE).render(**_context(report, meta))
