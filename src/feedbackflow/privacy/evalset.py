@@ -118,7 +118,7 @@ _CITIES = (
 
 _PHONE_REGIONS = ("US", "DE", "FR", "IE", "ES", "NL", "IN", "AU")
 _IBAN_LOCALES = ("en_GB", "de_DE", "fr_FR", "nl_NL", "es_ES")
-_NAME_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN")
+NAME_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN")
 
 
 @dataclass
@@ -149,13 +149,13 @@ class _Values:
 
         self.rng = random.Random(seed)
         # sorted: a set's order changes with the interpreter's hash seed, and each locale gets its own seed below
-        self.fakers = {locale: Faker(locale) for locale in sorted({*_IBAN_LOCALES, *_NAME_LOCALES})}
+        self.fakers = {locale: Faker(locale) for locale in sorted({*_IBAN_LOCALES, *NAME_LOCALES})}
         for n, fake in enumerate(self.fakers.values()):
             fake.seed_instance(seed + n)
         self.gb = self.fakers["en_GB"]
 
     def person(self) -> str:
-        fake = self.fakers[self.rng.choice(_NAME_LOCALES)]
+        fake = self.fakers[self.rng.choice(NAME_LOCALES)]
         style = self.rng.random()
         if style < 0.12:
             return f"{self.rng.choice(('Mr', 'Mrs', 'Ms', 'Dr'))} {fake.last_name()}"
