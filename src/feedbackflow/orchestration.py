@@ -107,8 +107,13 @@ def stage_task(stage: str, upstream: Iterable[dict[str, Any] | None], run_id: st
     ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
     of the connection ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names becomes the anonymise stage's pseudonym key.
     """
+    env = _connection_environment(stage)
+    if stage == "anonymise":  # its dvc.yaml dependency on the key id: a rotated key re-runs it
+        from feedbackflow.privacy.pseudonym import write_key_id
+
+        write_key_id(ProjectPaths.discover().root, {**os.environ, **env})
     try:
-        return run_stage(stage, upstream, run_id=run_id, env=_connection_environment(stage), force=_always_runs(stage))
+        return run_stage(stage, upstream, run_id=run_id, env=env, force=_always_runs(stage))
     except DvcError as error:
         if error.exit_code in (DataQualityError.exit_code, PrivacyLeakError.exit_code):
             from airflow.sdk.exceptions import AirflowFailException

@@ -15,7 +15,9 @@ pytest.importorskip("presidio_analyzer")
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError
-from feedbackflow.privacy import analyzer as privacy
+from feedbackflow.privacy import engine as privacy
+from feedbackflow.privacy import recognizers
+from feedbackflow.privacy.replace import anonymise_texts
 from feedbackflow.settings import parse_settings
 from feedbackflow.stages import anonymise
 
@@ -106,7 +108,7 @@ def _frame(texts: list[str]) -> pd.DataFrame:
 
 
 def test_anonymise_texts_replaces_planted_values(engine: privacy.PrivacyEngine) -> None:
-    out, counts = privacy.anonymise_texts(TEXTS, engine)
+    out, counts = anonymise_texts(TEXTS, engine)
 
     joined = "\n".join(out)
     for value in PLANTED:
@@ -124,11 +126,11 @@ def test_anonymise_texts_replaces_planted_values(engine: privacy.PrivacyEngine) 
 
 
 def test_anonymise_texts_passes_missing_and_empty_text_through(engine: privacy.PrivacyEngine) -> None:
-    out, counts = privacy.anonymise_texts([None, "", f"Call {PHONE}"], engine)
+    out, counts = anonymise_texts([None, "", f"Call {PHONE}"], engine)
 
     assert out == [None, "", "Call <PHONE_NUMBER>"]
     assert counts == {"PHONE_NUMBER": 1}
-    assert privacy.anonymise_texts([], engine) == ([], {})
+    assert anonymise_texts([], engine) == ([], {})
 
 
 def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
@@ -187,7 +189,7 @@ def test_demo_personal_data_is_caught(engine: privacy.PrivacyEngine) -> None:
             value = _pii_value(fake, entity)
             texts.append(template.format(text="My card has not arrived yet.", value=value))
             values.append((round_, entity, value))
-    out, counts = privacy.anonymise_texts(texts, engine)
+    out, counts = anonymise_texts(texts, engine)
 
     leaks = [(entity, value) for (_, entity, value), text in zip(values, out, strict=True) if value in text]
     assert not leaks
@@ -203,8 +205,8 @@ def test_email_check_never_downloads_the_suffix_list(
         raise AssertionError("tldextract tried to fetch the public suffix list")
 
     monkeypatch.setattr(requests.Session, "send", no_network)
-    privacy.offline_tld_extractor.cache_clear()
-    email_recognizer, _, _ = privacy._recognizer_classes()
+    recognizers.offline_tld_extractor.cache_clear()
+    email_recognizer = recognizers.recognizer_classes()["email"]
     with caplog.at_level(logging.DEBUG, logger="tldextract"):
         assert email_recognizer().validate_result(EMAIL)
         assert not email_recognizer().validate_result("someone@localhost")

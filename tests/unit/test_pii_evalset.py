@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import importlib.util
 import json
 import sys
@@ -45,8 +47,10 @@ def test_generation_is_seeded_and_labels_are_exact_and_valid() -> None:
 def test_templates_share_no_sentence_with_the_demo_generator() -> None:
     from feedbackflow.demo.generate import _PII_TEMPLATES
 
-    demo = {template.replace("{text}", "").replace("{value}", "").strip(" .") for _, template in _PII_TEMPLATES}
-    ours = "\n".join(evalset._TEMPLATES)
+    from feedbackflow.privacy import testset
+
+    demo = {re.sub(r"\{\w*\}", "", template).strip(" .,") for _, template, _ in _PII_TEMPLATES}
+    ours = "\n".join((*evalset._TEMPLATES, *testset._TEMPLATES))
     assert not [phrase for phrase in demo if phrase and phrase in ours]
 
 
