@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -46,7 +45,6 @@ def test_generation_is_seeded_and_labels_are_exact_and_valid() -> None:
 
 def test_templates_share_no_sentence_with_the_demo_generator() -> None:
     from feedbackflow.demo.generate import _PII_TEMPLATES
-
     from feedbackflow.privacy import testset
 
     demo = {re.sub(r"\{\w*\}", "", template).strip(" .,") for _, template, _ in _PII_TEMPLATES}

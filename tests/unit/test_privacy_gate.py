@@ -197,7 +197,9 @@ def test_gate_second_scan_fails_when_replacement_is_switched_off(
 
     message = str(failure.value)
     assert "second scan EMAIL_ADDRESS in 2 row(s): n001-000000, n001-000001" in message
-    assert "PHONE_NUMBER" in message and "CREDIT_CARD" in message
+    # The second opinion is Presidio's default as shipped: it sees cards and e-mails; a phone number without a
+    # context word stays below its threshold (its known weakness; planted phone numbers are the canaries' job).
+    assert "CREDIT_CARD" in message
     for value in (EMAIL, PHONE, CARD, "Whitfield"):
         assert value not in message
     assert not stale.exists(), "a stale anonymised file must not survive a failed gate"

@@ -266,7 +266,7 @@ def _disabled_predefined(registry: RecognizerRegistry, entities: Sequence[str], 
         if not missing or not isinstance(cls, type) or not issubclass(cls, PatternRecognizer):
             continue
         try:
-            recognizer = cls(supported_language=language)
+            recognizer = cls(supported_language=language)  # type: ignore[call-arg]
         except Exception:
             continue
         if set(recognizer.supported_entities) & missing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 
 from feedbackflow.errors import ConfigError
 
@@ -22,9 +23,9 @@ _GAZETTEER_LOCALES = (
 # First names that are also everyday English words; a lower-case one is never taken for a name.
 _COMMON_WORDS = frozenset(
     (
-        *("will", "may", "mark", "bill", "grant", "rose", "june", "april", "august", "pat", "sue", "art", "ray"),
+        *("will", "may", "mark", "bill", "grant", "rose", "pat", "sue", "art", "ray"),
         *("dean", "max", "page", "chase", "summer", "hope", "faith", "joy", "honey", "sunny", "guy", "jack", "frank"),
-        *("rich", "penny", "holly", "ivy", "lily", "dawn", "crystal", "amber", "sandy", "rusty", "buck"),
+        *("rich", "penny", "sandy", "rusty", "buck"),
         *("bob", "don", "ken", "long", "young", "gay", "king", "miles", "norman", "paris", "sky", "star"),
         *("love", "precious", "blessing", "gift", "happy", "lucky", "rock", "stone", "son", "man", "ma", "pa"),
         *("card", "bank", "cash", "app", "so", "per", "an", "my", "me", "it", "us", "in", "on", "at", "by", "to"),
@@ -33,7 +34,7 @@ _COMMON_WORDS = frozenset(
 
 
 @functools.cache
-def _names(attributes: tuple[str, ...], english_only: bool = False) -> frozenset[str]:
+def _names(attributes: tuple[str, ...], english_only: bool = False, everyday: bool = False) -> frozenset[str]:
     names: set[str] = set()
     for locale in _GAZETTEER_LOCALES:
         if english_only and not locale.startswith("en"):
@@ -41,8 +42,10 @@ def _names(attributes: tuple[str, ...], english_only: bool = False) -> frozenset
         provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
         for attribute in attributes:
             values = getattr(provider, attribute, ())
-            names.update(str(value).casefold() for value in values if str(value).isalpha())
-    return frozenset(name for name in names if len(name) > 2) - _COMMON_WORDS
+            names.update(
+                str(value).casefold() for value in values if re.fullmatch(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", str(value))
+            )
+    return frozenset(name for name in names if len(name) > 2) - (frozenset() if everyday else _COMMON_WORDS)
 
 
 _FIRST = ("first_names", "first_names_male", "first_names_female")
@@ -62,7 +65,7 @@ def english_words() -> frozenset[str]:
         return frozenset()
     if "lemmatizer" not in nlp.pipe_names:
         return frozenset()
-    lookups = nlp.get_pipe("lemmatizer").lookups
+    lookups = nlp.get_pipe("lemmatizer").lookups  # type: ignore[attr-defined]
     words: set[str] = set()
     for name, table in (
         ("lemma_index", lookups.get_table("lemma_index")),
@@ -86,8 +89,9 @@ def is_name_pair(first: str, last: str) -> bool:
 
 
 def is_first_name(word: str) -> bool:
-    """``word`` (any case) is a first name of the lists and not an everyday word."""
-    return word.casefold() in _names(_FIRST)
+    """``word`` (any case) is a first name of the lists; capitalised, "June" or "Will" count too."""
+    folded = word.casefold()
+    return folded in _names(_FIRST) or (word[:1].isupper() and folded in _names(_FIRST, everyday=True))
 
 
 @functools.cache

@@ -219,6 +219,8 @@ class _Drawer:
         region = self.rng.choice(PHONE_REGIONS)
         kind = PhoneNumberType.MOBILE if self.rng.random() < 0.6 else PhoneNumberType.FIXED_LINE
         example = phonenumbers.example_number_for_type(region, kind) or phonenumbers.example_number(region)
+        if example is None:  # libphonenumber has an example number for every region listed
+            raise ValueError(f"no example number for {region}")
         national = str(example.national_number)
         number = example
         for attempt in range(200):  # random subscriber digits that libphonenumber still calls valid
