@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     gate_rate = _second_opinion_rate(args.params, [m.text for m in evalset.read_jsonl(args.data)][: args.limit or None])
     print(
         f"leak gate second opinion (Presidio default recognizers + its own spaCy NER, batched) on the dev texts: "
-        f"{gate_rate:.1f} texts/s per core, i.e. the gate costs {results['dev']['texts_per_cpu_second']['feedbackflow'] / gate_rate:.2f}x "
+        f"{gate_rate:.1f} texts/s per core, i.e. the gate costs "
+        f"{results['dev']['texts_per_cpu_second']['feedbackflow'] / gate_rate:.2f}x "
         f"the anonymisation pass"
     )
     if args.json_out:

@@ -199,7 +199,9 @@ def recognizer_classes() -> dict[str, type]:
         def _explanation(self, score: float) -> Any:
             from presidio_analyzer import AnalysisExplanation
 
-            return AnalysisExplanation(recognizer="PhoneNumberRecognizer", original_score=score, textual_explanation="phone")
+            return AnalysisExplanation(
+                recognizer="PhoneNumberRecognizer", original_score=score, textual_explanation="phone"
+            )
 
     class AnyCardRecognizer(PatternRecognizer):
         """Card numbers of any brand: 12 to 19 digits (spaces or dashes between groups) that pass the Luhn check.
