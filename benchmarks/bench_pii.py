@@ -1,21 +1,29 @@
-"""Benchmark PII detection: the pipeline's engine against Presidio's plain default, on the labelled evaluation set.
+"""Benchmark PII detection: the pipeline's engine against Presidio's plain default, on the dev and the locked set.
 
 Run from the repository root (``make bench-pii`` does)::
 
-    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--repeats 3] [--limit N]
-                                   [--json-out reports/bench/pii.json] [--regenerate]
+    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
+                                   [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
+
+Two sets: the *dev* set (``data/pii_eval``, :mod:`feedbackflow.privacy.evalset`), which recognizers were tuned on,
+and the *locked test* set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate
+generator and never tuned on (read its scores, never its misses). On the locked set a prediction counts for a gold
+label under the entity names of :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a
+street address), the same for both detectors.
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
 
-* ``feedbackflow``: ``feedbackflow.privacy.analyzer`` as the anonymise stage builds it from ``params.yaml`` (added
-  recognizers, filters, only the configured entities, spaCy ``nlp.pipe`` in batches of ``anonymise.batch_size``, the
-  dependency parser disabled), with ``LOCATION`` added to the entities because the set labels it.
+* ``feedbackflow``: :func:`feedbackflow.privacy.engine.build_engine` from ``params.yaml`` as the anonymise stage
+  builds it (spaCy ``nlp.pipe`` in batches of ``anonymise.batch_size``, only the NER component);
 * ``presidio_default``: ``AnalyzerEngine().analyze(text, language="en")`` one text at a time, all predefined
   recognizers, Presidio's default threshold (0). Presidio's default wants ``en_core_web_lg``, which cannot be installed
   here, so it is built with the same installed spaCy model through ``NlpEngineProvider`` (Presidio's own spaCy
   configuration otherwise). Its e-mail check is pointed at tldextract's bundled suffix list so neither side touches
   the network. Its scores are reported twice: all findings, and findings at or above our ``score_threshold``.
+
+The leak gate's second opinion (:func:`feedbackflow.privacy.leak_gate.build_second_opinion`) is timed on the dev
+texts too, as a cost relative to the anonymisation pass.
 
 Per-entity precision, recall and F2 follow the span-overlap rule of :mod:`feedbackflow.privacy.evalset`. Each
 throughput is the median of ``--repeats`` timed passes over all texts, after one warm-up pass of 50 texts; passes
