@@ -195,3 +195,20 @@ def test_key_id_file_follows_the_key_and_never_holds_it(tmp_path) -> None:
     check_key_id(tmp_path, key_id)
     with pytest.raises(ConfigError, match="another pseudonym key"):
         check_key_id(tmp_path, PseudonymKey(b"another-key-entirely-123").key_id)
+
+
+def test_demo_plants_names_in_running_text_lists_lower_case_and_next_to_digits() -> None:
+    import re
+
+    import pandas as pd
+
+    from feedbackflow.demo.generate import generate
+
+    corpus = pd.DataFrame({"text": [f"message {i} about a card" for i in range(3000)], "label": ["a", "b"] * 1500})
+    data = generate(corpus, nights=1, rows_per_night=2000, seed=5, pii_share=0.3, dirt_share=0)
+    texts = data.batches[0].frame["text"].tolist()
+    names = data.canaries["PERSON"]
+    assert any(name.islower() for name in names), "lower-case names"
+    assert any(re.search(rf"{re.escape(n)} \d", t) for n in names for t in texts), "names next to digits"
+    assert any(re.search(rf"{re.escape(n)}, \w+ \w+ and ", t) for n in names for t in texts), "names in lists"
+    assert any(re.search(rf"to {re.escape(n)} last week", t) for n in names for t in texts), "running text"
