@@ -80,8 +80,13 @@ def is_name_pair(first: str, last: str) -> bool:
     """A lower-case first name followed by a surname-like word: "anna kowalski", "maria santos", not "floor said"."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    if first not in _names(_FIRST) or last in STOP_WORDS or last in _COMMON_WORDS:
+    if last in STOP_WORDS or last in _COMMON_WORDS:
         return False
+    if first not in _names(_FIRST):
+        # "mark davies": an everyday word that is also a first name, before a surname that is no English word
+        return (
+            first in _names(_FIRST, everyday=True) and last in _names(("last_names",)) and last not in english_words()
+        )
     english = english_words()
     if last not in english:
         return True
