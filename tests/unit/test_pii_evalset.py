@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def test_generation_is_seeded_and_labels_are_exact_and_valid() -> None:
 
 def test_templates_share_no_sentence_with_the_demo_generator() -> None:
     from feedbackflow.demo.generate import _PII_TEMPLATES
+    from feedbackflow.privacy import testset
 
-    demo = {template.replace("{text}", "").replace("{value}", "").strip(" .") for _, template in _PII_TEMPLATES}
-    ours = "\n".join(evalset._TEMPLATES)
+    demo = {re.sub(r"\{\w*\}", "", template).strip(" .,") for _, template, _ in _PII_TEMPLATES}
+    ours = "\n".join((*evalset._TEMPLATES, *testset._TEMPLATES))
     assert not [phrase for phrase in demo if phrase and phrase in ours]
 
 

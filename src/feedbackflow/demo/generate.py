@@ -19,13 +19,19 @@ from faker import Faker
 
 CHANNELS = ("app", "chat", "email", "phone", "web")
 
+# (entity, template, how many values): names go in after a cue, in running text, in lists, in lower case and next to
+# digits, so the leak scan does not only test the easy shape.
 _PII_TEMPLATES = (
-    ("PERSON", "My name is {value}. {text}"),
-    ("PERSON", "{text} Regards, {value}"),
-    ("EMAIL_ADDRESS", "{text} You can reach me at {value}."),
-    ("PHONE_NUMBER", "{text} Please call me back on {value}."),
-    ("CREDIT_CARD", "{text} My card number is {value}."),
-    ("IBAN_CODE", "{text} The transfer went to IBAN {value}."),
+    ("PERSON", "My name is {0}. {text}", 1),
+    ("PERSON", "{text} Regards, {0}", 1),
+    ("PERSON", "{text} I already explained all this to {0} last week.", 1),
+    ("PERSON", "{text} The joint account is with {0}, {1} and {2}.", 3),
+    ("PERSON_LOWER", "{text} please let {0} know, she handles our account", 1),
+    ("PERSON", "{text} {0} 3rd floor told me to write in.", 1),
+    ("EMAIL_ADDRESS", "{text} You can reach me at {0}.", 1),
+    ("PHONE_NUMBER", "{text} Please call me back on {0}.", 1),
+    ("CREDIT_CARD", "{text} My card number is {0}.", 1),
+    ("IBAN_CODE", "{text} The transfer went to IBAN {0}.", 1),
 )
 
 
@@ -48,6 +54,8 @@ class DemoData:
 def _pii_value(fake: Faker, entity: str) -> str:
     if entity == "PERSON":
         return f"{fake.first_name()} {fake.last_name()}"
+    if entity == "PERSON_LOWER":
+        return f"{fake.first_name()} {fake.last_name()}".lower()
     if entity == "EMAIL_ADDRESS":
         return fake.free_email()
     if entity == "PHONE_NUMBER":
@@ -55,6 +63,14 @@ def _pii_value(fake: Faker, entity: str) -> str:
     if entity == "CREDIT_CARD":
         return fake.credit_card_number(card_type="visa16")
     return fake.iban()
+
+
+def _plant(fake: Faker, rng: random.Random, text: str, canaries: dict[str, list[str]]) -> str:
+    """``text`` with one template of planted values around it; each value is added to ``canaries``."""
+    entity, template, count = rng.choice(_PII_TEMPLATES)
+    values = [_pii_value(fake, entity) for _ in range(count)]
+    canaries.setdefault("PERSON" if entity == "PERSON_LOWER" else entity, []).extend(values)
+    return template.format(*values, text=text)
 
 
 def generate(
@@ -100,10 +116,7 @@ def generate(
         for n, index in enumerate(chosen):
             text = str(corpus.at[index, "text"]).strip()
             if rng.random() < pii_share:
-                entity, template = rng.choice(_PII_TEMPLATES)
-                value = _pii_value(fake, entity)
-                canaries.setdefault(entity, []).append(value)
-                text = template.format(text=text, value=value)
+                text = _plant(fake, rng, text, canaries)
             rows.append(
                 {
                     "id": f"n{night:03d}-{n:06d}",

@@ -118,7 +118,7 @@ _CITIES = (
 
 _PHONE_REGIONS = ("US", "DE", "FR", "IE", "ES", "NL", "IN", "AU")
 _IBAN_LOCALES = ("en_GB", "de_DE", "fr_FR", "nl_NL", "es_ES")
-_NAME_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN")
+NAME_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN")
 
 
 @dataclass
@@ -149,13 +149,13 @@ class _Values:
 
         self.rng = random.Random(seed)
         # sorted: a set's order changes with the interpreter's hash seed, and each locale gets its own seed below
-        self.fakers = {locale: Faker(locale) for locale in sorted({*_IBAN_LOCALES, *_NAME_LOCALES})}
+        self.fakers = {locale: Faker(locale) for locale in sorted({*_IBAN_LOCALES, *NAME_LOCALES})}
         for n, fake in enumerate(self.fakers.values()):
             fake.seed_instance(seed + n)
         self.gb = self.fakers["en_GB"]
 
     def person(self) -> str:
-        fake = self.fakers[self.rng.choice(_NAME_LOCALES)]
+        fake = self.fakers[self.rng.choice(NAME_LOCALES)]
         style = self.rng.random()
         if style < 0.12:
             return f"{self.rng.choice(('Mr', 'Mrs', 'Ms', 'Dr'))} {fake.last_name()}"
@@ -359,25 +359,37 @@ def _round(value: float | None) -> float | None:
 
 
 def score(
-    messages: Sequence[Message], predictions: Sequence[Sequence[Span]], entities: Sequence[str] = ENTITIES
+    messages: Sequence[Message],
+    predictions: Sequence[Sequence[Span]],
+    entities: Sequence[str] = ENTITIES,
+    accepts: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, EntityScore]:
     """Per-entity span-overlap scores of ``predictions`` (one list per message) against the gold spans.
 
-    The key ``"overall"`` pools every entity type (micro average).
+    ``accepts`` maps a gold label to the detector entity names that count for it (default: its own name only), the
+    same for every detector scored, e.g. ``STREET_ADDRESS: (STREET_ADDRESS, LOCATION)``. A prediction whose name no
+    gold label accepts is ignored; one that overlaps no gold span it may stand for is a false positive of the first
+    label that accepts it. The key ``"overall"`` pools every entity type (micro average).
     """
+    accepts = accepts or {}
+    labels_for: dict[str, list[str]] = defaultdict(list)
+    for entity in entities:
+        for name in accepts.get(entity, (entity,)):
+            labels_for[name].append(entity)
     scores: dict[str, EntityScore] = defaultdict(EntityScore)
     wanted = set(entities)
     for message, predicted in zip(messages, predictions, strict=True):
-        resolved = [span for span in resolve(predicted) if span[2] in wanted]
+        resolved = [(s, e, t) for s, e, t in resolve(predicted) if t in labels_for]
         gold = [span for span in message.spans if span[2] in wanted]
         for span in gold:
             scores[span[2]].gold += 1
-            if any(p[2] == span[2] and _overlaps(p, span) for p in resolved):
+            if any(span[2] in labels_for[p[2]] and _overlaps(p, span) for p in resolved):
                 scores[span[2]].found += 1
         for span in resolved:
-            scores[span[2]].predicted += 1
-            if any(g[2] == span[2] and _overlaps(g, span) for g in gold):
-                scores[span[2]].true_positive += 1
+            hit = next((g[2] for g in gold if g[2] in labels_for[span[2]] and _overlaps(g, span)), None)
+            label = hit or labels_for[span[2]][0]
+            scores[label].predicted += 1
+            scores[label].true_positive += hit is not None
     overall = EntityScore()
     for entity in entities:
         item = scores[entity]

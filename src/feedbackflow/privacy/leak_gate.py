@@ -6,9 +6,12 @@ Two independent checks run over every anonymised text:
    restricted storage next to the raw data (``anonymise.canary_file``). None of them may appear in the output, in any
    letter case, written as planted or (numbers) with their spaces and dashes removed. One compiled regular
    expression scans all texts for all values in a single pass.
-2. **A second scan.** The same analyzer runs again over the output; any finding at or above the score threshold
-   that is not one of our own placeholders or pseudonyms means a value survived (e.g. replacing a neighbour changed
-   what spaCy sees).
+2. **A second opinion.** A detector that shares none of the first scan's filters re-scans the output
+   (:func:`build_second_opinion`): Presidio's *unmodified* predefined recognizers (its own phone recognizer, card
+   patterns, context words and thresholds) and its own spaCy NER pass over the full pipeline, without our allow-list,
+   trimming, case normalisation or region filter. Any finding of a configured entity at or above the score
+   threshold that is not one of our placeholders or pseudonyms means a value survived, so one blind spot of the first
+   scan cannot hide a leak twice. ``anonymise.second_opinion: false`` falls back to re-running the first analyzer.
 
 The result names row ids and entity types, never a value, so it is safe for logs, the audit record and the Airflow
 failure message.
@@ -17,14 +20,27 @@ failure message.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedbackflow.errors import ConfigError
-from feedbackflow.privacy.analyzer import PrivacyEngine, analyze_texts, presidio_logs_without_text
+from feedbackflow.privacy.engine import (
+    PrivacyEngine,
+    analyze_texts,
+    nlp_configuration,
+    presidio_logs_without_text,
+    resolve_spacy_model,
+)
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+
+    from feedbackflow.settings import AnonymiseSettings
 
 
 @dataclass
@@ -111,13 +127,99 @@ def replacement_pattern(entities: Sequence[str]) -> re.Pattern[str]:
     return re.compile(rf"<(?:{names})(?:_[0-9a-f]{{6,12}})?>")
 
 
-def check_output(
-    ids: Sequence[str], texts: Sequence[str | None], engine: PrivacyEngine, canaries: dict[str, list[str]]
-) -> LeakReport:
-    """Scan anonymised ``texts`` (row ids in ``ids``) for planted values and for anything the analyzer still finds.
+_NOT_RECHECKED = ("LOCATION",)
+# The gate's own list of words Presidio's spaCy NER tags PERSON that name no person (payment networks). It is the
+# gate's, written for it, not the first scan's allow-list, and it only ever excuses a whole finding made of them.
+_GATE_NOT_PEOPLE = re.compile(r"(?i)\A(?:visa|master ?card|maestro|amex|paypal|apple pay|google pay|revolut)\Z")
 
-    A second-scan finding that lies entirely inside one of our replacement tokens is ignored: ``<PERSON_3f9a1c0b>``
-    is the placeholder, not a person, and its hex digits are no bank detail.
+
+@dataclass
+class SecondOpinion:
+    """Presidio's default analyzer, as shipped, for the leak gate's independent re-scan."""
+
+    analyzer: AnalyzerEngine
+    language: str
+    entities: list[str]
+    score_threshold: float
+
+    def analyze(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
+        """The findings of each text (one spaCy batch pass, then Presidio's unmodified recognizers)."""
+        from presidio_analyzer import BatchAnalyzerEngine
+
+        presidio = logging.getLogger("presidio-analyzer")
+        level = presidio.level
+        # Presidio's own spaCy mapping warns once per unmapped label per text ("Entity CARDINAL is not mapped"); the
+        # records hold labels, not text, but would flood the task log.
+        presidio.setLevel(logging.ERROR)
+        try:
+            found = BatchAnalyzerEngine(self.analyzer).analyze_iterator(
+                list(texts), language=self.language, entities=self.entities, score_threshold=self.score_threshold
+            )
+            return [list(results) for results in found]
+        finally:
+            presidio.setLevel(level)
+
+
+def build_second_opinion(settings: AnonymiseSettings) -> SecondOpinion:
+    """Presidio's predefined recognizers, unmodified, with their own spaCy NER (full pipeline, Presidio's mapping).
+
+    Only the e-mail check's public suffix list is pointed at tldextract's bundled copy, so nothing touches the network.
+    The entities are the configured ones this detector knows (it has no street-address or age recognizer: the
+    planted-value check covers those), except LOCATION: Presidio's default tags every country ("I live in Germany"),
+    which the first scan keeps on purpose because a country locates nobody.
+    """
+    import tldextract.tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from feedbackflow.privacy.recognizers import offline_tld_extractor
+
+    tldextract.tldextract.TLD_EXTRACTOR = offline_tld_extractor()
+    configuration = nlp_configuration(settings.language, resolve_spacy_model(settings.spacy_model))
+    configuration.pop("ner_model_configuration")  # Presidio's own defaults, not ours
+    nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
+    registry = RecognizerRegistry(supported_languages=[settings.language])
+    registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=nlp_engine)
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[settings.language])
+    known = set(analyzer.get_supported_entities(settings.language)) - set(_NOT_RECHECKED)
+    return SecondOpinion(
+        analyzer=analyzer,
+        language=settings.language,
+        entities=[entity for entity in settings.entities if entity in known],
+        score_threshold=settings.score_threshold,
+    )
+
+
+def _leaks(text: str, result: RecognizerResult, tokens: list[tuple[int, int]]) -> bool:
+    """A second-scan finding is a leak unless it lies in our tokens or is no person by the gate's own rules.
+
+    A PERSON finding must keep a word of letters outside our tokens ("<PERSON_3ca598ec> 3rd" is the token and a
+    floor number) and must not be only a payment network's name.
+    """
+    if any(start <= result.start and result.end <= end for start, end in tokens):
+        return False
+    if result.entity_type != "PERSON":
+        return True
+    found = list(text[result.start : result.end])
+    for start, end in tokens:
+        for i in range(max(start, result.start), min(end, result.end)):
+            found[i - result.start] = " "
+    rest = "".join(found)
+    return bool(re.search(r"(?<!\w)[^\W\d_]{2,}(?!\w)", rest)) and not _GATE_NOT_PEOPLE.match(rest.strip())
+
+
+def check_output(
+    ids: Sequence[str],
+    texts: Sequence[str | None],
+    engine: PrivacyEngine,
+    canaries: dict[str, list[str]],
+    second_opinion: SecondOpinion | None = None,
+) -> LeakReport:
+    """Scan anonymised ``texts`` (row ids in ``ids``) for planted values and for anything a second scan still finds.
+
+    The second scan is ``second_opinion`` when given (an independent detector), else ``engine``'s own analyzer. A
+    finding that lies entirely inside one of our replacement tokens is ignored: ``<PERSON_3f9a1c0b>`` is the
+    placeholder, not a person, and its hex digits are no bank detail.
     """
     pattern, owner = canary_pattern(canaries)
     canary_hits: dict[str, list[str]] = defaultdict(list)
@@ -130,14 +232,11 @@ def check_output(
     tokens = replacement_pattern(engine.entities)
     rescan_hits: dict[str, list[str]] = defaultdict(list)
     with presidio_logs_without_text():
-        findings = analyze_texts([text for _, text in present], engine)
+        plain = [text for _, text in present]
+        findings = second_opinion.analyze(plain) if second_opinion else analyze_texts(plain, engine)
     for (row, text), results in zip(present, findings, strict=True):
         spans = [match.span() for match in tokens.finditer(text)]
-        leaked = {
-            result.entity_type
-            for result in results
-            if not any(start <= result.start and result.end <= end for start, end in spans)
-        }
+        leaked = {result.entity_type for result in results if _leaks(text, result, spans)}
         for entity in sorted(leaked):
             rescan_hits[entity].append(row)
     return LeakReport(

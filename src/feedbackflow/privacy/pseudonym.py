@@ -19,10 +19,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from feedbackflow.errors import ConfigError
 
 KEY_ENV = "FEEDBACKFLOW_PSEUDONYM_KEY"
+# The key's id (never the key), written before the anonymise stage runs; dvc.yaml lists it as a dependency of
+# anonymise, so a rotated key re-runs anonymise and everything after it instead of restoring the old key's output.
+KEY_ID_FILE = "data/pseudonym_key_id"
+NO_KEY = "none"
 KEY_CONN_ENV = "FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID"
 MIN_KEY_CHARS = 16  # below 128 bits an offline guess of the key becomes thinkable
 
@@ -90,3 +95,43 @@ def pseudonym(key: PseudonymKey, entity: str, value: str, hex_chars: int = 8) ->
     """The token that replaces ``value`` of type ``entity``, e.g. ``<EMAIL_ADDRESS_3f9a1c0b>``."""
     digest = hmac.new(key.secret, normalise(entity, value).encode("utf-8"), hashlib.sha256).hexdigest()
     return f"<{entity}_{digest[:hex_chars]}>"
+
+
+def current_key_id(environ: Mapping[str, str] | None = None) -> str:
+    """The id of the key in ``FEEDBACKFLOW_PSEUDONYM_KEY``, or ``none`` when no (usable) key is set."""
+    try:
+        return load_key(environ).key_id
+    except ConfigError:
+        return NO_KEY
+
+
+def write_key_id(root: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Write the current key's id to ``root / KEY_ID_FILE`` (only when it changed); return it.
+
+    DVC hashes this file as a dependency of the anonymise stage: the id changes with the key, the key itself never
+    reaches the file, DVC, a log or an XCom.
+    """
+    key_id = current_key_id(environ)
+    path = root / KEY_ID_FILE
+    if not path.exists() or path.read_text(encoding="utf-8").strip() != key_id:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(key_id + "\n", encoding="utf-8")
+    return key_id
+
+
+def check_key_id(root: Path, key_id: str | None) -> None:
+    """Fail when ``root / KEY_ID_FILE`` names another key than the one loaded (DVC would cache on a stale id).
+
+    Raises:
+        ConfigError: the file exists and disagrees with ``key_id``.
+    """
+    path = root / KEY_ID_FILE
+    if path.exists() and path.read_text(encoding="utf-8").strip() != (key_id or NO_KEY):
+        raise ConfigError(
+            f"{KEY_ID_FILE} names another pseudonym key than {KEY_ENV} holds; run "
+            f"`python -m feedbackflow.privacy.pseudonym` (the Airflow task does it) before `dvc repro anonymise`"
+        )
+
+
+if __name__ == "__main__":
+    print(write_key_id(Path.cwd()))

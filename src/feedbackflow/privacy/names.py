@@ -1,0 +1,107 @@
+"""Name lists behind the lower-case and known-first-name rules: Faker's person lists and the model's English words.
+
+The first and last names come from Faker's person providers of :data:`_GAZETTEER_LOCALES`. The locked test set's
+locales are left out on purpose, so the lists cannot have been fitted to it (README, "PII sets"). English words come
+from the spaCy model's lemmatizer tables (WordNet lemmas), so "floor said" or "grace period" is not taken for a name.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+
+from feedbackflow.errors import ConfigError
+
+# Faker locales whose first names make the lower-case name list. The locked test set's locales are left out on
+# purpose, so the list cannot have been fitted to it (README, "PII sets").
+_GAZETTEER_LOCALES = (
+    *("en_GB", "en_US", "en_IE", "en_IN", "en_KE", "en_NG", "en_PK", "de_DE", "de_CH", "fr_FR", "fr_BE", "es_ES"),
+    *("es_MX", "es_AR", "nl_NL", "nl_BE", "da_DK", "no_NO", "cs_CZ", "sk_SK", "ro_RO", "hr_HR", "sl_SI", "lt_LT"),
+    *("lv_LV", "et_EE", "tr_TR", "id_ID", "sw", "yo_NG", "ig_NG", "zu_ZA", "ga_IE", "is_IS"),
+)
+# First names that are also everyday English words; a lower-case one is never taken for a name.
+_COMMON_WORDS = frozenset(
+    (
+        *("will", "may", "mark", "bill", "grant", "rose", "pat", "sue", "art", "ray"),
+        *("dean", "max", "page", "chase", "summer", "hope", "faith", "joy", "honey", "sunny", "guy", "jack", "frank"),
+        *("rich", "penny", "sandy", "rusty", "buck"),
+        *("bob", "don", "ken", "long", "young", "gay", "king", "miles", "norman", "paris", "sky", "star"),
+        *("love", "precious", "blessing", "gift", "happy", "lucky", "rock", "stone", "son", "man", "ma", "pa"),
+        *("card", "bank", "cash", "app", "so", "per", "an", "my", "me", "it", "us", "in", "on", "at", "by", "to"),
+    )
+)
+
+
+@functools.cache
+def _names(attributes: tuple[str, ...], english_only: bool = False, everyday: bool = False) -> frozenset[str]:
+    names: set[str] = set()
+    for locale in _GAZETTEER_LOCALES:
+        if english_only and not locale.startswith("en"):
+            continue
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        for attribute in attributes:
+            values = getattr(provider, attribute, ())
+            names.update(
+                str(value).casefold() for value in values if re.fullmatch(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", str(value))
+            )
+    return frozenset(name for name in names if len(name) > 2) - (frozenset() if everyday else _COMMON_WORDS)
+
+
+_FIRST = ("first_names", "first_names_male", "first_names_female")
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """English words from the spaCy model's own lemmatizer tables (WordNet lemmas and their inflections)."""
+    import spacy.util
+
+    from feedbackflow.privacy.engine import resolve_spacy_model
+    from feedbackflow.settings import AnonymiseSettings
+
+    try:
+        nlp = spacy.util.load_model(resolve_spacy_model(AnonymiseSettings().spacy_model), disable=["ner", "parser"])
+    except ConfigError:  # a custom model folder without the default pipeline: no word list, fewer names found
+        return frozenset()
+    if "lemmatizer" not in nlp.pipe_names:
+        return frozenset()
+    lookups = nlp.get_pipe("lemmatizer").lookups  # type: ignore[attr-defined]
+    words: set[str] = set()
+    for name, table in (
+        ("lemma_index", lookups.get_table("lemma_index")),
+        ("lemma_exc", lookups.get_table("lemma_exc")),
+    ):
+        for key in table:
+            words.update(table[key] if name == "lemma_index" else table[key].keys())
+    return frozenset(words)
+
+
+def is_name_pair(first: str, last: str) -> bool:
+    """A lower-case first name followed by a surname-like word: "anna kowalski", "maria santos", not "floor said"."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    if last in STOP_WORDS or last in _COMMON_WORDS:
+        return False
+    if first not in _names(_FIRST):
+        # "mark davies": an everyday word that is also a first name, before a surname that is no English word
+        return (
+            first in _names(_FIRST, everyday=True) and last in _names(("last_names",)) and last not in english_words()
+        )
+    english = english_words()
+    if last not in english:
+        return True
+    return last in _names(("last_names",)) and (first not in english or first in _names(_FIRST, english_only=True))
+
+
+def is_first_name(word: str) -> bool:
+    """``word`` (any case) is a first name of the lists; capitalised, "June" or "Will" count too."""
+    folded = word.casefold()
+    return folded in _names(_FIRST) or (word[:1].isupper() and folded in _names(_FIRST, everyday=True))
+
+
+@functools.cache
+def stop_words() -> frozenset[str]:
+    """spaCy's English stop words plus the everyday words that are also first names."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS) | _COMMON_WORDS

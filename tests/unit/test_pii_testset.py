@@ -1,0 +1,33 @@
+"""The locked PII test set: the committed file is exactly what its own generator writes, and it is independent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from feedbackflow.privacy import evalset, testset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_locked_set_is_what_the_generator_writes(tmp_path):
+    written = evalset.write_jsonl(testset.generate(), tmp_path / "pii_test.jsonl")
+    assert written.read_bytes() == (ROOT / testset.DEFAULT_PATH).read_bytes(), (
+        "data/pii_test is locked: regenerate it only with a new seed, never edit it by hand"
+    )
+
+
+def test_locked_set_shares_no_text_and_no_name_locale_with_the_dev_set():
+    dev = evalset.read_jsonl(ROOT / "data" / "pii_eval" / "pii_eval.jsonl")
+    test = evalset.read_jsonl(ROOT / testset.DEFAULT_PATH)
+    assert not {m.text for m in dev} & {m.text for m in test}
+    assert len(set(testset.NAME_LOCALES) - set(evalset.NAME_LOCALES)) >= 8
+    assert not set(testset.NAME_LOCALES) & set(evalset.NAME_LOCALES)
+
+
+def test_locked_set_labels_every_personal_type_and_holds_negatives():
+    test = evalset.read_jsonl(ROOT / testset.DEFAULT_PATH)
+    labelled = {span[2] for message in test for span in message.spans}
+    assert labelled == set(testset.ENTITIES)
+    negatives = [m for m in test if not m.spans]
+    assert len(negatives) > 200
+    assert all(message.text[s:e].strip() == message.text[s:e] for message in test for s, e, _ in message.spans)
