@@ -221,7 +221,7 @@ def _fail_without_retry() -> Iterator[None]:
 
 
 def _sync_champion(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
-    """Before evaluate: take the champion from the shared registry (pointer file + files pulled by hash)."""
+    """Before evaluate and monitor: take the champion from the shared registry (pointer + files pulled by hash)."""
     from feedbackflow.storage.registry import sync_champion
 
     paths = ProjectPaths.discover()
@@ -240,6 +240,7 @@ def _write_key_id(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]
 BEFORE_STAGE: dict[str, Callable[[Iterable[dict[str, Any] | None], dict[str, str]], None]] = {
     "anonymise": _write_key_id,
     "evaluate": _sync_champion,
+    "monitor": _sync_champion,  # drift is measured against the shared registry's champion and its training data
 }
 
 

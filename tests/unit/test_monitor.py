@@ -288,6 +288,9 @@ def test_champion_without_recorded_data_hash_is_an_error(tmp_path):
 
     paths = ProjectPaths(tmp_path)
     assert champion_reference(paths) is None
+    # the shared registry's pointer when nothing was promoted yet (e.g. the first challenger was rejected)
+    write_json(paths.registry / "champion.json", {"version": None})
+    assert champion_reference(paths) is None
     write_json(paths.registry / "champion.json", {"version": "v2", "model_sha256": "00", "run_id": "lost"})
     with pytest.raises(ReferenceUnavailableError, match="v2"):
         champion_reference(paths)

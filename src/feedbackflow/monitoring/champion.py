@@ -59,7 +59,7 @@ def champion_reference(paths: ProjectPaths) -> ChampionReference | None:
     from feedbackflow.summary import experiment_name
 
     record: dict[str, Any] | None = read_json(paths.registry / "champion.json")
-    if not record:
+    if not record or record.get("version") is None:  # the registry's pointer says "no champion yet"
         return None
     data_md5 = record.get("train_data_md5")
     run_id = record.get("run_id")
