@@ -146,8 +146,9 @@ def test_a_corrupted_manifest_fails_the_airflow_task_once_without_retry(tmp_path
     with pytest.raises(AirflowFailException) as error:  # Airflow's "fail now, do not retry"
         stage_task("ingest", [], "scheduled__2026-11-30")
 
-    message = str(error.value)
-    assert "exit 74" in message and "_manifest.jsonl: line 1 is not valid JSON" in message
+    message = str(error.value)  # the stage's own message (the runner cuts it out of DVC's output)
+    assert error.value.__cause__.exit_code == 74
+    assert "_manifest.jsonl: line 1 is not valid JSON" in message
     assert "dvc pull --force data/raw" in message
 
 
