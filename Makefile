@@ -55,14 +55,18 @@ airflow-ui: airflow-init ## Start Airflow standalone (UI on http://localhost:808
 	@# standalone starts its components as `airflow ...` by name: the venv's bin must be on the PATH
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
-test: install lint ## Lint, then run the whole test suite (unit, DAG, integration)
-	$(BIN)/python -m pytest -q
+# Test files run in parallel (pytest-xdist), each file in one worker and in order: end-to-end files share a project.
+# Many integration tests wait on servers, outages and subprocesses, so two workers use two cores well.
+TEST_WORKERS ?= 2
+
+test: install lint ## Lint, then run the whole test suite (unit, DAG, integration; TEST_WORKERS files in parallel)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: install ## Run the fast unit and DAG tests only
 	$(BIN)/python -m pytest -q tests/unit tests/dags
 
 integration: install ## Run the end-to-end tests (Airflow + DVC + real services)
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/integration
 
 AUDIT_VENV := .venv-audit
 
