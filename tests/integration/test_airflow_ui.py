@@ -3,6 +3,7 @@ unpaused, and feedback_retrain starts from the CLI, the REST API and an Asset ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -81,12 +82,23 @@ def test_make_airflow_ui_serves_the_unpaused_dag(tmp_path):
             assert page.status == 200 and b"<html" in page.read().lower()
         _feedback_triggers_queue_nightly_runs(base, _token(base, airflow_home), airflow_home)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        _stop_tree(process)
         log.close()
+
+
+def _stop_tree(process: subprocess.Popen) -> None:
+    """Stop make, standalone and every component it started (some outlive a signal to the process group)."""
+    import psutil
+
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    os.killpg(process.pid, signal.SIGTERM)
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=60)
+    for member in alive:
+        member.kill()
+    process.wait(timeout=30)
 
 
 def _feedback_triggers_queue_nightly_runs(base: str, token: str, airflow_home: Path) -> None:
