@@ -20,7 +20,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, task
 
 from feedbackflow.assets import DRIFT_RETRAIN, FEEDBACK_BATCH
-from feedbackflow.orchestration import run_params
+from feedbackflow.orchestration.tasks import run_params
 
 
 @dag(
@@ -36,7 +36,7 @@ from feedbackflow.orchestration import run_params
 def feedback_retrain() -> None:
     @task
     def request(params: dict | None = None, triggering_asset_events=None) -> dict:
-        from feedbackflow.orchestration import retrain_request
+        from feedbackflow.orchestration.tasks import retrain_request
 
         return retrain_request(params, triggering_asset_events)
 

@@ -37,8 +37,8 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
-from feedbackflow.orchestration import APPROVE_TASK, run_params
-from feedbackflow.runner import log_task_failure
+from feedbackflow.orchestration.runner import log_task_failure
+from feedbackflow.orchestration.tasks import APPROVE_TASK, run_params
 from feedbackflow.settings import load_settings
 
 _PARAMS = load_settings(ProjectPaths.discover().params)
@@ -68,7 +68,7 @@ def nightly_retrain() -> None:
     def stage(name: str, **overrides: object):  # one dvc.yaml stage as one task
         @task(task_id=name, **overrides)
         def run_stage(*upstream: dict, run_id: str | None = None, params: dict | None = None) -> dict:
-            from feedbackflow.orchestration import stage_task
+            from feedbackflow.orchestration.tasks import stage_task
 
             return stage_task(name, upstream, run_id or "manual", params)
 
@@ -76,13 +76,13 @@ def nightly_retrain() -> None:
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def gate(upstream: dict, run_id: str | None = None, ti=None) -> bool:
-        from feedbackflow.orchestration import gate_task
+        from feedbackflow.orchestration.tasks import gate_task
 
         return gate_task([upstream], run_id or "manual", ti)
 
     @task
     def promote(upstream: dict, run_id: str | None = None, ti=None) -> dict:
-        from feedbackflow.orchestration import promote_task
+        from feedbackflow.orchestration.tasks import promote_task
 
         return promote_task([upstream], run_id or "manual", ti)
 
@@ -96,7 +96,7 @@ def nightly_retrain() -> None:
     def summarise(
         *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None, ti=None
     ) -> dict:  # anonymised is among the results: a dry run skips everything after it
-        from feedbackflow.orchestration import run_trigger, summarise_task
+        from feedbackflow.orchestration.tasks import run_trigger, summarise_task
 
         return summarise_task(results, run_id or "manual", run_trigger(dag_run, params), ti)
 

@@ -23,7 +23,7 @@ class GateApprovalOperator(ApprovalOperator):
         self.evaluated_task_id = evaluated_task_id
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from feedbackflow.orchestration import approval_decision, record_rejection_task
+        from feedbackflow.orchestration.tasks import approval_decision, record_rejection_task
 
         if "error" not in event:
             approved, by = approval_decision(event)

@@ -116,7 +116,7 @@ def generate(
 @app.command()
 def summarise(run_id: Annotated[str, typer.Option(help="Run id to record.")] = "manual") -> None:
     """Write reports/run_summary.json from the stages' reports and the DVC hashes of this run."""
-    from feedbackflow.summary import write_summary
+    from feedbackflow.orchestration.summary import write_summary
 
     _setup_logging()
     summary = write_summary(ProjectPaths.discover(), run_id)
@@ -240,7 +240,7 @@ def experiment(
 ) -> None:
     """Map Airflow run ids to DVC experiment names: one run id, or every run summary kept in reports/runs/."""
     from feedbackflow.io import read_json
-    from feedbackflow.summary import experiment_name
+    from feedbackflow.orchestration.summary import experiment_name
 
     if run_id:
         typer.echo(experiment_name(run_id))
@@ -279,7 +279,7 @@ def remotes(
 @app.command()
 def pools() -> None:
     """Create the Airflow pool of the train task (dag.train_pool, one slot per GPU) in the metadata database."""
-    from feedbackflow.orchestration import create_pools
+    from feedbackflow.orchestration.pools import create_pools
 
     _setup_logging()
     try:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from feedbackflow.orchestration.runner import run_stage
 from feedbackflow.privacy.pseudonym import KEY_ENV
-from feedbackflow.runner import run_stage
 from feedbackflow.storage.dvc import DvcError
 
 from .conftest import BIN, PSEUDONYM_KEY, airflow_env, make_project, run

@@ -133,7 +133,7 @@ def test_s3_endpoint_down_from_the_start_is_a_source_error_not_a_config_error(tm
 def test_a_corrupted_manifest_fails_the_airflow_task_once_without_retry(tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     from .test_secret_scan import _project
 

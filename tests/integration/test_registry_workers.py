@@ -232,7 +232,7 @@ def test_rollback_restores_the_previous_champion_and_the_next_evaluate_uses_it(w
 def test_a_corrupt_registry_snapshot_fails_once_naming_the_file_and_the_restore(workers, models, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from feedbackflow.orchestration import _fail_without_retry
+    from feedbackflow.orchestration.tasks import _fail_without_retry
 
     a, b, remote = workers
     night(a, models["weak"], "night-1")

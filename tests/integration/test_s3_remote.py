@@ -1,7 +1,7 @@
 """An S3 DVC remote is configuration only: the stage runner pushes to an S3-compatible endpoint over HTTP.
 
 The endpoint is moto's standalone server on loopback (MinIO in docker/); credentials come from the environment, as
-they would from an Airflow connection (see ``feedbackflow.orchestration.aws_environment``).
+they would from an Airflow connection (see ``feedbackflow.orchestration.connections.aws_environment``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbackflow.runner import run_stage
+from feedbackflow.orchestration.runner import run_stage
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Planted credentials never reach a message, a log, an XCom or a report, on any failure path of ingest we can provoke.
 
-Each case runs the ingest stage the way an Airflow task does (:func:`feedbackflow.orchestration.stage_task`: real
+Each case runs the ingest stage the way an Airflow task does (:func:`feedbackflow.orchestration.tasks.stage_task`: real
 DVC, the real stage subprocess) in a throw-away project, with distinctive secrets in the worker's environment: a
 PostgreSQL DSN password, an AWS secret key and a pseudonym key. The failure's message, every log line, the files
 under ``reports/`` and ``data/raw`` and the task's return value (its XCom) are scanned for them, and Airflow's secret
@@ -82,7 +82,7 @@ FAST_RETRY = {"attempts": 2, "initial_delay_seconds": 0.1, "max_delay_seconds": 
     ],
 )
 def test_postgres_failure_paths_leak_no_credential(tmp_path, monkeypatch, caplog, postgres_dsn, case, expected):  # noqa: F811
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     project = _project(tmp_path, {"source": "postgres", "postgres": {"table": "public.feedback"}, "retry": FAST_RETRY})
     quoted = PG_PASSWORD.replace("'", "\\'")
@@ -103,7 +103,7 @@ def test_postgres_failure_paths_leak_no_credential(tmp_path, monkeypatch, caplog
 
 
 def test_s3_failure_paths_leak_no_credential(tmp_path, monkeypatch, caplog, s3_endpoint):  # noqa: F811
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     for case, endpoint in (("no_such_bucket", s3_endpoint), ("endpoint_down", f"http://127.0.0.1:{free_port()}")):
         project = _project(
@@ -120,7 +120,7 @@ def test_s3_failure_paths_leak_no_credential(tmp_path, monkeypatch, caplog, s3_e
 
 def test_a_stage_that_prints_a_credential_is_redacted_in_the_task_message_and_log(tmp_path, monkeypatch, caplog):
     """Defence in depth: a library that echoes a credential into the stage output never gets it past the runner."""
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     project = _project(tmp_path, {})
     leaky = (
@@ -140,7 +140,7 @@ def test_a_stage_that_prints_a_credential_is_redacted_in_the_task_message_and_lo
 
 
 def test_a_successful_run_puts_no_credential_in_its_xcom_or_report(tmp_path, monkeypatch, caplog):
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     project = _project(tmp_path, {"settle_seconds": 0})
     (project / "data" / "landing").mkdir(parents=True)
@@ -207,7 +207,7 @@ def test_anonymise_failure_path_leaks_no_pseudonym_key(tmp_path, monkeypatch, ca
     must not carry the key into the message, the log or a report, and Airflow's masker must know the key."""
     import pandas as pd
 
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     project = _project(tmp_path, {})
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -12,7 +12,7 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError, SourceUnavailableError
-from feedbackflow.orchestration import postgres_environment
+from feedbackflow.orchestration.connections import postgres_environment
 from feedbackflow.settings import SettingsError, parse_settings
 from feedbackflow.sources import postgres as pg_source
 from feedbackflow.sources import s3 as s3_source

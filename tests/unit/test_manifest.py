@@ -8,7 +8,7 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import StateCorruptError
-from feedbackflow.orchestration import NO_RETRY_EXIT_CODES
+from feedbackflow.orchestration.tasks import NO_RETRY_EXIT_CODES
 from feedbackflow.settings import parse_settings
 from feedbackflow.stages import ingest, validate
 from feedbackflow.storage.manifest import read_manifest

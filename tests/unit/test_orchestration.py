@@ -1,7 +1,7 @@
 from airflow.sdk import Connection
 
-from feedbackflow.orchestration import aws_environment
-from feedbackflow.summary import experiment_name, output_hashes
+from feedbackflow.orchestration.connections import aws_environment
+from feedbackflow.orchestration.summary import experiment_name, output_hashes
 
 
 def test_aws_connection_becomes_dvc_environment():
@@ -31,10 +31,10 @@ def test_output_hashes_from_lock():
     assert output_hashes(lock) == {"models/challenger": "abc.dir"}
 
 
-def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_sources(tmp_path, monkeypatch):
-    import yaml
-
-    from feedbackflow.orchestration import _always_runs, postgres_environment
+def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_sources():
+    from feedbackflow.orchestration.connections import postgres_environment
+    from feedbackflow.orchestration.tasks import run_options
+    from feedbackflow.settings import parse_settings
 
     connection = Connection(
         conn_id="feedback_db", conn_type="postgres", host="db", port=5433, login="ff", password="p w", schema="app"
@@ -42,9 +42,19 @@ def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_s
     assert postgres_environment(connection) == {
         "FEEDBACKFLOW_POSTGRES_DSN": "host=db port=5433 user=ff password='p w' dbname=app"
     }
-    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
-    params = {"ingest": {"source": "postgres", "postgres": {"table": "t"}}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert _always_runs("ingest") and not _always_runs("validate")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": "folder"}}))
-    assert not _always_runs("ingest")
+    postgres = parse_settings({"ingest": {"source": "postgres", "postgres": {"table": "t"}}})
+    assert run_options("ingest", None, postgres) == ({}, True)
+    assert run_options("validate", None, postgres) == ({}, False)
+    assert run_options("ingest", None, parse_settings({"ingest": {"source": "folder"}})) == ({}, False)
+
+
+def test_stage_rules_name_exactly_the_stages_of_dvc_yaml():
+    import yaml
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.orchestration.connections import CONNECTIONS
+    from feedbackflow.orchestration.rules import STAGE_RULES
+
+    stages = yaml.safe_load(ProjectPaths.discover().root.joinpath("dvc.yaml").read_text())["stages"]
+    assert set(STAGE_RULES) == set(stages)
+    assert {kind for rule in STAGE_RULES.values() for kind in rule.connections} <= set(CONNECTIONS)

@@ -243,7 +243,7 @@ def test_stage_with_pseudonyms_writes_audit_without_values_or_key(
 def test_privacy_leak_has_its_own_exit_code_and_fails_airflow_without_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from feedbackflow import orchestration
+    from feedbackflow.orchestration import tasks
     from feedbackflow.storage.dvc import DvcError
 
     assert PrivacyLeakError.exit_code not in (DataQualityError.exit_code, ConfigError.exit_code, 1)
@@ -251,15 +251,15 @@ def test_privacy_leak_has_its_own_exit_code_and_fails_airflow_without_retry(monk
     def leak(*args: object, **kwargs: object) -> dict:
         raise DvcError("stage anonymise failed", exit_code=PrivacyLeakError.exit_code)
 
-    monkeypatch.setattr(orchestration, "run_stage", leak)
+    monkeypatch.setattr(tasks, "run_stage", leak)
     with pytest.raises(AirflowFailException):
-        orchestration.stage_task("anonymise", [], "manual")
+        tasks.stage_task("anonymise", [], "manual")
 
 
 def test_pseudonym_key_from_an_airflow_connection() -> None:
     from airflow.sdk import Connection
 
-    from feedbackflow.orchestration import pseudonym_environment
+    from feedbackflow.orchestration.connections import pseudonym_environment
 
     connection = Connection(conn_id="feedbackflow_pseudonym", conn_type="generic", password=KEY)
     assert pseudonym_environment(connection) == {KEY_ENV: KEY}

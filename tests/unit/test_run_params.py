@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from feedbackflow.orchestration import retrain_request, run_options, run_trigger
-from feedbackflow.settings import IngestSettings, SettingsError, with_source_override
+from feedbackflow.orchestration.tasks import retrain_request, run_options, run_trigger
+from feedbackflow.settings import IngestSettings, SettingsError, parse_settings, with_source_override
 
 
 def test_source_override_forms():
@@ -25,14 +25,19 @@ def test_source_override_forms():
 
 
 def test_run_options_per_stage():
-    assert run_options("train", None) == ({}, False)
-    assert run_options("train", {"force_retrain": True}) == ({}, True)
-    assert run_options("evaluate", {"force_retrain": True}) == ({}, False)
-    assert run_options("ingest", {"source": "s3://b/p"}) == ({"FEEDBACKFLOW_INGEST_SOURCE": "s3://b/p"}, True)
-    assert run_options("anonymise", {"dry_run": True}) == ({}, False)
+    folder = parse_settings({})
+
+    def options(stage: str, params: dict | None) -> tuple[dict, bool]:
+        return run_options(stage, params, folder)
+
+    assert options("train", None) == ({}, False)
+    assert options("train", {"force_retrain": True}) == ({}, True)
+    assert options("evaluate", {"force_retrain": True}) == ({}, False)
+    assert options("ingest", {"source": "s3://b/p"}) == ({"FEEDBACKFLOW_INGEST_SOURCE": "s3://b/p"}, True)
+    assert options("anonymise", {"dry_run": True}) == ({}, False)
     for stage in ("split", "train", "evaluate", "monitor"):
         with pytest.raises(AirflowSkipException, match="dry run"):
-            run_options(stage, {"dry_run": True})
+            options(stage, {"dry_run": True})
 
 
 def test_asset_event_carries_the_batch_hash_into_the_queued_run():

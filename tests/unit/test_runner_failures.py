@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.runner import log_task_failure, run_stage, stage_message, stage_outputs
+from feedbackflow.orchestration.runner import log_task_failure, run_stage, stage_message, stage_outputs
 from feedbackflow.storage.dvc import DvcError
 
 # A stage like ours: writes its report and data, then fails with the CLI's "error in <stage>: ..." and exit 65.
@@ -141,7 +141,7 @@ def test_failure_callback_ends_the_task_log_with_the_reason(caplog: pytest.LogCa
 
 
 def test_only_the_newest_failed_runs_are_kept(project: Path) -> None:
-    from feedbackflow.runner import KEEP_FAILED, set_aside_outputs
+    from feedbackflow.orchestration.runner import KEEP_FAILED, set_aside_outputs
 
     paths = ProjectPaths(project)
     for night in range(KEEP_FAILED + 2):

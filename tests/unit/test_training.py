@@ -19,7 +19,7 @@ from feedbackflow.modeling.training import (
     last_checkpoint,
     non_padding_fraction,
 )
-from feedbackflow.orchestration import pool_command
+from feedbackflow.orchestration.pools import pool_command
 from feedbackflow.settings import DagSettings, TrainSettings
 from feedbackflow.stages.train import fingerprint, launch_command
 from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus

@@ -56,7 +56,7 @@ def champion_reference(paths: ProjectPaths) -> ChampionReference | None:
     Raises:
         ReferenceUnavailableError: a champion exists but no record names its training data.
     """
-    from feedbackflow.summary import experiment_name
+    from feedbackflow.orchestration.summary import experiment_name
 
     record: dict[str, Any] | None = read_json(paths.registry / "champion.json")
     if not record or record.get("version") is None:  # the registry's pointer says "no champion yet"

@@ -27,7 +27,7 @@ def governance_dir(paths: ProjectPaths) -> Path:
 
 
 def record_file(paths: ProjectPaths, run_id: str) -> Path:
-    from feedbackflow.summary import experiment_name
+    from feedbackflow.orchestration.summary import experiment_name
 
     return governance_dir(paths) / RUNS_DIR / f"{experiment_name(run_id)}.json"
 
@@ -89,7 +89,7 @@ def _gate(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the per-run governance page shows, or ``found: False`` when the pipeline kept no record."""
-    from feedbackflow.summary import experiment_name
+    from feedbackflow.orchestration.summary import experiment_name
 
     summary = read_json(paths.reports / RUNS_DIR / f"{experiment_name(run_id)}.json") or {}
     if not summary:

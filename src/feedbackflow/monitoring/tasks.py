@@ -14,7 +14,7 @@ from feedbackflow.io import read_json
 
 def check(run_id: str) -> dict[str, Any]:
     """Run the ``monitor`` dvc stage on the current data and champion (no retraining)."""
-    from feedbackflow.orchestration import stage_task
+    from feedbackflow.orchestration.tasks import stage_task
 
     result = stage_task("monitor", [], run_id)
     summary = read_json(ProjectPaths.discover().stage_reports("monitor") / "summary.json", {}) or {}

@@ -5,10 +5,11 @@ e-mail therefore maps to one token in every text and every night, so a model or 
 customer wrote again" without seeing who. Nothing maps tokens back to values: no table is stored, and without the key
 a token cannot even be checked against a guessed value.
 
-The key comes from the environment (``FEEDBACKFLOW_PSEUDONYM_KEY``), which the Airflow task fills from a connection
-(see :func:`feedbackflow.orchestration.pseudonym_environment`); it is never read from params, logged or stored. Only
-its *key id* (an HMAC of a fixed label, not the key) is written to the audit record, so a reader can tell which key
-produced a dataset. Rotating the key changes every token from that run on; see the README's key-rotation section.
+The key comes from the environment (``FEEDBACKFLOW_PSEUDONYM_KEY``), which the Airflow task fills from a
+connection (see :func:`feedbackflow.orchestration.connections.pseudonym_environment`); it is never read from params,
+logged or stored. Only its *key id* (an HMAC of a fixed label, not the key) is written to the audit record, so a
+reader can tell which key produced a dataset. Rotating the key changes every token from that run on; see the
+README's key-rotation section.
 """
 
 from __future__ import annotations

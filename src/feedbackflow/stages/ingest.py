@@ -7,7 +7,7 @@ of :mod:`feedbackflow.sources`:
   files still being written wait for the next run, links and special files are refused (:mod:`~.sources.folder`);
 * ``s3``: objects under ``ingest.s3.bucket``/``prefix`` through boto3 (:mod:`~.sources.s3`); credentials from the
   standard ``AWS_*`` environment (an Airflow AWS connection is turned into those variables by
-  :mod:`feedbackflow.orchestration`);
+  :mod:`feedbackflow.orchestration.tasks`);
 * ``postgres``: rows of ``ingest.postgres.table`` (or ``query``) after a watermark, with a look-back for late
   commits (:mod:`~.sources.postgres`); the DSN comes from ``FEEDBACKFLOW_POSTGRES_DSN`` (or libpq's ``PG*``).
 

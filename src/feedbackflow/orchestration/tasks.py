@@ -1,4 +1,4 @@
-"""Task bodies for Airflow: each is one call from the DAG file, so the DAG only wires.
+"""Task bodies for Airflow: each is one call from a DAG file, so the DAGs only wire.
 
 Imports of Airflow happen inside the functions: the package works without an Airflow installation at import time.
 Every function returns a small, JSON-serialisable dict (stage name, hashes, counts), never data.
@@ -8,106 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.credentials import mask_credentials
 from feedbackflow.errors import DataQualityError, FeedbackflowError, PrivacyLeakError, StateCorruptError
-from feedbackflow.runner import merge_ran, merge_upstream, run_stage
-from feedbackflow.settings import SOURCE_OVERRIDE_ENV, DagSettings
-from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
+from feedbackflow.orchestration.connections import connection_environment
+from feedbackflow.orchestration.rules import STAGE_RULES
+from feedbackflow.orchestration.runner import merge_ran, merge_upstream, run_stage
+from feedbackflow.settings import SOURCE_OVERRIDE_ENV, Settings, load_settings
 from feedbackflow.storage.dvc import Dvc
 
 log = logging.getLogger(__name__)
 
 
-def aws_environment(connection: Any) -> dict[str, str]:
-    """Environment variables that let DVC's S3 remote use an Airflow AWS connection (e.g. ``aws_default``).
-
-    Login and password are the access key pair; the extras ``endpoint_url`` (MinIO or another S3-compatible
-    endpoint) and ``region_name`` are honoured. The values go to the DVC subprocess only, never to logs or XComs.
-    """
-    extra = connection.extra_dejson or {}
-    pairs = {
-        "AWS_ACCESS_KEY_ID": connection.login,
-        "AWS_SECRET_ACCESS_KEY": connection.password,
-        "AWS_SESSION_TOKEN": extra.get("aws_session_token"),
-        "AWS_ENDPOINT_URL": extra.get("endpoint_url"),
-        "AWS_DEFAULT_REGION": extra.get("region_name"),
-    }
-    return {key: str(value) for key, value in pairs.items() if value}
-
-
-def pseudonym_environment(connection: Any) -> dict[str, str]:
-    """The pseudonym key from an Airflow connection (its password), as the stage subprocess reads it.
-
-    A connection can live in any Airflow secrets backend (Vault, AWS Secrets Manager, ...), so the key never sits in
-    ``params.yaml`` or the repository. The value goes to the stage subprocess only, never to logs or XComs.
-    """
-    from feedbackflow.privacy.pseudonym import KEY_ENV
-
-    return {KEY_ENV: connection.password} if connection.password else {}
-
-
-def postgres_environment(connection: Any) -> dict[str, str]:
-    """The ``FEEDBACKFLOW_POSTGRES_DSN`` variable the ingest stage reads, built from an Airflow Postgres connection.
-
-    Host, port, login, password and schema (the database) make a libpq key/value DSN; the extras ``sslmode`` and
-    ``options`` are honoured. The DSN goes to the stage subprocess only, never to logs or XComs.
-    """
-    from psycopg.conninfo import make_conninfo
-
-    extra = connection.extra_dejson or {}
-    parts = {
-        "host": connection.host,
-        "port": connection.port,
-        "user": connection.login,
-        "password": connection.password,
-        "dbname": connection.schema,
-        "sslmode": extra.get("sslmode"),
-        "options": extra.get("options"),
-    }
-    return {POSTGRES_DSN_ENV: make_conninfo(**{key: str(value) for key, value in parts.items() if value})}
-
-
-def _connection_environment(stage: str) -> dict[str, str]:
-    """Credentials for ``stage``'s subprocess from the Airflow connections named in the environment.
-
-    ``FEEDBACKFLOW_AWS_CONN_ID`` (every stage: DVC's S3 remote, the S3 ingest source), ``FEEDBACKFLOW_POSTGRES_CONN_ID``
-    (ingest only) and ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` (anonymise only): no other subprocess needs those.
-    """
-    aws_conn_id = os.environ.get("FEEDBACKFLOW_AWS_CONN_ID")
-    postgres_conn_id = os.environ.get("FEEDBACKFLOW_POSTGRES_CONN_ID") if stage == "ingest" else None
-    key_conn_id = os.environ.get("FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID") if stage == "anonymise" else None
-    if not (aws_conn_id or postgres_conn_id or key_conn_id):
-        return {}
-    from airflow.sdk import Connection
-
-    env = aws_environment(Connection.get(aws_conn_id)) if aws_conn_id else {}
-    if postgres_conn_id:
-        env.update(postgres_environment(Connection.get(postgres_conn_id)))
-    if key_conn_id:
-        env.update(pseudonym_environment(Connection.get(key_conn_id)))
-    return env
-
-
-def _always_runs(stage: str) -> bool:
-    """Ingest from S3 or PostgreSQL must run every time: DVC cannot hash those sources (the manifest makes it safe)."""
-    if stage != "ingest":
-        return False
-    from feedbackflow.settings import load_settings
-
-    return load_settings(ProjectPaths.discover().params).ingest.source != "folder"
-
-
 #: Exit codes of failures a retry cannot fix: bad data, a privacy leak, a corrupt state file (the raw manifest).
 NO_RETRY_EXIT_CODES = (DataQualityError.exit_code, PrivacyLeakError.exit_code, StateCorruptError.exit_code)
-
-
-# What a run's Params (see run_params) change, stage by stage: one table, so no task body branches on stage names.
-DRY_RUN_STAGES = ("ingest", "validate", "anonymise")  # a dry run stops after these
 
 
 def run_params() -> dict[str, Any]:
@@ -172,21 +90,25 @@ def retrain_request(params: dict[str, Any] | None, events: Any = None) -> dict[s
     return conf
 
 
-def run_options(stage: str, params: dict[str, Any] | None) -> tuple[dict[str, str], bool]:
-    """Extra environment and ``force`` for ``stage`` under a run's Params; raises a skip for dry runs.
+def run_options(stage: str, params: dict[str, Any] | None, settings: Settings) -> tuple[dict[str, str], bool]:
+    """Extra environment and ``force`` for ``stage`` under a run's Params (rules: ``STAGE_RULES``).
 
     Raises:
-        AirflowSkipException: a dry run and ``stage`` comes after anonymise.
+        AirflowSkipException: a dry run and ``stage`` does not take part in one (it comes after anonymise).
     """
     params = params or {}
-    if params.get("dry_run") and stage not in DRY_RUN_STAGES:
+    rule = STAGE_RULES[stage]
+    if params.get("dry_run") and not rule.in_dry_run:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(f"dry run: {stage} skipped (validate and anonymise only)")
-    if stage == "ingest" and params.get("source"):
-        # DVC cannot see the override (it is not in params.yaml): force ingest; the manifest keeps it idempotent
-        return {SOURCE_OVERRIDE_ENV: str(params["source"])}, True
-    return {}, bool(stage == "train" and params.get("force_retrain"))
+    env: dict[str, str] = {}
+    force = bool(rule.forced_by and params.get(rule.forced_by))
+    if rule.takes_source and params.get("source"):
+        # DVC cannot see the override (it is not in params.yaml): force the stage; the manifest keeps it idempotent
+        env[SOURCE_OVERRIDE_ENV] = str(params["source"])
+        force = True
+    return env, force or bool(rule.always_runs and rule.always_runs(settings))
 
 
 def stage_task(
@@ -194,17 +116,19 @@ def stage_task(
 ) -> dict[str, Any]:
     """Run one ``dvc.yaml`` stage; bad data, a privacy leak or a corrupt manifest fail the task without retries.
 
-    When ``FEEDBACKFLOW_AWS_CONN_ID`` names an Airflow connection, its credentials reach DVC's S3 remote and the S3
-    ingest source; ``FEEDBACKFLOW_POSTGRES_CONN_ID`` does the same for the PostgreSQL ingest source, and the password
-    of the connection ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID`` names becomes the anonymise stage's pseudonym key.
+    The stage's connections (``STAGE_RULES``; ids from ``FEEDBACKFLOW_AWS_CONN_ID``, ``FEEDBACKFLOW_POSTGRES_CONN_ID``
+    and ``FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID``) reach its subprocess as environment variables, masked in every log.
     """
-    extra_env, forced = run_options(stage, params)
-    env = {**_connection_environment(stage), **extra_env}
+    paths = ProjectPaths.discover()
+    settings = load_settings(paths.params)  # once per task, passed down
+    rule = STAGE_RULES[stage]
+    extra_env, forced = run_options(stage, params, settings)
+    env = {**connection_environment(rule.connections), **extra_env}
     mask_credentials({**os.environ, **env})  # Airflow's masker hides them in every log line from here on
     with _fail_without_retry():
-        if stage in BEFORE_STAGE:
-            BEFORE_STAGE[stage](upstream, env)
-        return run_stage(stage, upstream, run_id=run_id, env=env, force=forced or _always_runs(stage))
+        if rule.before:
+            rule.before(paths, env)
+        return run_stage(stage, upstream, run_id=run_id, root=str(paths.root), env=env, force=forced)
 
 
 @contextmanager
@@ -218,30 +142,6 @@ def _fail_without_retry() -> Iterator[None]:
 
             raise AirflowFailException(str(error)) from error
         raise
-
-
-def _sync_champion(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
-    """Before evaluate and monitor: take the champion from the shared registry (pointer + files pulled by hash)."""
-    from feedbackflow.storage.registry import sync_champion
-
-    paths = ProjectPaths.discover()
-    entry = sync_champion(paths, Dvc(paths.root, env))
-    log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
-
-
-def _write_key_id(upstream: Iterable[dict[str, Any] | None], env: dict[str, str]) -> None:
-    """Before anonymise: the pseudonym key's id (never the key), a dvc.yaml dependency: a rotated key re-runs it."""
-    from feedbackflow.privacy.pseudonym import write_key_id
-
-    write_key_id(ProjectPaths.discover().root, {**os.environ, **env})
-
-
-# work a stage's task does on its worker before `dvc repro` (state DVC cannot pull by itself)
-BEFORE_STAGE: dict[str, Callable[[Iterable[dict[str, Any] | None], dict[str, str]], None]] = {
-    "anonymise": _write_key_id,
-    "evaluate": _sync_champion,
-    "monitor": _sync_champion,  # drift is measured against the shared registry's champion and its training data
-}
 
 
 REPORTS = (
@@ -315,7 +215,6 @@ def approval_decision_of(ti: Any) -> dict[str, Any] | None:
 
 def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> dict[str, Any]:
     """Promote the challenger (the gate, and the approver when required, allowed it); return the champion record."""
-    from feedbackflow.settings import load_settings
     from feedbackflow.stages import promote
 
     approval = approval_decision_of(ti)
@@ -343,7 +242,7 @@ def summarise_task(
     ``trigger`` says how the run started (run type, reason, the batch hash of an Asset event, the Params); with
     ``ti`` the decision of the ``approve`` task (when the DAG has one) goes into the summary.
     """
-    from feedbackflow.summary import write_summary
+    from feedbackflow.orchestration.summary import write_summary
 
     approval = approval_decision_of(ti)
     results = [result for result in results if result]
@@ -356,32 +255,3 @@ def summarise_task(
         "promote": summary["evaluate"]["gate"]["promote"],
         "challenger": summary["evaluate"]["challenger"],
     }
-
-
-def pool_command(settings: DagSettings, airflow: str = "airflow") -> list[str]:
-    """``airflow pools set`` for the train task's pool: one slot per GPU, so two trainings never share a GPU."""
-    return [
-        airflow,
-        "pools",
-        "set",
-        settings.train_pool,
-        str(settings.train_pool_slots),
-        f"GPU slots for the train task ({settings.train_pool_slots} GPU(s)); see dag.train_pool in params.yaml",
-    ]
-
-
-def create_pools(settings: DagSettings) -> None:
-    """Create or resize the train task's pool in the Airflow metadata database.
-
-    ``airflow dags test`` ignores pools, but the scheduler leaves a task whose pool does not exist queued forever.
-
-    Raises:
-        subprocess.CalledProcessError: the Airflow CLI failed (e.g. the database is not migrated yet).
-    """
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    command = pool_command(settings, str(Path(sys.executable).parent / "airflow"))
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    log.info("pool %s has %d slot(s)", settings.train_pool, settings.train_pool_slots)

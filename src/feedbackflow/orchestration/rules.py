@@ -1,0 +1,68 @@
+"""One table of per-stage rules: what an orchestrator task does around ``dvc repro`` of each ``dvc.yaml`` stage.
+
+No task body branches on stage names: a stage's credentials, its work before the stage (state DVC cannot pull by
+itself), its part in a dry run, the Param that forces it and whether it must always run are columns here. A test
+asserts that the table names exactly the stages of ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.settings import Settings
+from feedbackflow.storage.dvc import Dvc
+
+log = logging.getLogger(__name__)
+
+#: work a stage's task does on its worker before ``dvc repro``: (paths, the stage's environment) -> None
+Before = Callable[[ProjectPaths, dict[str, str]], None]
+
+
+def sync_champion(paths: ProjectPaths, env: dict[str, str]) -> None:
+    """Take the champion from the shared registry (pointer + files pulled by hash): every worker sees the same one."""
+    from feedbackflow.storage.registry import sync_champion as sync
+
+    entry = sync(paths, Dvc(paths.root, env))
+    log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
+
+
+def write_key_id(paths: ProjectPaths, env: dict[str, str]) -> None:
+    """The pseudonym key's id (never the key), a dvc.yaml dependency: a rotated key re-runs anonymise."""
+    import os
+
+    from feedbackflow.privacy.pseudonym import write_key_id as write
+
+    write(paths.root, {**os.environ, **env})
+
+
+def _source_not_hashable(settings: Settings) -> bool:
+    """Ingest from S3 or PostgreSQL must run every time: DVC cannot hash those sources (the manifest makes it safe)."""
+    return settings.ingest.source != "folder"
+
+
+@dataclass(frozen=True)
+class StageRule:
+    """What the task of one stage does besides ``dvc repro``."""
+
+    connections: tuple[str, ...] = ("aws",)  # kinds of connections.CONNECTIONS whose credentials the stage gets
+    before: Before | None = None
+    in_dry_run: bool = False  # a dry run (Param ``dry_run``) runs the stage; the others are skipped
+    takes_source: bool = False  # the Param ``source`` overrides params.yaml's ingest source (and forces the stage)
+    forced_by: str | None = None  # a boolean Param that forces the stage to run although its inputs did not change
+    always_runs: Callable[[Settings], bool] | None = None
+
+
+STAGE_RULES: dict[str, StageRule] = {
+    "ingest": StageRule(
+        connections=("aws", "postgres"), in_dry_run=True, takes_source=True, always_runs=_source_not_hashable
+    ),
+    "validate": StageRule(in_dry_run=True),
+    "anonymise": StageRule(connections=("aws", "pseudonym_key"), in_dry_run=True, before=write_key_id),
+    "split": StageRule(),
+    "train": StageRule(forced_by="force_retrain"),
+    "evaluate": StageRule(before=sync_champion),
+    "monitor": StageRule(before=sync_champion),  # drift against the shared registry's champion and its training data
+}
