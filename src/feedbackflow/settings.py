@@ -233,6 +233,10 @@ class TrainSettings(_Section):
     num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
     gradient_accumulation_steps: int = Field(1, ge=1, description="batches per optimiser step")
     checkpoint_steps: int = Field(200, ge=1, description="save a resumable checkpoint every this many steps")
+    shared_checkpoints: bool = Field(
+        True,
+        description="copy each checkpoint to the default DVC remote, so a retry on another worker resumes from it",
+    )
     early_stopping_patience: int = Field(
         2, ge=0, description="stop after this many epochs without a better validation score; 0 never stops early"
     )

@@ -1,5 +1,6 @@
-"""Kill-and-resume: `feedbackflow train` killed with SIGKILL mid-training, run again, ends where an uninterrupted
-run ends (same weights, same metrics), as an Airflow retry of the train task would."""
+"""Kill-and-resume: `feedbackflow train` killed with SIGKILL mid-training, run again on ANOTHER worker (a separate
+project folder that shares only the DVC remote), ends where an uninterrupted run ends (same weights, same metrics),
+as an Airflow retry of the train task on a replacement GPU worker would."""
 
 from __future__ import annotations
 
@@ -48,7 +49,15 @@ def _project(base: Path, name: str, tiny_bert: Path) -> Path:
         }
     )
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    (project / ".dvc").mkdir()  # the shared storage: every worker's default DVC remote
+    remote = f"['remote \"general\"']\n    url = {base / 'shared-remote'}\n"
+    (project / ".dvc" / "config").write_text(f"[core]\n    remote = general\n{remote}")
     return project
+
+
+def _shared_steps(base: Path) -> list[int]:
+    """Steps of the checkpoints in the shared storage (copied there after each save)."""
+    return sorted(int(path.stem.split("-")[1]) for path in (base / "shared-remote").glob("checkpoints/*/*.tar"))
 
 
 def _environment(project: Path) -> dict[str, str]:
@@ -102,7 +111,7 @@ def runs(tmp_path_factory):
         deadline = time.monotonic() + 300
         # kill inside the second epoch, so the resumed run must rebuild that epoch's batch order and skip its start
         while (
-            max(_steps(_complete_checkpoints(killed)), default=0) <= STEPS_PER_EPOCH
+            max(_shared_steps(base), default=0) <= STEPS_PER_EPOCH
             and process.poll() is None
             and time.monotonic() < deadline
         ):
@@ -110,9 +119,10 @@ def runs(tmp_path_factory):
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)  # what an OOM kill or a lost worker does: no clean-up at all
         first_attempt = process.wait()
-    checkpoints_at_kill = _steps(_complete_checkpoints(killed))
-    retry = _train(killed)
-    return straight, killed, first_attempt, checkpoints_at_kill, retry
+    checkpoints_at_kill = _shared_steps(base)
+    replacement = _project(base, "replacement", tiny_bert)  # another worker: nothing of the killed one's disk
+    retry = _train(replacement)
+    return straight, replacement, first_attempt, checkpoints_at_kill, retry
 
 
 def test_the_first_attempt_died_mid_training(runs):
@@ -121,7 +131,7 @@ def test_the_first_attempt_died_mid_training(runs):
     assert checkpoints_at_kill, "no checkpoint was written before the kill"
 
 
-def test_the_retry_resumed_from_the_last_checkpoint(runs):
+def test_the_retry_on_another_worker_resumed_from_the_last_shared_checkpoint(runs):
     _, killed, _, checkpoints_at_kill, retry = runs
     metrics = json.loads((killed / "reports" / "train" / "metrics.json").read_text())
     step = metrics["resumed_from_step"]
@@ -132,6 +142,7 @@ def test_the_retry_resumed_from_the_last_checkpoint(runs):
     assert not (killed / ".work" / "train" / "checkpoints").exists() or not any(
         (killed / ".work" / "train" / "checkpoints").iterdir()
     ), "checkpoints must be removed after a successful stage"
+    assert not _shared_steps(killed.parent), "the shared checkpoints must be removed after a successful stage"
 
 
 def test_resumed_run_equals_the_uninterrupted_one(runs):
@@ -187,8 +198,7 @@ def _dvc_project(base: Path, tiny_bert: Path) -> Path:
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
-    (project / ".dvc").mkdir()
-    for name in ("config", ".gitignore"):
+    for name in ("config", ".gitignore"):  # the real config: remotes in storage/ beside the project
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
     report = {"rows": 360, "rows_changed": 0, "entities": {"PERSON": 0}}
     (project / "reports" / "anonymise").mkdir(parents=True)

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -110,6 +111,7 @@ def fine_tune(
     seed: int,
     output_dir: Path,
     checkpoint_dir: Path,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
 
@@ -126,6 +128,7 @@ def fine_tune(
         output_dir: receives ``model.safetensors``, the tokenizer (its ``model_max_length`` is ``train.max_length``,
             so inference truncates as training did), ``label_map.json`` and ``train_metrics.json``.
         checkpoint_dir: where checkpoints go; name it after the inputs so that changed inputs start afresh.
+        on_checkpoint: called with each complete checkpoint's folder (e.g. to copy it to shared storage).
 
     Returns:
         Metrics, the per-epoch history (train and validation loss, validation accuracy and macro-F1) and the best
@@ -179,6 +182,8 @@ def fine_tune(
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             log.info("checkpoint saved at step %d/%d", state.global_step, state.max_steps)
+            if on_checkpoint is not None and is_main_process():
+                on_checkpoint(checkpoint_dir / f"checkpoint-{state.global_step}")
 
     class ProgressLog(TrainerCallback):  # type: ignore[misc]
         """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""

@@ -2,7 +2,9 @@
 
 Checkpoints go to ``.work/train/checkpoints/<fingerprint>/`` (outside DVC's outputs), where the fingerprint hashes
 the split files, the taxonomy, the ``train`` params, the seed and the base model. A task killed mid-training and
-retried with the same inputs resumes from the last checkpoint; changed inputs start afresh. The checkpoints are
+retried with the same inputs resumes from the last checkpoint; changed inputs start afresh. With
+``train.shared_checkpoints`` each checkpoint is also copied to the default DVC remote (the storage every worker
+shares, see :mod:`feedbackflow.storage.checkpoints`), so a retry on another worker resumes too. The checkpoints are
 removed once the stage has written its outputs.
 
 With ``train.launcher`` set to ``torchrun`` or ``accelerate`` and ``train.num_gpus`` above one, the stage starts
@@ -30,6 +32,7 @@ from feedbackflow.modeling.card import anonymisation_summary, confusion_matrix_p
 from feedbackflow.modeling.model import resolve_base_model
 from feedbackflow.modeling.training import fine_tune, is_main_process
 from feedbackflow.settings import Settings, TrainSettings
+from feedbackflow.storage.checkpoints import CheckpointMirror
 from feedbackflow.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -98,9 +101,14 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
     key = fingerprint(inputs, settings.train, settings.base.seed, base_model)
     checkpoints = paths.root / ".work" / "train" / "checkpoints"
+    mirror = None
+    if settings.train.shared_checkpoints:
+        mirror = CheckpointMirror.of_project(paths.root, key, checkpoints / key)
     if is_main_process():
         _remove_stale(checkpoints, keep=key)
         shutil.rmtree(paths.challenger, ignore_errors=True)
+        if mirror is not None:
+            mirror.restore()  # a killed attempt on another worker left them in shared storage
     result = fine_tune(
         base_model=base_model,
         labels=labels,
@@ -110,6 +118,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         seed=settings.base.seed,
         output_dir=paths.challenger,
         checkpoint_dir=checkpoints / key,
+        on_checkpoint=mirror.upload if mirror is not None else None,
     )
     if not is_main_process():
         return result.metrics
@@ -142,6 +151,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     )
     (paths.challenger / "README.md").write_text(card, encoding="utf-8")
     shutil.rmtree(checkpoints / key, ignore_errors=True)
+    if mirror is not None:
+        mirror.clear()
     return result.metrics
 
 

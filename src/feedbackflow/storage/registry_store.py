@@ -27,6 +27,10 @@ class Store(Protocol):
         """Write ``name`` only if it does not exist yet; False when it already exists."""
         ...
 
+    def delete(self, name: str) -> None:
+        """Remove ``name`` (nothing happens when it is absent)."""
+        ...
+
 
 class FolderStore:
     """Snapshots in a folder; create-if-absent is a hard link of a finished temporary file (atomic, exclusive)."""
@@ -53,6 +57,9 @@ class FolderStore:
             return False
         finally:
             os.unlink(temporary)
+
+    def delete(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
 
 
 class S3Store:
@@ -86,6 +93,9 @@ class S3Store:
             raise
         return True
 
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
 
 def open_store(root: Path, kind: str = "") -> Store:
     """The registry store of the project's default DVC remote (``kind`` '' for snapshots, 'reports' for reports).
@@ -93,15 +103,23 @@ def open_store(root: Path, kind: str = "") -> Store:
     Raises:
         ConfigError: the project has no default DVC remote.
     """
+    return remote_store(root, "registry" + (f"/{kind}" if kind else ""), "the registry")
+
+
+def remote_store(root: Path, suffix: str, what: str) -> Store:
+    """A store under ``suffix`` beside the DVC cache of the project's default remote, which every worker shares.
+
+    Raises:
+        ConfigError: the project has no default DVC remote, or it is neither a folder nor S3 (``what`` lives there).
+    """
     from dvc.config import Config
 
     config = Config(dvc_dir=str(root / ".dvc"))
     name = config["core"].get("remote")
     if not name or name not in config["remote"]:
-        raise ConfigError(f"{root / '.dvc' / 'config'}: no default DVC remote; the registry lives in that remote")
+        raise ConfigError(f"{root / '.dvc' / 'config'}: no default DVC remote; {what} lives in that remote")
     remote = config["remote"][name]
     url = str(remote["url"]).rstrip("/")
-    suffix = "registry" + (f"/{kind}" if kind else "")
     if url.startswith("s3://"):
         import boto3
 
@@ -115,5 +133,5 @@ def open_store(root: Path, kind: str = "") -> Store:
         )
         return S3Store(bucket, f"{prefix}/{suffix}".strip("/"), client)
     if "://" in url:
-        raise ConfigError(f"DVC remote {name!r} ({url}): the registry supports folder and s3:// remotes")
+        raise ConfigError(f"DVC remote {name!r} ({url}): {what} supports folder and s3:// remotes")
     return FolderStore(Path(url) / suffix)
