@@ -26,7 +26,7 @@ EVIDENTLY_PORT ?= 8000
 export AIRFLOW__CORE__AUTH_MANAGER ?= feedbackflow.monitoring.access.GovernanceAuthManager
 export FEEDBACKFLOW_GOVERNANCE_USERS ?= admin
 
-.PHONY: help install demo airflow-init airflow-ui test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
+.PHONY: help install demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,21 @@ demo: install airflow-init ## Generate demo data and run the nightly_retrain DAG
 airflow-ui: airflow-init ## Start Airflow standalone (UI on http://localhost:8080) with the project's DAGs and plugin
 	@# standalone starts its components as `airflow ...` by name: the venv's bin must be on the PATH
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+
+CELERY_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/feedbackflow_airflow
+CELERY_REDIS ?= redis://127.0.0.1:6379/5
+
+airflow-celery: install ## Airflow 3 on the CeleryExecutor with this machine's PostgreSQL and Redis: control plane + 2 workers (queues default, gpu)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m feedbackflow.demo.cluster --postgres "$(CELERY_POSTGRES)" --redis "$(CELERY_REDIS)"
+
+COMPOSE := docker compose -f docker/docker-compose.yaml
+
+up: ## Start the container stack (docker/.env first: cp docker/.env.example docker/.env and set every secret)
+	@test -f docker/.env || { echo "error: docker/.env missing: cp docker/.env.example docker/.env, then set its secrets"; exit 1; }
+	$(COMPOSE) up -d --build
+
+down: ## Stop the container stack (volumes are kept; add -v by hand to drop them)
+	$(COMPOSE) down
 
 # Test files run in parallel (pytest-xdist), each file in one worker and in order: end-to-end files share a project.
 # Many integration tests wait on servers, outages and subprocesses, so two workers use two cores well.

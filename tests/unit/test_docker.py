@@ -475,3 +475,35 @@ def test_airflow_init_points_both_dvc_remotes_at_minio(compose: dict[str, Any]) 
     env = compose["services"]["airflow-init"]["environment"]
     assert env["FEEDBACKFLOW_DVC_BUCKET"] != env["FEEDBACKFLOW_RESTRICTED_BUCKET"]
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+
+
+def test_compose_and_the_local_celery_cluster_stay_in_step(compose: dict[str, Any], tmp_path: Path) -> None:
+    """`make airflow-celery` (and the Celery integration test) run the compose stack's components, queues and
+    Airflow settings as local processes: the same roles, the same queue per worker, the same environment names."""
+    from feedbackflow.demo.cluster import CONTROL, WORKERS, CeleryCluster
+
+    services = compose["services"]
+    commands = {" ".join(command_args(services[name])[:2]) for name in AIRFLOW_SERVICES - {"airflow-init"}}
+    assert {f"airflow {component}" for component in CONTROL} | {"airflow celery"} == commands
+    queues = {
+        option_value(command_args(services[name]), "--queues") for name in ("airflow-worker", "airflow-worker-gpu")
+    }
+    assert queues == {queue for queue, _ in WORKERS.values()}
+    assert option_value(command_args(services["airflow-worker-gpu"]), "--concurrency") == str(WORKERS["worker-gpu"][1])
+    cluster = CeleryCluster(tmp_path, {"control": tmp_path}, "postgresql+psycopg://u@h:5432/d", "redis://h:6379/1")
+    local = {key for key in cluster.env("control") if key.startswith("AIRFLOW__")}
+    shared = {key for key in compose["x-airflow-env"] if key.startswith("AIRFLOW__")}
+    same = {
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+    }
+    assert same <= local and same <= shared
+    assert cluster.env("control")["AIRFLOW__CORE__EXECUTOR"] == compose["x-airflow-env"]["AIRFLOW__CORE__EXECUTOR"]

@@ -7,18 +7,55 @@ read from the ``failure.json`` the runner keeps in ``.work/failed/<stage>/<run>/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from feedbackflow.config import ProjectPaths
 
 
+@contextlib.contextmanager
+def workspace_lock(root: Path) -> Iterator[None]:
+    """Hold the workspace's run lock (``.work/run.lock``): one ``airflow dags test`` run at a time per workspace.
+
+    ``airflow dags test`` ignores ``max_active_runs``, so two demo runs in one workspace would otherwise interleave
+    their stages on the same ``dvc.lock`` and outputs. A second run waits, saying so; the operating system releases
+    the lock when the holder exits, even when it is killed.
+    """
+    import fcntl
+
+    path = root / ".work" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            print(f"another run holds this workspace ({holder}); waiting for it to finish", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_dag(dag_id: str = "nightly_retrain", log_file: Path | None = None) -> int:
     """Run one DAG run in-process through Airflow; its task logs go to ``log_file`` (and stdout)."""
+    with workspace_lock(ProjectPaths.discover().root):
+        return _run_dag(dag_id, log_file)
+
+
+def _run_dag(dag_id: str, log_file: Path | None) -> int:
     airflow = str(Path(sys.executable).parent / "airflow")
     command = [airflow, "dags", "test", dag_id]
     if log_file is None:

@@ -91,6 +91,11 @@ def run_stage(
     if stage in dvc.lock().get("stages", {}):
         # persistent outputs (the append-only raw store) must be present before the stage appends to them
         _pull_stage(dvc, paths, stage, run_id)
+    needed = upstream_outputs(paths.root, stage, upstream_locks)
+    if needed:
+        # `repro --pull` cannot fetch a dependency that is a file inside another stage's output folder
+        # (data/split/train.parquet of data/split) on a worker that never had it: pull those outputs by hash first
+        dvc("pull", "--allow-missing", *needed)
     try:
         output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
     except DvcError as error:
@@ -177,6 +182,14 @@ def stage_outputs(root: Path, stage: str) -> list[tuple[str, bool]]:
             else:
                 found.extend((path, bool((options or {}).get("persist"))) for path, options in item.items())
     return found
+
+
+def upstream_outputs(root: Path, stage: str, upstream_locks: dict[str, Any]) -> list[str]:
+    """The upstream outputs ``stage`` depends on (an output equal to, or a folder holding, one of its dependencies)."""
+    spec = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage, {})
+    deps = [dep for dep in spec.get("deps") or [] if isinstance(dep, str) and "${" not in dep]
+    outs = {out["path"] for entry in upstream_locks.values() for out in (entry or {}).get("outs", [])}
+    return sorted(out for out in outs if any(dep == out or dep.startswith(out.rstrip("/") + "/") for dep in deps))
 
 
 def set_aside_outputs(paths: ProjectPaths, stage: str, label: str) -> list[Path]:
