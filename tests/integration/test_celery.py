@@ -212,8 +212,8 @@ def test_each_worker_ran_its_queue(runs):
 def test_killed_training_resumed_on_the_replacement_worker(runs):
     cluster, client, _, tasks, log_at_kill = runs
     manual = list(RUNS)[1]
-    assert "train step" in log_at_kill, "training progress must reach the task log while the stage runs"
-    assert "checkpoint" in log_at_kill
+    # the killed attempt's log already held the training's progress: it reached the task log while the stage ran
+    assert "checkpoint saved at step" in log_at_kill and "copied to s3://" in log_at_kill, log_at_kill[-2000:]
     train = [row for row in tasks if row[0] == manual and row[1] == "train"]
     assert train and train[0][3] == 2, f"the killed attempt must be retried once: {train}"
     retried = cluster.task_log("worker-gpu-2", manual, "train", attempt=2)

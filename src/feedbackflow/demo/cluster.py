@@ -179,24 +179,28 @@ class CeleryCluster:
             self.start_worker(role)
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component and everything it started (what a lost machine or an OOM kill does)."""
+        """SIGKILL a component and every process it started (what a lost machine or an OOM kill does).
+
+        Airflow's task supervisor puts each task in a process group of its own, so the whole session is killed
+        (every component is started as a session leader).
+        """
         process = self.processes[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        for pid in session_members(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
 
     def stop(self) -> None:
+        """SIGTERM every component's session, then SIGKILL what is left after 30 s."""
         for process in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes.values():
-            try:
-                process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
+            for pid in session_members(process.pid):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for name, process in self.processes.items():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            self.kill(name)
 
     def wait_healthy(self, timeout_s: float = 240) -> None:
         """Wait until the API answers and reports a healthy scheduler, dag-processor and triggerer."""
@@ -226,6 +230,17 @@ class CeleryCluster:
         pattern = f"dag_id=*/run_id={run_id}/task_id={task_id}/attempt={attempt}.log"
         found = list((self.home(role) / "logs").glob(pattern))
         return found[0] if found else None
+
+
+def session_members(leader: int) -> list[int]:
+    """Every process in the session ``leader`` started (Linux ``/proc``), the leader included."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getsid(int(entry.name)) == leader:
+                    members.append(int(entry.name))
+    return members
 
 
 def clone_workspaces(project: Path, base: Path, roles: list[str]) -> dict[str, Path]:
