@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feedbackflow.errors import ConfigError
 from feedbackflow.privacy import names, recognizers
@@ -71,6 +71,7 @@ _NER_MODEL_CONFIGURATION = {
 # Findings made only of these words are not personal data: card networks and currencies the small model tags PERSON.
 _NON_PERSONAL_FINDINGS = (
     r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
+    r"\A(?:dear[ ])?(?:sirs?|madam|sir or madam|tel|mob|fax)\W*\Z",
     r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
 )
 
@@ -339,33 +340,56 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
     )
 
 
-# Two or three words in capitals ("JAMES HOLLOWAY"): the small model tags almost none of them, in title case it does.
-_CAPS_WORD = r"[A-Z]{2,}(?:['\u2019-][A-Z]+)*"
-_CAPS_RUN = re.compile(rf"(?<![A-Z][ \t])\b{_CAPS_WORD}(?:[ \t]{{1,2}}{_CAPS_WORD}){{1,2}}\b(?![ \t]{{1,2}}[A-Z]{{2}})")
+# Two or three words in capitals ("JAMES HOLLOWAY", "GÜNAYDIN ÖCALAN"): the small model tags almost none of them, in
+# title case it does.
+_CAPS_WORD = r"\p{Lu}{2,}(?:['\u2019-]\p{Lu}+)*"
+_CAPS_RUN = rf"(?<!\p{{Lu}}[ \t])\b{_CAPS_WORD}(?:[ \t]{{1,2}}{_CAPS_WORD}){{1,2}}\b(?![ \t]{{1,2}}\p{{Lu}}{{2}})"
 _ACRONYMS = frozenset(
     {
         *("ATM", "PIN", "IBAN", "BIC", "SWIFT", "SEPA", "BACS", "CHAPS", "CVV", "CVC", "OTP", "USD", "GBP", "EUR"),
         *("UK", "US", "USA", "EU", "ID", "APP", "FAQ", "ISA", "PDF", "SMS", "NFC", "SSN", "DOB", "NI", "ZIP"),
     }
 )
-# A lower-case word pair whose first word is a known first name: "anna kowalski", "akira tanaka".
-_LOWER_PAIR = re.compile(r"(?<![\w@./-])([a-z][a-z'\u2019-]+)([ ]{1,2})([a-z][a-z'\u2019-]+)(?![\w@/-])")
+# Lower-case words, each with where it starts: "anna kowalski", "akira tanaka", "sonia gutiérrez".
+_LOWER_WORD = r"(?<![\w@./-])\p{Ll}[\p{Ll}'\u2019-]+(?![\w@/-])"
 
 
-def _title_case_run(match: re.Match[str]) -> str:
+@functools.cache
+def _case_patterns() -> tuple[Any, Any]:
+    import regex
+
+    return regex.compile(_CAPS_RUN), regex.compile(_LOWER_WORD)
+
+
+def _title_case_run(match: Any) -> str:
     run = match.group(0)
-    return run if _ACRONYMS & set(run.split()) else run.title()
+    titled = run.title()
+    return run if _ACRONYMS & set(run.split()) or len(titled) != len(run) else titled
 
 
-def _title_case_name_pair(match: re.Match[str]) -> str:
-    first, gap, last = match.groups()
-    return first.title() + gap + last.title() if names.is_name_pair(first, last) else match.group(0)
+def _title_case_name_pairs(text: str, lower_word: Any) -> str:
+    """Title-case every lower-case first name + surname pair; pairs overlap ("to anna kowalski" tries both)."""
+    words = [(m.start(), m.end()) for m in lower_word.finditer(text)]
+    chars, skip = list(text), -1
+    for n in range(len(words) - 1):
+        (s1, e1), (s2, e2) = words[n], words[n + 1]
+        if n <= skip or not 1 <= s2 - e1 <= 2 or text[e1:s2].strip(" "):
+            continue
+        first, last = text[s1:e1], text[s2:e2]
+        if names.is_name_pair(first, last):
+            titled = first.title() + text[e1:s2] + last.title()
+            if len(titled) == e2 - s1:
+                chars[s1:e2] = titled
+                skip = n + 1
+    return "".join(chars)
 
 
 def case_normalised(text: str) -> str:
     """``text`` with capital runs and lower-case first-name pairs in title case; offsets are unchanged."""
-    text = _CAPS_RUN.sub(_title_case_run, text)
-    return _LOWER_PAIR.sub(_title_case_name_pair, text) if any(c.islower() for c in text) else text
+    caps_run, lower_word = _case_patterns()
+    if any(c.isupper() for c in text):
+        text = caps_run.sub(_title_case_run, text)
+    return _title_case_name_pairs(text, lower_word) if any(c.islower() for c in text) else text
 
 
 def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[RecognizerResult]]:
@@ -403,6 +427,13 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         elif result.entity_type != "LOCATION" or _without_article(text[result.start : result.end]) not in _regions():
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
+    # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
+    containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
+    cleaned = [
+        r
+        for r in cleaned
+        if r.entity_type != "PERSON" or not any(c.start < r.end and r.start < c.end for c in containers)
+    ]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
     # account, not a phone number), as Presidio's anonymizer would resolve it.
     return [
@@ -419,6 +450,7 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     ]
 
 
+_CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
 _TOKEN = re.compile(r"\S+")
 
 
@@ -446,35 +478,65 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
     return result
 
 
-def _name_like(value: str) -> bool:
-    """Some word of ``value`` is a known first name or no English word ("Amy Clarke", "Okafor"; not "Order")."""
-    english = names.english_words()
-    return any(names.is_first_name(word) or word.casefold() not in english for word in re.findall(r"[^\W\d_]+", value))
+def _name_like(value: str, strict: bool = False) -> bool:
+    """Some word (``strict``: every word) of ``value`` is a known name or no English word ("Amy Clarke", "Okafor";
+    not "Order")."""
+    words = re.findall(r"[^\W\d_]+", value)
+    check = all if strict else any
+    return bool(words) and check(names.is_first_name(word) or names.is_surname_like(word) for word in words)
 
 
-_CAP_NAME = r"[A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*(?:[ ][A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*){0,2}"
-_LIST = re.compile(rf"{_CAP_NAME}(?:(?:,[ ]|,?[ ](?:and|or|&)[ ]){_CAP_NAME})+")
-_ITEM = re.compile(_CAP_NAME)
+_CAP_NAME = r"\p{Lu}[\w'\u2019-]*\p{Ll}[\w'\u2019-]*(?:[ ]\p{Lu}[\w'\u2019-]*\p{Ll}[\w'\u2019-]*){0,2}"
+_LIST = rf"{_CAP_NAME}(?:(?:,[ ]|,?[ ](?:and|or|&)[ ]){_CAP_NAME})+"
+# Words that say the list after them names people: "founders: Eklund, Marsh and Okoro".
+_PEOPLE_CUE = (
+    r"\b(?i:founders|staff|agents?|advisers|advisors|colleagues|neighbours|neighbors|people|persons|members|managers"
+    r"|holders|directors|partners|team|tenants|witnesses|signatories|attendees|employees|names|cc|with|by|from)\b"
+    r"[^.!?\n]{0,25}$"
+)
+
+
+@functools.cache
+def _list_patterns() -> tuple[Any, Any, Any]:
+    import regex
+
+    return regex.compile(_LIST), regex.compile(_CAP_NAME), regex.compile(_PEOPLE_CUE)
 
 
 def _list_names(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Every item of a list of capitalised names one of whose items is already a PERSON finding."""
+    """Every item of a list of capitalised names that is a list of people.
+
+    A list is one of people when one of its items is already a PERSON finding, or when every item is name-like (a
+    known name or no English word) and a word before it says it names people ("staff on duty: Carnero and Olaya").
+    Findings of another type on its items (the small model tags many surnames as places) give way.
+    """
     from presidio_analyzer import RecognizerResult
 
-    people = [(r.start, r.end) for r in results if r.entity_type == "PERSON"]
-    if not people or ("," not in text and " and " not in text and " or " not in text):
+    if "," not in text and " and " not in text and " or " not in text and " & " not in text:
         return []
+    chain_pattern, item_pattern, cue = _list_patterns()
+    people = [(r.start, r.end) for r in results if r.entity_type == "PERSON"]
     added = []
-    for chain in _LIST.finditer(text):
+    for chain in chain_pattern.finditer(text):
         if not re.search(r" (?:and|or|&) ", chain.group(0)):  # "Regards, Thomas Baker" is no list
             continue
-        items = [(chain.start() + m.start(), chain.start() + m.end()) for m in _ITEM.finditer(chain.group(0))]
-        if not any(s < pe and ps < e for s, e in items for ps, pe in people):
+        items = [(chain.start() + m.start(), chain.start() + m.end()) for m in item_pattern.finditer(chain.group(0))]
+        named = any(s < pe and ps < e for s, e in items for ps, pe in people)
+        if not named and not (
+            cue.search(text, max(0, chain.start() - 60), chain.start())
+            and all(_name_like(text[s:e], strict=True) for s, e in items)
+        ):
             continue
         added += [
             RecognizerResult("PERSON", s, e, 0.7, recognition_metadata={"recognizer_name": "NameListRule"})
             for s, e in items
             if not any(ps <= s and e <= pe for ps, pe in people)
+        ]
+    if added:
+        results[:] = [
+            r
+            for r in results
+            if r.entity_type not in ("LOCATION", "ORGANIZATION") or not any(a.start < r.end and r.start < a.end for a in added)
         ]
     return added
 

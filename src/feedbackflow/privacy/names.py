@@ -99,6 +99,12 @@ def is_first_name(word: str) -> bool:
     return folded in _names(_FIRST) or (word[:1].isupper() and folded in _names(_FIRST, everyday=True))
 
 
+def is_surname_like(word: str) -> bool:
+    """``word`` (any case) is a surname of the lists or no English word: "Nielsen", "Okafor"; not "Thanks"."""
+    folded = word.casefold()
+    return folded in _names(("last_names",)) or folded not in english_words()
+
+
 @functools.cache
 def stop_words() -> frozenset[str]:
     """spaCy's English stop words plus the everyday words that are also first names."""
