@@ -428,11 +428,17 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
+    # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
+    places = [r.end for r in cleaned if r.entity_type in ("STREET_ADDRESS", "POSTCODE")]
     cleaned = [
         r
         for r in cleaned
-        if r.entity_type != "PERSON" or not any(c.start < r.end and r.start < c.end for c in containers)
+        if r.entity_type != "PERSON"
+        or not (
+            any(c.start < r.end and r.start < c.end for c in containers)
+            or (" " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places))
+        )
     ]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
     # account, not a phone number), as Presidio's anonymizer would resolve it.
