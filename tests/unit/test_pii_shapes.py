@@ -99,7 +99,6 @@ def test_names_in_lists_once_one_of_them_is_a_person(engine) -> None:
     assert not {"Daniel Hughes", "Okafor", "Lindqvist"} & set(out.replace(",", " ").replace(".", " ").split()), out
 
 
-@pytest.mark.xfail(reason="a list of surnames alone that spaCy tags as places is still missed (README, PII limits)")
 def test_list_of_surnames_alone(engine) -> None:
     out = _replaced(engine, "founders: Eklund, Marsh and Okoro")
     assert "Eklund" not in out and "Marsh" not in out and "Okoro" not in out

@@ -201,7 +201,9 @@ class _Drawer:
         first = fake.first_name()
         last = fake.last_name()
         if self.rng.random() < 0.08:
-            last = f"{self.rng.choice(('van der', 'de la', 'von', 'da', 'el', 'Mac', 'O’'))} {last}".replace("O’ ", "O’")
+            last = f"{self.rng.choice(('van der', 'de la', 'von', 'da', 'el', 'Mac', 'O’'))} {last}".replace(
+                "O’ ", "O’"
+            )
         return first, last
 
     def person(self, style: str = "") -> str:
@@ -300,15 +302,25 @@ class _Drawer:
     def passport(self) -> str:
         shapes = (
             lambda: "".join(self.rng.choice(string.digits) for _ in range(9)),  # US, UK
-            lambda: self.rng.choice("CFGHJK") + "".join(self.rng.choice("CFGHJKLMNPRTVWXYZ0123456789") for _ in range(8)),
-            lambda: f"{self.rng.randint(10, 99)}{self.rng.choice(string.ascii_uppercase)}"
-            f"{self.rng.choice(string.ascii_uppercase)}{self.rng.randint(10000, 99999)}",  # France
-            lambda: self.rng.choice("ABJKLMNPRSTZ") + "".join(self.rng.choice(string.digits) for _ in range(7)),  # India
-            lambda: "".join(self.rng.choice(string.ascii_uppercase) for _ in range(3))
-            + "".join(self.rng.choice(string.digits) for _ in range(6)),  # Spain
-            lambda: "".join(self.rng.choice(string.ascii_uppercase) for _ in range(2))
-            + "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(6))
-            + str(self.rng.randrange(10)),  # Netherlands
+            lambda: (
+                self.rng.choice("CFGHJK") + "".join(self.rng.choice("CFGHJKLMNPRTVWXYZ0123456789") for _ in range(8))
+            ),
+            lambda: (
+                f"{self.rng.randint(10, 99)}{self.rng.choice(string.ascii_uppercase)}"
+                f"{self.rng.choice(string.ascii_uppercase)}{self.rng.randint(10000, 99999)}"
+            ),  # France
+            lambda: (
+                self.rng.choice("ABJKLMNPRSTZ") + "".join(self.rng.choice(string.digits) for _ in range(7))
+            ),  # India
+            lambda: (
+                "".join(self.rng.choice(string.ascii_uppercase) for _ in range(3))
+                + "".join(self.rng.choice(string.digits) for _ in range(6))
+            ),  # Spain
+            lambda: (
+                "".join(self.rng.choice(string.ascii_uppercase) for _ in range(2))
+                + "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(6))
+                + str(self.rng.randrange(10))
+            ),  # Netherlands
         )
         return self.rng.choice(shapes)()
 

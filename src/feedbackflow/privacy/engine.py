@@ -238,6 +238,9 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         registry.add_recognizer(recognizer)
     for recognizer in _disabled_predefined(registry, settings.entities, language):
         registry.add_recognizer(recognizer)
+    for recognizer in registry.recognizers:
+        _skip_texts_without_digits(recognizer)
+    names.warm_up()  # the name and word lists load here, not inside the first batch
 
     analyzer = AnalyzerEngine(
         registry=registry,
@@ -253,6 +256,34 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
             f"remove them or add a recognizer"
         )
     return analyzer
+
+
+# Entities whose every value holds a digit: their pattern recognizers need not look at a text without one.
+_NUMERIC_ENTITIES = frozenset(
+    {
+        *("CREDIT_CARD", "IBAN_CODE", "US_SSN", "UK_NINO", "UK_NHS", "US_BANK_NUMBER", "US_PASSPORT", "PASSPORT"),
+        *("UK_SORT_CODE", "UK_ACCOUNT_NUMBER", "DATE_OF_BIRTH", "AGE", "US_ITIN", "US_DRIVER_LICENSE"),
+    }
+)
+
+
+def _skip_texts_without_digits(recognizer: object) -> None:
+    """Make a pattern recognizer of numeric entities return nothing at once for a text without a digit."""
+    from presidio_analyzer import PatternRecognizer
+
+    if not isinstance(recognizer, PatternRecognizer) or not set(recognizer.supported_entities) <= _NUMERIC_ENTITIES:
+        return
+    analyze = recognizer.analyze
+
+    def analyze_if_digits(text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        if not _DIGIT.search(text):
+            return []
+        return analyze(text, entities, nlp_artifacts, regex_flags)
+
+    recognizer.analyze = analyze_if_digits  # type: ignore[method-assign]
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def _disabled_predefined(registry: RecognizerRegistry, entities: Sequence[str], language: str) -> list:
@@ -437,7 +468,9 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         if r.entity_type != "PERSON"
         or not (
             any(c.start < r.end and r.start < c.end for c in containers)
-            or (" " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places))
+            or (
+                " " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places)
+            )
         )
     ]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
@@ -542,7 +575,8 @@ def _list_names(text: str, results: list[RecognizerResult]) -> list[RecognizerRe
         results[:] = [
             r
             for r in results
-            if r.entity_type not in ("LOCATION", "ORGANIZATION") or not any(a.start < r.end and r.start < a.end for a in added)
+            if r.entity_type not in ("LOCATION", "ORGANIZATION")
+            or not any(a.start < r.end and r.start < a.end for a in added)
         ]
     return added
 

@@ -78,7 +78,8 @@ _STREET_PATTERNS = (
     # one to three capitalised words, a capitalised street type
     rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:{_CAP_WORD}[ ]+){{1,3}}(?:{{english_types}})(?![\w]){_UNIT}",
     # name first: "Rua das Flores, 12", "Oroszfürdői utca 54.", "aleja Okrężna 776", "Viale Sermonti, 13"
-    rf"(?<![\w])(?i:{_STREET_WORD})\.?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
+    rf"(?<![\w])(?i:{_STREET_WORD})\.?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}"
+    rf"(?![\w:]){_UNIT}",
     rf"(?<![\w])(?:{_CAP_WORD}[ ]+){{0,3}}?(?<![\w])(?i:{_STREET_WORD})\.?,?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # compound: "Erlerstraße 7/6", "Dosentinkuja 76"
     rf"(?<![\w])[\w'’-]+(?i:{_COMPOUND_SUFFIX}),?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
@@ -507,8 +508,8 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             Pattern("Aged", r"(?<=\b(?i:aged|age|turned|turning)[ ]*:?[ ]*)\d{1,3}\b(?![.,:/]\d)", 0.7),
             Pattern(
                 "I am N",
-                r"(?<=\b(?i:i'm|i’m|i am|he's|she's|he is|she is)[ ]+)\d{1,3}(?=[ ]*(?:,|\.(?!\d)|$|[ ](?i:and|now|yo|y/o|"
-                r"this|next|last)\b))",
+                r"(?<=\b(?i:i'm|i’m|i am|he's|she's|he is|she is)[ ]+)\d{1,3}"
+                r"(?=[ ]*(?:,|\.(?!\d)|$|[ ](?i:and|now|yo|y/o|this|next|last)\b))",
                 0.7,
             ),
         ],
@@ -522,7 +523,8 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         "US_BANK_NUMBER": [
             Pattern(
                 "Routing number after cue",
-                rf"(?<=\b(?i:routing|aba|rtn|transit|bsb|ifsc|swift|bank code|blz)(?:[ ]+(?i:number|no\.?|code|#))?{gap})"
+                rf"(?<=\b(?i:routing|aba|rtn|transit|bsb|ifsc|swift|bank code|blz)"
+                rf"(?:[ ]+(?i:number|no\.?|code|#))?{gap})"
                 r"(?<![\d.,])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\d-]|[.,]\d)",
                 0.85,
             ),
