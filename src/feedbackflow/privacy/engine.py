@@ -38,6 +38,7 @@ from feedbackflow.settings import AnonymiseSettings
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
     from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_anonymizer import AnonymizerEngine
     from spacy.language import Language
 
@@ -77,7 +78,6 @@ _NON_PERSONAL_FINDINGS = (
 
 # spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.
 _UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
-_LOWER_LEMMA = "feedbackflow_lower_lemma"
 
 
 def placeholder(entity: str) -> str:
@@ -170,23 +170,8 @@ def _context_enhancer(threshold: float) -> ContextAwareEnhancer:
     return ThresholdContextEnhancer()
 
 
-def _lower_lemma_factory() -> str:
-    from spacy.language import Language
-    from spacy.tokens import Doc
-
-    if not Language.has_factory(_LOWER_LEMMA):
-
-        @Language.component(_LOWER_LEMMA)
-        def _lower_lemma(doc: Doc) -> Doc:
-            for token in doc:
-                token.lemma_ = token.lower_
-            return doc
-
-    return _LOWER_LEMMA
-
-
 def _slim_pipeline(nlp: Language) -> None:
-    """Disable the components the analyzer does not read and give tokens a lower-cased lemma instead."""
+    """Disable the components the analyzer does not read (lemmas come from :func:`_fast_artifacts` instead)."""
     for pipe in _UNUSED_PIPES:
         if pipe in nlp.pipe_names:
             nlp.disable_pipe(pipe)
@@ -194,8 +179,35 @@ def _slim_pipeline(nlp: Language) -> None:
         listeners = set(getattr(nlp.get_pipe("tok2vec"), "listening_components", []) or [])
         if not listeners & set(nlp.pipe_names):
             nlp.disable_pipe("tok2vec")
-    if "lemmatizer" not in nlp.pipe_names and _LOWER_LEMMA not in nlp.pipe_names:
-        nlp.add_pipe(_lower_lemma_factory(), last=True)
+
+
+def _fast_artifacts(nlp_engine: SpacyNlpEngine) -> None:
+    """Build Presidio's NLP artifacts from two arrays instead of two passes over spaCy ``Token`` objects.
+
+    Presidio reads each token's lemma and offset (``[token.lemma_ for token in doc]``), which creates a Python object
+    per token twice and was the largest cost after the NER model itself. The lemma is the lower-cased token (the
+    lemmatizer is off, :func:`_slim_pipeline`), which is what the context words are compared with.
+    """
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.attrs import IDX, LOWER
+
+    def doc_to_nlp_artifact(doc, language):  # type: ignore[no-untyped-def]
+        columns = doc.to_array([LOWER, IDX])
+        strings = doc.vocab.strings
+        entities, scores = nlp_engine._get_updated_entities(  # type: ignore[attr-defined]
+            nlp_engine._get_entities(doc), nlp_engine._get_scores_for_entities(doc)  # type: ignore[attr-defined]
+        )
+        return NlpArtifacts(
+            entities=entities,
+            tokens=doc,
+            tokens_indices=columns[:, 1].tolist() if len(doc) else [],
+            lemmas=[strings[value] for value in columns[:, 0].tolist()] if len(doc) else [],
+            nlp_engine=nlp_engine,
+            language=language,
+            scores=scores,
+        )
+
+    nlp_engine._doc_to_nlp_artifact = doc_to_nlp_artifact  # type: ignore[method-assign]
 
 
 # Predefined recognizers replaced by a measured-better version of the same check (see the module docstring).
@@ -217,6 +229,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
     if not isinstance(nlp_engine, SpacyNlpEngine):
         raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
     _slim_pipeline(nlp_engine.get_nlp(language))
+    _fast_artifacts(nlp_engine)
 
     classes = recognizers.recognizer_classes()
     registry = RecognizerRegistry(supported_languages=[language])
