@@ -62,7 +62,7 @@ NAME_LOCALES = (
 )
 ADDRESS_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN", "de_DE", "de_CH", "fr_FR", "fr_CH", "es_ES", "es_MX", "nl_NL")
 ADDRESS_LOCALES += ("da_DK", "sk_SK", "hr_HR", "sl_SI", "ro_RO", "es_CL")
-PHONE_REGIONS = ("GB", "US", "IE", "IN", "DE", "CH", "FR", "ES", "MX", "NL", "DK", "NO", "CZ", "SK", "RO", "ZA", "GR")
+PHONE_REGIONS = ("GB", "IE", "IN", "DE", "CH", "LU", "ES", "NL", "DK", "NO", "CZ", "SK", "RO", "ZA", "GR")
 IBAN_LOCALES = ("en_GB", "de_DE", "fr_FR", "es_ES", "nl_NL", "da_DK", "en_IE", "ro_RO", "sk_SK", "el_GR")
 CARD_TYPES = ("visa16", "visa13", "visa19", "mastercard", "amex", "discover", "diners", "jcb15", "jcb16", "maestro")
 

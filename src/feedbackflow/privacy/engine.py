@@ -195,7 +195,8 @@ def _fast_artifacts(nlp_engine: SpacyNlpEngine) -> None:
         columns = doc.to_array([LOWER, IDX])
         strings = doc.vocab.strings
         entities, scores = nlp_engine._get_updated_entities(  # type: ignore[attr-defined]
-            nlp_engine._get_entities(doc), nlp_engine._get_scores_for_entities(doc)  # type: ignore[attr-defined]
+            nlp_engine._get_entities(doc),
+            nlp_engine._get_scores_for_entities(doc),  # type: ignore[attr-defined]
         )
         return NlpArtifacts(
             entities=entities,
@@ -244,6 +245,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["card"](supported_language=language),
         classes["address"](supported_language=language),
         recognizers.name_cue_recognizer(language),
+        recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
         *recognizers.cue_recognizers(language, settings.entities),
     ]
@@ -471,6 +473,7 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         elif result.entity_type != "LOCATION" or _without_article(text[result.start : result.end]) not in _regions():
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
+    cleaned += _letter_head_names(text, cleaned)
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
@@ -591,6 +594,34 @@ def _list_names(text: str, results: list[RecognizerResult]) -> list[RecognizerRe
             if r.entity_type not in ("LOCATION", "ORGANIZATION")
             or not any(a.start < r.end and r.start < a.end for a in added)
         ]
+    return added
+
+
+_HEAD_LINE = re.compile(r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?[ ])?[^\W\d_][\w'\u2019.-]*(?:[ ][^\W\d_][\w'\u2019.-]*){0,3}")
+
+
+def _letter_head_names(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """The line above a street address that starts a line, when it is a name: a letter head or a form's top lines
+    ("Tomasz Wrona\\nPod Lipami 14\\n612 00 Brno")."""
+    from presidio_analyzer import RecognizerResult
+
+    added = []
+    for street in (r for r in results if r.entity_type == "STREET_ADDRESS"):
+        if street.start < 2 or text[street.start - 1] != "\n":
+            continue
+        line_start = text.rfind("\n", 0, street.start - 1) + 1
+        line = text[line_start : street.start - 1].strip()
+        start = line_start + text[line_start:].index(line[:1]) if line else 0
+        if not line or not _HEAD_LINE.fullmatch(line) or not line[0].isupper():
+            continue
+        if any(r.start < start + len(line) and start < r.end for r in results if r.entity_type == "PERSON"):
+            continue
+        if _name_like(line, strict=True):
+            added.append(
+                RecognizerResult(
+                    "PERSON", start, start + len(line), 0.7, recognition_metadata={"recognizer_name": "LetterHeadRule"}
+                )
+            )
     return added
 
 

@@ -562,7 +562,7 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
     """One to three capitalised words after a cue that introduces a person (introduction, title, sign-off)."""
     from presidio_analyzer import Pattern
 
-    word = r"[A-Z][\w'’-]*[a-z][\w'’-]*"
+    word = r"\p{Lu}[\w'’-]*\p{Ll}[\w'’-]*"
     name = rf"{word}(?:[ ]{{1,2}}{word}){{0,2}}"
     patterns = [
         Pattern(
@@ -579,8 +579,41 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
             r"[ ]*[,.!-]?[ \n]+)" + name + r"(?=[ ]*[.!]?[ ]*$)",
             0.85,
         ),
+        Pattern(
+            "Name after greeting",
+            r"(?<=^[ ]*(?i:hi|hello|hey|dear|good morning|good afternoon|good evening)[ ]+)"
+            + name
+            + r"(?=[ ]*[,!:\n])",
+            0.85,
+        ),
     ]
     return recognizer_classes()["cue"]("PERSON", "NameCueRecognizer", patterns, language)
+
+
+def name_after_verb_recognizer(language: str) -> EntityRecognizer:
+    """A first name and a surname after a verb of contact ("spoke to", "ask for", "thanks to"): a person when every
+    word is name-like (a known name or no English word), so "thanks to Apple Pay" stays."""
+    from presidio_analyzer import Pattern
+
+    from feedbackflow.privacy import names
+
+    word = r"\p{Lu}[\w'’-]*\p{Ll}[\w'’-]*"
+    pattern = Pattern(
+        "Name after a verb of contact",
+        r"(?<=\b(?i:spoke to|spoke with|speak to|speaking to|talked to|talking to|asked for|ask for|tell|told|"
+        r"thanks to|thank|escalate to|escalated to|pass (?:this|it) on to|forwarded to|forward to|cc|according to|"
+        r"called|emailed|met with|dealt with|helped by|handled by|served by|signed by|filled in by)[ ]+)"
+        + rf"{word}(?:[ ](?:\p{{Lu}}\.[ ])?{word}){{1,2}}\b",
+        0.85,
+    )
+    recognizer = recognizer_classes()["cue"]("PERSON", "NameAfterVerbRecognizer", [pattern], language)
+
+    def validate_result(pattern_text: str) -> bool | None:
+        words = re.findall(r"[^\W\d_]{2,}", pattern_text)
+        return None if all(names.is_first_name(w) or names.is_surname_like(w) for w in words) else False
+
+    recognizer.validate_result = validate_result  # type: ignore[method-assign]
+    return recognizer
 
 
 def known_name_recognizer(language: str) -> EntityRecognizer:
