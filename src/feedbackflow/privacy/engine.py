@@ -474,6 +474,10 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
     cleaned += _letter_head_names(text, cleaned)
+    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551").
+    accounts = {(r.start, r.end) for r in cleaned if r.entity_type in ("UK_ACCOUNT_NUMBER", "US_BANK_NUMBER")}
+    if accounts:
+        cleaned = [r for r in cleaned if r.entity_type != "CREDIT_CARD" or (r.start, r.end) not in accounts]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]

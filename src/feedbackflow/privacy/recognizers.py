@@ -406,6 +406,8 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
         return True
     if not candidate.lstrip("(").startswith("+") and _DATE_LIKE.fullmatch(candidate.strip()):
         return True
+    if re.fullmatch(r"\d{5}-\d{4}", candidate.strip()):  # a ZIP+4 postcode
+        return True
     before, after = text[max(0, start - 2) : start], text[end : end + 2]
     # an amount, a piece of a decimal number, or one part of a dashed code ("INV-2025-00417", "A-5531-2290")
     return bool(re.search(r"[$€£¥]|\d[.,]$|[#]$|\w-$", before) or re.match(r"-\w", after))
@@ -444,12 +446,13 @@ def _postcode_context() -> tuple[Any, Any, Any]:
 
 
 _OPENING_PATTERN = 5
+_TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
 _UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
 
 
 def _is_street(value: str) -> bool:
     """Letters and a house number, or an opening street word and a name; not a flat or suite number alone."""
-    if _UNIT_ONLY.fullmatch(value) or sum(c.isalpha() for c in value) < 3:
+    if _UNIT_ONLY.fullmatch(value) or sum(c.isalpha() for c in value) < 3 or _TITLE_FIRST.match(value):
         return False
     return _has_digit(value) or re.match(rf"(?i:{_OPENING_WORD})[ ]", value) is not None
 
