@@ -60,8 +60,10 @@ NAME_LOCALES = (
     *("en_GB", "en_US", "en_IE", "en_IN", "de_DE", "fr_FR", "es_ES", "nl_NL", "da_DK", "cs_CZ", "tr_TR", "en_NG"),
     *("es_CL", "es_CO", "az_AZ", "fr_CH", "de_LU", "zu_ZA"),
 )
-ADDRESS_LOCALES = ("en_GB", "en_US", "en_IE", "en_IN", "de_DE", "de_CH", "fr_FR", "fr_CH", "es_ES", "es_MX", "nl_NL")
-ADDRESS_LOCALES += ("da_DK", "sk_SK", "hr_HR", "sl_SI", "ro_RO", "es_CL")
+ADDRESS_LOCALES = (
+    *("en_GB", "en_US", "en_IE", "en_IN", "de_DE", "de_CH", "fr_FR", "fr_CH", "es_ES", "es_MX", "nl_NL", "da_DK"),
+    *("sk_SK", "hr_HR", "sl_SI", "ro_RO", "es_CL"),
+)
 PHONE_REGIONS = ("GB", "IE", "IN", "DE", "CH", "LU", "ES", "NL", "DK", "NO", "CZ", "SK", "RO", "ZA", "GR")
 IBAN_LOCALES = ("en_GB", "de_DE", "fr_FR", "es_ES", "nl_NL", "da_DK", "en_IE", "ro_RO", "sk_SK", "el_GR")
 CARD_TYPES = ("visa16", "visa13", "visa19", "mastercard", "amex", "discover", "diners", "jcb15", "jcb16", "maestro")
@@ -247,6 +249,8 @@ class _Drawer:
         region = self.rng.choice(PHONE_REGIONS)
         kind = self.rng.choice((PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE))
         example = phonenumbers.example_number_for_type(region, kind) or phonenumbers.example_number(region)
+        if example is None:  # libphonenumber has an example for every region listed
+            raise ValueError(f"no example number for {region}")
         while True:
             national = str(example.national_number)
             digits = national[:-5] + "".join(str(self.rng.randrange(10)) for _ in range(5))
