@@ -97,3 +97,27 @@ def test_bench_pii_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert result["messages"] == 60 and result["ratio"] > 0
     for name in ("feedbackflow", "presidio_default"):
         assert set(evalset.ENTITIES) <= set(result[name]) and result[name]["overall"]["gold"] > 0
+
+
+def test_scope_shapes_dev_set_is_seeded_committed_and_disjoint_from_the_locked_set() -> None:
+    from feedbackflow.privacy import devshapes, testset
+
+    committed = evalset.read_jsonl(ROOT / devshapes.DEFAULT_PATH)
+    assert [m.to_json() for m in committed[:200]] == [m.to_json() for m in devshapes.generate()[:200]]
+    assert {span[2] for message in committed for span in message.spans} == set(devshapes.ENTITIES)
+    assert devshapes.ENTITIES == testset.ENTITIES
+    assert not set(devshapes.NAME_LOCALES) & set(testset.NAME_LOCALES)
+    assert not set(devshapes.ADDRESS_LOCALES) & set(testset.ADDRESS_LOCALES)
+    assert not set(devshapes.IBAN_LOCALES) & set(testset.IBAN_LOCALES)
+    assert not set(devshapes.PHONE_REGIONS) & set(testset.PHONE_REGIONS)
+    locked = {m.text for m in evalset.read_jsonl(ROOT / testset.DEFAULT_PATH)}
+    assert not {m.text for m in committed} & locked
+    assert sum(not m.spans for m in committed) > 250, "negatives"
+    for message in committed:
+        for start, end, entity in message.spans:
+            value = message.text[start:end]
+            assert value == value.strip() and value
+            if entity == "CREDIT_CARD":
+                assert _luhn_ok(value), value
+            if entity == "IBAN_CODE":
+                assert _iban_ok(value), value

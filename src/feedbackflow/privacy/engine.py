@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feedbackflow.errors import ConfigError
 from feedbackflow.privacy import names, recognizers
@@ -38,6 +38,7 @@ from feedbackflow.settings import AnonymiseSettings
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
     from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_anonymizer import AnonymizerEngine
     from spacy.language import Language
 
@@ -71,12 +72,12 @@ _NER_MODEL_CONFIGURATION = {
 # Findings made only of these words are not personal data: card networks and currencies the small model tags PERSON.
 _NON_PERSONAL_FINDINGS = (
     r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
+    r"\A(?:dear[ ])?(?:sirs?|madam|sir or madam|tel|mob|fax)\W*\Z",
     r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
 )
 
 # spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.
 _UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
-_LOWER_LEMMA = "feedbackflow_lower_lemma"
 
 
 def placeholder(entity: str) -> str:
@@ -169,23 +170,8 @@ def _context_enhancer(threshold: float) -> ContextAwareEnhancer:
     return ThresholdContextEnhancer()
 
 
-def _lower_lemma_factory() -> str:
-    from spacy.language import Language
-    from spacy.tokens import Doc
-
-    if not Language.has_factory(_LOWER_LEMMA):
-
-        @Language.component(_LOWER_LEMMA)
-        def _lower_lemma(doc: Doc) -> Doc:
-            for token in doc:
-                token.lemma_ = token.lower_
-            return doc
-
-    return _LOWER_LEMMA
-
-
 def _slim_pipeline(nlp: Language) -> None:
-    """Disable the components the analyzer does not read and give tokens a lower-cased lemma instead."""
+    """Disable the components the analyzer does not read (lemmas come from :func:`_fast_artifacts` instead)."""
     for pipe in _UNUSED_PIPES:
         if pipe in nlp.pipe_names:
             nlp.disable_pipe(pipe)
@@ -193,8 +179,36 @@ def _slim_pipeline(nlp: Language) -> None:
         listeners = set(getattr(nlp.get_pipe("tok2vec"), "listening_components", []) or [])
         if not listeners & set(nlp.pipe_names):
             nlp.disable_pipe("tok2vec")
-    if "lemmatizer" not in nlp.pipe_names and _LOWER_LEMMA not in nlp.pipe_names:
-        nlp.add_pipe(_lower_lemma_factory(), last=True)
+
+
+def _fast_artifacts(nlp_engine: SpacyNlpEngine) -> None:
+    """Build Presidio's NLP artifacts from two arrays instead of two passes over spaCy ``Token`` objects.
+
+    Presidio reads each token's lemma and offset (``[token.lemma_ for token in doc]``), which creates a Python object
+    per token twice and was the largest cost after the NER model itself. The lemma is the lower-cased token (the
+    lemmatizer is off, :func:`_slim_pipeline`), which is what the context words are compared with.
+    """
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.attrs import IDX, LOWER
+
+    def doc_to_nlp_artifact(doc, language):  # type: ignore[no-untyped-def]
+        columns = doc.to_array([LOWER, IDX])
+        strings = doc.vocab.strings
+        entities, scores = nlp_engine._get_updated_entities(  # type: ignore[attr-defined]
+            nlp_engine._get_entities(doc),
+            nlp_engine._get_scores_for_entities(doc),  # type: ignore[attr-defined]
+        )
+        return NlpArtifacts(
+            entities=entities,
+            tokens=doc,
+            tokens_indices=columns[:, 1].tolist() if len(doc) else [],
+            lemmas=[strings[value] for value in columns[:, 0].tolist()] if len(doc) else [],
+            nlp_engine=nlp_engine,
+            language=language,
+            scores=scores,
+        )
+
+    nlp_engine._doc_to_nlp_artifact = doc_to_nlp_artifact  # type: ignore[method-assign]
 
 
 # Predefined recognizers replaced by a measured-better version of the same check (see the module docstring).
@@ -216,6 +230,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
     if not isinstance(nlp_engine, SpacyNlpEngine):
         raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
     _slim_pipeline(nlp_engine.get_nlp(language))
+    _fast_artifacts(nlp_engine)
 
     classes = recognizers.recognizer_classes()
     registry = RecognizerRegistry(supported_languages=[language])
@@ -230,6 +245,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["card"](supported_language=language),
         classes["address"](supported_language=language),
         recognizers.name_cue_recognizer(language),
+        recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
         *recognizers.cue_recognizers(language, settings.entities),
     ]
@@ -237,6 +253,9 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         registry.add_recognizer(recognizer)
     for recognizer in _disabled_predefined(registry, settings.entities, language):
         registry.add_recognizer(recognizer)
+    for recognizer in registry.recognizers:
+        _skip_texts_without_digits(recognizer)
+    names.warm_up()  # the name and word lists load here, not inside the first batch
 
     analyzer = AnalyzerEngine(
         registry=registry,
@@ -252,6 +271,34 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
             f"remove them or add a recognizer"
         )
     return analyzer
+
+
+# Entities whose every value holds a digit: their pattern recognizers need not look at a text without one.
+_NUMERIC_ENTITIES = frozenset(
+    {
+        *("CREDIT_CARD", "IBAN_CODE", "US_SSN", "UK_NINO", "UK_NHS", "US_BANK_NUMBER", "US_PASSPORT", "PASSPORT"),
+        *("UK_SORT_CODE", "UK_ACCOUNT_NUMBER", "DATE_OF_BIRTH", "AGE", "US_ITIN", "US_DRIVER_LICENSE"),
+    }
+)
+
+
+def _skip_texts_without_digits(recognizer: object) -> None:
+    """Make a pattern recognizer of numeric entities return nothing at once for a text without a digit."""
+    from presidio_analyzer import PatternRecognizer
+
+    if not isinstance(recognizer, PatternRecognizer) or not set(recognizer.supported_entities) <= _NUMERIC_ENTITIES:
+        return
+    analyze = recognizer.analyze
+
+    def analyze_if_digits(text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        if not _DIGIT.search(text):
+            return []
+        return analyze(text, entities, nlp_artifacts, regex_flags)
+
+    recognizer.analyze = analyze_if_digits  # type: ignore[method-assign]
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def _disabled_predefined(registry: RecognizerRegistry, entities: Sequence[str], language: str) -> list:
@@ -339,33 +386,56 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
     )
 
 
-# Two or three words in capitals ("JAMES HOLLOWAY"): the small model tags almost none of them, in title case it does.
-_CAPS_WORD = r"[A-Z]{2,}(?:['\u2019-][A-Z]+)*"
-_CAPS_RUN = re.compile(rf"(?<![A-Z][ \t])\b{_CAPS_WORD}(?:[ \t]{{1,2}}{_CAPS_WORD}){{1,2}}\b(?![ \t]{{1,2}}[A-Z]{{2}})")
+# Two or three words in capitals ("JAMES HOLLOWAY", "GÜNAYDIN ÖCALAN"): the small model tags almost none of them, in
+# title case it does.
+_CAPS_WORD = r"\p{Lu}{2,}(?:['\u2019-]\p{Lu}+)*"
+_CAPS_RUN = rf"(?<!\p{{Lu}}[ \t])\b{_CAPS_WORD}(?:[ \t]{{1,2}}{_CAPS_WORD}){{1,2}}\b(?![ \t]{{1,2}}\p{{Lu}}{{2}})"
 _ACRONYMS = frozenset(
     {
         *("ATM", "PIN", "IBAN", "BIC", "SWIFT", "SEPA", "BACS", "CHAPS", "CVV", "CVC", "OTP", "USD", "GBP", "EUR"),
         *("UK", "US", "USA", "EU", "ID", "APP", "FAQ", "ISA", "PDF", "SMS", "NFC", "SSN", "DOB", "NI", "ZIP"),
     }
 )
-# A lower-case word pair whose first word is a known first name: "anna kowalski", "akira tanaka".
-_LOWER_PAIR = re.compile(r"(?<![\w@./-])([a-z][a-z'\u2019-]+)([ ]{1,2})([a-z][a-z'\u2019-]+)(?![\w@/-])")
+# Lower-case words, each with where it starts: "anna kowalski", "akira tanaka", "sonia gutiérrez".
+_LOWER_WORD = r"(?<![\w@./-])\p{Ll}[\p{Ll}'\u2019-]+(?![\w@/-])"
 
 
-def _title_case_run(match: re.Match[str]) -> str:
+@functools.cache
+def _case_patterns() -> tuple[Any, Any]:
+    import regex
+
+    return regex.compile(_CAPS_RUN), regex.compile(_LOWER_WORD)
+
+
+def _title_case_run(match: Any) -> str:
     run = match.group(0)
-    return run if _ACRONYMS & set(run.split()) else run.title()
+    titled = run.title()
+    return run if _ACRONYMS & set(run.split()) or len(titled) != len(run) else titled
 
 
-def _title_case_name_pair(match: re.Match[str]) -> str:
-    first, gap, last = match.groups()
-    return first.title() + gap + last.title() if names.is_name_pair(first, last) else match.group(0)
+def _title_case_name_pairs(text: str, lower_word: Any) -> str:
+    """Title-case every lower-case first name + surname pair; pairs overlap ("to anna kowalski" tries both)."""
+    words = [(m.start(), m.end()) for m in lower_word.finditer(text)]
+    chars, skip = list(text), -1
+    for n in range(len(words) - 1):
+        (s1, e1), (s2, e2) = words[n], words[n + 1]
+        if n <= skip or not 1 <= s2 - e1 <= 2 or text[e1:s2].strip(" "):
+            continue
+        first, last = text[s1:e1], text[s2:e2]
+        if names.is_name_pair(first, last):
+            titled = first.title() + text[e1:s2] + last.title()
+            if len(titled) == e2 - s1:
+                chars[s1:e2] = titled
+                skip = n + 1
+    return "".join(chars)
 
 
 def case_normalised(text: str) -> str:
     """``text`` with capital runs and lower-case first-name pairs in title case; offsets are unchanged."""
-    text = _CAPS_RUN.sub(_title_case_run, text)
-    return _LOWER_PAIR.sub(_title_case_name_pair, text) if any(c.islower() for c in text) else text
+    caps_run, lower_word = _case_patterns()
+    if any(c.isupper() for c in text):
+        text = caps_run.sub(_title_case_run, text)
+    return _title_case_name_pairs(text, lower_word) if any(c.islower() for c in text) else text
 
 
 def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[RecognizerResult]]:
@@ -403,6 +473,26 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         elif result.entity_type != "LOCATION" or _without_article(text[result.start : result.end]) not in _regions():
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
+    cleaned += _letter_head_names(text, cleaned)
+    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551").
+    accounts = {(r.start, r.end) for r in cleaned if r.entity_type in ("UK_ACCOUNT_NUMBER", "US_BANK_NUMBER")}
+    if accounts:
+        cleaned = [r for r in cleaned if r.entity_type != "CREDIT_CARD" or (r.start, r.end) not in accounts]
+    # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
+    # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
+    containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
+    places = [r.end for r in cleaned if r.entity_type in ("STREET_ADDRESS", "POSTCODE")]
+    cleaned = [
+        r
+        for r in cleaned
+        if r.entity_type != "PERSON"
+        or not (
+            any(c.start < r.end and r.start < c.end for c in containers)
+            or (
+                " " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places)
+            )
+        )
+    ]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
     # account, not a phone number), as Presidio's anonymizer would resolve it.
     return [
@@ -419,6 +509,7 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     ]
 
 
+_CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
 _TOKEN = re.compile(r"\S+")
 
 
@@ -446,36 +537,95 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
     return result
 
 
-def _name_like(value: str) -> bool:
-    """Some word of ``value`` is a known first name or no English word ("Amy Clarke", "Okafor"; not "Order")."""
-    english = names.english_words()
-    return any(names.is_first_name(word) or word.casefold() not in english for word in re.findall(r"[^\W\d_]+", value))
+def _name_like(value: str, strict: bool = False) -> bool:
+    """Some word (``strict``: every word) of ``value`` is a known name or no English word ("Amy Clarke", "Okafor";
+    not "Order")."""
+    words = re.findall(r"[^\W\d_]+", value)
+    check = all if strict else any
+    return bool(words) and check(names.is_first_name(word) or names.is_surname_like(word) for word in words)
 
 
-_CAP_NAME = r"[A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*(?:[ ][A-Z][\w'\u2019-]*[a-z][\w'\u2019-]*){0,2}"
-_LIST = re.compile(rf"{_CAP_NAME}(?:(?:,[ ]|,?[ ](?:and|or|&)[ ]){_CAP_NAME})+")
-_ITEM = re.compile(_CAP_NAME)
+_CAP_NAME = r"\p{Lu}[\w'\u2019-]*\p{Ll}[\w'\u2019-]*(?:[ ]\p{Lu}[\w'\u2019-]*\p{Ll}[\w'\u2019-]*){0,2}"
+_LIST = rf"{_CAP_NAME}(?:(?:,[ ]|,?[ ](?:and|or|&)[ ]){_CAP_NAME})+"
+# Words that say the list after them names people: "founders: Eklund, Marsh and Okoro".
+_PEOPLE_CUE = (
+    r"\b(?i:founders|staff|agents?|advisers|advisors|colleagues|neighbours|neighbors|people|persons|members|managers"
+    r"|holders|directors|partners|team|tenants|witnesses|signatories|attendees|employees|names|cc|with|by|from)\b"
+    r"[^.!?\n]{0,25}$"
+)
+
+
+@functools.cache
+def _list_patterns() -> tuple[Any, Any, Any]:
+    import regex
+
+    return regex.compile(_LIST), regex.compile(_CAP_NAME), regex.compile(_PEOPLE_CUE)
 
 
 def _list_names(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Every item of a list of capitalised names one of whose items is already a PERSON finding."""
+    """Every item of a list of capitalised names that is a list of people.
+
+    A list is one of people when one of its items is already a PERSON finding, or when every item is name-like (a
+    known name or no English word) and a word before it says it names people ("staff on duty: Carnero and Olaya").
+    Findings of another type on its items (the small model tags many surnames as places) give way.
+    """
     from presidio_analyzer import RecognizerResult
 
-    people = [(r.start, r.end) for r in results if r.entity_type == "PERSON"]
-    if not people or ("," not in text and " and " not in text and " or " not in text):
+    if "," not in text and " and " not in text and " or " not in text and " & " not in text:
         return []
+    chain_pattern, item_pattern, cue = _list_patterns()
+    people = [(r.start, r.end) for r in results if r.entity_type == "PERSON"]
     added = []
-    for chain in _LIST.finditer(text):
+    for chain in chain_pattern.finditer(text):
         if not re.search(r" (?:and|or|&) ", chain.group(0)):  # "Regards, Thomas Baker" is no list
             continue
-        items = [(chain.start() + m.start(), chain.start() + m.end()) for m in _ITEM.finditer(chain.group(0))]
-        if not any(s < pe and ps < e for s, e in items for ps, pe in people):
+        items = [(chain.start() + m.start(), chain.start() + m.end()) for m in item_pattern.finditer(chain.group(0))]
+        named = any(s < pe and ps < e for s, e in items for ps, pe in people)
+        if not named and not (
+            cue.search(text, max(0, chain.start() - 60), chain.start())
+            and all(_name_like(text[s:e], strict=True) for s, e in items)
+        ):
             continue
         added += [
             RecognizerResult("PERSON", s, e, 0.7, recognition_metadata={"recognizer_name": "NameListRule"})
             for s, e in items
             if not any(ps <= s and e <= pe for ps, pe in people)
         ]
+    if added:
+        results[:] = [
+            r
+            for r in results
+            if r.entity_type not in ("LOCATION", "ORGANIZATION")
+            or not any(a.start < r.end and r.start < a.end for a in added)
+        ]
+    return added
+
+
+_HEAD_LINE = re.compile(r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?[ ])?[^\W\d_][\w'\u2019.-]*(?:[ ][^\W\d_][\w'\u2019.-]*){0,3}")
+
+
+def _letter_head_names(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """The line above a street address that starts a line, when it is a name: a letter head or a form's top lines
+    ("Tomasz Wrona\\nPod Lipami 14\\n612 00 Brno")."""
+    from presidio_analyzer import RecognizerResult
+
+    added = []
+    for street in (r for r in results if r.entity_type == "STREET_ADDRESS"):
+        if street.start < 2 or text[street.start - 1] != "\n":
+            continue
+        line_start = text.rfind("\n", 0, street.start - 1) + 1
+        line = text[line_start : street.start - 1].strip()
+        start = line_start + text[line_start:].index(line[:1]) if line else 0
+        if not line or not _HEAD_LINE.fullmatch(line) or not line[0].isupper():
+            continue
+        if any(r.start < start + len(line) and start < r.end for r in results if r.entity_type == "PERSON"):
+            continue
+        if _name_like(line, strict=True):
+            added.append(
+                RecognizerResult(
+                    "PERSON", start, start + len(line), 0.7, recognition_metadata={"recognizer_name": "LetterHeadRule"}
+                )
+            )
     return added
 
 

@@ -99,6 +99,22 @@ def is_first_name(word: str) -> bool:
     return folded in _names(_FIRST) or (word[:1].isupper() and folded in _names(_FIRST, everyday=True))
 
 
+def warm_up() -> None:
+    """Load every list now (the English words load a spaCy pipeline), so the first texts analysed do not pay for it."""
+    english_words()
+    stop_words()
+    _names(_FIRST)
+    _names(_FIRST, everyday=True)
+    _names(_FIRST, english_only=True)
+    _names(("last_names",))
+
+
+def is_surname_like(word: str) -> bool:
+    """``word`` (any case) is a surname of the lists or no English word: "Nielsen", "Okafor"; not "Thanks"."""
+    folded = word.casefold()
+    return folded in _names(("last_names",)) or folded not in english_words()
+
+
 @functools.cache
 def stop_words() -> frozenset[str]:
     """spaCy's English stop words plus the everyday words that are also first names."""

@@ -30,51 +30,86 @@ _STREET_WORDS = (
     *("pl", "crescent", "boulevard", "blvd", "parade", "terrace", "close", "square", "sq", "highway", "hwy"),
     *("grove", "gardens", "row", "mews", "hill", "park", "walk", "green", "rise", "view", "circle", "trail"),
     *("parkway", "pkwy", "line", "village", "suite", "apt", "flat", "unit", "route", "esplanade", "quay", "wharf"),
+    # South Asia
+    *("marg", "nagar", "chowk", "path", "gali", "colony", "sector"),
     # Romance languages
     *("rua", "avenida", "av", "praça", "praca", "travessa", "alameda", "largo", "estrada", "rodovia", "rue"),
     *("chemin", "allée", "impasse", "rang", "quai", "cours", "calle", "carrer", "paseo", "plaza", "camino"),
     *("via", "viale", "piazza", "corso", "vicolo", "strada", "piazzale", "borgo", "contrada"),
+    *("callejón", "calzada", "cerrada", "circuito", "corredor", "pasaje", "psje", "peatonal", "privada", "retorno"),
+    *("prolongación", "andador", "diagonal", "periférico", "avda", "aleea", "intrarea", "bulevardul", "soseaua"),
+    *("șoseaua", "drumul", "calea", "splaiul"),
     # Germanic languages
     *("straße", "strasse", "str", "gasse", "weg", "platz", "allee", "ring", "damm", "ufer", "steig", "markt"),
     *("straat", "laan", "plein", "gracht", "kade", "dijk", "gatan", "gata", "vägen", "väg", "gränd", "torget"),
-    *("stigen", "gade", "vej", "veien", "gate", "plass"),
+    *("stigen", "gade", "vej", "veien", "gate", "plass", "stræde", "plads", "torv", "singel", "steeg", "hof"),
     # Finnic, Hungarian, Slavic
     *("katu", "tie", "kuja", "polku", "kaari", "väylä", "rinne", "utca", "út", "útja", "tér", "körút", "köz"),
-    *("ulica", "ul", "aleja", "al", "plac", "osiedle", "os", "ulice", "náměstí", "třída"),
+    *("ulica", "ul", "aleja", "al", "plac", "osiedle", "os", "ulice", "náměstí", "třída", "námestie", "nábrežie"),
+    *("cesta", "trg", "put", "vijenac", "prilaz", "odvojak", "obala", "nábřeží"),
+)
+# Street words that open a street name with no house number needed ("Strada Dorian Suciu", "rue de la Paix"): none
+# of them is an English word, so a capitalised name after one is a street, not a person.
+_OPENING_STREET_WORDS = (
+    *("rua", "avenida", "travessa", "alameda", "rue", "chemin", "allée", "calle", "carrer", "paseo", "camino"),
+    *("viale", "piazza", "corso", "vicolo", "strada", "callejón", "calzada", "cerrada", "circuito", "corredor"),
+    *("pasaje", "peatonal", "privada", "prolongación", "andador", "aleea", "intrarea", "bulevardul", "soseaua"),
+    *("șoseaua", "drumul", "calea", "splaiul", "ulica", "aleja", "boulevard", "avenue"),
 )
 _STREET_WORD = "|".join(sorted({re.escape(word) for word in _STREET_WORDS}, key=len, reverse=True))
-# Compound street names end in the street word ("Erlerstraße", "Dosentinkuja", "Skolvägen").
+_OPENING_WORD = "|".join(sorted({re.escape(word) for word in _OPENING_STREET_WORDS}, key=len, reverse=True))
+# Compound street names end in the street word ("Erlerstraße", "Dosentinkuja", "Skolvägen", "Blåbærstræde").
 _COMPOUND_SUFFIX = (
     r"(?:straße|strasse|gasse|weg|platz|allee|ring|damm|straat|laan|gracht|gatan|vägen|gränd|torget|stigen|gade|vej"
-    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne)"
+    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne|stræde|plads|singel|pad)"
 )
 _WORD = r"[\w'’.-]+"
+_CAP_WORD = r"(?:\p{Lu}[\w'’.-]*)"
+_PARTICLE = r"(?:de|da|das|do|dos|di|del|della|la|le|les|du|des|van|von|der|den|of|the|y|e)"
 # Capitalised words (with their particles) that continue a street name after its street word: "Rua das Flores".
-_NAME_TAIL = (
-    r"(?:[ ](?:(?:de|da|das|do|dos|di|del|della|la|le|les|du|des|van|von|der|den|of|the)[ ])*[A-Z][\w'’-]+){0,3}"
-)
-_HOUSE = r"\d{1,5}(?:[ ]?[A-Za-z](?![\w]))?(?:[/-]\d{1,4})?\.?"
+_NAME_TAIL = rf"(?:[ ](?:{_PARTICLE}[ ])*\p{{Lu}}[\w'’-]+){{0,3}}"
+_HOUSE = r"(?:(?:(?i:nr|no|n°|h\.no)\.?[ ]?)?\d{1,5}(?:[ ]?[A-Za-z](?![\w]))?(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
+_UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
 _STREET_PATTERNS = (
-    # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier"
-    rf"(?<![\w,.-]){_HOUSE}[ ]+(?:{_WORD}[ ]+){{0,4}}?(?i:{_STREET_WORD})\.?(?![\w]){_NAME_TAIL}"
-    r"(?:[ ]+(?i:suite|apt\.?|unit|flat)[ ]+\d+)?",
+    # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
+    rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,4}}?(?i:{_STREET_WORD})\.?(?![\w]){_NAME_TAIL}"
+    rf"{_UNIT}",
+    # number first, English street types of every kind ("4169 Victoria Circles", "98376 Gonzalez Neck"): the number,
+    # one to three capitalised words, a capitalised street type
+    rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:{_CAP_WORD}[ ]+){{1,3}}(?:{{english_types}})(?![\w]){_UNIT}",
     # name first: "Rua das Flores, 12", "Oroszfürdői utca 54.", "aleja Okrężna 776", "Viale Sermonti, 13"
-    rf"(?<![\w])(?i:{_STREET_WORD})\.?[ ]+(?:{_WORD}[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}(?![\w])",
-    rf"(?<![\w])(?:{_WORD}[ ]+){{0,3}}?(?<![\w])(?i:{_STREET_WORD})\.?,?[ ]+{_HOUSE}(?![\w])",
+    rf"(?<![\w])(?i:{_STREET_WORD})\.?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}"
+    rf"(?![\w:]){_UNIT}",
+    rf"(?<![\w])(?:{_CAP_WORD}[ ]+){{0,3}}?(?<![\w])(?i:{_STREET_WORD})\.?,?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # compound: "Erlerstraße 7/6", "Dosentinkuja 76"
-    rf"(?<![\w])[\w'’-]+(?i:{_COMPOUND_SUFFIX}),?[ ]+{_HOUSE}(?![\w])",
+    rf"(?<![\w])[\w'’-]+(?i:{_COMPOUND_SUFFIX}),?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
+    # an opening street word and a capitalised name, no number: "Strada Dorian Suciu", "rue de Jacques"
+    rf"(?<![\w])(?i:{_OPENING_WORD})[ ]+(?:{_PARTICLE}[ ]+)*{_CAP_WORD}(?:[ ](?:{_PARTICLE}[ ])*{_CAP_WORD}){{0,2}}"
+    rf"(?:,?[ ]+{_HOUSE}(?![\w:]))?{_UNIT}",
+)
+# A name and a house number count as a street after an address cue or on the line above a postcode and a town:
+# "address is Voćarska 9c/6", "We live at Krležin gvozd 4", "Jurjevska 3a\n71436 Aarhus".
+_STREET_AFTER_CUE = (
+    r"(?<=\b(?i:address(?:[ ]is)?|addr\.?|live[sd]?[ ]at|living[ ]at|reside[sd]?[ ]at|moved[ ](?:from|to)|"
+    r"moving[ ]to|parcel[ ](?:at|to)|left[ ]at|address[ ]to|went[ ]to|post(?:ed)?[ ](?:it|the[ ]\w+)[ ]to)"
+    rf"[ ]*:?[ ]+){_CAP_WORD}(?:[ ][\w'’.-]+){{0,3}}?,?[ ]{_HOUSE}(?![\w:]){_UNIT}"
 )
 
-# Postcodes whose shape alone says postcode (UK, Canada, Brazil's CEP, US ZIP+4, Dutch).
+# Postcodes whose shape alone says postcode (UK, Canada, Brazil's CEP, US ZIP+4, Dutch, Irish Eircode).
 _STRONG_POSTCODES = (
     r"\b(?:GIR ?0AA|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\b",
     r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ ]?\d[ABCEGHJ-NPRSTV-Z]\d\b",
     r"\b\d{5}-\d{3}\b",
     r"\b\d{5}-\d{4}\b",
     r"\b\d{4}[ ]?[A-Z]{2}\b(?=[ ,]+[A-Z][a-z])",
+    r"\b[AC-FHKNPRTV-Y]\d{2}[ ]?[AC-FHKNPRTV-Y\d]{4}\b(?=[ ,]+[A-Z][a-z]|[ ]*$)",
 )
-# Any country's code: letters, digits, one dash or space, after a cue or right after a street address.
-_GENERIC_POSTCODE = r"(?:[A-Z]{1,2}-?)?\d{2,5}(?:[- ]\d{2,4})?(?:[ ][A-Z]{2})?"
+# Any country's code: letters, digits, one dash or space, after a cue or next to a street address and a town.
+_GENERIC_POSTCODE = (
+    r"(?:[A-Z]{1,2}-?)?\d{2,7}(?:[- ]\d{2,4})?(?:[ ]?[A-Z]{2}(?![a-z]))?|[A-Z]\d{2}[ ]?[A-Z\d]{4}|[A-Z]\d{6}"
+)
+# A town: one to three capitalised words ("Cluj-Napoca", "New York").
+_TOWN = r"\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2}"
 
 
 def _luhn(digits: str) -> bool:
@@ -165,7 +200,9 @@ def recognizer_classes() -> dict[str, type]:
             results = []
             for match in _PHONE_CANDIDATE.finditer(text):
                 start, end = match.span()
-                candidate = match.group(0)
+                if text[start] == "(" and ")" not in match.group(0):  # "(241976980)": the bracket is the text's
+                    start += 1
+                candidate = text[start:end]
                 if _not_a_phone(text, start, end) or not self._valid(candidate):
                     continue
                 score = _phone_score(candidate)
@@ -236,7 +273,11 @@ def recognizer_classes() -> dict[str, type]:
             return _luhn(digits) and len(set(digits)) > 1
 
         def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
-            results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+            results = [
+                r
+                for r in super().analyze(text, entities, nlp_artifacts, regex_flags)
+                if not _ACCOUNT_CUE.search(text, max(0, r.start - 40), r.start)
+            ]
             for result in results:
                 if text[result.start] in "23456" and result.score >= 0.3:
                     result.score = max(result.score, 0.6)
@@ -275,15 +316,19 @@ def recognizer_classes() -> dict[str, type]:
 
         def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
             results: list[RecognizerResult] = []
-            if "STREET_ADDRESS" in entities and any(c.isdigit() for c in text):
-                spans: list[tuple[int, int]] = []
-                for pattern in _street_patterns():
+            if "STREET_ADDRESS" in entities:
+                candidates: list[tuple[int, int]] = []
+                numbered = any(c.isdigit() for c in text)
+                for pattern in _street_patterns() if numbered else _street_patterns()[-1:]:
                     for match in pattern.finditer(text):
-                        start, end = match.start(), match.end()
-                        value = text[start:end].rstrip(" ,.")
-                        end = start + len(value)
-                        if _has_letters_and_digits(value) and not any(s <= start and end <= e for s, e in spans):
-                            spans = [(s, e) for s, e in spans if not (start <= s and e <= end)] + [(start, end)]
+                        value = match.group(0).rstrip(" ,.")
+                        if _is_street(value):
+                            candidates.append((match.start(), match.start() + len(value)))
+                # the earliest start wins, then the longest: "173 Joshua Row, 65763" is a street and a postcode
+                spans: list[tuple[int, int]] = []
+                for start, end in sorted(candidates, key=lambda span: (span[0], -span[1])):
+                    if not any(s < end and start < e for s, e in spans):
+                        spans.append((start, end))
                 results += [RecognizerResult("STREET_ADDRESS", s, e, 0.7) for s, e in spans]
             if "POSTCODE" in entities:
                 results += self._postcodes(text, [(r.start, r.end) for r in results])
@@ -295,11 +340,12 @@ def recognizer_classes() -> dict[str, type]:
             for pattern in _strong_postcodes():
                 for match in pattern.finditer(text):
                     found[match.span(1) if match.groups() else match.span()] = 0.6
-            for match in _POSTCODE_AFTER_CUE.finditer(text):
+            after_cue, after_street, after_town = _postcode_context()
+            for match in after_cue.finditer(text):
                 found[match.span("code")] = 0.7
             for _, end in streets:
-                after = _POSTCODE_AFTER_STREET.match(text, end)
-                if after:
+                after = after_street.match(text, end) or after_town.match(text, end)
+                if after and _has_digit(after.group("code")):
                     found[after.span("code")] = 0.7
             return [RecognizerResult("POSTCODE", s, e, score) for (s, e), score in found.items()]
 
@@ -314,11 +360,16 @@ def recognizer_classes() -> dict[str, type]:
 
 
 _LOCAL_NUMBER = re.compile(r"(?<![\w+().-])\d{3}[ -]\d{4}(?![\w-]|[.,]\d)")
-_POSTCODE_AFTER_CUE = re.compile(
-    r"(?i:\b(?:post ?code|postal code|zip(?: ?code)?|cep|plz|code postal|c\.p\.)\b)[ ]*[:#-]?[ ]*"
-    rf"(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+_POSTCODE_AFTER_CUE = (
+    r"(?i:\b(?:post ?code|postal code|postal|zip(?: ?code)?|cep|plz|code postal|c\.p\.|pin ?code|eircode)\b)"
+    rf"(?:[ ]+(?i:is))?[ ]*[:#-]?[ ]*(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
 )
-_POSTCODE_AFTER_STREET = re.compile(rf"[ ]*[,\n][ ]*(?:\w+[ ]*:[ ]*)?(?P<code>{_GENERIC_POSTCODE})(?![\w-])")
+_POSTCODE_AFTER_STREET = rf"[ ]*[,\n][ ]*(?:\w+[ ]*:[ ]*)?(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+# ", Aarhus 08608", " (Cork), postcode 884869" is the cue's; "\nCity: Aarhus" has no code
+_POSTCODE_AFTER_TOWN = rf"[ ]*,[ ]*{_TOWN}[ ]+(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+_STREET_ABOVE_POSTCODE = (
+    rf"(?m)(?<=^[ ]*)\p{{Lu}}[^\n\d]{{1,40}}?[ ]{_HOUSE}(?=[ ]*\n[ ]*(?:{_GENERIC_POSTCODE})[ ]+\p{{Lu}})"
+)
 
 
 def _phone_score(raw: str) -> float:
@@ -330,17 +381,32 @@ def _phone_score(raw: str) -> float:
     return 0.4
 
 
+_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+# A number right after one of these words is that kind of number, not a phone number.
+_OTHER_NUMBER_CUE = re.compile(
+    r"\b(?i:ticket|order|ref|reference|invoice|case|routing|account|accounts|acct|a/c|passport|batch|tracking|loan"
+    r"|policy|transaction|member(?:ship)?|customer|iban|sort code|ssn|social security|card|parcel|id)"
+    r"(?:[ ]+(?i:number|no\.?|nr\.?|num|id|code))?[ ]*(?:is[ ]+)?[:#(]?[ ]*$"
+)
+# A Luhn-valid number right after these words is an account number, not a card ("account 561980231576").
+_ACCOUNT_CUE = re.compile(
+    r"\b(?i:accounts?|acct|a/c|acc)\.?(?:[ ]+(?i:number|no\.?|nr\.?|num|#))?[ ]*(?:is[ ]+)?[:#]?[ ]*$"
+)
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d+[.,]\d{2}")
 
 
 def _not_a_phone(text: str, start: int, end: int) -> bool:
     """A date, an amount or a piece of a longer number that libphonenumber's matcher would read as a number."""
     candidate = text[start:end]
-    if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", candidate.strip()):  # an IPv4 address
+    if _IPV4.fullmatch(candidate.strip()):
+        return True
+    if _OTHER_NUMBER_CUE.search(text, max(0, start - 40), start):  # "ticket 03383506", "routing number 050643200"
         return True
     if sum(c.isdigit() for c in candidate) < 7:  # short codes of small countries are no one's contact number
         return True
     if not candidate.lstrip("(").startswith("+") and _DATE_LIKE.fullmatch(candidate.strip()):
+        return True
+    if re.fullmatch(r"\d{5}-\d{4}", candidate.strip()):  # a ZIP+4 postcode
         return True
     before, after = text[max(0, start - 2) : start], text[end : end + 2]
     # an amount, a piece of a decimal number, or one part of a dashed code ("INV-2025-00417", "A-5531-2290")
@@ -348,13 +414,51 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _street_patterns() -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(pattern) for pattern in _STREET_PATTERNS)
+def _street_patterns() -> tuple[Any, ...]:
+    """The street patterns, compiled on first use; English street types are the US postal list Faker ships."""
+    import regex
+    from faker.providers.address.en_US import Provider
+
+    english_types = "|".join(sorted({re.escape(suffix) for suffix in Provider.street_suffixes}, key=len, reverse=True))
+    patterns = [pattern.replace("{english_types}", english_types) for pattern in _STREET_PATTERNS]
+    # the opening-word pattern last: it is the one that needs no digit in the text
+    opening = patterns.pop(_OPENING_PATTERN)
+    return tuple(regex.compile(p) for p in (*patterns, _STREET_AFTER_CUE, _STREET_ABOVE_POSTCODE, opening))
 
 
 @functools.cache
-def _strong_postcodes() -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(pattern) for pattern in _STRONG_POSTCODES)
+def _strong_postcodes() -> tuple[Any, ...]:
+    import regex
+
+    return tuple(regex.compile(pattern) for pattern in _STRONG_POSTCODES)
+
+
+@functools.cache
+def _postcode_context() -> tuple[Any, Any, Any]:
+    """Postcodes after a cue, right after a street address, and after a street address's town."""
+    import regex
+
+    return (
+        regex.compile(_POSTCODE_AFTER_CUE),
+        regex.compile(_POSTCODE_AFTER_STREET),
+        regex.compile(_POSTCODE_AFTER_TOWN),
+    )
+
+
+_OPENING_PATTERN = 5
+_TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
+_UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
+
+
+def _is_street(value: str) -> bool:
+    """Letters and a house number, or an opening street word and a name; not a flat or suite number alone."""
+    if _UNIT_ONLY.fullmatch(value) or sum(c.isalpha() for c in value) < 3 or _TITLE_FIRST.match(value):
+        return False
+    return _has_digit(value) or re.match(rf"(?i:{_OPENING_WORD})[ ]", value) is not None
+
+
+def _has_digit(value: str) -> bool:
+    return any(c.isdigit() for c in value)
 
 
 def _has_letters_and_digits(value: str) -> bool:
@@ -388,7 +492,7 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         "PASSPORT": [
             Pattern(
                 "Passport after cue",
-                r"(?<=\b(?i:passport)(?:[ ](?i:number|no\.?|nr\.?|#|id))?[ ]*[:#]?[ ]*(?:(?i:is)[ ]+)?)"
+                r"(?<=\b(?i:passport)(?:[ ](?i:number|no\.?|nr\.?|#|id))?[ ]*[:#(]?[ ]*(?:(?i:is|was)[ ]+)?)"
                 r"(?=[A-Z0-9]*\d)[A-Z0-9]{6,10}\b",
                 0.8,
             )
@@ -405,6 +509,12 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             Pattern("Years old", r"\b\d{1,3}(?=[ -](?i:years?|yrs?)[ -](?i:old)\b)", 0.7),
             Pattern("Year-old", r"\b\d{1,3}(?=[ -](?i:year)[ -]?(?i:old)s?\b)", 0.7),
             Pattern("Aged", r"(?<=\b(?i:aged|age|turned|turning)[ ]*:?[ ]*)\d{1,3}\b(?![.,:/]\d)", 0.7),
+            Pattern(
+                "I am N",
+                r"(?<=\b(?i:i'm|i’m|i am|he's|she's|he is|she is)[ ]+)\d{1,3}"
+                r"(?=[ ]*(?:,|\.(?!\d)|$|[ ](?i:and|now|yo|y/o|this|next|last)\b))",
+                0.7,
+            ),
         ],
         "US_SSN": [
             Pattern(
@@ -412,6 +522,15 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 rf"(?<=\b(?i:ssn|social security(?: number| no\.?)?){gap})(?<!\d)\d{{3}}[- ]?\d{{2}}[- ]?\d{{4}}(?!\d)",
                 0.85,
             )
+        ],
+        "US_BANK_NUMBER": [
+            Pattern(
+                "Routing number after cue",
+                rf"(?<=\b(?i:routing|aba|rtn|transit|bsb|ifsc|swift|bank code|blz)"
+                rf"(?:[ ]+(?i:number|no\.?|code|#))?{gap})"
+                r"(?<![\d.,])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\d-]|[.,]\d)",
+                0.85,
+            ),
         ],
         "UK_SORT_CODE": [
             Pattern(
@@ -423,10 +542,16 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         "UK_ACCOUNT_NUMBER": [
             Pattern(
                 "Account number after cue",
-                rf"(?<=\b(?i:account|acc|a/c|acct)\.?(?:[ ]+(?i:number|no\.?|num|nr\.?|#))?{gap})"
-                r"(?<!\d)\d{4}[ -]?\d{4}(?:\d{1,4})?(?![\d-])",
+                rf"(?<=\b(?i:accounts?|acc|a/c|acct)\.?(?:[ ]+(?i:number|no\.?|num|nr\.?|#))?{gap})"
+                r"(?<![\d.,])\d{4}[ -]?\d{4}(?:\d{1,9})?(?![\d-]|[.,]\d)",
                 0.85,
-            )
+            ),
+            Pattern(
+                "Second account of a list",
+                r"(?<=\b(?i:accounts)\b[^\d\n]{0,20}\d{4}[ -]?\d{4,13}[ ]*(?:,|and|&|or)[ ]*)"
+                r"(?<![\d.,])\d{4}[ -]?\d{4}(?:\d{1,9})?(?![\d-]|[.,]\d)",
+                0.85,
+            ),
         ],
     }
     return [
@@ -440,7 +565,7 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
     """One to three capitalised words after a cue that introduces a person (introduction, title, sign-off)."""
     from presidio_analyzer import Pattern
 
-    word = r"[A-Z][\w'’-]*[a-z][\w'’-]*"
+    word = r"\p{Lu}[\w'’-]*\p{Ll}[\w'’-]*"
     name = rf"{word}(?:[ ]{{1,2}}{word}){{0,2}}"
     patterns = [
         Pattern(
@@ -457,8 +582,41 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
             r"[ ]*[,.!-]?[ \n]+)" + name + r"(?=[ ]*[.!]?[ ]*$)",
             0.85,
         ),
+        Pattern(
+            "Name after greeting",
+            r"(?<=^[ ]*(?i:hi|hello|hey|dear|good morning|good afternoon|good evening)[ ]+)"
+            + name
+            + r"(?=[ ]*[,!:\n])",
+            0.85,
+        ),
     ]
     return recognizer_classes()["cue"]("PERSON", "NameCueRecognizer", patterns, language)
+
+
+def name_after_verb_recognizer(language: str) -> EntityRecognizer:
+    """A first name and a surname after a verb of contact ("spoke to", "ask for", "thanks to"): a person when every
+    word is name-like (a known name or no English word), so "thanks to Apple Pay" stays."""
+    from presidio_analyzer import Pattern
+
+    from feedbackflow.privacy import names
+
+    word = r"\p{Lu}[\w'’-]*\p{Ll}[\w'’-]*"
+    pattern = Pattern(
+        "Name after a verb of contact",
+        r"(?<=\b(?i:spoke to|spoke with|speak to|speaking to|talked to|talking to|asked for|ask for|tell|told|"
+        r"thanks to|thank|escalate to|escalated to|pass (?:this|it) on to|forwarded to|forward to|cc|according to|"
+        r"called|emailed|met with|dealt with|helped by|handled by|served by|signed by|filled in by)[ ]+)"
+        + rf"{word}(?:[ ](?:\p{{Lu}}\.[ ])?{word}){{1,2}}\b",
+        0.85,
+    )
+    recognizer = recognizer_classes()["cue"]("PERSON", "NameAfterVerbRecognizer", [pattern], language)
+
+    def validate_result(pattern_text: str) -> bool | None:
+        words = re.findall(r"[^\W\d_]{2,}", pattern_text)
+        return None if all(names.is_first_name(w) or names.is_surname_like(w) for w in words) else False
+
+    recognizer.validate_result = validate_result  # type: ignore[method-assign]
+    return recognizer
 
 
 def known_name_recognizer(language: str) -> EntityRecognizer:
@@ -476,10 +634,18 @@ def known_name_recognizer(language: str) -> EntityRecognizer:
             return None
 
         def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+            pair, initial = _name_patterns()
             results = []
-            for match in _CAPITALISED_PAIR.finditer(text):
+            for match in pair.finditer(text):
                 first, last = match.group("first"), match.group("last")
-                if names.is_first_name(first) and last.casefold() not in names.stop_words():
+                if last.casefold() in names.stop_words():
+                    continue
+                if names.is_first_name(first) or names.is_first_name(first.split("-")[0]):
+                    # above spaCy's 0.85: the small model calls many such names places ("Merete Dam")
+                    results.append(RecognizerResult("PERSON", match.start(), match.end(), 0.86))
+            for match in initial.finditer(text):  # "S. Nielsen", "J. R. Okafor"
+                last = match.group("last")
+                if last.casefold() not in names.stop_words() and names.is_surname_like(last):
                     results.append(RecognizerResult("PERSON", match.start(), match.end(), 0.6))
             return results
 
@@ -488,6 +654,17 @@ def known_name_recognizer(language: str) -> EntityRecognizer:
     )
 
 
-_CAPITALISED_PAIR = re.compile(
-    r"(?<![\w@./-])(?P<first>[A-Z][a-z'’-]+)[ ]{1,2}(?P<last>[A-Z][a-z]*(?:['’-][A-Z]?[a-z]+)*)(?![\w@/-])"
+_NAME_WORD = r"\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:['’-]\p{Lu}?\p{Ll}+)*"
+# A capitalised first name (hyphenated too), an optional middle initial or particle, a capitalised surname.
+_CAPITALISED_PAIR = (
+    rf"(?<![\w@./-])(?P<first>{_NAME_WORD})[ ]{{1,2}}(?:\p{{Lu}}\.[ ]|(?:van der|van|von|de la|de|da|dos|del|el|le|"
+    rf"la|di|du|ter|ten|bin|ibn)[ ])?(?P<last>{_NAME_WORD})(?![\w@/-])"
 )
+_INITIAL_NAME = rf"(?<![\w@./-])(?:\p{{Lu}}\.[ ]?){{1,2}}[ ](?P<last>(?:O['’])?{_NAME_WORD})(?![\w@/-])"
+
+
+@functools.cache
+def _name_patterns() -> tuple[Any, Any]:
+    import regex
+
+    return regex.compile(_CAPITALISED_PAIR), regex.compile(_INITIAL_NAME)
