@@ -8,8 +8,8 @@ Run from the repository root (``make bench-load`` does)::
 For each ``--rows`` size a CSV delivery with the demo's columns is generated (the words and rule-breaking rows of
 ``bench_validate.py``; ``--pii-share`` of the texts carry an e-mail address for anonymise to replace) and dropped into
 a fresh project's landing folder. Each stage then runs once, the real stage function with the project's
-``params.yaml`` (validate without the share threshold and label minimum, anonymise with placeholders and
-``n_process`` = cores), in its own child process pinned to ``--cores`` CPU cores with BLAS/Arrow thread pools of
+``params.yaml`` (validate without the share threshold and label minimum, anonymise with placeholders and one spaCy
+process), in its own child process pinned to ``--cores`` CPU cores with BLAS/Arrow thread pools of
 that size. One table at the end holds every size.
 
 Anonymise (spaCy NER and the leak gate's second scan on every row) runs at tens of rows per second, so above
@@ -19,8 +19,8 @@ the validated rows in place of the anonymised ones (it reads ids and labels only
 
 Figures per stage: wall seconds, rows/s, CPU seconds (the child and its worker processes; rows per CPU second is the
 rate per core, for anonymise after loading the models) and the child's peak RSS (``VmHWM``: interpreter, libraries
-and data; for anonymise with ``n_process`` > 1 spaCy's forked workers come on top, reported as
-``worker_peak_rss_mib``), and the row accounting every stage must balance:
+and data; worker processes, if any, come on top: ``worker_peak_rss_mib``), and the row accounting every stage
+must balance:
 
 * ingest: rows in the raw store = rows delivered;
 * validate: rows read = rows accepted + rows quarantined;
@@ -79,7 +79,8 @@ def _settings(project: Path, cores: int) -> Any:
     taxonomy = str(TAXONOMY) if TAXONOMY.is_file() else str(project / "taxonomy.json")
     params["ingest"].update(source="folder", landing_dir="data/landing", settle_seconds=0)
     params["validate"].update(taxonomy=taxonomy, max_quarantine_share=1.0, min_rows_per_label=0)
-    params["anonymise"].update(operator="placeholder", operators={}, canary_file=None, n_process=cores)
+    # one spaCy process: on the 2-core machine n_process 2 measured slower (worker start-up and pickling per call)
+    params["anonymise"].update(operator="placeholder", operators={}, canary_file=None, n_process=1)
     return parse_settings(params)
 
 
@@ -271,7 +272,7 @@ def table(figures: dict[str, Any]) -> str:
                     f" (sample; all {size['rows_accepted']:,}: ~{_duration(f['extrapolated_seconds_all_accepted'])})"
                 )
             rss = f"{f['peak_rss_mib']:,} MiB"
-            if stage == "anonymise" and figures["cores"] > 1:
+            if stage == "anonymise" and f["worker_peak_rss_mib"] > 0:
                 rss += f" (+ workers {f['worker_peak_rss_mib']:,} MiB each)"
             lines.append(
                 f"| {int(rows):,} | {stage} | {seconds} | {f['rows_per_second']:,.0f} | "
