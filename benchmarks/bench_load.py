@@ -98,6 +98,7 @@ def child(stage: str, project: Path, cores: int) -> dict[str, Any]:
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     result = module.run(settings, paths)
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    peak, workers = peak_rss(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # before the counting
     counts: dict[str, Any]
     if stage == "ingest":
         import pyarrow.csv as pacsv
@@ -105,7 +106,7 @@ def child(stage: str, project: Path, cores: int) -> dict[str, Any]:
         from feedbackflow.storage.manifest import read_manifest
 
         raw = [paths.raw / entry["raw_file"] for entry in read_manifest(paths.raw_manifest)]
-        counts = {"batches": len(raw), "rows_in_raw": sum(pacsv.read_csv(path).num_rows for path in raw)}
+        counts = {"batches": len(raw), "rows_in_raw": sum(_csv_rows(path, pacsv) for path in raw)}
     elif stage == "validate":
         counts = {key: result[key] for key in ("rows_read", "rows_accepted", "rows_quarantined")}
     elif stage == "anonymise":
@@ -114,12 +115,17 @@ def child(stage: str, project: Path, cores: int) -> dict[str, Any]:
         rows_in = pq.ParquetFile(paths.validated / "feedback.parquet").metadata.num_rows
         counts = {"rows_in": rows_in, "rows_out": result["rows"], "rows_changed": result["rows_changed"]}
         timing = json.loads((paths.stage_reports("anonymise") / "anonymise.json").read_text())["timing"]
-        counts["load_seconds"] = timing["load_seconds"]
+        keys = ("load_seconds", "analyse_seconds", "leak_gate_seconds", "analyse_cpu_seconds", "leak_gate_cpu_seconds")
+        counts.update({key: timing[key] for key in keys})
     else:
         counts = {**result["rows"], "unlabelled": result["unlabelled_rows"]}
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_bytes": peak_rss(), "worker_peak_rss_bytes": workers,
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_bytes": peak, "worker_peak_rss_bytes": workers,
             "counts": counts}  # fmt: skip
+
+
+def _csv_rows(path: Path, pacsv: Any) -> int:
+    """Rows of a raw CSV batch, read block by block."""
+    return sum(batch.num_rows for batch in pacsv.open_csv(path))
 
 
 def _cpu_seconds() -> float:
@@ -225,8 +231,10 @@ def _stage_figures(stage: str, rows: int, result: dict[str, Any], accepted: int)
         figures["worker_peak_rss_mib"] = round(result["worker_peak_rss_bytes"] / 2**20)
         figures["sampled"] = bool(result.get("sampled"))
         figures["rows_per_second_after_load"] = round(processed / work, 1)
-        # rows per CPU second after load (loading the models is one core's work for about load_seconds)
-        figures["rows_per_cpu_second"] = round(processed / max(result["cpu_seconds"] - counts["load_seconds"], 1e-9), 1)
+        # rows per CPU second of the work itself (anonymise + leak gate, models loaded), as the stage measured it
+        work_cpu = counts["analyse_cpu_seconds"] + counts["leak_gate_cpu_seconds"]
+        figures["rows_per_cpu_second"] = round(processed / work_cpu, 1)
+        figures["extrapolated_cpu_seconds_all_accepted"] = round(work_cpu * accepted / processed, 1)
         figures["extrapolated_seconds_all_accepted"] = round(counts["load_seconds"] + work * accepted / processed, 1)
     return figures
 
@@ -268,9 +276,8 @@ def table(figures: dict[str, Any]) -> str:
         for stage, f in size["stages"].items():
             seconds = f"{f['seconds']:,.2f}"
             if stage == "anonymise" and f["sampled"]:
-                seconds += (
-                    f" (sample; all {size['rows_accepted']:,}: ~{_duration(f['extrapolated_seconds_all_accepted'])})"
-                )
+                wall, cpu = f["extrapolated_seconds_all_accepted"], f["extrapolated_cpu_seconds_all_accepted"]
+                seconds += f" (sample; all {size['rows_accepted']:,}: ~{_duration(wall)}, {_duration(cpu)} of CPU)"
             rss = f"{f['peak_rss_mib']:,} MiB"
             if stage == "anonymise" and f["worker_peak_rss_mib"] > 0:
                 rss += f" (+ workers {f['worker_peak_rss_mib']:,} MiB each)"

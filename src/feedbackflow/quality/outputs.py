@@ -42,6 +42,10 @@ def quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
     )
 
 
+#: Rows per Parquet row group: readers that stream (anonymise, split) hold one group at a time, not the whole file.
+ROW_GROUP_ROWS = 50_000
+
+
 def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
     """Write with an explicit schema so an empty or all-null column keeps its type; atomically."""
     arrays = [
@@ -50,7 +54,7 @@ def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
     ]
     table = pa.Table.from_arrays(arrays, schema=schema)
     with atomic_path(target) as partial:
-        pq.write_table(table, partial)
+        pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
 
 
 def publish_docs(building: Path, docs_dir: Path, s3_url: str | None) -> None:
