@@ -4,7 +4,9 @@
 * PostgreSQL cut off for 15 s between two batches (a loopback proxy in front of the machine's server goes away):
   the stage resumes from the manifest, nothing lost or doubled;
 * stopped for good: the stage fails once its tries are spent, naming the endpoint and never a credential; nothing
-  half-written is left in the raw store, and a re-run after the endpoint returns completes, nothing twice.
+  half-written is left in the raw store, and a re-run after the endpoint returns completes, nothing twice;
+* an ingest task that fails after appending a batch (a PostgreSQL row the driver cannot read, mid-delivery): the
+  runner rolls the raw store back, so the fixed rerun sees no half delivery and takes every row once.
 """
 
 from __future__ import annotations
@@ -250,3 +252,61 @@ def test_dvc_push_to_a_missing_bucket_is_not_retried(tmp_path, loopback_s3):  # 
     with pytest.raises(DvcError):
         runner("push", "make")
     assert time.monotonic() - started < 60  # a configuration error fails at once, without the 60 s wait
+
+
+def test_an_ingest_task_that_fails_after_appending_leaves_no_half_delivery(tmp_path, postgres_dsn, monkeypatch):  # noqa: F811
+    """Night 2 breaks on row 25 (a value the driver cannot read) after a 10-row batch reached the raw store.
+
+    The Airflow task fails; the raw store is what night 1 left (the batch is kept in ``.work/failed/``), so
+    the fixed rerun starts clean (before: DVC refused to pull over the unsaved batches) and takes every row once.
+    """
+    import pandas as pd
+    import psycopg
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feedbackflow.orchestration.tasks import stage_task
+    from feedbackflow.storage.dvc import DvcError
+
+    from .test_secret_scan import _project
+
+    table = f"public.half_{uuid.uuid4().hex[:8]}"
+    insert = f"INSERT INTO {table} (id, text, created_at, updated_at) VALUES (%s, %s, %s, %s)"
+
+    def deliver(ids: range, broken: int | None = None) -> None:
+        rows = [
+            (i, f"m {i}", "infinity" if i == broken else "2026-11-30T10:00:00Z", f"2026-11-30T10:00:{i % 60:02d}Z")
+            for i in ids
+        ]
+        with psycopg.connect(postgres_dsn, autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.executemany(insert, rows)
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, text text, created_at timestamptz, updated_at timestamptz)"
+        )
+    postgres = {"table": table, "batch_rows": 10, "lookback_seconds": 0}
+    project = _project(tmp_path, {"source": "postgres", "postgres": postgres})
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(project))
+    monkeypatch.setenv("FEEDBACKFLOW_POSTGRES_DSN", postgres_dsn)
+    paths = ProjectPaths(project)
+    deliver(range(1, 11))
+    stage_task("ingest", [], "scheduled__night-1")
+    night_1 = sorted(path.name for path in paths.raw.iterdir())
+
+    deliver(range(11, 41), broken=25)  # rows 11-20 fill a batch; row 25 breaks the fetch of rows 21-30
+    with pytest.raises((DvcError, AirflowFailException)) as failed:
+        stage_task("ingest", [], "scheduled__night-2")
+
+    assert "DataError" in str(failed.value)
+    assert sorted(path.name for path in paths.raw.iterdir()) == night_1  # no half delivery for the retry to see
+    (kept,) = (paths.failed_runs / "ingest").iterdir()
+    assert len(list((kept / "data" / "raw").glob("*.parquet"))) == 1  # rows 11-20 (row 25 broke the batch 21-30)
+    assert (kept / "data" / "raw" / "_manifest.jsonl").is_file()
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:  # the source is fixed
+        connection.execute(f"UPDATE {table} SET created_at = '2026-11-30T10:00:00Z' WHERE id = 25")
+    stage_task("ingest", [], "scheduled__night-2-retry")  # no manual step in between
+
+    ids = [i for e in read_manifest(paths.raw_manifest) for i in pd.read_parquet(paths.raw / e["raw_file"])["id"]]
+    assert sorted(ids) == list(range(1, 41))  # nothing lost, nothing twice
+    _raw_is_clean(paths)

@@ -175,6 +175,23 @@ def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
     assert not list(paths.anonymised.glob("*.partial"))
 
 
+def test_stage_in_small_chunks_writes_what_one_pass_writes(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    results, outputs = [], []
+    for chunk_rows in (None, 4):  # one chunk; then 4 chunks of 4 and one of 1
+        paths = ProjectPaths(tmp_path / f"chunks-{chunk_rows}")
+        paths.validated.mkdir(parents=True)
+        _frame(TEXTS).to_parquet(paths.validated / "feedback.parquet", index=False)
+        results.append(anonymise.run(parse_settings({}), paths, chunk_rows=chunk_rows))
+        outputs.append(pd.read_parquet(paths.anonymised / "feedback.parquet"))
+
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert results[0] == results[1] and results[1]["entities"] == REPORTED_COUNTS
+    assert results[1]["leak_gate"]["rows_scanned"] == len(TEXTS)
+
+
 def test_demo_personal_data_is_caught(engine: privacy.PrivacyEngine) -> None:
     # The shapes the demo generator plants (Faker en_GB), many draws: every planted value must go.
     from faker import Faker

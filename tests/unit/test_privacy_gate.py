@@ -181,6 +181,23 @@ def test_gate_fails_on_a_planted_value_the_analyzer_misses(
     assert json.loads(audit_text)["leak_gate"]["passed"] is False
 
 
+def test_a_leak_in_the_last_chunk_keeps_every_chunk_out_of_the_output(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "CUST-88412-QX"  # no recognizer knows it: only the canary check catches it, in the last chunk (one row)
+    texts = [*TEXTS, f"My customer reference is {secret}, please help."]
+    paths = _project(tmp_path, texts, {"CUSTOMER_REF": [secret]})
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+
+    with pytest.raises(PrivacyLeakError, match="CUSTOMER_REF in 1 row"):
+        anonymise.run(parse_settings({}), paths, chunk_rows=len(texts) - 1)
+
+    assert not paths.anonymised.joinpath("feedback.parquet").exists()  # the clean first chunk was not published
+    assert not list((tmp_path / ".work").rglob("*.partial"))
+    audit = json.loads((paths.stage_reports("anonymise") / "audit.json").read_text())
+    assert audit["leak_gate"]["rows_scanned"] == len(texts) and audit["rows"] == len(texts)
+
+
 def test_gate_second_scan_fails_when_replacement_is_switched_off(
     tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,14 +16,28 @@ import pytest
 import yaml
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.orchestration.runner import log_task_failure, run_stage, stage_message, stage_outputs
+from feedbackflow.orchestration.runner import (
+    log_task_failure,
+    persistent_snapshot,
+    run_stage,
+    stage_message,
+    stage_outputs,
+)
 from feedbackflow.storage.dvc import DvcError
 
-# A stage like ours: writes its report and data, then fails with the CLI's "error in <stage>: ..." and exit 65.
+# A stage like ours: appends each new row to its persistent store (written aside, then renamed, like the raw store),
+# writes its report and data, then fails with the CLI's "error in <stage>: ..." and exit 65.
 STAGE = textwrap.dedent(
     """
     import json, pathlib, sys
     rows = pathlib.Path("input.txt").read_text().split()
+    for row in rows:
+        if row == "boom":
+            print("error in make: the source went away after appending. Rerun once it is back.", file=sys.stderr)
+            sys.exit(69)
+        if not pathlib.Path(f"store/{row}.txt").exists():
+            pathlib.Path(f"store/.{row}.partial").write_text(row)
+            pathlib.Path(f"store/.{row}.partial").replace(f"store/{row}.txt")
     pathlib.Path("out").mkdir(exist_ok=True)
     pathlib.Path("out/rows.txt").write_text("\\n".join(rows))
     pathlib.Path("report.json").write_text(json.dumps({"rows": len(rows), "bad": rows.count("bad")}))
@@ -88,7 +102,8 @@ def test_a_failed_stage_does_not_wedge_the_next_run(project: Path) -> None:
     assert json.loads((kept / "report.json").read_text()) == {"rows": 3, "bad": 1}
     record = json.loads((kept / "failure.json").read_text())
     assert record["exit_code"] == 65 and record["stage"] == "make" and record["message"] in message
-    assert sorted(record["kept"]) == ["out", "report.json"]
+    assert sorted(record["kept"]) == ["out", "report.json", "store/bad.txt", "store/c.txt"]  # appends rolled back
+    assert _store(project) == ["a.txt", "b.txt", "kept.txt"]
     assert (project / "store" / "kept.txt").read_text() == "append-only"
 
     (project / "input.txt").write_text("a c d", encoding="utf-8")  # the fixed delivery
@@ -110,6 +125,56 @@ def test_outputs_left_by_a_killed_run_are_moved_aside_before_the_pull(project: P
     assert json.loads((project / "report.json").read_text()) == {"rows": 2, "bad": 0}
     (kept,) = ProjectPaths(project).failed_runs.joinpath("make").iterdir()
     assert (kept / "report.json").read_text() == '{"rows": 99}'
+
+
+def _store(project: Path) -> list[str]:
+    return sorted(path.name for path in (project / "store").iterdir())
+
+
+def test_a_stage_that_fails_after_appending_to_its_persistent_store_is_rolled_back(project: Path) -> None:
+    run_stage("make", root=str(project), run_id="night-1")
+    assert _store(project) == ["a.txt", "b.txt", "kept.txt"]
+
+    (project / "input.txt").write_text("a b c d boom e", encoding="utf-8")  # the source fails after two new rows
+    with pytest.raises(DvcError) as raised:
+        run_stage("make", root=str(project), run_id="night-2")
+
+    assert raised.value.exit_code == 69
+    assert _store(project) == ["a.txt", "b.txt", "kept.txt"]  # no half delivery left for the retry to build on
+    (kept,) = ProjectPaths(project).failed_runs.joinpath("make").iterdir()
+    assert sorted(path.name for path in (kept / "store").iterdir()) == ["c.txt", "d.txt"]  # kept aside, not lost
+    assert sorted(json.loads((kept / "failure.json").read_text())["kept"]) == ["store/c.txt", "store/d.txt"]
+    assert not (project / ".work" / "rollback").joinpath("make").exists()
+
+    (project / "input.txt").write_text("a b c d e", encoding="utf-8")  # the source is back
+    result = run_stage("make", root=str(project), run_id="night-2-retry")  # no manual step
+
+    assert result["ran"] is True
+    assert _store(project) == ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt", "kept.txt"]
+
+
+def test_a_first_run_that_fails_after_appending_leaves_the_store_as_it_found_it(project: Path) -> None:
+    (project / "input.txt").write_text("a boom", encoding="utf-8")  # no dvc.lock entry yet: nothing to pull
+
+    with pytest.raises(DvcError):
+        run_stage("make", root=str(project), run_id="night-1")
+
+    assert _store(project) == ["kept.txt"] and (project / "store" / "kept.txt").read_text() == "append-only"
+
+
+def test_appends_of_a_killed_run_are_rolled_back_before_the_next_pull(project: Path) -> None:
+    run_stage("make", root=str(project), run_id="night-1")
+    (project / "input.txt").write_text("a b c", encoding="utf-8")
+    # A worker killed mid-stage: the snapshot was taken, the stage appended c.txt, nothing cleaned up after it.
+    persistent_snapshot(ProjectPaths(project), "make").take()
+    (project / "store" / "c.txt").write_text("c", encoding="utf-8")
+
+    result = run_stage("make", root=str(project), run_id="night-2")  # without the rollback: "unsaved files"
+
+    assert result["ran"] is True
+    assert _store(project) == ["a.txt", "b.txt", "c.txt", "kept.txt"]  # c.txt written again by this run
+    (kept,) = ProjectPaths(project).failed_runs.joinpath("make").iterdir()
+    assert (kept / "store" / "c.txt").read_text() == "c"
 
 
 def test_stage_message_is_cut_from_dvc_output() -> None:

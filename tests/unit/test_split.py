@@ -58,3 +58,26 @@ def test_an_empty_validation_split_is_a_clear_data_error_not_an_index_error(tmp_
     assert "data/anonymised/feedback.parquet" in message and "validation split(s) came out empty" in message
     assert "validation 0" in message and "split.validation_share=0.1" in message and "Ingest more" in message
     assert not paths.split.exists()  # nothing half-written for train to pick up
+
+
+def test_the_stage_streams_in_chunks_and_writes_what_one_pass_over_all_rows_gives(tmp_path):
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.settings import parse_settings
+    from feedbackflow.stages import split
+
+    settings = parse_settings({"split": {"validation_share": 0.2, "test_share": 0.2}})
+    frame = _frame(500).assign(text="hello")
+    frame.loc[::7, "label"] = None  # unlabelled rows spread over every chunk
+    paths = ProjectPaths(tmp_path)
+    paths.anonymised.mkdir(parents=True)
+    frame.to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    whole = split_frame(frame, settings.split, settings.base.seed)
+
+    summary = split.run(settings, paths, chunk_rows=37)  # 14 chunks, the last one short
+
+    for name in ("train", "validation", "test"):
+        written = pd.read_parquet(paths.split / f"{name}.parquet")
+        pd.testing.assert_frame_equal(written, whole[name], check_dtype=False)
+        assert summary["rows"][name] == len(whole[name])
+    assert summary["unlabelled_rows"] == len(frame[::7])
+    assert not list(tmp_path.joinpath("data").glob(".*partial"))

@@ -187,3 +187,46 @@ def test_gx_on_flagged_rows_plus_a_sample_agrees_and_masks_still_catch_every_row
     assert all(sampled.masks[rule].equals(full.masks[rule]) for rule in suite.ROW_RULES)
     by_rule = {o.rule: o.unexpected_count for o in sampled.outcomes}
     assert by_rule == {o.rule: o.unexpected_count for o in full.outcomes}  # every flagged row was re-checked
+
+
+PLANTED_AWS_SECRET = "AWS-PLANTED-0f3b7d91c2e4"
+
+
+def test_a_data_docs_upload_to_an_unreachable_endpoint_is_retried_then_fails_clearly(
+    paths: ProjectPaths, monkeypatch, caplog
+) -> None:
+    from feedbackflow.errors import SourceUnavailableError
+    from feedbackflow.settings import parse_settings
+    from tests.servers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", down)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED_AWS_SECRET)
+    deliver(paths, {"a.csv": [HEADER, row("a")]})
+    fast = {"attempts": 2, "initial_delay_seconds": 0.1, "max_delay_seconds": 0.1, "timeout_seconds": 1}
+    configured = parse_settings(
+        {
+            "validate": {"taxonomy": "taxonomy.json", "data_docs_s3": "s3://governance/docs"},
+            "ingest": {"retry": fast},
+        }
+    )
+
+    with pytest.raises(SourceUnavailableError) as failed:  # before: botocore's EndpointConnectionError, a traceback
+        validate.run(configured, paths)
+
+    message = str(failed.value)
+    assert message.startswith("validate: uploading Data Docs to s3://governance/docs/")
+    assert f"at {down} failed 2 time(s)" in message
+    assert "EndpointConnectionError" in message
+    assert PLANTED_AWS_SECRET not in message + caplog.text
+
+
+def test_a_data_docs_upload_to_a_missing_bucket_fails_at_once(paths: ProjectPaths, s3_endpoint, monkeypatch):  # noqa: F811
+    from feedbackflow.errors import ConfigError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    deliver(paths, {"a.csv": [HEADER, row("a")]})
+
+    with pytest.raises(ConfigError, match=r"cannot upload Data Docs to s3://no-such-bucket/docs .*code NoSuchBucket"):
+        validate.run(settings(data_docs_s3="s3://no-such-bucket/docs"), paths)

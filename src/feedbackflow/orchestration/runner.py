@@ -16,6 +16,11 @@ confirmation"). So when a stage command fails, whatever it wrote is moved aside 
 (kept for inspection, never pushed; the newest five per stage) with ``failure.json`` (the stage's own message and
 exit code), and the task fails with the stage's own message. A pull that still finds unsaved files (a run killed
 before it could clean up) moves them aside the same way and pulls again.
+
+Persistent outputs (the append-only raw store) are not removed by DVC before a run, so they are rolled back instead:
+a hard-link snapshot taken before ``dvc repro`` (:mod:`feedbackflow.storage.rollback`) puts them back as they were
+when the stage fails (what it appended goes to the same ``.work/failed/`` folder), or at the start of the next run
+when the worker was killed. A retry never sees half a delivery.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import yaml
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import write_json
 from feedbackflow.storage.dvc import Dvc, DvcError
+from feedbackflow.storage.rollback import PersistentSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,9 @@ def run_stage(
     upstream = list(upstream)
     upstream_locks = merge_upstream(upstream)
     dvc.merge_lock(upstream_locks)
+    snapshot = persistent_snapshot(paths, stage)
+    if snapshot.pending():  # a killed run appended to the persistent outputs: undo that first
+        snapshot.restore(paths.failed_runs / stage / _label(run_id))
     if stage in dvc.lock().get("stages", {}):
         # persistent outputs (the append-only raw store) must be present before the stage appends to them
         _pull_stage(dvc, paths, stage, run_id)
@@ -96,10 +105,12 @@ def run_stage(
         # `repro --pull` cannot fetch a dependency that is a file inside another stage's output folder
         # (data/split/train.parquet of data/split) on a worker that never had it: pull those outputs by hash first
         dvc("pull", "--allow-missing", *needed)
+    snapshot.take()
     try:
         output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
     except DvcError as error:
-        raise stage_failure(paths, stage, error, run_id) from None
+        raise stage_failure(paths, stage, error, run_id, snapshot) from None
+    snapshot.discard()
     ran = bool(re.search(rf"Running stage '{re.escape(stage)}'", output))
     if push:
         dvc("push", stage)
@@ -126,20 +137,33 @@ def _pull_stage(dvc: Dvc, paths: ProjectPaths, stage: str, run_id: str | None) -
         dvc("pull", "--allow-missing", stage)
 
 
-def stage_failure(paths: ProjectPaths, stage: str, error: DvcError, run_id: str | None) -> DvcError:
+def persistent_snapshot(paths: ProjectPaths, stage: str) -> PersistentSnapshot:
+    """The rollback snapshot of ``stage``'s persistent outputs, in ``.work/rollback/<stage>/``."""
+    persistent = tuple(path for path, persist in stage_outputs(paths.root, stage) if persist)
+    return PersistentSnapshot(paths.root, paths.root / ".work" / "rollback" / stage, persistent)
+
+
+def stage_failure(
+    paths: ProjectPaths, stage: str, error: DvcError, run_id: str | None, snapshot: PersistentSnapshot | None = None
+) -> DvcError:
     """Clean up after a failed ``dvc repro`` of ``stage`` and return the error the task should fail with.
 
     When the stage command ran (DVC removed its previous outputs first), everything it wrote is moved to
     ``.work/failed/<stage>/<run>/`` with a ``failure.json``, so the next run and any retry start from a clean
-    workspace. The returned error carries the stage's own message (file, rule, what to do) rather than DVC's output,
+    workspace; persistent outputs are rolled back to ``snapshot`` (what the run appended is moved there too). The
+    returned error carries the stage's own message (file, rule, what to do) rather than DVC's output,
     and the same exit code.
     """
     message = stage_message(stage, error.output) or str(error)
     if not re.search(rf"Running stage '{re.escape(stage)}'", error.output):
+        if snapshot is not None:
+            snapshot.discard()
         return DvcError(message, exit_code=error.exit_code, output=error.output)  # failed before the command ran
     label = _label(run_id)
     kept = set_aside_outputs(paths, stage, label)
     folder = paths.failed_runs / stage / label
+    if snapshot is not None:
+        kept += snapshot.restore(folder)
     write_json(
         folder / "failure.json",
         {

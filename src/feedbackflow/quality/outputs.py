@@ -10,7 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feedbackflow.credentials import describe_error
+from feedbackflow.errors import ConfigError, FeedbackflowError
 from feedbackflow.io import atomic_path
+from feedbackflow.settings import RetrySettings
+from feedbackflow.sources.retry import retrying
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,10 @@ def quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
     )
 
 
+#: Rows per Parquet row group: readers that stream (anonymise, split) hold one group at a time, not the whole file.
+ROW_GROUP_ROWS = 50_000
+
+
 def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
     """Write with an explicit schema so an empty or all-null column keeps its type; atomically."""
     arrays = [
@@ -50,10 +58,10 @@ def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
     ]
     table = pa.Table.from_arrays(arrays, schema=schema)
     with atomic_path(target) as partial:
-        pq.write_table(table, partial)
+        pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
 
 
-def publish_docs(building: Path, docs_dir: Path, s3_url: str | None) -> None:
+def publish_docs(building: Path, docs_dir: Path, s3_url: str | None, retry: RetrySettings | None = None) -> None:
     """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set."""
     if not (building / "index.html").is_file():
         shutil.rmtree(building, ignore_errors=True)
@@ -61,26 +69,55 @@ def publish_docs(building: Path, docs_dir: Path, s3_url: str | None) -> None:
     shutil.rmtree(docs_dir, ignore_errors=True)
     building.replace(docs_dir)
     if s3_url:
-        upload_data_docs(docs_dir, s3_url)
+        upload_data_docs(docs_dir, s3_url, retry)
 
 
-def upload_data_docs(docs_dir: Path, s3_url: str) -> list[str]:
+def upload_data_docs(docs_dir: Path, s3_url: str, retry: RetrySettings | None = None) -> list[str]:
     """Upload a Data Docs folder to ``s3://bucket/prefix`` (credentials and endpoint from the ``AWS_*`` environment).
+
+    Network faults are retried with ``retry`` (the stage passes ``ingest.retry``) like the S3 source's; messages carry
+    the error's class and code, never the client's text.
 
     Returns:
         The uploaded keys.
+
+    Raises:
+        SourceUnavailableError: the endpoint stayed unreachable through the tries.
+        ConfigError: the upload was refused (no such bucket, credentials): no retry can fix it.
     """
+    import functools
     import mimetypes
 
-    import boto3
+    from feedbackflow.settings import S3SourceSettings
+    from feedbackflow.sources.s3 import is_transient, s3_client
 
+    retry = retry or RetrySettings()
     bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
-    client = boto3.client("s3")
+    client = s3_client(S3SourceSettings(bucket=bucket), retry)
+    endpoint = str(client.meta.endpoint_url)
     keys = []
     for path in sorted(p for p in docs_dir.rglob("*") if p.is_file()):
         key = "/".join(part for part in (prefix.strip("/"), path.relative_to(docs_dir).as_posix()) if part)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        upload = functools.partial(
+            client.put_object, Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type
+        )
+        try:
+            retrying(
+                upload,
+                policy=retry,
+                transient=is_transient,
+                what=f"uploading Data Docs to s3://{bucket}/{key}",
+                endpoint=endpoint,
+                stage="validate",
+            )
+        except FeedbackflowError:
+            raise
+        except Exception as error:  # not transient (retrying turned those into SourceUnavailableError)
+            raise ConfigError(
+                f"validate: cannot upload Data Docs to s3://{bucket}/{prefix} at {endpoint}: {describe_error(error)}. "
+                "Check validate.data_docs_s3 in params.yaml and the AWS credentials' write permission on it"
+            ) from None
         keys.append(key)
     logger.info("validate: Data Docs uploaded to s3://%s/%s (%d files)", bucket, prefix, len(keys))
     return keys

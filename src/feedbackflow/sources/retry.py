@@ -38,6 +38,7 @@ def retrying(
     what: str,
     endpoint: str,
     sleep: Callable[[float], None] = time.sleep,
+    stage: str = "ingest",
 ) -> T:
     """Run ``operation``, retrying transient errors with backoff; other errors propagate at once.
 
@@ -48,6 +49,7 @@ def retrying(
         what: What the operation does, for messages (``list s3://bucket/prefix``).
         endpoint: Where it goes (URL or host:port), for messages.
         sleep: The wait (tests pass a recorder).
+        stage: The stage named in messages (validate retries its Data Docs upload too).
 
     Raises:
         SourceUnavailableError: every try failed with a transient error.
@@ -63,13 +65,14 @@ def retrying(
             reason = describe_error(error)
             if attempt == len(waits):
                 raise SourceUnavailableError(
-                    f"ingest: {what} at {endpoint} failed {policy.attempts} time(s) over "
+                    f"{stage}: {what} at {endpoint} failed {policy.attempts} time(s) over "
                     f"{time.monotonic() - started:.0f} s ({reason}): the endpoint is unreachable or failing. Nothing "
                     "was half-written; rerun once it is back (the orchestrator retries the task). To wait longer "
                     "inside the stage, raise ingest.retry in params.yaml"
                 ) from None
             logger.warning(
-                "ingest: %s at %s failed (%s); try %d of %d in %.1f s",
+                "%s: %s at %s failed (%s); try %d of %d in %.1f s",
+                stage,
                 what,
                 endpoint,
                 reason,
