@@ -73,8 +73,12 @@ CONNECTIONS: dict[str, tuple[str, Callable[[Any], dict[str, str]]]] = {
 
 def connection_environment(kinds: Iterable[str]) -> dict[str, str]:
     """The environment of the named connection kinds whose connection id is set (nothing set: no Airflow needed)."""
-    wanted = [(os.environ.get(CONNECTIONS[kind][0]), CONNECTIONS[kind][1]) for kind in kinds]
-    wanted = [(conn_id, convert) for conn_id, convert in wanted if conn_id]
+    wanted: list[tuple[str, Callable[[Any], dict[str, str]]]] = []
+    for kind in kinds:
+        variable, convert = CONNECTIONS[kind]
+        conn_id = os.environ.get(variable)
+        if conn_id:
+            wanted.append((conn_id, convert))
     if not wanted:
         return {}
     from airflow.sdk import Connection
