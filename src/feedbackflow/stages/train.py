@@ -75,7 +75,8 @@ def fingerprint(files: dict[str, str], settings: TrainSettings, seed: int, base_
 def run(settings: Settings, paths: ProjectPaths) -> dict:
     """Train on ``data/split/train.parquet``, score each epoch on the validation split, save the challenger.
 
-    Writes ``models/challenger`` (weights, tokenizer, label map, metrics, model card ``README.md``) and
+    Writes ``models/challenger`` (weights, tokenizer, label map, metrics, ``calibration.json`` with the temperature
+    and the ``unknown`` threshold, model card ``README.md``) and
     ``reports/train/`` (``metrics.json``, ``history.csv``, ``confusion_matrix.png``).
 
     Raises:
@@ -110,6 +111,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         seed=settings.base.seed,
         output_dir=paths.challenger,
         checkpoint_dir=checkpoints / key,
+        oos=settings.oos,
     )
     if not is_main_process():
         return result.metrics
@@ -136,6 +138,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         seed=settings.base.seed,
         metrics=result.metrics,
         history=result.history,
+        calibration=result.calibration,
         anonymisation=anonymisation_summary(
             read_json(anonymise_reports / "anonymise.json"), read_json(anonymise_reports / "audit.json")
         ),
