@@ -305,7 +305,7 @@ def fine_tune(
     final = trainer.predict(cast(Any, validation_set), metric_key_prefix="eval")
     predicted = np.argmax(final.predictions, axis=-1).tolist()
     scores = final.metrics or {}
-    negative_logits = np.zeros((0, len(labels)), dtype=np.float32)
+    negative_logits: Any = np.zeros((0, len(labels)), dtype=np.float32)
     if negatives:
         trainer.compute_metrics = None  # no intent to score: only their logits are needed
         negative_logits = trainer.predict(cast(Any, encode(negatives)), metric_key_prefix="oos").predictions

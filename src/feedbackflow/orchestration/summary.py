@@ -173,8 +173,10 @@ def _out_of_scope(section: dict[str, Any] | None) -> dict[str, Any] | None:
     challenger = (section or {}).get("challenger")
     if not challenger:
         return None
-    keys = ("in_scope_accuracy", "in_scope_precision", "in_scope_coverage", "oos_recall", "oos_precision")
-    keys += ("unknown_share", "ece_before", "ece_after", "method", "threshold")
+    keys = (
+        *("in_scope_accuracy", "in_scope_precision", "in_scope_coverage", "oos_recall", "oos_precision"),
+        *("unknown_share", "ece_before", "ece_after", "method", "threshold"),
+    )
     return {
         **{key: challenger.get(key) for key in keys},
         "newest_batch_unknown_share": (challenger.get("newest_batch") or {}).get("unknown_share"),
