@@ -16,6 +16,14 @@ TEMPLATES = {
 }
 
 
+OUT_OF_SCOPE = [
+    "what will the weather be like tomorrow",
+    "play some relaxing jazz music",
+    "how tall is mount everest",
+    "set an alarm for seven in the morning",
+]
+
+
 def tiny_corpus(rows_per_label: int = 90) -> list[dict[str, str]]:
     """Labelled messages of a label set unrelated to BANKING77."""
     rows = []
@@ -23,6 +31,11 @@ def tiny_corpus(rows_per_label: int = 90) -> list[dict[str, str]]:
         for n in range(rows_per_label):
             rows.append({"text": f"{phrases[n % len(phrases)]} (ticket {n})", "label": label})
     return rows
+
+
+def out_of_scope_rows(count: int, label: str = "oos") -> list[dict[str, str]]:
+    """Messages none of the tiny corpus' intents covers, labelled ``label``."""
+    return [{"text": f"{OUT_OF_SCOPE[n % len(OUT_OF_SCOPE)]} (note {n})", "label": label} for n in range(count)]
 
 
 def build_tiny_bert(target: Path) -> Path:

@@ -64,6 +64,16 @@ for _stage in STAGE_HELP:
     _register(_stage)
 
 
+def _oos_label() -> str:
+    """``oos.label`` of the project's ``params.yaml`` (the default outside a project): one owner for the value."""
+    params = ProjectPaths.discover().params
+    if not params.is_file():
+        from feedbackflow.settings import OutOfScopeSettings
+
+        return OutOfScopeSettings().label
+    return load_settings(params).oos.label
+
+
 @app.command()
 def generate(
     landing: Annotated[Path, typer.Option(help="Landing folder that receives the batch files.")] = Path("data/landing"),
@@ -81,6 +91,9 @@ def generate(
     pii_share: Annotated[float, typer.Option(help="Share of messages carrying personal data.")] = 0.1,
     dirt_share: Annotated[float, typer.Option(help="Share of rows made invalid on purpose.")] = 0.01,
     drift_from_night: Annotated[int, typer.Option(help="First night whose intent mix shifts.")] = 3,
+    oos_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of out-of-scope messages (not banking), doubled from drift.")
+    ] = 0.02,
     canaries: Annotated[Path, typer.Option(help="Where to list the planted personal values (for leak tests).")] = Path(
         "data/demo_canaries.json"
     ),
@@ -97,6 +110,8 @@ def generate(
         pii_share=pii_share,
         dirt_share=dirt_share,
         drift_from_night=drift_from_night,
+        oos_share=oos_share,
+        oos_label=_oos_label(),
     )
     data.batches = data.batches[first_night - 1 :]
     try:

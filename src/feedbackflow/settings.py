@@ -273,6 +273,24 @@ class EvaluateSettings(_Section):
     )
 
 
+class OutOfScopeSettings(_Section):
+    """The ``unknown`` decision: calibrated scores, a threshold chosen on validation, out-of-scope rows."""
+
+    label: str = Field(
+        "oos",
+        min_length=1,
+        description="label value of out-of-scope rows: accepted by validate, used as negatives (or as a class when "
+        "the taxonomy lists it), never counted as an intent",
+    )
+    method: Literal["auto", "msp", "energy"] = Field(
+        "auto", description="out-of-scope score: max softmax probability, energy, or auto (chosen on validation)"
+    )
+    target_precision: float = Field(
+        0.95, gt=0, le=1, description="share of accepted (not unknown) validation predictions that must be right"
+    )
+    calibration_bins: int = Field(15, ge=2, description="confidence bins of the expected calibration error")
+
+
 class RetrainPolicySettings(_Section):
     """When failed drift tests request a retraining run (the drift_monitor DAG)."""
 
@@ -345,6 +363,7 @@ class Settings(_Section):
     split: SplitSettings = SplitSettings()
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    oos: OutOfScopeSettings = OutOfScopeSettings()
     monitor: MonitorSettings = MonitorSettings()
     dag: DagSettings = DagSettings()
 

@@ -100,3 +100,16 @@ def test_cli_generate_refuses_a_clash_and_merges_canaries(tmp_path):
     after = json.loads(canaries.read_text())
     assert all(set(values) <= set(after[entity]) for entity, values in first.items())
     assert sorted(p.name for p in landing.iterdir()) == ["feedback-2026-01-01.csv", "feedback-2026-01-02.csv"]
+
+
+def test_out_of_scope_messages_are_planted_labelled_and_rise_with_drift(corpus):
+    data = generate(corpus, nights=3, rows_per_night=2000, seed=2, dirt_share=0, oos_share=0.05, drift_from_night=3)
+    first, last = data.batches[0].frame, data.batches[2].frame
+    planted = first[first["label"] == "oos"]
+    assert 0.03 < len(planted) / len(first) < 0.07
+    assert not planted["text"].str.contains("message number").any()  # new text, nothing of the corpus message
+    assert (last["label"] == "oos").mean() > 1.5 * (first["label"] == "oos").mean()
+    none = generate(corpus, nights=1, rows_per_night=500, seed=2, dirt_share=0, oos_share=0)
+    assert not (none.batches[0].frame["label"] == "oos").any()
+    # the other draws do not depend on the out-of-scope share: the same rows keep their channel and id
+    pd.testing.assert_series_equal(none.batches[0].frame["channel"], first["channel"][:500])

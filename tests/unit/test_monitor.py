@@ -247,13 +247,16 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
     # New labelled rows count whole batches the champion has not seen: its split already holds this batch.
     assert summary["new_labelled_rows"] == 0
     assert summary["embedding_drift"]["threshold"] == settings.monitor.embedding_auc
-    assert set(summary["prediction_distribution"]["current"]) <= set(LABELS)
+    assert set(summary["prediction_distribution"]["current"]) <= {*LABELS, "unknown"}
+    # the champion's unknown share of the batch, tracked beside drift (no calibration file: it never abstains)
+    assert summary["unknown_share"] == {"current": 0.0, "reference": 0.0}
     assert "column_drift:label" in summary["failed_tests"]
     assert summary["governance"]["quarantine_share"] == pytest.approx(40 / 640)
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["drift"]["checked"] is True
     assert metrics["drift"]["share"] == summary["drift_share"]
+    assert metrics["unknown_share"] == 0.0
     assert metrics["quarantine"]["by_rule"] == {"text_length": pytest.approx(40 / 640)}
     assert metrics["pii"] == {"entities_removed": 10, "by_entity": {"PERSON": 7, "EMAIL_ADDRESS": 3}}
 
@@ -325,3 +328,19 @@ def test_champion_training_data_is_read_from_the_dvc_cache_by_hash(tmp_path):
     rows = reference_rows(paths, reference, exclude_batches={"b"})
     assert rows["id"].tolist() == trained["id"].tolist()
     assert reference_rows(paths, reference, exclude_batches={"a"}).empty
+
+
+def test_champion_decisions_apply_its_calibration_and_cache_per_calibration(tmp_path):
+    from feedbackflow.io import write_json
+    from feedbackflow.modeling.oos import CALIBRATION_FILE, UNKNOWN, Calibration
+    from feedbackflow.monitoring.embeddings import predict
+
+    paths = ProjectPaths(tmp_path)
+    digest = build_champion(paths)
+    texts = ["my card never arrived", "how do I top up", "hello there"]
+    cache = tmp_path / "cache"
+    assert UNKNOWN not in predict(texts, paths.champion, digest, cache)  # no calibration file: never abstains
+    # a threshold above any probability: every message is unknown, and the old cache entries are not reused
+    write_json(paths.champion / CALIBRATION_FILE, Calibration(method="msp", threshold=1.01).to_dict())
+    assert predict(texts, paths.champion, digest, cache) == [UNKNOWN] * 3
+    assert len(list(cache.iterdir())) == 2

@@ -82,3 +82,17 @@ def test_evaluate_writes_metrics_and_gate(trained):
     assert (paths.stage_reports("evaluate") / "gate.html").read_text().startswith("<!doctype html>")
     assert gate["challenger"]["accuracy"] >= 0.5  # four classes: chance is 0.25
     assert set(read_json(paths.stage_reports("evaluate") / "per_class_f1.json")["challenger"]) == set(TEMPLATES)
+
+
+def test_without_oos_rows_the_unknown_decision_still_works(trained):
+    settings, paths, metrics = trained
+    calibration = read_json(paths.challenger / "calibration.json")
+    assert calibration["validation"]["oos_rows"] == 0 and metrics["oos_rows_held_out"] == 0
+    chosen = calibration["validation"]["methods"][calibration["method"]]
+    assert chosen["oos_recall"] is None and chosen["target_met"] is True
+    evaluate.run(settings, paths)
+    figures = read_json(paths.stage_reports("evaluate") / "gate.json")["out_of_scope"]["challenger"]
+    assert figures["oos_rows"] == 0 and figures["oos_recall"] is None and figures["oos_precision"] is None
+    assert 0.0 <= figures["unknown_share"] <= 1.0 and figures["in_scope_precision"] is not None
+    # a feedback file without ingest sequence numbers is one batch
+    assert figures["newest_batch"]["sequence"] is None and figures["newest_batch"]["rows"] == 4 * 60

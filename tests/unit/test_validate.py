@@ -470,3 +470,14 @@ def test_empty_label_column_values_become_null_but_whitespace_labels_are_blank_t
     run(settings(), paths)
     validated, _, _ = outputs(paths)
     assert validated["label"].tolist() == [None, None, "card_arrival"]
+
+
+def test_out_of_scope_rows_pass_but_do_not_count_as_an_intent(paths: ProjectPaths) -> None:
+    rows = [HEADER, row("a1"), row("a2", label="oos", text="what is the weather tomorrow"), row("a3", label="ooops")]
+    rows += [row(f"b{n}", label=label) for n, label in enumerate(TAXONOMY * 2)]
+    deliver(paths, {"batch.csv": rows})
+    run(settings(min_rows_per_label=2, max_quarantine_share=0.5), paths)
+    validated, quarantine, report = outputs(paths)
+    assert "oos" in set(validated["label"])  # oos.label is valid feedback
+    assert rules_by_row(quarantine, "batch.csv") == {3: suite.LABEL_IN_TAXONOMY}  # any other label still fails
+    assert "oos" not in report["label_counts"]["counts"]  # the label minimum is over the taxonomy only

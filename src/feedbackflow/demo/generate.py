@@ -4,7 +4,10 @@ Each batch is a CSV with ``id, text, label, channel, created_at``. A share of me
 data (names, emails, phone numbers, card numbers, IBANs); every planted value is returned as a *canary* so tests can
 scan artifacts for it. A little dirt is added on purpose (duplicate ids, empty text, unknown label, overlong text) so
 the validate stage has something to quarantine. From ``drift_from_night`` on, the intent mix shifts towards a few
-labels so the monitor stage has drift to find. Everything is deterministic for a given seed.
+labels so the monitor stage has drift to find. A small share of messages is out of scope (weather, music, sport,
+cooking, travel: nothing a bank's taxonomy covers), labelled ``oos`` as a reviewer would mark them; from
+``drift_from_night`` on that share doubles, so the monitor's unknown share has something to rise on. Everything is
+deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,38 @@ _PII_TEMPLATES = (
     ("CREDIT_CARD", "{text} My card number is {0}.", 1),
     ("IBAN_CODE", "{text} The transfer went to IBAN {0}.", 1),
 )
+
+
+# Out-of-scope requests: openings x topics give a few hundred distinct messages unrelated to banking.
+_OOS_OPENINGS = ("", "hi, ", "quick question: ", "sorry to bother you, ", "hey there ", "can you tell me ")
+_OOS_TOPICS = (
+    "what the weather will be like this weekend",
+    "how long to boil an egg for a runny yolk",
+    "who won the football match last night",
+    "play some relaxing jazz in the kitchen",
+    "set an alarm for half past six tomorrow",
+    "what is the tallest mountain in europe",
+    "recommend a good science fiction novel",
+    "how do I get red wine out of a carpet",
+    "what time does the museum open on sundays",
+    "translate good morning into italian",
+    "is it going to rain during the marathon",
+    "how many cups of flour go into a sourdough loaf",
+    "which train goes to the airport fastest",
+    "what is a good name for a golden retriever puppy",
+    "turn off the lights in the living room",
+    "tell me a joke about penguins",
+    "how far away is the moon",
+    "when does the new season of the baking show start",
+    "my tomato plants have yellow leaves, what do I do",
+    "book a table for four at an italian restaurant",
+)
+
+
+def out_of_scope_text(rng: random.Random) -> str:
+    """One message no banking intent covers (drawn from ``rng``)."""
+    text = rng.choice(_OOS_OPENINGS) + rng.choice(_OOS_TOPICS)
+    return text[0].upper() + text[1:] + rng.choice(("?", "", "."))
 
 
 @dataclass
@@ -83,8 +118,13 @@ def generate(
     dirt_share: float = 0.01,
     drift_from_night: int = 3,
     start: datetime | None = None,
+    oos_share: float = 0.02,
+    oos_label: str = "oos",
 ) -> DemoData:
     """Build ``nights`` batches from ``corpus`` (columns ``text`` and ``label``).
+
+    About ``oos_share`` of the messages (twice as many from ``drift_from_night`` on) are replaced by out-of-scope
+    requests labelled ``oos_label`` (``oos.label`` in ``params.yaml``); 0 plants none.
 
     Rows are drawn without replacement, so a message appears in at most one batch. Raises ``ValueError`` when the
     corpus is too small for the request.
@@ -94,6 +134,7 @@ def generate(
     if nights * rows_per_night > len(corpus):
         raise ValueError(f"corpus has {len(corpus)} rows; {nights} nights x {rows_per_night} rows do not fit")
     rng = random.Random(seed)
+    oos_rng = random.Random(f"{seed}-out-of-scope")  # its own stream: the other draws stay as they were
     fake = Faker("en_GB")
     fake.seed_instance(seed)
     start = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,15 +154,18 @@ def generate(
         remaining = [i for i in remaining if i not in taken]
         day = start + timedelta(days=night - 1)
         rows = []
+        share = oos_share * (2 if night >= drift_from_night else 1)
         for n, index in enumerate(chosen):
-            text = str(corpus.at[index, "text"]).strip()
+            text, label = str(corpus.at[index, "text"]).strip(), corpus.at[index, "label"]
+            if oos_rng.random() < share:
+                text, label = out_of_scope_text(oos_rng), oos_label
             if rng.random() < pii_share:
                 text = _plant(fake, rng, text, canaries)
             rows.append(
                 {
                     "id": f"n{night:03d}-{n:06d}",
                     "text": text,
-                    "label": corpus.at[index, "label"],
+                    "label": label,
                     "channel": rng.choice(CHANNELS),
                     "created_at": (day + timedelta(seconds=rng.randrange(86_400))).isoformat(),
                 }

@@ -70,6 +70,7 @@ def model_card(
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     anonymisation: list[str],
+    calibration: dict[str, Any] | None = None,
 ) -> str:
     """Render the model card (Markdown with a YAML header, the Hugging Face model-card layout).
 
@@ -82,6 +83,7 @@ def model_card(
         metrics: the training metrics (``train_metrics.json``).
         history: the per-epoch rows of ``reports/train/history.csv``.
         anonymisation: lines from :func:`anonymisation_summary`.
+        calibration: the model's ``calibration.json`` (temperature, ``unknown`` threshold, validation figures).
     """
     header = [
         "---",
@@ -144,6 +146,7 @@ def model_card(
         "Test-split scores against the current champion are in `reports/evaluate/` (the promotion gate); the "
         "validation confusion matrix is `reports/train/confusion_matrix.png`.",
         "",
+        *calibration_section(calibration),
         "## Intended use",
         "",
         "Routing and counting customer feedback by intent inside the feedbackflow pipeline, with a person able to "
@@ -152,7 +155,8 @@ def model_card(
         "",
         "## Limits",
         "",
-        "- Only the intents of the taxonomy exist for the model: a message about anything else still gets one of them.",
+        "- The model knows only the intents of the taxonomy; a message about anything else is caught only when its "
+        "score falls below the `unknown` threshold (see the out-of-scope recall above), otherwise it gets an intent.",
         "- Trained on anonymised text: placeholders such as `<PERSON>` stand where names were; feed it anonymised "
         "text as well.",
         "- Scores are measured on held-out messages from the same sources; drift in topics or wording lowers them "
@@ -167,6 +171,46 @@ def model_card(
         "",
     ]
     return "\n".join(header + body + curve)
+
+
+def calibration_section(calibration: dict[str, Any] | None) -> list[str]:
+    """Markdown lines on calibration (ECE before/after temperature scaling) and the ``unknown`` decision."""
+    if not calibration:
+        return ["## Calibration", "", "No calibration was fitted: the model never answers `unknown`.", ""]
+    validation = calibration.get("validation") or {}
+    methods = validation.get("methods") or {}
+    lines = [
+        "## Calibration and the `unknown` decision (validation split)",
+        "",
+        f"Temperature scaling: T = {calibration.get('temperature')} fitted on {validation.get('rows')} validation "
+        f"rows ({validation.get('oos_rows')} of them out of scope, label `{calibration.get('oos_label')}`).",
+        "",
+        "| figure | before (T = 1) | after |",
+        "|---|---|---|",
+        f"| expected calibration error | {validation.get('ece_before')} | {validation.get('ece_after')} |",
+        f"| negative log-likelihood | {validation.get('nll_before')} | {validation.get('nll_after')} |",
+        "",
+        f"A prediction whose `{calibration.get('method')}` score is below {calibration.get('threshold')} becomes "
+        f"`unknown` and goes to review; the threshold is the lowest that keeps {calibration.get('target_precision')} "
+        "of the accepted validation predictions right (out-of-scope rows accepted count as wrong).",
+        "",
+        "| score | threshold | precision | in-scope coverage | OOS recall | OOS AUROC | AURC | decision accuracy | "
+        "target met |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {name} | {row.get('threshold')} | {row.get('precision')} | {row.get('in_scope_coverage')} | "
+            f"{row.get('oos_recall')} | {row.get('oos_auroc', '-')} | {row.get('aurc')} | "
+            f"{row.get('decision_accuracy')} | {row.get('target_met')} |"
+            for name, row in methods.items()
+        ],
+        "",
+        f"Chosen: `{calibration.get('method')}` ({validation.get('chosen_because')}).",
+        "",
+        "Test-split figures (in-scope accuracy, OOS recall and precision, coverage-accuracy curve, ECE) and the "
+        "unknown share of the newest batch are in the gate report.",
+        "",
+    ]
+    return lines
 
 
 def confusion_matrix_png(

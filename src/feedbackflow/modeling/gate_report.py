@@ -29,6 +29,14 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}.pass{color:#1761
 <table><tr><th>metric</th><th>champion</th><th>challenger</th><th>change</th></tr>
 {% for row in comparison %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</table>
+{% if oos_rows %}<h2>Out of scope and calibration (label "{{ oos_label }}")</h2>
+<table><tr><th>metric</th><th>champion</th><th>challenger</th></tr>
+{% for row in oos_rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h3>Coverage-accuracy (selective prediction, challenger)</h3>
+<table><tr><th>coverage</th><th>accuracy</th></tr>
+{% for row in coverage %}<tr><td>{{ row.coverage }}</td><td>{{ row.accuracy }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% for section, key, rows in groups %}{% if rows %}<h2>{{ section }}</h2>
 <table><tr><th>{{ key }}</th><th>support</th><th>champion F1</th><th>challenger F1</th><th>change</th>
 <th>checked</th></tr>
@@ -95,7 +103,42 @@ def _context(report: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             ("Per-channel macro-F1", "channel", report.get("per_channel") or []),
         ],
         "min_support": meta.get("min_support"),
+        **_oos_context(report.get("out_of_scope")),
     }
+
+
+OOS_ROWS = (
+    ("in_scope_accuracy", "in-scope accuracy (every message given an intent)"),
+    ("in_scope_precision", "in-scope precision (accepted predictions right)"),
+    ("in_scope_coverage", "in-scope coverage (in-scope messages not unknown)"),
+    ("oos_recall", "out-of-scope recall (OOS messages made unknown)"),
+    ("oos_precision", "out-of-scope precision (unknown messages truly OOS)"),
+    ("unknown_share", "unknown share of the test rows"),
+    ("ece_before", "expected calibration error, T = 1"),
+    ("ece_after", "expected calibration error, temperature-scaled"),
+    ("temperature", "temperature"),
+    ("method", "out-of-scope score"),
+    ("threshold", "unknown threshold"),
+    ("oos_rows", "out-of-scope test rows"),
+)
+
+
+def _oos_context(section: dict[str, Any] | None) -> dict[str, Any]:
+    """Rows of the out-of-scope table (champion, challenger) and the challenger's coverage-accuracy curve."""
+    if not section:
+        return {"oos_rows": [], "coverage": [], "oos_label": ""}
+    challenger, champion = section.get("challenger") or {}, section.get("champion") or {}
+    rows = [[title, _any(champion.get(key)), _any(challenger.get(key))] for key, title in OOS_ROWS]
+    newest = challenger.get("newest_batch") or {}
+    title = f"unknown share of the newest batch (sequence {newest.get('sequence')}, {newest.get('rows_scored')} rows)"
+    rows.append([title, "-", _any(newest.get("unknown_share"))])
+    return {"oos_rows": rows, "coverage": challenger.get("coverage_accuracy") or [], "oos_label": section.get("label")}
+
+
+def _any(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _fmt(value: float | None) -> str:
@@ -130,6 +173,11 @@ def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
         [[rule["name"], "pass" if rule["passed"] else "**FAIL**", rule["detail"]] for rule in report["rules"]],
     )
     lines += ["## Comparison", "", *_table(["metric", "champion", "challenger", "change"], ctx["comparison"])]
+    if ctx["oos_rows"]:
+        lines += [f"## Out of scope and calibration (label `{ctx['oos_label']}`)", ""]
+        lines += _table(["metric", "champion", "challenger"], ctx["oos_rows"])
+        lines += ["### Coverage-accuracy (selective prediction, challenger)", ""]
+        lines += _table(["coverage", "accuracy"], [[row["coverage"], row["accuracy"]] for row in ctx["coverage"]])
     for section, key, rows in ctx["groups"]:
         if not rows:
             continue

@@ -29,7 +29,8 @@ import numpy as np
 
 from feedbackflow.modeling.metrics import classification_metrics
 from feedbackflow.modeling.model import pick_device, pick_precision
-from feedbackflow.settings import TrainSettings
+from feedbackflow.modeling.oos import CALIBRATION_FILE, fit_calibration
+from feedbackflow.settings import OutOfScopeSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class TrainResult:
     history: list[dict[str, float]]
     validation_truth: list[int] = field(default_factory=list)
     validation_predicted: list[int] = field(default_factory=list)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 def is_main_process() -> bool:
@@ -112,6 +114,7 @@ def fine_tune(
     output_dir: Path,
     checkpoint_dir: Path,
     on_checkpoint: Callable[[Path], None] | None = None,
+    oos: OutOfScopeSettings | None = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
 
@@ -129,6 +132,9 @@ def fine_tune(
             so inference truncates as training did), ``label_map.json`` and ``train_metrics.json``.
         checkpoint_dir: where checkpoints go; name it after the inputs so that changed inputs start afresh.
         on_checkpoint: called with each complete checkpoint's folder (e.g. to copy it to shared storage).
+        oos: the ``oos`` section: rows labelled ``oos.label`` (train and validation) are not taught as an intent
+            unless the taxonomy lists that label; they are the negatives of the ``unknown`` threshold, which is
+            fitted with the temperature on the validation split after training and saved as ``calibration.json``.
 
     Returns:
         Metrics, the per-epoch history (train and validation loss, validation accuracy and macro-F1) and the best
@@ -215,11 +221,14 @@ def fine_tune(
         dtype=torch.float32,
     )
 
-    def encode(texts: list[str], names: list[str]) -> EncodedTexts:
+    def encode(texts: list[str], names: list[str] | None = None) -> EncodedTexts:
+        """Tokenize; ``names`` None marks out-of-scope rows (label -100: the loss ignores them)."""
         encodings = tokenizer(texts, truncation=True, max_length=settings.max_length)
-        return EncodedTexts(dict(encodings), [label2id[name] for name in names])
+        return EncodedTexts(dict(encodings), [label2id[name] for name in names] if names else [-100] * len(texts))
 
-    train_set, validation_set = encode(*train), encode(*validation)
+    oos = oos or OutOfScopeSettings()
+    in_scope, negatives = _separate(train, validation, label2id, oos.label)
+    train_set, validation_set = encode(*in_scope[0]), encode(*in_scope[1])
     lengths = [len(ids) for ids in train_set.encodings["input_ids"]]
     # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
     pad_multiple = 8 if device == "cuda" else None
@@ -301,6 +310,19 @@ def fine_tune(
     final = trainer.predict(cast(Any, validation_set), metric_key_prefix="eval")
     predicted = np.argmax(final.predictions, axis=-1).tolist()
     scores = final.metrics or {}
+    negative_logits: Any = np.zeros((0, len(labels)), dtype=np.float32)
+    if negatives:
+        trainer.compute_metrics = None  # no intent to score: only their logits are needed
+        negative_logits = trainer.predict(cast(Any, encode(negatives)), metric_key_prefix="oos").predictions
+    calibration = fit_calibration(
+        np.concatenate([np.asarray(final.predictions), np.asarray(negative_logits)]),
+        [*validation_set.labels, *[-1] * len(negatives)],
+        method=oos.method,
+        target_precision=oos.target_precision,
+        oos_label=oos.label,
+        oos_class_id=label2id.get(oos.label),
+        bins=oos.calibration_bins,
+    )
 
     sampler = EpochSeededLengthSampler(settings.batch_size * settings.gradient_accumulation_steps, lengths, seed)
     order = list(sampler)
@@ -322,6 +344,16 @@ def fine_tune(
         "train_loss": _train_loss(trainer.state.log_history),
         "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
         "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
+        "oos_rows_held_out": len(negatives),
+        "temperature": calibration.temperature,
+        "oos_method": calibration.method,
+        "oos_threshold": calibration.to_dict()["threshold"],
+        **{f"validation_{key}": calibration.validation[key] for key in ("ece_before", "ece_after")},
+        **{
+            f"validation_{key}": calibration.validation["methods"][calibration.method][key]
+            for key in ("in_scope_coverage", "oos_recall")
+        },
+        "validation_precision_at_threshold": calibration.validation["methods"][calibration.method]["precision"],
         "non_padding_token_fraction": round(non_padding_fraction(lengths, batches, pad_multiple), 4),
         "train_seconds": round(seconds, 2),
         "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
@@ -337,8 +369,30 @@ def fine_tune(
         tokenizer.save_pretrained(str(output_dir))
         (output_dir / "label_map.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
         (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        (output_dir / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
     log.info("trained on %d rows in %.1fs: %s", len(train_set), seconds, metrics)
-    return TrainResult(metrics, history, list(validation_set.labels), predicted)
+    return TrainResult(metrics, history, list(validation_set.labels), predicted, calibration.to_dict())
+
+
+def _separate(
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    label2id: dict[str, int],
+    oos_label: str,
+) -> tuple[tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]], list[str]]:
+    """Split off the out-of-scope rows (``oos_label`` outside the taxonomy) of both splits.
+
+    They never reach the classifier's training, so those of the train split are as unseen as the validation ones:
+    all of them are negatives for the ``unknown`` threshold. Other labels stay (an unknown one fails loudly later).
+    """
+    negatives: list[str] = []
+    kept = []
+    for texts, names in (train, validation):
+        outside = [name == oos_label and name not in label2id for name in names]
+        inside = [(text, name) for text, name, out in zip(texts, names, outside, strict=True) if not out]
+        negatives += [text for text, out in zip(texts, outside, strict=True) if out]
+        kept.append(([text for text, _ in inside], [name for _, name in inside]))
+    return (kept[0], kept[1]), negatives
 
 
 def _epoch_of(entry: dict[str, float]) -> int:

@@ -101,14 +101,21 @@ def embed(
 
 
 def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Path, batch_size: int = 128) -> list[str]:
-    """The champion's predicted label of each text, computed once per distinct text and model version."""
+    """The champion's decision on each text (an intent or ``unknown``), once per distinct text and model version.
+
+    The cache is keyed by the weights and the calibration file, so a refitted threshold is never read from an old
+    cache.
+    """
     import numpy as np
 
-    from feedbackflow.modeling.predict import predict_labels
+    from feedbackflow.modeling.oos import CALIBRATION_FILE
+    from feedbackflow.modeling.predict import predict_decisions
 
-    cache = KeyedCache(cache_dir / f"predictions-{model_key[:16]}.npz")
+    calibration = model_dir / CALIBRATION_FILE
+    suffix = hashlib.sha256(calibration.read_bytes()).hexdigest()[:8] if calibration.is_file() else "none"
+    cache = KeyedCache(cache_dir / f"predictions-{model_key[:16]}-{suffix}.npz")
     values = cache.get_or_compute(
-        texts, lambda todo: np.array(predict_labels(model_dir, todo, batch_size=batch_size), dtype=str)
+        texts, lambda todo: np.array(predict_decisions(model_dir, todo, batch_size=batch_size), dtype=str)
     )
     return [str(value) for value in values]
 

@@ -49,6 +49,7 @@ def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot:
                 "tests",
                 "drift_share",
                 "drifted_columns",
+                "unknown_share",
                 "embedding_drift",
                 "quality",
                 "sampling",
@@ -143,6 +144,8 @@ def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]
                 "status": drift.get("status"),
                 "drift_failed": drift.get("drift_failed"),
                 "drift_share": drift.get("drift_share"),
+                # share of the batch the champion answered unknown: rising, the taxonomy needs a review
+                "unknown_share": (drift.get("unknown_share") or {}).get("current"),
                 "quarantine_share": (record.get("governance") or {}).get("quarantine_share"),
                 "pii_entities_removed": (record.get("governance") or {}).get("pii_entities_removed"),
             }

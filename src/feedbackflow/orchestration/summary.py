@@ -97,6 +97,7 @@ def _evaluation(evaluation: dict[str, Any], ran: bool, approval: dict[str, Any] 
         "challenger": _scores(evaluation.get("challenger")),
         "champion": _scores(evaluation.get("champion")),
         "gate": {"promote": promote, "decision": decision, "reasons": evaluation.get("reasons", [])},
+        "out_of_scope": _out_of_scope(evaluation.get("out_of_scope")),
         "approval": approval if approval and approval.get("approved") is not None else None,
         "report": "reports/evaluate/gate.html",
     }
@@ -141,7 +142,17 @@ def build_summary(
             "key_id": (anonymise.get("settings") or {}).get("key_id"),
         },
         "train": {
-            key: train.get(key) for key in ("device", "train_rows", "epochs", "validation_macro_f1", "train_seconds")
+            key: train.get(key)
+            for key in (
+                "device",
+                "train_rows",
+                "epochs",
+                "validation_macro_f1",
+                "train_seconds",
+                "temperature",
+                "validation_ece_before",
+                "validation_ece_after",
+            )
         },
         "evaluate": _evaluation(evaluation, ran.get("evaluate", True), approval),
         "champion": champion_of(state) if state else None,
@@ -150,9 +161,25 @@ def build_summary(
             "dataset_drift": monitor.get("dataset_drift"),
             "drift_share": monitor.get("drift_share"),
             "drifted_columns": monitor.get("drifted_columns", []),
+            "unknown_share": (monitor.get("unknown_share") or {}).get("current"),
             "report": str((reports / "monitor" / "drift.html").relative_to(paths.root)),
         },
         "data_versions": output_hashes(lock),
+    }
+
+
+def _out_of_scope(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The challenger's out-of-scope and calibration figures on the test split (the gate report has the curve)."""
+    challenger = (section or {}).get("challenger")
+    if not challenger:
+        return None
+    keys = (
+        *("in_scope_accuracy", "in_scope_precision", "in_scope_coverage", "oos_recall", "oos_precision"),
+        *("unknown_share", "ece_before", "ece_after", "method", "threshold"),
+    )
+    return {
+        **{key: challenger.get(key) for key in keys},
+        "newest_batch_unknown_share": (challenger.get("newest_batch") or {}).get("unknown_share"),
     }
 
 

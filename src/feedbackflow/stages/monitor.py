@@ -26,6 +26,7 @@ import pandas as pd
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.io import atomic_path, read_json, write_json
+from feedbackflow.modeling.oos import UNKNOWN
 from feedbackflow.monitoring import champion as champions
 from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.settings import Settings
@@ -99,6 +100,8 @@ def _metrics(summary: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
             "embedding_auc": embedding.get("score"),
             "prediction_p_value": prediction.get("score"),
         },
+        # a rising share of messages the champion answers unknown: a taxonomy-review signal, beside drift
+        "unknown_share": (summary.get("unknown_share") or {}).get("current"),
         "quarantine": {
             "rows": counts["rows_quarantined"],
             "share": counts["quarantine_share"],
@@ -189,6 +192,10 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
                     "current": drift.label_distribution(current_features["prediction"]),
                     "reference": drift.label_distribution(reference_features["prediction"]),
                 }
+                summary["unknown_share"] = {
+                    side: round(float((frame["prediction"].astype(str) == UNKNOWN).mean()), 6)
+                    for side, frame in (("current", current_features), ("reference", reference_features))
+                }
             report.snapshot.set_name(f"drift {', '.join(batches)}")
             rendering = time.perf_counter()
             page, evidently_json = report.snapshot.get_html_str(as_iframe=False), report.snapshot.json()
@@ -209,6 +216,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "drift_failed": bool(summary.get("drift_failed")),
         "drift_share": summary.get("drift_share"),
         "drifted_columns": summary.get("drifted_columns", []),
+        "unknown_share": (summary.get("unknown_share") or {}).get("current"),
         "html": relative("drift.html"),
         "json": relative("drift.json"),
         "snapshot": relative("snapshot.json"),

@@ -78,7 +78,8 @@ def fingerprint(files: dict[str, str], settings: TrainSettings, seed: int, base_
 def run(settings: Settings, paths: ProjectPaths) -> dict:
     """Train on ``data/split/train.parquet``, score each epoch on the validation split, save the challenger.
 
-    Writes ``models/challenger`` (weights, tokenizer, label map, metrics, model card ``README.md``) and
+    Writes ``models/challenger`` (weights, tokenizer, label map, metrics, ``calibration.json`` with the temperature
+    and the ``unknown`` threshold, model card ``README.md``) and
     ``reports/train/`` (``metrics.json``, ``history.csv``, ``confusion_matrix.png``).
 
     Raises:
@@ -119,6 +120,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         output_dir=paths.challenger,
         checkpoint_dir=checkpoints / key,
         on_checkpoint=mirror.upload if mirror is not None else None,
+        oos=settings.oos,
     )
     if not is_main_process():
         return result.metrics
@@ -145,6 +147,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         seed=settings.base.seed,
         metrics=result.metrics,
         history=result.history,
+        calibration=result.calibration,
         anonymisation=anonymisation_summary(
             read_json(anonymise_reports / "anonymise.json"), read_json(anonymise_reports / "audit.json")
         ),

@@ -109,7 +109,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             is anomalous, or a label is short of rows; the outputs are written first.
     """
     params = settings.validate_
-    spec = RuleSpec.from_settings(params, load_taxonomy(paths.root / params.taxonomy))
+    taxonomy = load_taxonomy(paths.root / params.taxonomy)
+    # out-of-scope rows (label oos.label) are valid feedback: the model learns to say unknown from them
+    spec = RuleSpec.from_settings(params, [*taxonomy, settings.oos.label])
     entries = _entries(paths, settings.ingest.landing_dir)
     report_dir = paths.stage_reports("validate")
     building = report_dir / f".{DATA_DOCS_DIR}.partial"
@@ -138,7 +140,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         params.volume_band,
         params.volume_accepted,
     )
-    labels = check_label_minimum(accepted["label"], spec.taxonomy, params.min_rows_per_label)
+    labels = check_label_minimum(accepted["label"], tuple(taxonomy), params.min_rows_per_label)
     errors = [
         *blocking_errors(batches.results, params.max_quarantine_share, raw_dir, _relative(paths, quarantine_path)),
         *volume_errors(batches.results, volume, raw_dir, params.volume_band, params.volume_window),
