@@ -63,7 +63,11 @@ def add_validation(paths: ProjectPaths) -> str | None:
         RuntimeError: a page of the rebuilt site would still load something from the internet.
     """
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
-    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     from feedbackflow.monitoring.offline import make_offline
     from feedbackflow.quality.outputs import VALIDATION_RESULT_FILE
@@ -73,7 +77,13 @@ def add_validation(paths: ProjectPaths) -> str | None:
     if not source.is_file():
         return None
     result = ExpectationSuiteValidationResultSchema().load(json.loads(source.read_text(encoding="utf-8")))
-    key = ValidationResultIdentifier.from_object(result)
+    run = result.meta.get("run_id")
+    run = run if isinstance(run, RunIdentifier) else RunIdentifier(**dict(run or {}))
+    batch = result.meta.get("active_batch_definition") or {}
+    batch_id = "-".join(
+        str(batch[k]) for k in ("datasource_name", "data_asset_name") if isinstance(batch, dict) and k in batch
+    )
+    key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=result.suite_name), run, batch_id or None)
     context = _context(paths)
     context.validation_results_store.set(key, result)
     context.build_data_docs(site_names=[SITE_NAME])
@@ -85,12 +95,10 @@ def add_validation(paths: ProjectPaths) -> str | None:
 
 def page_of(paths: ProjectPaths, key: Any) -> str | None:
     """The history site's page of one validation result, relative to ``reports/``."""
-    run = key.run_id
-    folder = site_dir(paths) / "validations" / key.expectation_suite_identifier.name / run.run_name
-    pages = sorted(folder.rglob(f"{key.batch_identifier}.html")) if folder.is_dir() else []
-    stamp = run.to_tuple()[1] if run.run_time else ""
-    chosen = next((page for page in pages if stamp and stamp in page.as_posix()), pages[-1] if pages else None)
-    return chosen.relative_to(paths.reports).as_posix() if chosen else None
+    run_name, run_time = key.run_id.to_tuple()
+    folder = site_dir(paths) / "validations" / key.expectation_suite_identifier.name / run_name / run_time
+    pages = sorted(folder.glob("*.html")) if folder.is_dir() else []
+    return pages[0].relative_to(paths.reports).as_posix() if pages else None
 
 
 def index_page(paths: ProjectPaths) -> str | None:
