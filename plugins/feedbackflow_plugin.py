@@ -154,6 +154,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _drift_check(monitor: Any) -> str | None:
+    """The drift check's verdict (any gating test failed: dataset, embedding or prediction drift), not one test."""
+    failed = monitor.get("drift_failed") if isinstance(monitor, dict) else None
+    return None if failed is None else ("failed" if failed else "passed")
+
+
 def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
     evaluate = summary.get("evaluate") or {}
     gate = evaluate.get("gate") if isinstance(evaluate, dict) else None
@@ -164,6 +170,7 @@ def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
         "finished_at": summary.get("finished_at"),
         "promote": gate.get("promote") if isinstance(gate, dict) else None,
         "dataset_drift": monitor.get("dataset_drift") if isinstance(monitor, dict) else None,
+        "drift_check": _drift_check(monitor),
         "drift_share": monitor.get("drift_share") if isinstance(monitor, dict) else None,
         "experiment": summary.get("experiment"),
     }
