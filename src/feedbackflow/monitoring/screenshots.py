@@ -79,7 +79,7 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
     # A short night on a shared CPU: small batches, one short training. The scratch champion is undertrained on
     # purpose (the screenshots show the governance machinery, not model quality), so the quality thresholds that
     # would refuse it, and the per-label minimum that small nights cannot meet, are relaxed here only.
-    params["train"].update(epochs=2, max_length=48, early_stopping_patience=0)
+    params["train"].update(epochs=1, max_length=32, early_stopping_patience=0)
     params["evaluate"].update(min_accuracy=0.0, min_macro_f1=0.0)
     params["validate"]["min_rows_per_label"] = 0
     params["monitor"]["retrain"]["min_new_labelled_rows"] = rows_per_night // 2
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "screenshots")
     parser.add_argument("--work", type=Path, default=REPO / ".work" / "screenshots")
-    parser.add_argument("--rows-per-night", type=int, default=1000)
+    parser.add_argument("--rows-per-night", type=int, default=600, help="batch size per night (a 2-core run: ~30 min)")
     parser.add_argument("--reuse", action="store_true", help="skip the simulation; screenshot an existing --work")
     args = parser.parse_args(argv)
     work, out = args.work.resolve(), args.out.resolve()
