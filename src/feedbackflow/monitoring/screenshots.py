@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "screenshots")
     parser.add_argument("--work", type=Path, default=REPO / ".work" / "screenshots")
-    parser.add_argument("--rows-per-night", type=int, default=600, help="batch size per night (a 2-core run: ~30 min)")
+    parser.add_argument("--rows-per-night", type=int, default=1000, help="messages per nightly batch")
     parser.add_argument("--reuse", action="store_true", help="skip the simulation; screenshot an existing --work")
     args = parser.parse_args(argv)
     work, out = args.work.resolve(), args.out.resolve()
