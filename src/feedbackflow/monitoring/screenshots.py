@@ -108,8 +108,17 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
     _run(["dvc", "init", "--no-scm", "-q"], env, work, log)
     (work / "storage").mkdir()
     for name in ("general", "restricted"):
+        # absolute: `dvc remote add` makes a relative path relative to .dvc/, which put the remotes (and the shared
+        # registry in them) outside the scratch folder, so a rerun inherited the previous run's champion
         _run(
-            ["dvc", "remote", "add", *(["-d"] if name == "general" else []), name, f"../storage/dvc-{name}"],
+            [
+                "dvc",
+                "remote",
+                "add",
+                *(["-d"] if name == "general" else []),
+                name,
+                str(work / "storage" / f"dvc-{name}"),
+            ],
             env,
             work,
             log,
