@@ -62,7 +62,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
 
 
-def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
+def prepare(work: Path, rows_per_night: int, seed: int = 42) -> dict[str, str]:
     """A scratch project with its own DVC remotes and Airflow home; returns the environment to run it with."""
     import yaml
 
@@ -133,6 +133,8 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
             "3",
             "--rows-per-night",
             str(rows_per_night),
+            "--seed",
+            str(seed),
             "--landing",
             str(work / "batches"),
         ],
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "screenshots")
     parser.add_argument("--work", type=Path, default=REPO / ".work" / "screenshots")
     parser.add_argument("--rows-per-night", type=int, default=1000, help="messages per nightly batch")
+    parser.add_argument("--seed", type=int, default=42, help="the demo generator's seed")
     parser.add_argument("--reuse", action="store_true", help="skip the simulation; screenshot an existing --work")
     args = parser.parse_args(argv)
     work, out = args.work.resolve(), args.out.resolve()
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         env = json.loads((work / "env.json").read_text(encoding="utf-8"))
         run_ids = json.loads((work / "runs.json").read_text(encoding="utf-8"))
     else:
-        env = prepare(work, args.rows_per_night)
+        env = prepare(work, args.rows_per_night, args.seed)
         run_ids = simulate_nights(work, env)
         (work / "env.json").write_text(json.dumps(env), encoding="utf-8")
         (work / "runs.json").write_text(json.dumps(run_ids), encoding="utf-8")
