@@ -37,6 +37,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
+from feedbackflow.monitoring.alerts import alert_on_failure
 from feedbackflow.orchestration.runner import log_task_failure
 from feedbackflow.orchestration.tasks import APPROVE_TASK, run_params
 from feedbackflow.settings import load_settings
@@ -61,7 +62,7 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
         "retries": SETTINGS.retries,
         "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
         "execution_timeout": timedelta(minutes=SETTINGS.task_timeout_minutes),
-        "on_failure_callback": log_task_failure,  # the stage's own message ends the failed task's log
+        "on_failure_callback": [log_task_failure, alert_on_failure],  # stage's message ends the log; leak -> alert
     },
 )
 def nightly_retrain() -> None:

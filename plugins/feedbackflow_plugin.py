@@ -51,7 +51,8 @@ KEY_REPORTS: dict[str, str] = {
     "monitor/drift.html": "Drift report (Evidently)",
     "run_summary.json": "Latest run summary",
     "evaluate/gate.json": "Promotion gate (challenger vs champion)",
-    "validate/data_docs/index.html": "Data quality (Great Expectations Data Docs)",
+    "validate/data_docs/index.html": "Data quality of the latest run (Great Expectations Data Docs)",
+    "data_docs/index.html": "Data quality of every run (Data Docs history)",
 }
 RUNS_DIR = "runs"
 # Only these file types are listed and served; anything else in the folder stays private.
@@ -63,6 +64,15 @@ SERVED_SUFFIXES: dict[str, str] = {
     ".md": "text/plain; charset=utf-8",
     ".png": "image/png",
     ".svg": "image/svg+xml",
+}
+# Served (the Data Docs pages load them from their vendored ``static/`` folder) but not listed as reports.
+ASSET_SUFFIXES: dict[str, str] = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".woff2": "font/woff2",
+    ".otf": "font/otf",
+    ".ico": "image/x-icon",
+    ".gif": "image/gif",
 }
 MAX_LISTED_FILES = 1000
 MAX_LISTED_RUNS = 50
@@ -99,9 +109,15 @@ def resolve_report(root: Path, relative: str) -> Path | None:
         return None
     if not candidate.is_relative_to(base) or not candidate.is_file():
         return None
-    if candidate.suffix.lower() not in SERVED_SUFFIXES:
+    if candidate.suffix.lower() not in SERVED_SUFFIXES and candidate.suffix.lower() not in ASSET_SUFFIXES:
         return None
     return candidate
+
+
+def is_asset(relative: str) -> bool:
+    """A library file of a report site (under a ``static/`` folder, of an asset type): no data in it."""
+    parts = Path(relative).parts
+    return "static" in parts[:-1] and Path(relative).suffix.lower() in ASSET_SUFFIXES
 
 
 def list_reports(root: Path) -> list[dict[str, Any]]:
@@ -138,6 +154,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _drift_check(monitor: Any) -> str | None:
+    """The drift check's verdict (any gating test failed: dataset, embedding or prediction drift), not one test."""
+    failed = monitor.get("drift_failed") if isinstance(monitor, dict) else None
+    return None if failed is None else ("failed" if failed else "passed")
+
+
 def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
     evaluate = summary.get("evaluate") or {}
     gate = evaluate.get("gate") if isinstance(evaluate, dict) else None
@@ -148,6 +170,7 @@ def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
         "finished_at": summary.get("finished_at"),
         "promote": gate.get("promote") if isinstance(gate, dict) else None,
         "dataset_drift": monitor.get("dataset_drift") if isinstance(monitor, dict) else None,
+        "drift_check": _drift_check(monitor),
         "drift_share": monitor.get("drift_share") if isinstance(monitor, dict) else None,
         "experiment": summary.get("experiment"),
     }
@@ -265,14 +288,25 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
     app = FastAPI(
         title="feedbackflow governance",
         description="Read-only governance views of the feedbackflow pipeline: runs, drift, privacy and promotions.",
-        dependencies=dependencies,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     no_store = {"Cache-Control": "no-store"}
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/files/{site:path}/static/{asset:path}")
+    def static_asset(site: str, asset: str) -> FileResponse:
+        """Library files of a report site (CSS, JS, fonts, icons under a ``static/`` folder), served without a login:
+        they hold no data, and a report page runs sandboxed (an opaque origin), so its loads carry no session."""
+        relative = f"{site}/static/{asset}"
+        path = resolve_report(reports_dir(), relative)
+        if path is None or not is_asset(relative):
+            raise HTTPException(status_code=404, detail="asset not found")
+        return FileResponse(
+            path, media_type=ASSET_SUFFIXES[path.suffix.lower()], headers={"X-Content-Type-Options": "nosniff"}
+        )
+
+    @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def index() -> HTMLResponse:
         from feedbackflow.config import ProjectPaths
         from feedbackflow.monitoring.governance import recent_decisions, recent_records
@@ -281,7 +315,7 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
         page = render_index(catalogue(reports_dir()), recent_records(paths), recent_decisions(paths))
         return HTMLResponse(page, headers=no_store)
 
-    @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
+    @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=dependencies)
     def run_page(dag_id: str, run_id: str) -> HTMLResponse:
         from feedbackflow.config import ProjectPaths
         from feedbackflow.monitoring.governance import run_view
@@ -289,20 +323,21 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
         view = run_view(ProjectPaths.discover(project_dir()), dag_id, run_id, airflow_run(dag_id, run_id))
         return HTMLResponse(render("governance_run.html", run=view), headers=no_store)
 
-    @app.get("/api/reports")
+    @app.get("/api/reports", dependencies=dependencies)
     def api_reports() -> JSONResponse:
         return JSONResponse(catalogue(reports_dir()), headers=no_store)
 
-    @app.get("/files/{relative:path}")
+    @app.get("/files/{relative:path}", dependencies=dependencies)
     def report_file(relative: str) -> FileResponse:
         path = resolve_report(reports_dir(), relative)
-        if path is None:
+        if path is None or (path.suffix.lower() in ASSET_SUFFIXES and not is_asset(relative)):
             raise HTTPException(status_code=404, detail="report not found")
         headers = {**no_store, "X-Content-Type-Options": "nosniff"}
         if path.suffix.lower() in {".html", ".svg"}:
             # Reports may embed data-derived text: run their scripts in an opaque origin, not Airflow's.
             headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups allow-downloads"
-        return FileResponse(path, media_type=SERVED_SUFFIXES[path.suffix.lower()], headers=headers)
+        media_type = {**SERVED_SUFFIXES, **ASSET_SUFFIXES}[path.suffix.lower()]
+        return FileResponse(path, media_type=media_type, headers=headers)
 
     return app
 

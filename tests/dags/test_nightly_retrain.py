@@ -143,3 +143,10 @@ def test_required_approval_puts_the_approval_operator_between_gate_and_promote(t
     assert approve.defaults == ["Reject"] and approve.response_timeout == timedelta(hours=6)
     assert "xcom_pull(task_ids='gate', key='report')" in approve.body  # the gate report is the body
     assert dag.get_task("summarise").trigger_rule == "none_failed"
+
+
+def test_a_leak_gate_failure_raises_the_governance_alert(dag):
+    from feedbackflow.monitoring.alerts import alert_on_failure
+
+    for task in dag.tasks:
+        assert alert_on_failure in task.on_failure_callback, task.task_id

@@ -77,12 +77,39 @@ def test_governance_values_carry_counts_gate_and_version():
     }
     run = {"evaluate": {"gate": {"promote": False}}, "champion": {"version": "v3"}}
     values = workspace.governance_values(monitor_summary, run, ["text_length", "label_known"], ["PERSON", "URL"])
-    assert values["champion_version"] == 3.0 and values["gate_promoted"] == 0.0 and values["drift_failed"] == 1.0
+    assert values["champion_version"] == 3.0
+    assert (values["gate_promoted"], values["gate_refused"]) == (0.0, 1.0)  # one bar per run, in its outcome
+    assert (values["drift_failed"], values["drift_passed"]) == (1.0, 0.0)
     assert values[workspace.quarantine_column("text_length")] == 0.1
     assert values[workspace.quarantine_column("label_known")] == 0.0
     assert values[workspace.pii_column("PERSON")] == 4.0
     skipped = workspace.governance_values(monitor_summary, {"evaluate": {"gate": {"promote": None}}}, [], [])
-    assert skipped["gate_promoted"] is None  # evaluate skipped: no point on the gate chart
+    assert skipped["gate_promoted"] is skipped["gate_refused"] is None  # evaluate skipped: no bar on the gate chart
+    unchecked = workspace.governance_values({"status": "skipped"}, {}, [], [])
+    assert unchecked["drift_failed"] is unchecked["drift_passed"] is None
+
+
+def test_dashboard_panels_name_each_series_and_draw_outcomes_as_bars(nights):
+    from evidently.ui.workspace import Workspace
+
+    paths, _, _ = nights
+    project = Workspace(str(paths.root / "governance" / "evidently")).list_projects()[0]
+    panels = {panel.title: panel for panel in project.dashboard.model().panels}
+    labels = next(panel for title, panel in panels.items() if title.startswith("Predicted-label distribution"))
+    (series,) = labels.values
+    assert series.legend == "{{label}}"  # Evidently fills in each intent's name, not one word for all
+    assert series.metric_labels == {"column": "prediction", "value_type": "share"}
+    outcomes = [panel for title, panel in panels.items() if title.startswith(("Gate outcome", "Drift test"))]
+    assert len(outcomes) == 2 and all(panel.plot_params["plot_type"] == "bar" for panel in outcomes)
+    assert {value.legend for panel in outcomes for value in panel.values} == {"promoted", "refused", "passed", "failed"}
+
+
+def test_text_descriptors_use_one_method_whatever_the_sample_size(nights):
+    paths, _, _ = nights
+    summary = json.loads((paths.stage_reports("monitor") / "summary.json").read_text(encoding="utf-8"))
+    for name in ("text_chars", "text_words", "oov_share", "non_letter_share"):
+        assert summary["columns"][name]["method"] == "wasserstein", summary["columns"][name]
+        assert summary["columns"][name]["threshold"] == 0.1
 
 
 def test_governance_record_joins_drift_and_counts(nights):
@@ -116,3 +143,58 @@ def test_no_planted_pii_or_message_text_in_workspace_or_pages(nights, monkeypatc
         for value in PLANTED:
             assert value not in text
         assert not any(message in text for message in messages)
+
+
+def test_data_docs_keep_every_run_and_render_offline(tmp_path):
+    """Three validate runs, each recorded: the history site lists all three, and no page loads from the internet."""
+    import pandas as pd
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.monitoring import data_docs
+    from feedbackflow.monitoring.offline import external_loads
+    from feedbackflow.quality import suite
+    from feedbackflow.quality.outputs import VALIDATION_RESULT_FILE, publish_docs
+    from tests.unit.test_validate import GOOD_TS, TAXONOMY, settings
+
+    paths = ProjectPaths(tmp_path)
+    spec = suite.RuleSpec.from_settings(settings().validate_, TAXONOMY)
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "text": ["my card has not arrived", "jane.doe@example.com", "ok then"],
+            "label": [TAXONOMY[0], "bogus", TAXONOMY[1]],
+            "channel": ["app", "web", "app"],
+            "created_at": [GOOD_TS] * 3,
+            "language": ["en"] * 3,
+        }
+    )
+    frame[suite.TYPE_ERROR] = False
+    pages = []
+    for night in ("night-1", "night-2", "night-3"):
+        building = paths.stage_reports("validate") / ".data_docs.partial"
+        validator = suite.QualityValidator(spec, docs_dir=building, run_name=night)
+        validator.validate_rows(frame)
+        publish_docs(building, paths.stage_reports("validate") / "data_docs", None, validator.last_result)
+        assert (paths.stage_reports("validate") / "data_docs" / VALIDATION_RESULT_FILE).is_file()
+        pages.append(data_docs.add_validation(paths))
+    assert data_docs.add_validation(paths) == pages[-1]  # recording the same validation again adds nothing
+    site = data_docs.site_dir(paths)
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for night, page in zip(("night-1", "night-2", "night-3"), pages, strict=True):
+        assert night in index and page and night in page and (paths.reports / page).is_file()
+    assert len(list((site / "validations").rglob("*.html"))) == 3
+    for page in [*site.rglob("*.html"), *(paths.stage_reports("validate") / "data_docs").rglob("*.html")]:
+        html = page.read_text(encoding="utf-8")
+        assert external_loads(html) == [], page
+        assert "jane.doe@example.com" not in html and "my card has not arrived" not in html  # counts only
+    assert (site / "static" / "vendor" / "js" / "bootstrap-table.min.js").is_file()
+    assert 'src="static/vendor/js/jquery.min.js"' in index
+
+
+def test_dvc_plots_template_is_offline_and_current():
+    from feedbackflow.monitoring.offline import dvc_plots_template, external_loads
+
+    committed = (ROOT / ".dvc" / "plots" / "offline.html").read_text(encoding="utf-8")
+    assert committed == dvc_plots_template(), "refresh it: python -m feedbackflow.monitoring.offline"
+    assert external_loads(committed) == [] and "{plot_divs}" in committed and "{scripts}" not in committed
+    assert "html_template = plots/offline.html" in (ROOT / ".dvc" / "config").read_text(encoding="utf-8")

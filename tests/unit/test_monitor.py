@@ -270,7 +270,35 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
         assert not any(message in text for message in new["text"]), name  # no message text anywhere
     # The reference side is cached: a second run embeds and predicts nothing new.
     cached = sorted(p.name for p in (tmp_path / ".work" / "monitor").iterdir())
-    assert any(name.startswith("embeddings-") for name in cached) and any(n.startswith("predictions-") for n in cached)
+    assert cached == [f"champion-{paths_digest(paths)[:16]}.npz"]  # one pass: embeddings and predictions together
+
+
+def paths_digest(paths: ProjectPaths) -> str:
+    from feedbackflow.modeling.predict import model_digest
+
+    return model_digest(paths.champion)
+
+
+def test_one_champion_pass_gives_the_served_labels_and_normalised_embeddings(tmp_path, monkeypatch):
+    from feedbackflow.modeling.predict import predict_labels
+
+    paths = ProjectPaths(tmp_path)
+    digest = build_champion(paths)
+    texts = feedback(60, seed=31, batch="b", sequence=1)["text"].tolist()
+    calls = []
+    original = embeddings._champion_pass
+
+    def counted(model_dir, todo, batch_size):
+        calls.append(len(todo))
+        return original(model_dir, todo, batch_size)
+
+    monkeypatch.setattr(embeddings, "_champion_pass", counted)
+    vectors, labels = embeddings.encode_with_champion(texts, paths.champion, digest, tmp_path / "cache")
+    again, labels_again = embeddings.encode_with_champion(texts[:10], paths.champion, digest, tmp_path / "cache")
+    assert labels == predict_labels(paths.champion, texts)  # what the champion serves, same truncation
+    assert vectors.shape == (60, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert calls == [len(set(texts))]  # the second call was served from the cache
+    assert labels_again == labels[:10] and np.array_equal(again, vectors[:10])
 
 
 def test_stage_without_champion_says_so(tmp_path):

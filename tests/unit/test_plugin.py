@@ -106,6 +106,7 @@ def test_api_lists_the_same(client) -> None:
         "run_summary.json": True,
         "evaluate/gate.json": True,
         "validate/data_docs/index.html": False,
+        "data_docs/index.html": False,
     }
     assert [run["path"] for run in data["runs"]] == ["runs/run-scheduled-2026-11-01.json"]
     assert {item["path"] for item in data["files"]} == {
@@ -194,6 +195,17 @@ def test_login_is_required_by_default(plugin: ModuleType, project: Path, monkeyp
     assert client.get("/").status_code == 401
     assert client.get("/files/evaluate/gate.json").status_code == 401
     assert client.get("/runs/nightly_retrain/manual").status_code == 401
+    # A report site's library files (no data) load without a session: the sandboxed report page sends none.
+    static = project / "reports" / "data_docs" / "static" / "vendor" / "css"
+    static.mkdir(parents=True)
+    (static / "bootstrap.min.css").write_text("body{margin:0}")
+    (project / "reports" / "data_docs" / "index.html").write_text("<html>docs</html>")
+    (project / "reports" / "data_docs" / "static" / "page.html").write_text("<html>not an asset</html>")
+    asset = client.get("/files/data_docs/static/vendor/css/bootstrap.min.css")
+    assert asset.status_code == 200 and asset.headers["content-type"].startswith("text/css")
+    assert client.get("/files/data_docs/index.html").status_code == 401
+    assert client.get("/files/data_docs/static/page.html").status_code == 404  # only asset types skip the login
+    assert client.get("/files/data_docs/static/../../secret.json").status_code in {401, 404}
     monkeypatch.setenv("FEEDBACKFLOW_REPORTS_PUBLIC", "true")
     assert not plugin.auth_required()
 

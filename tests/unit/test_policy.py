@@ -131,3 +131,61 @@ def test_unknown_alert_kind_is_refused():
 
     with pytest.raises(ValueError, match="unknown alert kind"):
         alerts.GovernanceAlert(kind="whatever", message="x")
+
+
+class _StageFailed(Exception):
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"stage failed (exit {exit_code})")
+        self.exit_code = exit_code
+
+
+def _failure(exit_code: int) -> BaseException:
+    """An Airflow fail exception raised from the stage's error, as the task raises it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        try:
+            raise _StageFailed(exit_code)
+        except _StageFailed as error:
+            raise AirflowFailException(str(error)) from error
+    except AirflowFailException as failure:
+        return failure
+
+
+def test_leak_gate_failure_alerts_and_other_failures_do_not(webhook, monkeypatch):
+    from feedbackflow.errors import DataQualityError, PrivacyLeakError
+    from feedbackflow.monitoring import alerts
+
+    port, received = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
+    )
+    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    ti = type("TI", (), {"dag_id": "nightly_retrain", "run_id": "scheduled__1", "task_id": "anonymise"})()
+    alerts.alert_on_failure({"ti": ti, "exception": _failure(DataQualityError.exit_code)})
+    assert received == []
+    alerts.alert_on_failure({"ti": ti, "exception": _failure(PrivacyLeakError.exit_code)})
+    (alert,) = received
+    assert alert["kind"] == "leak_gate" and alert["task_id"] == "anonymise" and alert["run_id"] == "scheduled__1"
+    assert alert["details"] == {"task_id": "anonymise", "exit_code": PrivacyLeakError.exit_code}
+
+
+def test_refused_promotion_alerts_for_gate_and_approver_but_not_a_promotion(webhook, monkeypatch):
+    from feedbackflow.monitoring import alerts
+
+    port, received = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
+    )
+    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    context = {"run_id": "scheduled__2"}
+    refused = {"evaluate": {"gate": {"promote": False, "decision": "keep champion", "reasons": ["macro_f1 fell"]}}}
+    rejected = {"evaluate": {"gate": {"promote": True, "decision": "rejected by approver", "reasons": []}}}
+    promoted = {"evaluate": {"gate": {"promote": True, "decision": "approved", "reasons": []}}}
+    skipped = {"evaluate": {"gate": {"promote": None, "decision": "skipped", "reasons": []}}}
+    assert alerts.alert_refused_promotion(promoted, context) is None
+    assert alerts.alert_refused_promotion(skipped, context) is None
+    assert alerts.alert_refused_promotion(refused, context)["refused_by"] == "gate"
+    assert alerts.alert_refused_promotion(rejected, context)["refused_by"] == "approver"
+    assert [alert["kind"] for alert in received] == ["promotion_refused", "promotion_refused"]
+    assert "macro_f1 fell" in received[0]["message"] and received[1]["details"]["refused_by"] == "approver"

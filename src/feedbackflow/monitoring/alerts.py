@@ -10,6 +10,11 @@ in Airflow's connections or secrets backend, never in ``params.yaml``:
 
 Alerts carry kinds, counts, decisions and run ids only, never message text. Use an instance as a task or DAG
 callback (``on_failure_callback=GovernanceAlert(kind="leak_gate", ...)``) or call :func:`send` from a task.
+
+From the nightly run: :func:`alert_on_failure` (in the DAG's ``on_failure_callback`` list) raises ``leak_gate``
+when a task stopped on the leak gate (personal data survived anonymisation), and :func:`alert_refused_promotion`
+(called by the ``record`` task, which runs whatever the gate decided) raises ``promotion_refused`` when the gate or
+the approver refused the challenger. The drift_monitor DAG raises the drift and quarantine alerts.
 """
 
 from __future__ import annotations
@@ -101,3 +106,67 @@ class GovernanceAlert(BaseNotifier):
 def send(kind: str, message: str, context: Any, details: dict[str, Any] | None = None) -> None:
     """Send an alert now (from inside a task); failures are logged by the notifier, never raised."""
     GovernanceAlert(kind=kind, message=message, details=details)(context)
+
+
+def _exit_codes(error: BaseException | None) -> list[int]:
+    """Exit codes along an exception's chain (the stage's ``DvcError`` sits under Airflow's fail exception)."""
+    codes, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        code = getattr(error, "exit_code", None)
+        if isinstance(code, int):
+            codes.append(code)
+        error = error.__cause__ or error.__context__
+    return codes
+
+
+def alert_on_failure(context: Any) -> None:
+    """Airflow ``on_failure_callback``: a task stopped by the leak gate raises the ``leak_gate`` alert.
+
+    The stage's exit code says why it failed (``PrivacyLeakError.exit_code``); the alert names the task and the run,
+    never the stage's message (it would not hold values, but alerts carry no text from the data side at all).
+    Other failures are left to Airflow's own failure handling.
+    """
+    from feedbackflow.errors import PrivacyLeakError
+
+    if PrivacyLeakError.exit_code not in _exit_codes(context.get("exception")):
+        return
+    ti = context.get("ti") or context.get("task_instance")
+    task = getattr(ti, "task_id", "task")
+    send(
+        "leak_gate",
+        f"{task} stopped the run: personal data survived anonymisation (leak gate); nothing downstream ran. "
+        "See the stage's leak report.",
+        context,
+        {"task_id": task, "exit_code": PrivacyLeakError.exit_code},
+    )
+
+
+def refused_promotion(run_summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The refusal in a run summary (``reports/run_summary.json``): the gate kept the champion, or the approver
+    rejected the challenger; None when the challenger was promoted or no decision was made (evaluate skipped)."""
+    evaluate = run_summary.get("evaluate") or {}
+    gate = evaluate.get("gate") or {}
+    approval = evaluate.get("approval") or {}
+    if gate.get("promote") is False:
+        by = "gate"
+    elif gate.get("decision") == "rejected by approver" or approval.get("approved") is False:
+        by = "approver"
+    else:
+        return None
+    return {
+        "refused_by": by,
+        "decision": gate.get("decision"),
+        "reasons": [str(reason) for reason in gate.get("reasons") or []],
+        "challenger": evaluate.get("challenger"),
+        "champion": (run_summary.get("champion") or {}).get("version"),
+    }
+
+
+def alert_refused_promotion(run_summary: dict[str, Any], context: Any) -> dict[str, Any] | None:
+    """Send ``promotion_refused`` when the run's challenger was refused; returns the refusal (or None)."""
+    refusal = refused_promotion(run_summary)
+    if refusal is not None:
+        reasons = "; ".join(refusal["reasons"]) or refusal["decision"] or "no reason recorded"
+        send("promotion_refused", f"challenger not promoted ({refusal['refused_by']}): {reasons}", context, refusal)
+    return refusal

@@ -4,8 +4,9 @@ What is compared, and how Evidently's test conditions decide pass or fail:
 
 * **Text descriptors** (numerical): ``text_chars``, ``text_words``, ``oov_share`` (share of words that are not a
   whole-word entry of the embedding model's WordPiece vocabulary) and ``non_letter_share`` (share of non-space
-  characters that are not letters). Evidently's automatic test (normed Wasserstein distance above 1000 reference
-  rows, Kolmogorov-Smirnov below).
+  characters that are not letters). Evidently's normed Wasserstein distance, drift above
+  :data:`DESCRIPTOR_THRESHOLD`, whatever the sample size (Evidently's automatic choice switches to a K-S p-value
+  at 1000 rows or fewer, and a dashboard line that is a distance one night and a p-value the next reads wrong).
 * **Categorical columns**: ``label`` (label drift; unlabelled rows are left out), ``channel`` and ``prediction``
   (prediction drift: the champion's predicted-label distribution). A two-sample chi-square test of homogeneity,
   registered with Evidently below, fails at ``p < monitor.p_value``: with ~77 intents and ~1000 current rows,
@@ -48,6 +49,10 @@ COLUMN_KINDS = {
     **{name: "categorical" for name in CATEGORICAL_COLUMNS},
     **{name: "descriptor" for name in DESCRIPTOR_COLUMNS},
 }
+
+DESCRIPTOR_METHOD = "wasserstein"
+DESCRIPTOR_THRESHOLD = 0.1
+"""Normed Wasserstein distance above which a text descriptor drifts (Evidently's default for large samples)."""
 
 CHI2_METHOD = "feedbackflow_chi2_homogeneity"
 """Name under which the categorical test is registered with Evidently."""
@@ -218,12 +223,14 @@ def _drift_metrics(columns: list[str], embeddings: bool, thresholds: Thresholds)
 
     method = register_methods()
     categorical = [name for name in columns if COLUMN_KINDS[name] == "categorical"]
+    numerical = [name for name in columns if COLUMN_KINDS[name] == "descriptor"]
     items: list[Any] = [
         DataDriftPreset(
             columns=columns,
             drift_share=thresholds.drift_share,
-            per_column_method={name: method for name in categorical} or None,
-            per_column_threshold={name: thresholds.p_value for name in categorical} or None,
+            per_column_method={name: method for name in categorical} | {name: DESCRIPTOR_METHOD for name in numerical},
+            per_column_threshold={name: thresholds.p_value for name in categorical}
+            | {name: DESCRIPTOR_THRESHOLD for name in numerical},
         )
     ]
     if "prediction" in columns:

@@ -3,7 +3,12 @@
 Each text is keyed by the SHA-256 of its UTF-8 bytes. The reference side (the champion's training rows) is the same
 night after night, so once embedded or predicted it is read back from the cache instead of being recomputed: only
 new texts pay for a forward pass. Caches are per model (the embedding model's folder name, or the champion's
-weights digest) under ``.work/monitor/``; they hold vectors and label names, never text.
+weights digest) under ``.work/monitor/``; they hold vectors and label ids or names, never text.
+
+:func:`encode_with_champion` is the fast path (``monitor.embedding_model: champion``): one forward pass of the
+champion gives both the predicted label (its classification head) and the sentence embedding (the mean-pooled last
+hidden state of its own encoder, L2-normalised), instead of one pass of the champion plus one of a second encoder.
+On two CPU cores the forward passes are what a drift check spends its time on (see ``benchmarks/bench_drift.py``).
 
 torch and transformers are imported inside the functions (nothing heavy at import time).
 """
@@ -118,6 +123,53 @@ def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Pa
         texts, lambda todo: np.array(predict_decisions(model_dir, todo, batch_size=batch_size), dtype=str)
     )
     return [str(value) for value in values]
+
+
+def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
+    """Per text: the mean-pooled, L2-normalised last hidden state, then the predicted label id (last column).
+
+    Truncation is the champion's own (the train stage saves ``train.max_length`` as the tokenizer's
+    ``model_max_length``), as in :func:`feedbackflow.modeling.predict.predict_labels`, so the labels are the ones the
+    champion serves.
+    """
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    max_length = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size + 1), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+            output = model(**batch, output_hidden_states=True)
+            hidden = output.hidden_states[-1]
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[chunk, :-1] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            out[chunk, -1] = output.logits.argmax(dim=-1).numpy()
+    return out
+
+
+def encode_with_champion(
+    texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Path, batch_size: int = 64
+) -> tuple[np.ndarray, list[str]]:
+    """Sentence embeddings (float32, one row per text) and predicted labels from one pass of the champion.
+
+    Computed once per distinct text and champion version (cached by text hash and the champion's weights digest).
+    """
+    import json
+
+    cache = KeyedCache(cache_dir / f"champion-{model_key[:16]}.npz")
+    values = cache.get_or_compute(texts, lambda todo: _champion_pass(model_dir, todo, batch_size))
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    id2label = {int(key): str(label) for key, label in config["id2label"].items()}
+    return values[:, :-1], [id2label[int(label_id)] for label_id in values[:, -1]]
 
 
 def vocabulary(model_dir: str) -> frozenset[str]:

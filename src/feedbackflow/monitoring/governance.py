@@ -14,6 +14,7 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json, write_json
+from feedbackflow.monitoring import data_docs
 
 GOVERNANCE_DIR = "governance"
 RUNS_DIR = "runs"
@@ -60,15 +61,17 @@ def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot:
         },
         "governance": monitor.get("governance") or {},
         "data_docs": data_docs_page(paths, run_id),
+        "data_docs_index": data_docs.index_page(paths),
     }
     return write_json(record_file(paths, run_id), record)
 
 
 def data_docs_page(paths: ProjectPaths, run_id: str) -> str | None:
-    """This run's validation page in the Data Docs (relative to ``reports/``), else the Data Docs index."""
-    validate = read_json(paths.stage_reports("validate") / "validate.json", {}) or {}
-    page = validate.get("data_docs_page")
-    if isinstance(page, str) and (paths.reports / page).is_file():
+    """This run's validation page (relative to ``reports/``): its page in the Data Docs history, which keeps every
+    run (:func:`feedbackflow.monitoring.data_docs.add_validation` stores it there first), else the latest Data Docs.
+    """
+    page = data_docs.add_validation(paths)
+    if page is not None:
         return page
     return DATA_DOCS_INDEX if (paths.reports / DATA_DOCS_INDEX).is_file() else None
 
@@ -111,6 +114,7 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
             for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")
         },
         "data_docs": record.get("data_docs"),
+        "data_docs_index": record.get("data_docs_index"),
         "anonymiser": {
             "config_hash": governance.get("anonymiser_config_hash"),
             "key_id": anonymise.get("key_id"),

@@ -62,7 +62,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
 
 
-def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
+def prepare(work: Path, rows_per_night: int, seed: int = 42) -> dict[str, str]:
     """A scratch project with its own DVC remotes and Airflow home; returns the environment to run it with."""
     import yaml
 
@@ -79,7 +79,7 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
     # A short night on a shared CPU: small batches, one short training. The scratch champion is undertrained on
     # purpose (the screenshots show the governance machinery, not model quality), so the quality thresholds that
     # would refuse it, and the per-label minimum that small nights cannot meet, are relaxed here only.
-    params["train"].update(epochs=2, max_length=48, early_stopping_patience=0)
+    params["train"].update(epochs=1, max_length=32, early_stopping_patience=0)
     params["evaluate"].update(min_accuracy=0.0, min_macro_f1=0.0)
     params["validate"]["min_rows_per_label"] = 0
     params["monitor"]["retrain"]["min_new_labelled_rows"] = rows_per_night // 2
@@ -108,8 +108,17 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
     _run(["dvc", "init", "--no-scm", "-q"], env, work, log)
     (work / "storage").mkdir()
     for name in ("general", "restricted"):
+        # absolute: `dvc remote add` makes a relative path relative to .dvc/, which put the remotes (and the shared
+        # registry in them) outside the scratch folder, so a rerun inherited the previous run's champion
         _run(
-            ["dvc", "remote", "add", *(["-d"] if name == "general" else []), name, f"../storage/dvc-{name}"],
+            [
+                "dvc",
+                "remote",
+                "add",
+                *(["-d"] if name == "general" else []),
+                name,
+                str(work / "storage" / f"dvc-{name}"),
+            ],
             env,
             work,
             log,
@@ -124,6 +133,8 @@ def prepare(work: Path, rows_per_night: int) -> dict[str, str]:
             "3",
             "--rows-per-night",
             str(rows_per_night),
+            "--seed",
+            str(seed),
             "--landing",
             str(work / "batches"),
         ],
@@ -187,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "screenshots")
     parser.add_argument("--work", type=Path, default=REPO / ".work" / "screenshots")
-    parser.add_argument("--rows-per-night", type=int, default=1000)
+    parser.add_argument("--rows-per-night", type=int, default=1000, help="messages per nightly batch")
+    parser.add_argument("--seed", type=int, default=42, help="the demo generator's seed")
     parser.add_argument("--reuse", action="store_true", help="skip the simulation; screenshot an existing --work")
     args = parser.parse_args(argv)
     work, out = args.work.resolve(), args.out.resolve()
@@ -196,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         env = json.loads((work / "env.json").read_text(encoding="utf-8"))
         run_ids = json.loads((work / "runs.json").read_text(encoding="utf-8"))
     else:
-        env = prepare(work, args.rows_per_night)
+        env = prepare(work, args.rows_per_night, args.seed)
         run_ids = simulate_nights(work, env)
         (work / "env.json").write_text(json.dumps(env), encoding="utf-8")
         (work / "runs.json").write_text(json.dumps(run_ids), encoding="utf-8")

