@@ -270,7 +270,8 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
         assert not any(message in text for message in new["text"]), name  # no message text anywhere
     # The reference side is cached: a second run embeds and predicts nothing new.
     cached = sorted(p.name for p in (tmp_path / ".work" / "monitor").iterdir())
-    assert cached == [f"champion-{paths_digest(paths)[:16]}.npz"]  # one pass: embeddings and predictions together
+    # one pass: embeddings and the champion's logits (its decisions, unknown included) together
+    assert cached == [f"champion-logits-{paths_digest(paths)[:16]}.npz"]
 
 
 def paths_digest(paths: ProjectPaths) -> str:
@@ -372,3 +373,21 @@ def test_champion_decisions_apply_its_calibration_and_cache_per_calibration(tmp_
     write_json(paths.champion / CALIBRATION_FILE, Calibration(method="msp", threshold=1.01).to_dict())
     assert predict(texts, paths.champion, digest, cache) == [UNKNOWN] * 3
     assert len(list(cache.iterdir())) == 2
+
+
+def test_one_champion_pass_gives_embeddings_and_calibrated_decisions(tmp_path):
+    """The monitor's default path (embeddings from the champion) decides as the champion serves: unknown included."""
+    from feedbackflow.io import write_json
+    from feedbackflow.modeling.oos import CALIBRATION_FILE, UNKNOWN, Calibration
+    from feedbackflow.monitoring.embeddings import encode_with_champion, predict
+
+    paths = ProjectPaths(tmp_path)
+    digest = build_champion(paths)
+    texts = ["my card never arrived", "how do I top up", "hello there"]
+    vectors, decisions = encode_with_champion(texts, paths.champion, digest, tmp_path / "one-pass")
+    assert vectors.shape[0] == 3 and decisions == predict(texts, paths.champion, digest, tmp_path / "two-pass")
+    assert UNKNOWN not in decisions
+    write_json(paths.champion / CALIBRATION_FILE, Calibration(method="msp", threshold=1.01).to_dict())
+    again, unknown = encode_with_champion(texts, paths.champion, digest, tmp_path / "one-pass")
+    assert unknown == [UNKNOWN] * 3  # re-decided from the cached logits with the new threshold
+    assert (again == vectors).all()

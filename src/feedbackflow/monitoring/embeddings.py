@@ -126,7 +126,7 @@ def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Pa
 
 
 def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
-    """Per text: the mean-pooled, L2-normalised last hidden state, then the predicted label id (last column).
+    """Per text: the mean-pooled, L2-normalised last hidden state, then the classifier's logits (last columns).
 
     Truncation is the champion's own (the train stage saves ``train.max_length`` as the tokenizer's
     ``model_max_length``), as in :func:`feedbackflow.modeling.predict.predict_labels`, so the labels are the ones the
@@ -140,7 +140,8 @@ def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.nda
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     max_length = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.hidden_size + 1), dtype=np.float32)
+    hidden_size = model.config.hidden_size
+    out = np.zeros((len(texts), hidden_size + model.config.num_labels), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
@@ -151,25 +152,31 @@ def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.nda
             hidden = output.hidden_states[-1]
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[chunk, :-1] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-            out[chunk, -1] = output.logits.argmax(dim=-1).numpy()
+            out[chunk, :hidden_size] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            out[chunk, hidden_size:] = output.logits.float().numpy()
     return out
 
 
 def encode_with_champion(
     texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Path, batch_size: int = 64
 ) -> tuple[np.ndarray, list[str]]:
-    """Sentence embeddings (float32, one row per text) and predicted labels from one pass of the champion.
+    """Sentence embeddings (float32, one row per text) and the champion's decisions from one pass of the champion.
 
-    Computed once per distinct text and champion version (cached by text hash and the champion's weights digest).
+    A decision is an intent or ``unknown`` (below the champion's calibrated threshold, as in
+    :func:`feedbackflow.modeling.predict.predict_decisions`). Computed once per distinct text and champion version
+    (cached by text hash and the champion's weights digest; the decision is re-made from the cached logits).
     """
     import json
 
-    cache = KeyedCache(cache_dir / f"champion-{model_key[:16]}.npz")
+    from feedbackflow.modeling.predict import load_calibration
+
+    cache = KeyedCache(cache_dir / f"champion-logits-{model_key[:16]}.npz")
     values = cache.get_or_compute(texts, lambda todo: _champion_pass(model_dir, todo, batch_size))
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     id2label = {int(key): str(label) for key, label in config["id2label"].items()}
-    return values[:, :-1], [id2label[int(label_id)] for label_id in values[:, -1]]
+    hidden_size = values.shape[1] - len(id2label)
+    decisions = load_calibration(Path(model_dir)).decide(values[:, hidden_size:], id2label)
+    return values[:, :hidden_size], [str(decision) for decision in decisions]
 
 
 def vocabulary(model_dir: str) -> frozenset[str]:

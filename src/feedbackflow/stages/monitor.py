@@ -81,14 +81,14 @@ def _features(
     if settings.monitor.embedding_model == CHAMPION_ENCODER and has_champion:
         assert champion is not None
         # one forward pass gives the prediction and the embedding (the champion's own encoder)
-        vectors, predicted = embeddings.encode_with_champion(
+        vectors, decisions = embeddings.encode_with_champion(
             texts, champion.model_dir, champion.model_sha256, cache, batch_size=batch_size
         )
-        return drift.feature_frame(frame, embeddings.vocabulary(str(champion.model_dir)), predicted, vectors)
+        return drift.feature_frame(frame, embeddings.vocabulary(str(champion.model_dir)), decisions, vectors)
     name = settings.monitor.embedding_model
     model_dir = resolve_base_model(DEFAULT_ENCODER if name == CHAMPION_ENCODER else name, paths.root)
     vectors = embeddings.embed(texts, model_dir, cache, batch_size=batch_size)
-    predicted = None
+    predicted: list[str] | None = None
     if has_champion:
         assert champion is not None
         predicted = embeddings.predict(texts, champion.model_dir, champion.model_sha256, cache)
