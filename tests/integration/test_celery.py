@@ -110,7 +110,7 @@ def cluster(tmp_path_factory, s3, database):
             client.upload_file(str(path), BUCKETS["landing"], key)
     params = yaml.safe_load((project / "params.yaml").read_text())
     # long enough to be killed mid-way, with checkpoints every few steps (copied to shared storage)
-    params["train"].update({"epochs": 12, "checkpoint_steps": 4, "early_stopping_patience": 0, "num_threads": 1})
+    params["train"].update({"epochs": 8, "checkpoint_steps": 4, "early_stopping_patience": 0, "num_threads": 1})
     params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "celery test params"], project)
