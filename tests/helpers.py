@@ -58,3 +58,43 @@ def build_tiny_bert(target: Path) -> Path:
     BertForSequenceClassification(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+#: the training section tiny-BERT tests share: it learns the tiny corpus in seconds on a CPU (no early stopping: the
+#: tiny model plateaus for a few epochs before it learns)
+TINY_TRAIN = {"epochs": 8, "batch_size": 8, "learning_rate": 0.003, "max_length": 24, "early_stopping_patience": 0}
+
+
+def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, registry: bool = True, **sections: dict):
+    """A project ready for ``split`` then ``train``: taxonomy, anonymised rows, a tiny BERT; returns (paths, settings).
+
+    ``rows`` get ids ``t0, t1, ...``; ``shares`` is both the validation and the test share; with ``registry`` the
+    default DVC remote (where the registry lives) is the folder ``../remote``, with no champion yet; ``sections`` are
+    further ``params.yaml`` sections (e.g. ``evaluate``, ``oos``).
+    """
+    import json
+
+    import pandas as pd
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.settings import parse_settings
+
+    paths = ProjectPaths(root)
+    if registry:
+        (root / ".dvc").mkdir()
+        remote = "['remote \"general\"']\n    url = ../remote\n"
+        (root / ".dvc" / "config").write_text(f"[core]\n    remote = general\n{remote}")
+    (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
+    paths.anonymised.mkdir(parents=True)
+    frame.to_parquet(paths.anonymised / "feedback.parquet")
+    settings = parse_settings(
+        {
+            "validate": {"taxonomy": "labels.json"},
+            "split": {"validation_share": shares, "test_share": shares},
+            "train": {"base_model": str(build_tiny_bert(root / "tiny-bert")), **TINY_TRAIN},
+            **sections,
+        }
+    )
+    return paths, settings

@@ -25,7 +25,7 @@ from feedbackflow.stages import evaluate, promote, split, train
 from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc, DvcError
 from feedbackflow.storage.registry_store import S3Store
-from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.helpers import TEMPLATES, tiny_corpus, tiny_training_project
 from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -57,26 +57,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     from transformers import AutoModelForSequenceClassification
 
     root = tmp_path_factory.mktemp("training")
-    paths = ProjectPaths(root)
-    (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
-    frame = pd.DataFrame(tiny_corpus(60))
-    frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
-    paths.anonymised.mkdir(parents=True)
-    frame.to_parquet(paths.anonymised / "feedback.parquet")
-    settings = parse_settings(
-        {
-            "validate": {"taxonomy": "labels.json"},
-            "split": {"validation_share": 0.2, "test_share": 0.2},
-            "train": {
-                "base_model": str(build_tiny_bert(root / "tiny-bert")),
-                "epochs": 8,
-                "batch_size": 8,
-                "learning_rate": 0.003,
-                "max_length": 24,
-                "early_stopping_patience": 0,
-            },
-        }
-    )
+    paths, settings = tiny_training_project(root, tiny_corpus(60), registry=False)
     split.run(settings, paths)
     train.run(settings, paths)
     good = root / "good"

@@ -2,43 +2,17 @@
 
 import json
 
-import pandas as pd
 import pytest
 
-from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import evaluate, split, train
-from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.helpers import TEMPLATES, tiny_corpus, tiny_training_project
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    paths = ProjectPaths(root)
-    # the registry lives in the default DVC remote (here a folder with no champion yet)
-    (root / ".dvc").mkdir()
-    (root / ".dvc" / "config").write_text("[core]\n    remote = general\n['remote \"general\"']\n    url = ../remote\n")
-    (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
-    frame = pd.DataFrame(tiny_corpus(60))
-    frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
-    paths.anonymised.mkdir(parents=True)
-    frame.to_parquet(paths.anonymised / "feedback.parquet")
-    settings = parse_settings(
-        {
-            "validate": {"taxonomy": "labels.json"},
-            "split": {"validation_share": 0.2, "test_share": 0.2},
-            "train": {
-                "base_model": str(build_tiny_bert(root / "tiny-bert")),
-                "epochs": 8,
-                "batch_size": 8,
-                "learning_rate": 0.003,
-                "max_length": 24,
-                "early_stopping_patience": 0,  # the tiny model plateaus for a few epochs before it learns
-            },
-            "evaluate": {"min_accuracy": 0.5, "min_macro_f1": 0.4},
-        }
-    )
+    paths, settings = tiny_training_project(root, tiny_corpus(60), evaluate={"min_accuracy": 0.5, "min_macro_f1": 0.4})
     split.run(settings, paths)
     metrics = train.run(settings, paths)
     return settings, paths, metrics

@@ -7,13 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json
 from feedbackflow.modeling.oos import UNKNOWN
 from feedbackflow.modeling.predict import load_calibration, predict_decisions
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import evaluate, split, train
-from tests.helpers import TEMPLATES, build_tiny_bert, out_of_scope_rows, tiny_corpus
+from tests.helpers import TEMPLATES, out_of_scope_rows, tiny_corpus, tiny_training_project
 
 TARGET = 0.9
 
@@ -21,31 +19,15 @@ TARGET = 0.9
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    paths = ProjectPaths(root)
-    (root / ".dvc").mkdir()
-    (root / ".dvc" / "config").write_text("[core]\n    remote = general\n['remote \"general\"']\n    url = ../remote\n")
-    (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
-    frame = pd.DataFrame(tiny_corpus(50) + out_of_scope_rows(80))
-    frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
-    frame["channel"] = "app"
-    frame["sequence"] = [1 + i % 2 for i in range(len(frame))]  # two ingested batches: the newest is sequence 2
-    paths.anonymised.mkdir(parents=True)
-    frame.to_parquet(paths.anonymised / "feedback.parquet")
-    settings = parse_settings(
-        {
-            "validate": {"taxonomy": "labels.json"},
-            "split": {"validation_share": 0.25, "test_share": 0.25},
-            "train": {
-                "base_model": str(build_tiny_bert(root / "tiny-bert")),
-                "epochs": 8,
-                "batch_size": 8,
-                "learning_rate": 0.003,
-                "max_length": 24,
-                "early_stopping_patience": 0,
-            },
-            "evaluate": {"min_accuracy": 0.5, "min_macro_f1": 0.4},
-            "oos": {"label": "oos", "method": "auto", "target_precision": TARGET},
-        }
+    rows = tiny_corpus(50) + out_of_scope_rows(80)
+    # two ingested batches: the newest is sequence 2
+    rows = [{**row, "channel": "app", "sequence": 1 + i % 2} for i, row in enumerate(rows)]
+    paths, settings = tiny_training_project(
+        root,
+        rows,
+        shares=0.25,
+        evaluate={"min_accuracy": 0.5, "min_macro_f1": 0.4},
+        oos={"label": "oos", "method": "auto", "target_precision": TARGET},
     )
     split.run(settings, paths)
     metrics = train.run(settings, paths)
