@@ -195,9 +195,14 @@ def stage_message(stage: str, output: str) -> str | None:
     return "\n".join([first, *body[1:]]).strip()
 
 
+def stage_spec(root: Path, stage: str) -> dict[str, Any]:
+    """``stage``'s definition in ``dvc.yaml`` (empty when it has none)."""
+    return (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage) or {}
+
+
 def stage_outputs(root: Path, stage: str) -> list[tuple[str, bool]]:
     """``(path, persist)`` of every output, metric and plot file ``dvc.yaml`` declares for ``stage``."""
-    spec = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage, {})
+    spec = stage_spec(root, stage)
     found = []
     for kind in ("outs", "metrics", "plots"):
         for item in spec.get(kind) or []:
@@ -210,7 +215,7 @@ def stage_outputs(root: Path, stage: str) -> list[tuple[str, bool]]:
 
 def upstream_outputs(root: Path, stage: str, upstream_locks: dict[str, Any]) -> list[str]:
     """The upstream outputs ``stage`` depends on (an output equal to, or a folder holding, one of its dependencies)."""
-    spec = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage, {})
+    spec = stage_spec(root, stage)
     deps = [dep for dep in spec.get("deps") or [] if isinstance(dep, str) and "${" not in dep]
     outs = {out["path"] for entry in upstream_locks.values() for out in (entry or {}).get("outs", [])}
     return sorted(out for out in outs if any(dep == out or dep.startswith(out.rstrip("/") + "/") for dep in deps))
