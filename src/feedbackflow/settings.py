@@ -244,6 +244,18 @@ class TrainSettings(_Section):
     class_weights: Literal["none", "balanced"] = Field(
         "none", description="balanced: weight the loss by inverse label frequency (imbalanced labels)"
     )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="share of each target's probability spread over the other labels (0: off)"
+    )
+    layerwise_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="learning rate of each encoder layer = the one above's x this (embeddings lowest); 1: one rate",
+    )
+    rdrop_alpha: float = Field(
+        0.0, ge=0, description="R-Drop: weight of the symmetric KL between two dropout passes of a batch (0: off)"
+    )
     torch_compile: bool = Field(False, description="compile the model with torch.compile (pays off on long GPU runs)")
     full_determinism: bool = Field(
         False, description="deterministic kernels (torch.use_deterministic_algorithms); slower on GPUs"

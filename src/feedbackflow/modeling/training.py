@@ -8,7 +8,8 @@ is configured rather than rewritten. What this module adds:
   mid-epoch checkpoint sees exactly the batches an uninterrupted run would have seen;
 * checkpoints every ``train.checkpoint_steps`` optimiser steps and at every epoch end, in a folder named by the
   inputs' fingerprint: a retried task resumes from the last complete one;
-* class-weighted loss for imbalanced labels, per-epoch history and readable progress lines for Airflow logs.
+* the loss and optimiser of ``modeling.recipe`` (class weights, label smoothing, R-Drop, layer-wise learning-rate
+  decay), per-epoch history and readable progress lines for Airflow logs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 from feedbackflow.modeling.metrics import classification_metrics
 from feedbackflow.modeling.model import pick_device, pick_precision
 from feedbackflow.modeling.oos import CALIBRATION_FILE, fit_calibration
+from feedbackflow.modeling.recipe import classification_loss, layerwise_parameter_groups, rdrop_loss
 from feedbackflow.settings import OutOfScopeSettings, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,8 @@ def fine_tune(
             self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
     class ResumableTrainer(Trainer):  # type: ignore[misc]
-        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``)."""
+        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``), R-Drop and
+        layer-wise learning-rate decay when the settings ask for them."""
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             return EpochSeededLengthSampler(
@@ -173,6 +176,43 @@ def fine_tune(
                 lengths,
                 self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             )
+
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if not (settings.rdrop_alpha and model.training):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # both dropout passes in one forward of the doubled batch
+            features = {key: torch.cat([value, value]) for key, value in inputs.items() if key != "labels"}
+            outputs = model(**features)
+            first, second = outputs.logits.chunk(2)
+            loss = rdrop_loss(
+                first,
+                second,
+                inputs["labels"],
+                settings.rdrop_alpha,
+                loss_weights,
+                settings.label_smoothing,
+                num_items_in_batch,
+            )
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # as the Trainer's own compute_loss does under DDP
+            outputs.logits = first
+            return (loss, outputs) if return_outputs else loss
+
+        def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
+            if settings.layerwise_lr_decay >= 1 or self.optimizer is not None:
+                return super().create_optimizer(*args, **kwargs)
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+            groups = layerwise_parameter_groups(
+                self.model,
+                self.args.learning_rate,
+                settings.layerwise_lr_decay,
+                self.args.weight_decay,
+                set(self.get_decay_parameter_names(self.model)),
+            )
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
 
     class Checkpoints(TrainerCallback):  # type: ignore[misc]
         """Mid-epoch checkpoints every ``checkpoint_steps`` (the Trainer saves at epoch ends for the best model)."""
@@ -270,17 +310,14 @@ def fine_tune(
         scores = classification_metrics(list(prediction.label_ids), list(predicted), list(range(len(labels))))
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
-    compute_loss_func = None
+    loss_weights = None
     if settings.class_weights == "balanced":
-        weights = torch.tensor(class_weights(train_set.labels, len(labels)), dtype=torch.float32)
+        loss_weights = torch.tensor(class_weights(train_set.labels, len(labels)), dtype=torch.float32)
 
-        def compute_loss_func(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
-            logits = outputs["logits"].float()
-            total = torch.nn.functional.cross_entropy(
-                logits, targets, weight=weights.to(logits.device), reduction="sum"
-            )
-            # divided by the items of the whole accumulated batch, as the Trainer expects from a loss function
-            return total / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+    def compute_loss_func(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
+        return classification_loss(
+            outputs["logits"], targets, loss_weights, settings.label_smoothing, num_items_in_batch
+        )
 
     callbacks: list[Any] = [ProgressLog()]
     if settings.early_stopping_patience:

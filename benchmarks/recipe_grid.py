@@ -1,0 +1,98 @@
+"""Compare training recipes on BANKING77's validation split, several at once, and pick one on validation only.
+
+Each recipe is a set of ``train`` overrides run by ``banking77_accuracy.py`` (same seeds, same held-out validation
+split, optional out-of-scope rows). Recipes run as parallel processes (``--parallel``): on one GPU a 22M-parameter
+model leaves most of the chip idle, so several trainings share it. The table is sorted by mean validation accuracy;
+the chosen recipe is the best on validation, and the test figures are printed beside it, never used to choose.
+
+Usage: ``python benchmarks/recipe_grid.py --recipes FILE.yaml [--seeds 3] [--parallel 4] [--json-out FILE] [-- ARGS]``
+where FILE.yaml maps a recipe's name to its overrides and ARGS go to every ``banking77_accuracy.py`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SHOWN = ("validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
+
+
+def run_recipe(name: str, overrides: dict[str, Any], seeds: int, extra: list[str], folder: Path) -> dict[str, Any]:
+    """One recipe's ``banking77_accuracy.py`` run; its JSON report (or the error's tail) and wall time."""
+    out = folder / f"{name}.json"
+    command = [sys.executable, str(HERE / "banking77_accuracy.py"), "--seeds", str(seeds), "--json-out", str(out)]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    started = time.perf_counter()
+    log = folder / f"{name}.log"
+    with log.open("w") as sink:  # streamed, so the per-seed lines of a run cut short are kept
+        done = subprocess.run(command + extra, stdout=sink, stderr=subprocess.STDOUT, check=False)
+    seconds = round(time.perf_counter() - started, 1)
+    if done.returncode != 0:
+        return {"name": name, "overrides": overrides, "error": log.read_text()[-2000:], "wall_seconds": seconds}
+    report = json.loads(out.read_text())
+    return {"name": name, "overrides": overrides, "wall_seconds": seconds, **report}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown table, best mean validation accuracy first: mean ± sample std of each figure."""
+    ok = sorted(
+        (r for r in results if "summary" in r),
+        key=lambda r: r["summary"]["validation_accuracy"]["mean"] or 0,
+        reverse=True,
+    )
+    lines = ["| recipe | " + " | ".join(SHOWN) + " | epochs run | wall s |", "|---" * (len(SHOWN) + 3) + "|"]
+    for result in ok:
+        cells = []
+        for key in SHOWN:
+            figure = result["summary"][key]
+            cells.append("-" if figure["mean"] is None else f"{figure['mean']:.4f} ± {figure['std']:.4f}")
+        epochs = [run["train"]["epochs_run"] for run in result["runs"]]
+        lines.append(f"| {result['name']} | " + " | ".join(cells) + f" | {epochs} | {result['wall_seconds']} |")
+    lines += [f"| {r['name']} | failed: {r['error'][-300:]!r} |" for r in results if "error" in r]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--folder", type=Path, default=Path("reports/bench/recipes"))
+    parser.add_argument("--json-out", type=Path, default=None)
+    args, extra = parser.parse_known_args(argv)
+    extra = [item for item in extra if item != "--"]
+    recipes: dict[str, dict[str, Any]] = yaml.safe_load(args.recipes.read_text())
+    args.folder.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+
+    def finished(result: dict[str, Any]) -> None:
+        results.append(result)
+        print(f"{result['name']}: done in {result['wall_seconds']} s", "(failed)" if "error" in result else "")
+        if args.json_out:  # rewritten after every recipe, so a run cut short keeps what finished
+            args.json_out.write_text(json.dumps({"recipes": results, "table": table(results)}, indent=2) + "\n")
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        futures = [
+            pool.submit(run_recipe, name, overrides or {}, args.seeds, extra, args.folder)
+            for name, overrides in recipes.items()
+        ]
+        for future in as_completed(futures):
+            finished(future.result())
+    chosen = max((r for r in results if "summary" in r), key=lambda r: r["summary"]["validation_accuracy"]["mean"] or 0)
+    print(table(results))
+    print(f"chosen on validation: {chosen['name']} {chosen['overrides']}")
+    return {"recipes": results, "chosen": chosen["name"]}
+
+
+if __name__ == "__main__":
+    main()

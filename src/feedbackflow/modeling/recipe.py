@@ -1,0 +1,91 @@
+"""The training recipe's pieces beyond the Trainer's defaults: the loss and the optimiser's parameter groups.
+
+* ``classification_loss``: cross-entropy with optional class weights and label smoothing, summed and divided by the
+  items of the whole (accumulated) batch, as the Trainer expects from a loss function;
+* ``rdrop_loss``: R-Drop (Liang et al., 2021), the mean of two dropout passes' losses plus ``alpha`` times the
+  symmetric KL divergence between their predictions;
+* ``layerwise_parameter_groups``: layer-wise learning-rate decay: the head keeps the learning rate, each encoder
+  layer below gets the one above's times ``decay``, the embeddings the lowest.
+
+Nothing here is specific to a data set or a label set; ``params.yaml``'s ``train`` section switches each piece.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: ``encoder.layer.3.`` (BERT, MiniLM), ``layers.3.`` (most others): the encoder layer a parameter belongs to
+LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def classification_loss(
+    logits: Any,
+    targets: Any,
+    weights: Any = None,
+    label_smoothing: float = 0.0,
+    num_items: Any = None,
+) -> Any:
+    """Cross-entropy summed over the rows whose target is not -100, divided by ``num_items`` (default: those rows)."""
+    import torch.nn.functional as F
+
+    total = F.cross_entropy(
+        logits.float(),
+        targets,
+        weight=None if weights is None else weights.to(logits.device),
+        label_smoothing=label_smoothing,
+        ignore_index=-100,
+        reduction="sum",
+    )
+    return total / (num_items if num_items is not None else (targets != -100).sum().clamp(min=1))
+
+
+def rdrop_loss(
+    first: Any,
+    second: Any,
+    targets: Any,
+    alpha: float,
+    weights: Any = None,
+    label_smoothing: float = 0.0,
+    num_items: Any = None,
+) -> Any:
+    """R-Drop: mean loss of two dropout passes (logits ``first`` and ``second``) plus ``alpha`` x their symmetric KL."""
+    import torch.nn.functional as F
+
+    count = num_items if num_items is not None else (targets != -100).sum().clamp(min=1)
+    kept = targets != -100
+    both = sum(classification_loss(logits, targets, weights, label_smoothing, count) for logits in (first, second))
+    p, q = (F.log_softmax(logits.float()[kept], dim=-1) for logits in (first, second))
+    symmetric_kl = F.kl_div(p, q, log_target=True, reduction="sum") + F.kl_div(q, p, log_target=True, reduction="sum")
+    return both / 2 + alpha * symmetric_kl / 2 / count
+
+
+def layer_depth(name: str, layers: int) -> int:
+    """0 for embeddings, ``i + 1`` for encoder layer ``i``, ``layers + 1`` for everything above (pooler, head)."""
+    if match := LAYER.search(name):
+        return int(match.group(1)) + 1
+    if "embeddings" in name:
+        return 0
+    return layers + 1
+
+
+def layerwise_parameter_groups(
+    model: Any, learning_rate: float, decay: float, weight_decay: float, decayed_names: set[str]
+) -> list[dict[str, Any]]:
+    """Optimiser parameter groups with layer-wise learning-rate decay (``decay`` 1.0: one rate for all).
+
+    Parameters named in ``decayed_names`` get ``weight_decay`` (the Trainer leaves biases and norms out), the others 0.
+    """
+    layers = int(getattr(model.config, "num_hidden_layers", 0))
+    groups: dict[tuple[int, bool], list[Any]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            groups.setdefault((layer_depth(name, layers), name in decayed_names), []).append(parameter)
+    return [
+        {
+            "params": parameters,
+            "lr": learning_rate * decay ** (layers + 1 - depth),
+            "weight_decay": weight_decay if decayed else 0.0,
+        }
+        for (depth, decayed), parameters in sorted(groups.items())
+    ]
