@@ -203,13 +203,14 @@ def fine_tune(
         def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
             if settings.layerwise_lr_decay >= 1 or self.optimizer is not None:
                 return super().create_optimizer(*args, **kwargs)
-            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+            model: Any = self.model
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
             groups = layerwise_parameter_groups(
-                self.model,
+                model,
                 self.args.learning_rate,
                 settings.layerwise_lr_decay,
                 self.args.weight_decay,
-                set(self.get_decay_parameter_names(self.model)),
+                set(self.get_decay_parameter_names(model)),
             )
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
             return self.optimizer
