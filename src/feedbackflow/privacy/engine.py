@@ -244,6 +244,8 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["phone"](settings.phone_regions, supported_language=language),
         classes["card"](supported_language=language),
         classes["address"](supported_language=language),
+        classes["passport"](supported_language=language),
+        classes["iban"](supported_language=language),
         recognizers.name_cue_recognizer(language),
         recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
@@ -474,10 +476,12 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
     cleaned += _letter_head_names(text, cleaned)
-    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551").
-    accounts = {(r.start, r.end) for r in cleaned if r.entity_type in ("UK_ACCOUNT_NUMBER", "US_BANK_NUMBER")}
-    if accounts:
-        cleaned = [r for r in cleaned if r.entity_type != "CREDIT_CARD" or (r.start, r.end) not in accounts]
+    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551"); a
+    # number read as an account or a bank code is not also a phone number, an NHS number, a postcode or a place
+    # ("BSB 062-000", "Konto-Nr. 3880709", "35-43-14 2907 1972"), unless written +CC.
+    banks = [r for r in cleaned if r.entity_type in _BANK_ENTITIES]
+    if banks:
+        cleaned = [r for r in cleaned if not _shadowed_by_bank(text, r, banks)]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
@@ -510,6 +514,20 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
 
 
 _CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
+_BANK_ENTITIES = frozenset({"UK_ACCOUNT_NUMBER", "US_BANK_NUMBER", "UK_SORT_CODE"})
+_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION"})
+
+
+def _shadowed_by_bank(text: str, result: RecognizerResult, banks: list[RecognizerResult]) -> bool:
+    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card only
+    on the same span, a phone number only when not written with +CC)."""
+    if result.entity_type not in _BANK_SHADOWED:
+        return False
+    if result.entity_type == "CREDIT_CARD":
+        return any((b.start, b.end) == (result.start, result.end) for b in banks)
+    if result.entity_type == "PHONE_NUMBER" and text[result.start : result.end].lstrip("(").startswith("+"):
+        return False
+    return any(b.start < result.end and result.start < b.end for b in banks)
 _TOKEN = re.compile(r"\S+")
 
 

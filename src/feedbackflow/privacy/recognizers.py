@@ -349,6 +349,87 @@ def recognizer_classes() -> dict[str, type]:
                     found[after.span("code")] = 0.7
             return [RecognizerResult("POSTCODE", s, e, score) for (s, e), score in found.items()]
 
+    class PassportRecognizer(EntityRecognizer):
+        """Passport numbers of any country's shape near a passport cue, in several languages (devformats dev set).
+
+        A candidate is six to ten letters and digits with a digit (``C01X00T47``, ``12AB34567``, ``E12345678``), eight
+        or nine digits, or nine digits in groups (``123 456 789``, ``75 1234567``). It counts after a cue
+        (``passport no.``, ``travel document``, ``Reisepass-Nr.``, ``numéro de passeport``, ``pasaporte``, ...) with
+        no digit in between, within 50 characters (a form's next line, "a copy of my passport, X"), right after another
+        passport number ("new number X, the old one was Y"), or right before a cue ("X is my passport number"). A
+        number right after another kind of number's cue ("order", "account") is that kind's.
+        """
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entities=["PASSPORT"], supported_language=supported_language, name="PassportRecognizer"
+            )
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+            cue, candidate, after, before, other = _passport_patterns()
+            cues = [m.span() for m in cue.finditer(text)]
+            if not cues:
+                return []
+            results: list[RecognizerResult] = []
+            last_end = -1
+            for match in candidate.finditer(text):
+                start, end = match.span()
+                value = match.group(0)
+                if not any(c.isdigit() for c in value) or _DATE_LIKE.fullmatch(value):
+                    continue
+                if other.search(text, max(0, start - 30), start):
+                    continue
+                near = any(e <= start and after.fullmatch(text, e, start) for _, e in cues)
+                chained = last_end >= 0 and _PASSPORT_CHAIN.fullmatch(text[last_end:start]) is not None
+                ahead = any(s >= end and before.fullmatch(text, end, s) for s, _ in cues)
+                if near or chained or ahead:
+                    # above spaCy's 0.85: the small model tags some of these numbers as places
+                    results.append(RecognizerResult("PASSPORT", start, end, 0.86))
+                    last_end = end
+            return results
+
+    class IbanAnyCaseRecognizer(EntityRecognizer):
+        """IBANs of every country in the ISO 13616 registry, grouped or not, in any case, with spaces or dashes.
+
+        Presidio's ``IbanRecognizer`` stays; this one adds what it misses (lower case, dashes, some countries): two
+        letters of a registered country, two check digits, then letters and digits (a single space or dash only between
+        groups of four) up to the country's length, a word boundary, and the mod-97 check.
+        """
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entities=["IBAN_CODE"], supported_language=supported_language, name="IbanAnyCaseRecognizer"
+            )
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+            results = []
+            for match in _IBAN_START.finditer(text):
+                length = _IBAN_LENGTHS.get(match.group(1).upper())
+                if length is None:
+                    continue
+                compact, position = [], match.start()
+                while position < len(text) and len(compact) < length:
+                    char = text[position]
+                    if char.isascii() and char.isalnum():
+                        compact.append(char)
+                    elif not (
+                        char in " -" and len(compact) % 4 == 0 and position + 1 < len(text) and text[position + 1].isalnum()
+                    ):  # a space or dash only between groups of four
+                        break
+                    position += 1
+                if len(compact) != length or (position < len(text) and text[position].isalnum()):
+                    continue
+                value = "".join(compact).upper()
+                if _mod97(value[4:] + value[:4]) == 1:
+                    results.append(RecognizerResult("IBAN_CODE", match.start(), position, 0.9))
+            return results
+
     return {
         "email": OfflineEmailRecognizer,
         "url": PrefilteredUrlRecognizer,
@@ -356,7 +437,66 @@ def recognizer_classes() -> dict[str, type]:
         "card": AnyCardRecognizer,
         "cue": CueRecognizer,
         "address": AddressRecognizer,
+        "passport": PassportRecognizer,
+        "iban": IbanAnyCaseRecognizer,
     }
+
+
+# Passport cue words in the languages customers write them (devformats dev set): "passport no.", "PP no", "pass. no.",
+# "travel document", "Reisepass-Nr.", "numéro de passeport", "pasaporte", "passaporto", "paspoort", "paszport".
+_PASSPORT_CUE = (
+    r"(?i:\b(?:passports?|passeports?|pasaportes?|passaport[oe]s?|paspoort(?:nummer)?|paszport(?:u|y)?|"
+    r"reisepass(?:nummer|nr)?|passnummer|travel[ ]doc(?:ument)?s?|ppt|pp(?=[ .]*(?:no|nr|num|#)))\b\.?"
+    r"|\bpass\.(?=[ ]?(?:no|nr)))"
+)
+# Six to ten letters and digits, eight or nine digits, or nine digits in groups ("123 456 789", "75 1234567").
+_PASSPORT_CANDIDATE = (
+    r"(?<![\w/.,+#-])(?:[A-Za-z0-9]{6,10}|\d{3}[ ]\d{3}[ ]\d{3}|\d{2}[ ]\d{7})(?![\w/-]|[.,]\d)"
+)
+_PASSPORT_AFTER = r"[^\d]{0,50}"  # cue end .. candidate: no digit
+_PASSPORT_BEFORE = r"[ ]*[),-]?[ ]*\(?(?i:is[ ]+)?(?i:(?:my|the|our|his|her|a)[ ]+)?(?:[^\W\d]+[ ]+)?"
+_PASSPORT_CHAIN = re.compile(r"[^\d]{0,40}")
+# Another kind of number's cue right before a candidate: that kind's number, not a passport.
+_OTHER_THAN_PASSPORT = (
+    r"\b(?i:order|ref|reference|invoice|account|acct|a/c|iban|sort[ ]code|routing|ticket|case|tracking|booking|"
+    r"policy|phone|tel|mobile|card|customer|member(?:ship)?|loan|transaction|post[ ]?code|zip|serial|model|"
+    r"licen[cs]e|nhs|ni|ssn|visa[ ]no)(?:[ ]+(?i:number|no\.?|nr\.?|id|code))?[ ]*(?:is[ ]+)?[:#]?[ ]*$"
+)
+# Country code -> IBAN length (ISO 13616 registry).
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29,
+    "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "YE": 30,
+}  # fmt: skip
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})\d{2}(?=[ -]?[A-Za-z0-9])")
+
+
+def _mod97(value: str) -> int:
+    """ISO 7064 mod 97-10 remainder of letters and digits (letters count 10..35)."""
+    remainder = 0
+    for char in value:
+        for digit in str(int(char, 36)):
+            remainder = (remainder * 10 + int(digit)) % 97
+    return remainder
+
+
+@functools.cache
+def _passport_patterns() -> tuple[Any, Any, Any, Any, Any]:
+    import regex
+
+    return (
+        regex.compile(_PASSPORT_CUE),
+        regex.compile(_PASSPORT_CANDIDATE),
+        regex.compile(_PASSPORT_AFTER),
+        regex.compile(_PASSPORT_BEFORE),
+        regex.compile(_OTHER_THAN_PASSPORT),
+    )
 
 
 _LOCAL_NUMBER = re.compile(r"(?<![\w+().-])\d{3}[ -]\d{4}(?![\w-]|[.,]\d)")
@@ -480,6 +620,13 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
 
     cue = recognizer_classes()["cue"]
     gap = r"[^\d\n]{0,30}?"
+    # a bank or branch code's own word, then at most "number"/"no."/"code", "is", a colon: nothing else
+    code_cue = r"(?:[ ]+(?i:number|no\.?|nr\.?|code|#))?[ ]*(?:(?i:is)[ ]+)?[:#]?[ ]*"
+    number_word = r"(?:[ ]+(?i:number|no\.?|nr\.?|num|n[°º]\.?))?"
+    account_cue = (
+        r"(?i:konto(?:nummer|-?nr\.?)?|compte|cuenta(?:[ ]clabe)?|conta(?:[ ]corrente)?|c/c|rekening(?:nummer)?|"
+        r"numer[ ]konta|nuban|clabe|account[ ]number)"
+    )
     month = (
         r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|"
         r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -531,13 +678,39 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 r"(?<![\d.,])\d{3}[ -]?\d{3}[ -]?\d{3}(?![\d-]|[.,]\d)",
                 0.85,
             ),
+            # bank and branch codes of other countries, each after its own cue (devformats dev set)
+            Pattern("BSB after cue", rf"(?<=\b(?i:bsb){code_cue})\d{{3}}[ -]?\d{{3}}(?![\d-])", 0.85),
+            Pattern(
+                "Transit and institution after cue",
+                rf"(?<=\b(?i:transit(?:[ ]number)?(?:/institution)?){code_cue})\d{{5}}(?:-\d{{3}})?(?![\d-])",
+                0.85,
+            ),
+            Pattern("Institution after cue", rf"(?<=\b(?i:institution){code_cue})\d{{3}}(?![\d-])", 0.85),
+            Pattern(
+                "BLZ after cue",
+                rf"(?<=\b(?i:blz|bankleitzahl|bank[ ]code){code_cue})\d{{3}}[ ]?\d{{3}}[ ]?\d{{2}}(?![\d-])",
+                0.85,
+            ),
+            Pattern("Agencia after cue", rf"(?<=\b(?i:ag[eê]ncia|ag\.){code_cue})\d{{4}}(?:-[\dXx])?(?![\d-])", 0.85),
+            Pattern(
+                "Branch code next to an account",
+                rf"(?<=\b(?i:branch){code_cue})\d{{3,6}}(?![\d-])(?=[^\d\n]{{0,25}}\b(?i:account|acct|a/c|acc)\b)"
+                rf"|(?<=\b(?i:account|acct|a/c|acc)\b[^\n]{{0,40}}\b(?i:branch){code_cue})\d{{3,6}}(?![\d-])",
+                0.85,
+            ),
         ],
         "UK_SORT_CODE": [
             Pattern(
                 "Sort code after cue",
                 rf"(?<=\b(?i:sort[ -]?codes?)\b{gap})(?<!\d)\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
                 0.85,
-            )
+            ),
+            Pattern("Sort code after short cue", rf"(?<=\b(?i:sort|s/c){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])", 0.85),
+            Pattern(
+                "Sort code before an account number",
+                r"(?<![\d-])\d{2}[- ]\d{2}[- ]\d{2}(?=[ ]+\d{4}[ ]?\d{4}(?![\d-]))",
+                0.6,
+            ),
         ],
         "UK_ACCOUNT_NUMBER": [
             Pattern(
@@ -552,6 +725,29 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 r"(?<![\d.,])\d{4}[ -]?\d{4}(?:\d{1,9})?(?![\d-]|[.,]\d)",
                 0.85,
             ),
+            # any country's account after its own word ("Konto", "numéro de compte", "C/C", "CLABE"): 8 to 18 digits,
+            # or, right after the cue, 6 or 7 digits, a check digit ("5052921-2") or dashed groups (NZ)
+            Pattern(
+                "Account after cue, any language",
+                rf"(?<=\b{account_cue}{gap})(?<![\d.,])\d{{8,18}}(?![\d-]|[.,]\d)",
+                0.85,
+            ),
+            Pattern(
+                "Short or grouped account right after cue",
+                rf"(?<=\b(?:{account_cue}|(?i:accounts?|acc|a/c|acct)\.?){number_word}{code_cue})(?<![\d.,])"
+                r"(?:\d{6,18}(?:-[\dXx])?|\d{2,6}(?:-\d{2,8}){1,3}|\d{4}(?:[ ]\d{4}){1,3})(?![\d-]|[.,]\d)",
+                0.85,
+            ),
+            Pattern(
+                "Account number after a sort code",
+                r"(?<=(?<![\d-])\d{2}[- ]\d{2}[- ]\d{2}[ ]+)\d{4}[ ]?\d{4}(?![\d-])",
+                0.6,
+            ),
+            # shapes that say bank account alone: New Zealand's bank-branch-account-suffix, a French RIB, a Canadian
+            # cheque's transit, institution and account
+            Pattern("New Zealand account", r"(?<![\d-])\d{2}-\d{4}-\d{7}-\d{2,3}(?![\d-])", 0.6),
+            Pattern("French RIB", r"(?<![\d ])\d{5}[ ]\d{5}[ ][0-9A-Z]{11}[ ]\d{2}(?![\d])", 0.6),
+            Pattern("Canadian cheque line", r"(?<![\d-])\d{5}[ -]\d{3}[ -]\d{7,12}(?![\d-])", 0.6),
         ],
     }
     return [
