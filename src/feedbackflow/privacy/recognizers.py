@@ -30,6 +30,9 @@ _STREET_WORDS = (
     *("pl", "crescent", "boulevard", "blvd", "parade", "terrace", "close", "square", "sq", "highway", "hwy"),
     *("grove", "gardens", "row", "mews", "hill", "park", "walk", "green", "rise", "view", "circle", "trail"),
     *("parkway", "pkwy", "line", "village", "suite", "apt", "flat", "unit", "route", "esplanade", "quay", "wharf"),
+    # devformats dev set: Irish and US forms, Malay
+    *("lawn", "heights", "hts", "vale", "glen", "ter", "trl", "cir", "xing", "expy", "fwy", "tpke", "cres", "gdns"),
+    *("jalan", "lorong"),
     # South Asia
     *("marg", "nagar", "chowk", "path", "gali", "colony", "sector"),
     # Romance languages
@@ -61,14 +64,17 @@ _OPENING_WORD = "|".join(sorted({re.escape(word) for word in _OPENING_STREET_WOR
 # Compound street names end in the street word ("Erlerstraße", "Dosentinkuja", "Skolvägen", "Blåbærstræde").
 _COMPOUND_SUFFIX = (
     r"(?:straße|strasse|gasse|weg|platz|allee|ring|damm|straat|laan|gracht|gatan|vägen|gränd|torget|stigen|gade|vej"
-    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne|stræde|plads|singel|pad)"
+    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne|stræde|plads|singel|pad|plein|dijk|kade|dreef|markt|steeg|str\.)"
 )
 _WORD = r"[\w'’.-]+"
 _CAP_WORD = r"(?:\p{Lu}[\w'’.-]*)"
 _PARTICLE = r"(?:de|da|das|do|dos|di|del|della|la|le|les|du|des|van|von|der|den|of|the|y|e)"
 # Capitalised words (with their particles) that continue a street name after its street word: "Rua das Flores".
 _NAME_TAIL = rf"(?:[ ](?:{_PARTICLE}[ ])*\p{{Lu}}[\w'’-]+){{0,3}}"
-_HOUSE = r"(?:(?:(?i:nr|no|n°|h\.no)\.?[ ]?)?\d{1,5}(?:[ ]?[A-Za-z](?![\w]))?(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
+_HOUSE = (
+    r"(?:(?:(?i:nr|no|n°|nº|n\.º|núm|h\.no)\.?[ ]?)?\d{1,5}(?:[ ]?[A-Za-z](?![\w]))?(?:[ ](?i:bis|ter|quater)(?![\w]))?"
+    r"(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
+)
 _UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
 _STREET_PATTERNS = (
     # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
@@ -86,6 +92,20 @@ _STREET_PATTERNS = (
     # an opening street word and a capitalised name, no number: "Strada Dorian Suciu", "rue de Jacques"
     rf"(?<![\w])(?i:{_OPENING_WORD})[ ]+(?:{_PARTICLE}[ ]+)*{_CAP_WORD}(?:[ ](?:{_PARTICLE}[ ])*{_CAP_WORD}){{0,2}}"
     rf"(?:,?[ ]+{_HOUSE}(?![\w:]))?{_UNIT}",
+    # devformats dev set: German "Am Mühlenbach 36", "An der Kirche 3"
+    rf"(?<![\w])(?:Am|An der|An den|Im|In der|Auf der|Auf dem|Zum|Zur|Unter den|Hinter der|Vor dem)[ ]+"
+    rf"(?!(?:Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember|Jahr)\b)"
+    rf"{_CAP_WORD}(?:[ ]{_CAP_WORD})?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
+    # a name and a house number right before a postcode and a town: "Karlova 32, 360 00 Olomouc"
+    rf"(?<![\w])\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}(?=,[ ]+(?:\d{{3}}[ ]\d{{2}}|\d{{4,5}}|"
+    rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}\p{{Ll}})",
+    # Japanese block numbers before or after the district, before a ward or city: "1-2-3 Shibuya, Shibuya-ku"
+    rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=,[ ]+[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
+    rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])(?=,[ ]+[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
+    # Singapore's blocks: "Blk 123 Ang Mo Kio Ave 3, #12-345"
+    r"(?<![\w])(?:Blk|BLK|Block)[ ]+\d{1,4}[A-Z]?(?:[ ][\w]+){1,5}?(?:,[ ]*#\d{2}-\d{2,5})?(?=[ ]*(?:,|\n|$))",
+    # Spanish "C/ Mayor, 12"
+    rf"(?<![\w])C/[ ]?(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
 )
 # A name and a house number count as a street after an address cue or on the line above a postcode and a town:
 # "address is Voćarska 9c/6", "We live at Krležin gvozd 4", "Jurjevska 3a\n71436 Aarhus".
@@ -103,6 +123,20 @@ _STRONG_POSTCODES = (
     r"\b\d{5}-\d{4}\b",
     r"\b\d{4}[ ]?[A-Z]{2}\b(?=[ ,]+[A-Z][a-z])",
     r"\b[AC-FHKNPRTV-Y]\d{2}[ ]?[AC-FHKNPRTV-Y\d]{4}\b(?=[ ,]+[A-Z][a-z]|[ ]*$)",
+    # devformats dev set: an Eircode whose unique part holds a letter needs no town after it ("D04 W4FW"), nor does
+    # Dublin's D6W; a UK postcode in lower case ("ls17 6ns") when its area is a real postcode area
+    r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?(?=[AC-FHKNPRTV-Y\d]{0,3}[AC-FHKNPRTV-Y])[AC-FHKNPRTV-Y\d]{4}\b",
+    r"(?<![\w@./-])(?:{uk_areas})\d[a-z\d]?[ ]?\d[abd-hjlnp-uw-z]{2}(?![\w@/-])",
+)
+# The UK's postcode areas (Royal Mail), for postcodes written in lower case.
+_UK_POSTCODE_AREAS = (
+    *("ab", "al", "b", "ba", "bb", "bd", "bh", "bl", "bn", "br", "bs", "bt", "ca", "cb", "cf", "ch", "cm", "co", "cr"),
+    *("ct", "cv", "cw", "da", "dd", "de", "dg", "dh", "dl", "dn", "dt", "dy", "e", "ec", "eh", "en", "ex", "fk", "fy"),
+    *("g", "gl", "gu", "gy", "ha", "hd", "hg", "hp", "hr", "hs", "hu", "hx", "ig", "im", "ip", "iv", "je", "ka", "kt"),
+    *("kw", "ky", "l", "la", "ld", "le", "ll", "ln", "ls", "lu", "m", "me", "mk", "ml", "n", "ne", "ng", "nn", "np"),
+    *("nr", "nw", "ol", "ox", "pa", "pe", "ph", "pl", "po", "pr", "rg", "rh", "rm", "s", "sa", "se", "sg", "sk", "sl"),
+    *("sm", "sn", "so", "sp", "sr", "ss", "st", "sw", "sy", "ta", "td", "tf", "tn", "tq", "tr", "ts", "tw", "ub", "w"),
+    *("wa", "wc", "wd", "wf", "wn", "wr", "ws", "wv", "yo", "ze"),
 )
 # Any country's code: letters, digits, one dash or space, after a cue or next to a street address and a town.
 _GENERIC_POSTCODE = (
@@ -347,6 +381,13 @@ def recognizer_classes() -> dict[str, type]:
                 after = after_street.match(text, end) or after_town.match(text, end)
                 if after and _has_digit(after.group("code")):
                     found[after.span("code")] = 0.7
+            tail = _tail_postcode()
+            for _, end in streets:
+                stop = text.find("\n\n", end, end + 90)
+                for match in tail.finditer(text, end, stop if stop != -1 else min(len(text), end + 90)):
+                    span = match.span("code")
+                    if not any(s <= span[0] < e for s, e in streets):
+                        found.setdefault(span, 0.7)
             return [RecognizerResult("POSTCODE", s, e, score) for (s, e), score in found.items()]
 
     class PassportRecognizer(EntityRecognizer):
@@ -501,8 +542,21 @@ def _passport_patterns() -> tuple[Any, Any, Any, Any, Any]:
 
 _LOCAL_NUMBER = re.compile(r"(?<![\w+().-])\d{3}[ -]\d{4}(?![\w-]|[.,]\d)")
 _POSTCODE_AFTER_CUE = (
-    r"(?i:\b(?:post ?code|postal code|postal|zip(?: ?code)?|cep|plz|code postal|c\.p\.|pin ?code|eircode)\b)"
-    rf"(?:[ ]+(?i:is))?[ ]*[:#-]?[ ]*(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+    r"(?:(?i:\b(?:post ?code|postal code|postal|zip(?: ?code)?|cep|plz|code postal|pin ?code|pincode|eircode"
+    # devformats dev set: the cue words of more countries, and words between the cue and the code
+    r"|cap|cp|c[óo]digo postal|codice postale|kod pocztowy|postleitzahl|postnummer|postinumero|irányítószám|psč)\b)"
+    r"|(?i:c\.p\.)|〒|\bPIN(?=[ ]*:?[ ]*[1-9]\d{5}\b))"
+    r"(?:[ ]+(?i:is|was|on it was|on the \w+ (?:is|was)|should be|number|no\.?))?[ ]*[:#-]?[ ]*"
+    rf"(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+)
+# devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
+# CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
+_TAIL_POSTCODE = (
+    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’.-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
+    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
+    r"|\d{3}-\d{4}|\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
+    r"(?=[ ]*(?:[,.;:)\n!?]|$)|[ ]+(?!(?i:times|minutes|hours|days|weeks|months|years|people|customers|euros?|"
+    r"dollars|pounds|eur|usd|gbp|km|miles|items|pages)\b)\S)"
 )
 _POSTCODE_AFTER_STREET = rf"[ ]*[,\n][ ]*(?:\w+[ ]*:[ ]*)?(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
 # ", Aarhus 08608", " (Cork), postcode 884869" is the cue's; "\nCity: Aarhus" has no code
@@ -570,7 +624,15 @@ def _street_patterns() -> tuple[Any, ...]:
 def _strong_postcodes() -> tuple[Any, ...]:
     import regex
 
-    return tuple(regex.compile(pattern) for pattern in _STRONG_POSTCODES)
+    areas = "|".join(sorted(_UK_POSTCODE_AREAS, key=len, reverse=True))
+    return tuple(regex.compile(pattern.replace("{uk_areas}", areas)) for pattern in _STRONG_POSTCODES)
+
+
+@functools.cache
+def _tail_postcode() -> Any:
+    import regex
+
+    return regex.compile(_TAIL_POSTCODE)
 
 
 @functools.cache
@@ -746,7 +808,7 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             # shapes that say bank account alone: New Zealand's bank-branch-account-suffix, a French RIB, a Canadian
             # cheque's transit, institution and account
             Pattern("New Zealand account", r"(?<![\d-])\d{2}-\d{4}-\d{7}-\d{2,3}(?![\d-])", 0.6),
-            Pattern("French RIB", r"(?<![\d ])\d{5}[ ]\d{5}[ ][0-9A-Z]{11}[ ]\d{2}(?![\d])", 0.6),
+            Pattern("French RIB", r"(?<!\d)(?<!\d[ ])\d{5}[ ]\d{5}[ ][0-9A-Z]{11}[ ]\d{2}(?![\d])", 0.6),
             Pattern("Canadian cheque line", r"(?<![\d-])\d{5}[ -]\d{3}[ -]\d{7,12}(?![\d-])", 0.6),
         ],
     }
