@@ -74,6 +74,13 @@ _NON_PERSONAL_FINDINGS = (
     r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
     r"\A(?:dear[ ])?(?:sirs?|madam|sir or madam|tel|mob|fax)\W*\Z",
     r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
+    # form labels and banking words the small model tags as a person or a place ("Reisepass-Nr", "Kontonummer",
+    # "mi número de pasaporte", "Beneficiary IBAN", "Postcode"): devformats dev set
+    r"\A(?:(?:mi|my|mon|ma|mein|meine|the|beneficiary|payee|número|numero|numéro|n[°º]?|de|du|del)\W+)*"
+    r"(?:post ?code|postal code|zip(?: ?code)?|zipcode|plz|cep|cap|eircode|pin|ifsc|iban|bic|swift|sort(?: code)?|bsb"
+    r"|blz|routing|transit|konto(?:nummer)?|kontonr|reisepass(?:nummer)?|passaporto|pasaporte|passeport|paspoort"
+    r"(?:nummer)?|paszport|cuenta|compte|conta|rekening(?:nummer)?|loan|payee|kod(?: pocztowy)?|nuban|clabe|acct)"
+    r"(?:\W+(?:n|nr|no|number|code|pocztowy|de|cuenta|pasaporte|compte|passeport))*\W*\Z",
 )
 
 # spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.

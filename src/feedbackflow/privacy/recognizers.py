@@ -24,14 +24,18 @@ if TYPE_CHECKING:
 
 # Street words in the languages customers write addresses in (general knowledge, not fitted to any set). A street is
 # a house number next to one to four words that end in or contain one of these.
-_STREET_WORDS = (
-    # English
+_ENGLISH_STREET_WORDS = (
     *("street", "st", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr", "way", "court", "ct", "place"),
     *("pl", "crescent", "boulevard", "blvd", "parade", "terrace", "close", "square", "sq", "highway", "hwy"),
     *("grove", "gardens", "row", "mews", "hill", "park", "walk", "green", "rise", "view", "circle", "trail"),
     *("parkway", "pkwy", "line", "village", "suite", "apt", "flat", "unit", "route", "esplanade", "quay", "wharf"),
     # devformats dev set: Irish and US forms, Malay
     *("lawn", "heights", "hts", "vale", "glen", "ter", "trl", "cir", "xing", "expy", "fwy", "tpke", "cres", "gdns"),
+)
+_STREET_WORDS = (
+    # English
+    *_ENGLISH_STREET_WORDS,
+    # Malay
     *("jalan", "lorong"),
     # South Asia
     *("marg", "nagar", "chowk", "path", "gali", "colony", "sector"),
@@ -60,6 +64,7 @@ _OPENING_STREET_WORDS = (
     *("șoseaua", "drumul", "calea", "splaiul", "ulica", "aleja", "boulevard", "avenue"),
 )
 _STREET_WORD = "|".join(sorted({re.escape(word) for word in _STREET_WORDS}, key=len, reverse=True))
+_ENGLISH_WORD = "|".join(sorted({re.escape(word) for word in (*_ENGLISH_STREET_WORDS, "gate")}, key=len, reverse=True))
 _OPENING_WORD = "|".join(sorted({re.escape(word) for word in _OPENING_STREET_WORDS}, key=len, reverse=True))
 # Compound street names end in the street word ("Erlerstraße", "Dosentinkuja", "Skolvägen", "Blåbærstræde").
 _COMPOUND_SUFFIX = (
@@ -86,7 +91,9 @@ _STREET_PATTERNS = (
     # name first: "Rua das Flores, 12", "Oroszfürdői utca 54.", "aleja Okrężna 776", "Viale Sermonti, 13"
     rf"(?<![\w])(?i:{_STREET_WORD})\.?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,3}}?{_WORD},?[ ]+{_HOUSE}"
     rf"(?![\w:]){_UNIT}",
-    rf"(?<![\w])(?:{_CAP_WORD}[ ]+){{0,3}}?(?<![\w])(?i:{_STREET_WORD})\.?,?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
+    # (an English street word alone before a number is something else: "gate 54", "Line 2", "Route 35")
+    rf"(?<![\w])(?:(?:{_CAP_WORD}[ ]+){{1,3}}?|(?!(?i:{_ENGLISH_WORD})\b))(?<![\w])(?i:{_STREET_WORD})\.?,?[ ]+{_HOUSE}"
+    rf"(?![\w:]){_UNIT}",
     # compound: "Erlerstraße 7/6", "Dosentinkuja 76"
     rf"(?<![\w])[\w'’-]+(?i:{_COMPOUND_SUFFIX}),?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # an opening street word and a capitalised name, no number: "Strada Dorian Suciu", "rue de Jacques"
