@@ -83,6 +83,13 @@ _NON_PERSONAL_FINDINGS = (
     r"(?:\W+(?:n|nr|no|number|code|pocztowy|de|cuenta|pasaporte|compte|passeport))*\W*\Z",
 )
 
+@functools.cache
+def _non_personal() -> Any:
+    import regex
+
+    return regex.compile("|".join(_NON_PERSONAL_FINDINGS), flags=regex.IGNORECASE)
+
+
 # spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.
 _UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
 
@@ -557,6 +564,8 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
     while end > start and not found[end - 1].isalnum():
         end -= 1
     if not any(c.isalpha() for c in found[start:end]) or not _name_like(found[start:end]):
+        return None
+    if _non_personal().search(found[start:end]):  # "Konto 68126601" trimmed to "Konto" is a form label
         return None
     result.start, result.end = result.start + start, result.start + end
     return result

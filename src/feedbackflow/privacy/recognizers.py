@@ -559,7 +559,7 @@ _POSTCODE_AFTER_CUE = (
 # devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
 # CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
 _TAIL_POSTCODE = (
-    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’.-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
+    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
     r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
     r"|\d{3}-\d{4}|\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
     r"(?=[ ]*(?:[,.;:)\n!?]|$)|[ ]+(?!(?i:times|minutes|hours|days|weeks|months|years|people|customers|euros?|"
@@ -593,6 +593,7 @@ _OTHER_NUMBER_CUE = re.compile(
 _ACCOUNT_CUE = re.compile(
     r"\b(?i:accounts?|acct|a/c|acc)\.?(?:[ ]+(?i:number|no\.?|nr\.?|num|#))?[ ]*(?:is[ ]+)?[:#]?[ ]*$"
 )
+_CODE_BEFORE = re.compile(r"(?<![\w])[A-Za-z]+\d+[ ]$")
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d+[.,]\d{2}")
 
 
@@ -608,6 +609,8 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
     if not candidate.lstrip("(").startswith("+") and _DATE_LIKE.fullmatch(candidate.strip()):
         return True
     if re.fullmatch(r"\d{5}-\d{4}", candidate.strip()):  # a ZIP+4 postcode
+        return True
+    if _CODE_BEFORE.search(text, max(0, start - 12), start):  # "RF73 7962 2613 658": part of a longer code
         return True
     before, after = text[max(0, start - 2) : start], text[end : end + 2]
     # an amount, a piece of a decimal number, or one part of a dashed code ("INV-2025-00417", "A-5531-2290")
