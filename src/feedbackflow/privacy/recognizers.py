@@ -325,9 +325,15 @@ def recognizer_classes() -> dict[str, type]:
             return results
 
     class CueRecognizer(PatternRecognizer):
-        """A pattern recognizer that keeps the case of its patterns (the registry's flags are case-insensitive)."""
+        """A pattern recognizer that keeps the case of its patterns (the registry's flags are case-insensitive).
 
-        def __init__(self, entity: str, name: str, patterns: list[Pattern], language: str) -> None:
+        With a ``prefilter`` (a case-insensitive pattern every one of its patterns needs: a cue word or a shape), a
+        text where it does not occur is skipped before the patterns run.
+        """
+
+        def __init__(
+            self, entity: str, name: str, patterns: list[Pattern], language: str, prefilter: str | None = None
+        ) -> None:
             super().__init__(
                 supported_entity=entity,
                 patterns=patterns,
@@ -335,6 +341,12 @@ def recognizer_classes() -> dict[str, type]:
                 name=name,
                 global_regex_flags=regex.DOTALL | regex.MULTILINE,
             )
+            self.prefilter = regex.compile(prefilter, regex.IGNORECASE) if prefilter else None
+
+        def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+            if self.prefilter is not None and not self.prefilter.search(text):
+                return []
+            return super().analyze(text, entities, nlp_artifacts, regex_flags)
 
     class AddressRecognizer(EntityRecognizer):
         """Street addresses with a house number in either order, and the postcode written next to one.
@@ -822,8 +834,20 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             Pattern("Canadian cheque line", r"(?<![\d-])\d{5}[ -]\d{3}[ -]\d{7,12}(?![\d-])", 0.6),
         ],
     }
+    # What every pattern of an entity needs, so that a text without it is skipped: its cue words or its shapes.
+    shapes = r"\d{2}[- ]\d{2}[- ]\d{2}[ ]+\d{4}|\d{2}-\d{4}-\d{7}|\d{5}[ ]\d{5}[ ]|\d{5}[ -]\d{3}[ -]\d{7}"
+    prefilters = {
+        "PASSPORT": r"passport",
+        "DATE_OF_BIRTH": r"born|birth|d\.?o\.?b",
+        "AGE": r"year|yr|age|turn|i'm|i’m|i am|he's|she's|he is|she is",
+        "US_SSN": r"ssn|social security",
+        "US_BANK_NUMBER": r"routing|aba|rtn|transit|bsb|ifsc|swift|bank ?code|blz|bankleitzahl|institution|ag[eê]ncia"
+        r"|ag\.|branch",
+        "UK_SORT_CODE": rf"sort|s/c|{shapes}",
+        "UK_ACCOUNT_NUMBER": rf"acc|a/c|konto|compte|cuenta|conta|c/c|rekening|konta|nuban|clabe|{shapes}",
+    }
     return [
-        cue(entity, f"{entity.title().replace('_', '')}CueRecognizer", patterns, language)
+        cue(entity, f"{entity.title().replace('_', '')}CueRecognizer", patterns, language, prefilters.get(entity))
         for entity, patterns in table.items()
         if entity in entities
     ]
