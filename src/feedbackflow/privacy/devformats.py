@@ -136,8 +136,8 @@ def _iban(rng: random.Random, country: str) -> str:
 
 
 def iban_is_valid(value: str) -> bool:
-    """ISO 13616 check: known country, its length, mod 97 == 1 (spaces and case ignored)."""
-    compact = re.sub(r"\s", "", value).upper()
+    """ISO 13616 check: known country, its length, mod 97 == 1 (spaces, dashes and case ignored)."""
+    compact = re.sub(r"[\s-]", "", value).upper()
     country = compact[:2]
     if country not in _IBAN_LAYOUTS:
         return False
