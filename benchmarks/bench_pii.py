@@ -9,13 +9,13 @@ Run from the repository root (``make bench-pii`` does)::
 
 Four sets: the *dev* set in three parts (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`,
 ``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes, and
-``data/pii_eval/pii_eval_formats.jsonl``, :mod:`feedbackflow.privacy.devformats`, real-world formats of passports, bank
-accounts, IBANs, postcodes and streets by another author), which recognizers were tuned on, and the *locked test* set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`),
-written once by a separate generator and never tuned on (read its scores, never its misses). On the locked set a
-prediction counts for a gold label under the entity names of :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g.
-Presidio's ``LOCATION`` for a street address), the same for both detectors; the shapes part of the dev set uses the
-same labels and names, the formats part the same labels with the names of
-:data:`feedbackflow.privacy.devformats.ACCEPTS`.
+``data/pii_eval/pii_eval_formats.jsonl``, :mod:`feedbackflow.privacy.devformats`, real-world formats of passports,
+bank accounts, IBANs, postcodes and streets by another author), which recognizers were tuned on, and the *locked test*
+set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
+(read its scores, never its misses). On the locked set a prediction counts for a gold label under the entity names of
+:data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
+detectors; the shapes part of the dev set uses the same labels and names, the formats part the same labels with the
+names of :data:`feedbackflow.privacy.devformats.ACCEPTS`.
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
@@ -185,9 +185,7 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
         "test": "LOCKED TEST set",
         "dev_shapes": "DEV set, scope shapes (tuned on)",
         "dev_formats": "DEV set, real-world formats (tuned on)",
-    }.get(
-        name, "DEV set (tuned on)"
-    )
+    }.get(name, "DEV set (tuned on)")
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     print(f"=== {title}: {shown}: {len(messages)} messages, {sum(len(m.spans) for m in messages)} labelled values")
     if accepts:

@@ -172,7 +172,9 @@ def test_formats_dev_set_is_seeded_committed_and_labelled_exactly() -> None:
     assert [m.to_json() for m in committed] == [m.to_json() for m in devformats.generate()]
     assert devformats.ENTITIES == devshapes.ENTITIES
     labelled = {span[2] for message in committed for span in message.spans}
-    assert {"PASSPORT", "BANK_ACCOUNT", "IBAN_CODE", "POSTCODE", "STREET_ADDRESS"} <= labelled <= set(devformats.ENTITIES)
+    assert (
+        {"PASSPORT", "BANK_ACCOUNT", "IBAN_CODE", "POSTCODE", "STREET_ADDRESS"} <= labelled <= set(devformats.ENTITIES)
+    )
     negatives = sum(not message.spans for message in committed)
     assert 0.15 * len(committed) < negatives < 0.35 * len(committed)
     for message in committed:

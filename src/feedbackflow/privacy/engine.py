@@ -83,6 +83,7 @@ _NON_PERSONAL_FINDINGS = (
     r"(?:\W+(?:n|nr|no|number|code|pocztowy|de|cuenta|pasaporte|compte|passeport))*\W*\Z",
 )
 
+
 @functools.cache
 def _non_personal() -> Any:
     import regex
@@ -542,6 +543,8 @@ def _shadowed_by_bank(text: str, result: RecognizerResult, banks: list[Recognize
     if result.entity_type == "PHONE_NUMBER" and text[result.start : result.end].lstrip("(").startswith("+"):
         return False
     return any(b.start < result.end and result.start < b.end for b in banks)
+
+
 _TOKEN = re.compile(r"\S+")
 
 

@@ -479,7 +479,10 @@ def recognizer_classes() -> dict[str, type]:
                     if char.isascii() and char.isalnum():
                         compact.append(char)
                     elif not (
-                        char in " -" and len(compact) % 4 == 0 and position + 1 < len(text) and text[position + 1].isalnum()
+                        char in " -"
+                        and len(compact) % 4 == 0
+                        and position + 1 < len(text)
+                        and text[position + 1].isalnum()
                     ):  # a space or dash only between groups of four
                         break
                     position += 1
@@ -510,9 +513,7 @@ _PASSPORT_CUE = (
     r"|\bpass\.(?=[ ]?(?:no|nr)))"
 )
 # Six to ten letters and digits, eight or nine digits, or nine digits in groups ("123 456 789", "75 1234567").
-_PASSPORT_CANDIDATE = (
-    r"(?<![\w/.,+#-])(?:[A-Za-z0-9]{6,10}|\d{3}[ ]\d{3}[ ]\d{3}|\d{2}[ ]\d{7})(?![\w/-]|[.,]\d)"
-)
+_PASSPORT_CANDIDATE = r"(?<![\w/.,+#-])(?:[A-Za-z0-9]{6,10}|\d{3}[ ]\d{3}[ ]\d{3}|\d{2}[ ]\d{7})(?![\w/-]|[.,]\d)"
 _PASSPORT_AFTER = r"[^\d]{0,50}"  # cue end .. candidate: no digit
 _PASSPORT_BEFORE = r"[ ]*[),-]?[ ]*\(?(?i:is[ ]+)?(?i:(?:my|the|our|his|her|a)[ ]+)?(?:[^\W\d]+[ ]+)?"
 _PASSPORT_CHAIN = re.compile(r"[^\d]{0,40}")
@@ -789,7 +790,11 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 rf"(?<=\b(?i:sort[ -]?codes?)\b{gap})(?<!\d)\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
                 0.85,
             ),
-            Pattern("Sort code after short cue", rf"(?<=\b(?i:sort|s/c){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])", 0.85),
+            Pattern(
+                "Sort code after short cue",
+                rf"(?<=\b(?i:sort|s/c){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                0.85,
+            ),
             Pattern(
                 "Sort code before an account number",
                 r"(?<![\d-])\d{2}[- ]\d{2}[- ]\d{2}(?=[ ]+\d{4}[ ]?\d{4}(?![\d-]))",
