@@ -53,6 +53,8 @@ def _replaced(engine: privacy.PrivacyEngine, text: str) -> str:
         ("Travel document number: 45 2918374", ["45 2918374"]),
         ("I renewed my passport: new number IP5931021, the old one was XE5894107.", ["IP5931021", "XE5894107"]),
         ("LC0732810 is my passport number, not the old one.", ["LC0732810"]),
+        ("My passport, issued 2019 in Lagos, number A01234567, was rejected.", ["A01234567"]),
+        ("I renewed my passport: new number 70 9859105, the old one was 222089979.", ["70 9859105", "222089979"]),
     ],
 )
 def test_passport_numbers_of_many_countries_near_a_cue(engine, text, values) -> None:
@@ -80,6 +82,8 @@ def test_passport_numbers_of_many_countries_near_a_cue(engine, text, values) -> 
         ("número de cuenta 22142725", ["22142725"]),
         ("rekeningnummer 9887493262", ["9887493262"]),
         ("account no. 2288134054 was frozen without notice", ["2288134054"]),
+        ("Account: 183-152469-4", ["183-152469-4"]),
+        ("agência 7108, conta corrente 51784-6", ["7108", "51784-6"]),
     ],
 )
 def test_bank_accounts_with_their_bank_and_branch_codes(engine, text, values) -> None:
@@ -124,6 +128,13 @@ def test_ibans_in_any_case_grouping_and_country(engine, value) -> None:
         ("The statements still go to 120 Castle Lawn, Galway, H91 7N9C.", ["120 Castle Lawn", "H91 7N9C"]),
         ("Delivery address: Rua do Ouro, 3, 1100-060 Lisboa", ["Rua do Ouro, 3", "1100-060"]),
         ("Kolkata, PIN 700128, my old flat", ["700128"]),
+        ("I live in Austin, TX 78701 now, not at the old address.", ["78701"]),
+        ("Statements go to my parents in Perth WA 6000.", ["6000"]),
+        ("I live at 6/141 George Tce, Sydney NSW 2000 and the card went elsewhere.", ["6/141 George Tce", "2000"]),
+        ("my new home is 2924 5th Blvd, Portland, OR 97201-8262", ["2924 5th Blvd", "97201-8262"]),
+        ("Post to 9-20-16 Shibuya\nShibuya-ku, Tokyo 150-0002", ["9-20-16 Shibuya", "150-0002"]),
+        ("we are at Kirkegate 75 now, same town", ["Kirkegate 75"]),
+        ("The letter was returned, postcode on it was k1k 4x0.", ["k1k 4x0"]),
     ],
 )
 def test_postcodes_and_streets_in_each_countrys_order(engine, text, values) -> None:

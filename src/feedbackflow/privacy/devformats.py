@@ -570,7 +570,9 @@ class _Drawer:
         self.passport_country = None if style == "next" else self.passport_country
         return [(value, "PASSPORT")]
 
-    def nationality(self) -> list[Segment]:
+    def nationality(self, style: str = "") -> list[Segment]:
+        if style == "country":
+            return [(self.pick(("Lagos", "Toronto", "Mumbai", "Rome", "Lyon", "Seoul", "Manila", "Warsaw")), None)]
         return [(self.passports[self._country()][0], None)]
 
     # -- IBAN ---------------------------------------------------------------------------------------------------------
@@ -995,6 +997,15 @@ class _Drawer:
         space = "" if cue == "〒" else " "
         return [(cue + space, None), (value, p)]
 
+    def town_and_code(self) -> list[Segment]:
+        """A town, its state and its postcode with no street: "Austin, TX 78701", "Perth WA 6000"."""
+        if self.rng.random() < 0.6:
+            town, state = self.pick(_US_PLACES)
+            code = self.d(5) if self.rng.random() < 0.7 else f"{self.d(5)}-{self.d(4)}"
+            return [(f"{town}{self.pick((', ', ' '))}{state} ", None), (code, "POSTCODE")]
+        town, state, first = self.pick(_AU_PLACES)
+        return [(f"{town} {state} ", None), (first + self.d(3), "POSTCODE")]
+
     def strong_postcode(self) -> list[Segment]:
         """A postcode whose shape alone says postcode (UK, Canada, Eircode)."""
         maker = self.pick((self.uk_postcode, self.uk_postcode, self.ca_postcode, self.eircode))
@@ -1063,6 +1074,8 @@ _PASSPORT_TEMPLATES: tuple[str, ...] = (
     "they asked for a passport so I gave {P} but the form wants 8 characters",
     "Name: {PERSON}\nPassport: {P}\nDOB: {DOB}",
     "travel doc {P} - expired? it's valid until 2029",
+    "Passport issued 2018 in {NAT:country}, number {P} - the app says it does not exist.",
+    "passport expiry 05/2030, no. {P}",
 )
 _BANK_TEMPLATES: tuple[str, ...] = (
     "Please send the refund to {BANK}.",
@@ -1126,6 +1139,8 @@ _POSTCODE_TEMPLATES: tuple[str, ...] = (
     "I'm in {STRONGPC}, where is my nearest branch?",
     "The letter was returned, postcode on it was {STRONGPC}.",
     "we moved to {STRONGPC} in summer",
+    "I live in {TOWNCODE} now, not at the old address.",
+    "Statements go to my parents in {TOWNCODE}.",
 )
 _NEGATIVE_TEMPLATES: tuple[str, ...] = (
     "Order no. {NUM:9} was split into two parcels.",
@@ -1179,7 +1194,8 @@ _SLOT = re.compile(r"\{([A-Z]+)(?::(\w+))?\}")
 def _makers(drawer: _Drawer) -> dict[str, Callable[[str], list[Segment]]]:
     return {
         "P": drawer.passport,
-        "NAT": lambda _: drawer.nationality(),
+        "NAT": drawer.nationality,
+        "TOWNCODE": lambda _: drawer.town_and_code(),
         "IBAN": drawer.iban,
         "BANK": drawer.bank,
         "ACCT": lambda _: drawer.account(),

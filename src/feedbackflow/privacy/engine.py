@@ -497,6 +497,17 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
     banks = [r for r in cleaned if r.entity_type in _BANK_ENTITIES]
     if banks:
         cleaned = [r for r in cleaned if not _shadowed_by_bank(text, r, banks)]
+    # A number read as a passport number near its cue is not also a phone number ("new number 70 9859105", which
+    # the context word "number" lifts above the passport's score), unless written +CC.
+    passports = [r for r in cleaned if r.entity_type == "PASSPORT"]
+    if passports:
+        cleaned = [
+            r
+            for r in cleaned
+            if r.entity_type != "PHONE_NUMBER"
+            or text[r.start : r.end].lstrip("(").startswith("+")
+            or not any(p.start < r.end and r.start < p.end for p in passports)
+        ]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]

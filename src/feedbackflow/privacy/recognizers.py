@@ -31,6 +31,7 @@ _ENGLISH_STREET_WORDS = (
     *("parkway", "pkwy", "line", "village", "suite", "apt", "flat", "unit", "route", "esplanade", "quay", "wharf"),
     # devformats dev set: Irish and US forms, Malay
     *("lawn", "heights", "hts", "vale", "glen", "ter", "trl", "cir", "xing", "expy", "fwy", "tpke", "cres", "gdns"),
+    *("tce",),
 )
 _STREET_WORDS = (
     # English
@@ -83,7 +84,8 @@ _HOUSE = (
 _UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
 _STREET_PATTERNS = (
     # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
-    rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE})[ ]+){{0,4}}?(?i:{_STREET_WORD})\.?(?![\w]){_NAME_TAIL}"
+    rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE}|\d{{1,3}}(?:st|nd|rd|th))[ ]+){{0,4}}?"
+    rf"(?i:{_STREET_WORD})\.?(?![\w]){_NAME_TAIL}"
     rf"{_UNIT}",
     # number first, English street types of every kind ("4169 Victoria Circles", "98376 Gonzalez Neck"): the number,
     # one to three capitalised words, a capitalised street type
@@ -107,8 +109,11 @@ _STREET_PATTERNS = (
     rf"(?<![\w])\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}(?=,[ ]+(?:\d{{3}}[ ]\d{{2}}|\d{{4,5}}|"
     rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}\p{{Ll}})",
     # Japanese block numbers before or after the district, before a ward or city: "1-2-3 Shibuya, Shibuya-ku"
-    rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=,[ ]+[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
-    rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])(?=,[ ]+[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
+    rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=(?:,[ ]*|[ ]*\n)[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
+    rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])"
+    rf"(?=(?:,[ ]*|[ ]*\n)[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
+    # Norwegian and Swedish compounds: "Kirkegate 75", "Storgata 5", "Skogveien 3"
+    rf"(?<![\w])\p{{Lu}}[\w'’-]+(?:gate|gata|gaten|vei|veg|vegen),?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # Singapore's blocks: "Blk 123 Ang Mo Kio Ave 3, #12-345"
     r"(?<![\w])(?:Blk|BLK|Block)[ ]+\d{1,4}[A-Z]?(?:[ ][\w]+){1,5}?(?:,[ ]*#\d{2}-\d{2,5})?(?=[ ]*(?:,|\n|$))",
     # Spanish "C/ Mayor, 12"
@@ -134,6 +139,15 @@ _STRONG_POSTCODES = (
     # Dublin's D6W; a UK postcode in lower case ("ls17 6ns") when its area is a real postcode area
     r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?(?=[AC-FHKNPRTV-Y\d]{0,3}[AC-FHKNPRTV-Y])[AC-FHKNPRTV-Y\d]{4}\b",
     r"(?<![\w@./-])(?:{uk_areas})\d[a-z\d]?[ ]?\d[abd-hjlnp-uw-z]{2}(?![\w@/-])",
+    r"(?<![\w@./-])[abceghj-nprstvxy]\d[abceghj-nprstv-z][ ]?\d[abceghj-nprstv-z]\d(?![\w@/-])",  # Canada, lower case
+    # a ZIP code after a town and a US state, a postcode after an Australian state: "Austin, TX 78701", "Perth WA 6000"
+    r"(?<=\p{Lu}[\w'’.-]*,?[ ]+(?:{us_states})[ ]+)\d{5}(?:-\d{4})?(?![\w-])",
+    r"(?<=\p{Lu}[\w'’.-]*,?[ ]+(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT)[ ]+)\d{4}(?![\w-])",
+)
+_US_STATES = (
+    *("AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY"),
+    *("LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH"),
+    *("OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "PR"),
 )
 # The UK's postcode areas (Royal Mail), for postcodes written in lower case.
 _UK_POSTCODE_AREAS = (
@@ -375,7 +389,7 @@ def recognizer_classes() -> dict[str, type]:
                 for pattern in _street_patterns() if numbered else _street_patterns()[-1:]:
                     for match in pattern.finditer(text):
                         value = match.group(0).rstrip(" ,.")
-                        if _is_street(value):
+                        if _is_street(value) and not _STATE_AND_CODE.search(value):
                             candidates.append((match.start(), match.start() + len(value)))
                 # the earliest start wins, then the longest: "173 Joshua Row, 65763" is a street and a postcode
                 spans: list[tuple[int, int]] = []
@@ -415,9 +429,10 @@ def recognizer_classes() -> dict[str, type]:
         A candidate is six to ten letters and digits with a digit (``C01X00T47``, ``12AB34567``, ``E12345678``), eight
         or nine digits, or nine digits in groups (``123 456 789``, ``75 1234567``). It counts after a cue
         (``passport no.``, ``travel document``, ``Reisepass-Nr.``, ``numéro de passeport``, ``pasaporte``, ...) with
-        no digit in between, within 50 characters (a form's next line, "a copy of my passport, X"), right after another
-        passport number ("new number X, the old one was Y"), or right before a cue ("X is my passport number"). A
-        number right after another kind of number's cue ("order", "account") is that kind's.
+        no other number in between than a year, a date or a short number, within 50 characters (a form's next line,
+        "a copy of my passport, X", "passport issued 2019, number X"), within 40 after another passport number ("new
+        number X, the old one was Y"), or right before a cue ("X is my passport number"). A number right after another
+        kind of number's cue ("order", "account") is that kind's.
         """
 
         def __init__(self, supported_language: str = "en") -> None:
@@ -442,8 +457,8 @@ def recognizer_classes() -> dict[str, type]:
                     continue
                 if other.search(text, max(0, start - 30), start):
                     continue
-                near = any(e <= start and after.fullmatch(text, e, start) for _, e in cues)
-                chained = last_end >= 0 and _PASSPORT_CHAIN.fullmatch(text[last_end:start]) is not None
+                near = any(e <= start <= e + 50 and after.fullmatch(text, e, start) for _, e in cues)
+                chained = last_end >= 0 and start <= last_end + 40 and after.fullmatch(text, last_end, start)
                 ahead = any(s >= end and before.fullmatch(text, end, s) for s, _ in cues)
                 if near or chained or ahead:
                     # above spaCy's 0.85: the small model tags some of these numbers as places
@@ -514,9 +529,9 @@ _PASSPORT_CUE = (
 )
 # Six to ten letters and digits, eight or nine digits, or nine digits in groups ("123 456 789", "75 1234567").
 _PASSPORT_CANDIDATE = r"(?<![\w/.,+#-])(?:[A-Za-z0-9]{6,10}|\d{3}[ ]\d{3}[ ]\d{3}|\d{2}[ ]\d{7})(?![\w/-]|[.,]\d)"
-_PASSPORT_AFTER = r"[^\d]{0,50}"  # cue end .. candidate: no digit
+# cue end .. candidate: no other number than a short one or a date ("passport issued 2019, number X", "expires 12/2031")
+_PASSPORT_AFTER = r"(?:[^\d]|(?<![\w/.-])\d{1,4}(?:[/.-]\d{1,4}){0,2}(?![\w/.-]))*"
 _PASSPORT_BEFORE = r"[ ]*[),-]?[ ]*\(?(?i:is[ ]+)?(?i:(?:my|the|our|his|her|a)[ ]+)?(?:[^\W\d]+[ ]+)?"
-_PASSPORT_CHAIN = re.compile(r"[^\d]{0,40}")
 # Another kind of number's cue right before a candidate: that kind's number, not a passport.
 _OTHER_THAN_PASSPORT = (
     r"\b(?i:order|ref|reference|invoice|account|acct|a/c|iban|sort[ ]code|routing|ticket|case|tracking|booking|"
@@ -648,7 +663,11 @@ def _strong_postcodes() -> tuple[Any, ...]:
     import regex
 
     areas = "|".join(sorted(_UK_POSTCODE_AREAS, key=len, reverse=True))
-    return tuple(regex.compile(pattern.replace("{uk_areas}", areas)) for pattern in _STRONG_POSTCODES)
+    states = "|".join(_US_STATES)
+    return tuple(
+        regex.compile(pattern.replace("{uk_areas}", areas).replace("{us_states}", states))
+        for pattern in _STRONG_POSTCODES
+    )
 
 
 @functools.cache
@@ -671,6 +690,10 @@ def _postcode_context() -> tuple[Any, Any, Any]:
 
 
 _OPENING_PATTERN = 5
+# "Sydney NSW 2000" after "moved to" is a town, a state and a postcode, not a street and a house number
+_STATE_AND_CODE = re.compile(
+    r"[ ](?:" + "|".join(("NSW", "VIC", "QLD", "TAS", "ACT", "NT", *_US_STATES)) + r")[ ]+\d{4,5}$"
+)
 _TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
 _UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
 
@@ -824,7 +847,8 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             Pattern(
                 "Short or grouped account right after cue",
                 rf"(?<=\b(?:{account_cue}|(?i:accounts?|acc|a/c|acct)\.?){number_word}{code_cue})(?<![\d.,])"
-                r"(?:\d{6,18}(?:-[\dXx])?|\d{2,6}(?:-\d{2,8}){1,3}|\d{4}(?:[ ]\d{4}){1,3})(?![\d-]|[.,]\d)",
+                r"(?:\d{6,18}(?:-[\dXx])?|\d{4,5}-[\dXx]|\d{2,6}(?:-\d{2,8}){1,3}(?:-[\dXx])?|\d{4}(?:[ ]\d{4}){1,3})"
+                r"(?![\d-]|[.,]\d)",
                 0.85,
             ),
             Pattern(
