@@ -76,10 +76,10 @@ _NON_PERSONAL_FINDINGS = (
     r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
     # form labels and banking words the small model tags as a person or a place ("Reisepass-Nr", "Kontonummer",
     # "mi número de pasaporte", "Beneficiary IBAN", "Postcode"): devformats dev set
-    r"\A(?:(?:mi|my|mon|ma|mein|meine|the|beneficiary|payee|número|numero|numéro|n[°º]?|de|du|del)\W+)*"
-    r"(?:post ?code|postal code|zip(?: ?code)?|zipcode|plz|cep|cap|eircode|pin|ifsc|iban|bic|swift|sort(?: code)?|bsb"
-    r"|blz|routing|transit|konto(?:nummer)?|kontonr|reisepass(?:nummer)?|passaporto|pasaporte|passeport|paspoort"
-    r"(?:nummer)?|paszport|cuenta|compte|conta|rekening(?:nummer)?|loan|payee|kod(?: pocztowy)?|nuban|clabe|acct)"
+    r"\A(?:(?:mi|my|mon|ma|mein|meine|the|beneficiary|payee)\W+)*(?:(?:número|numero|numéro|n[°º]?)\W+(?:de\W+)?)?"
+    r"(?:post ?code|postal code|zip(?: ?code)?|zipcode|plz|cep|eircode|ifsc|iban|bic|swift|sort(?: code)?|bsb|blz"
+    r"|routing|transit|konto(?:nummer)?|kontonr|reisepass(?:nummer)?|passaporto|pasaporte|passeport|paspoort"
+    r"(?:nummer)?|paszport|cuenta|compte|rekening(?:nummer)?|loan|payee|kod(?: pocztowy)?|nuban|clabe|acct)"
     r"(?:\W+(?:n|nr|no|number|code|pocztowy|de|cuenta|pasaporte|compte|passeport))*\W*\Z",
 )
 
