@@ -12,8 +12,7 @@ and tuned on the dev set ``data/pii_eval``; none was changed after scoring the l
 marked "devformats dev set" (passports of any country near a cue in several languages, IBANs in any case, other
 countries' bank and branch codes and accounts, more postcode cues and shapes, postcodes in an address's tail, more
 street forms, form labels that are no person) came from the third dev part, ``data/pii_eval/pii_eval_formats.jsonl``
-(:mod:`feedbackflow.privacy.devformats`), written by another author without reading the locked set or its misses;
-a few street rules marked as such came from a probe of Faker's street formats in 47 locales (detection rates only).
+(:mod:`feedbackflow.privacy.devformats`), written by another author without reading the locked set or its misses.
 """
 
 from __future__ import annotations
