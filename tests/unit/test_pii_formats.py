@@ -135,14 +135,6 @@ def test_ibans_in_any_case_grouping_and_country(engine, value) -> None:
         ("Post to 9-20-16 Shibuya\nShibuya-ku, Tokyo 150-0002", ["9-20-16 Shibuya", "150-0002"]),
         ("we are at Kirkegate 75 now, same town", ["Kirkegate 75"]),
         ("The letter was returned, postcode on it was k1k 4x0.", ["k1k 4x0"]),
-        ("Please send it to Dejvická 5, Kunovice 521 99.", ["Dejvická 5", "521 99"]),
-        ("Please send it to Podgaj 4b/9, Vrgorac 18625.", ["Podgaj 4b/9", "18625"]),
-        ("My address is Cr. 127 # 91-6 Sur, 979711 Tausa.", ["Cr. 127 # 91-6 Sur", "979711"]),
-        ("Please send it to 186 Huddleston Circuit, Papakura 2110.", ["186 Huddleston Circuit", "2110"]),
-        ("Please send it to Collinhof 8, 4091 AB Zuidlaren.", ["Collinhof 8", "4091 AB"]),
-        ("My address is rue Martin Lecoq, 36232 Chauvin.", ["rue Martin Lecoq", "36232"]),
-        ("Please send it to Calle Los Abedules 531, Maullín 5580000.", ["Calle Los Abedules 531", "5580000"]),
-        ("PO Box 1234 is where my post goes", ["PO Box 1234"]),
     ],
 )
 def test_postcodes_and_streets_in_each_countrys_order(engine, text, values) -> None:
@@ -163,7 +155,6 @@ def test_postcodes_and_streets_in_each_countrys_order(engine, text, values) -> N
         "The account ending in 0042 shows a fee.",
         "Tracking: RR123456785GB - stuck in customs.",
         "Order no. 482913057 was split into two parcels.",
-        "Invoice 4521, item 12 was wrong.",
     ],
 )
 def test_look_alike_codes_routes_and_masked_endings_are_kept(engine, text) -> None:

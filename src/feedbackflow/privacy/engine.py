@@ -499,17 +499,6 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         cleaned = [r for r in cleaned if not _shadowed_by_bank(text, r, banks)]
     # A number read as a passport number near its cue is not also a phone number ("new number 70 9859105", which
     # the context word "number" lifts above the passport's score), unless written +CC.
-    # A postcode found by its cue, shape or place in an address is not also a phone number on the same span
-    # ("Maullín 5580000", "Tokyo 150-0002"), unless written +CC.
-    postcodes = {(r.start, r.end) for r in cleaned if r.entity_type == "POSTCODE"}
-    if postcodes:
-        cleaned = [
-            r
-            for r in cleaned
-            if r.entity_type != "PHONE_NUMBER"
-            or (r.start, r.end) not in postcodes
-            or text[r.start : r.end].lstrip("(").startswith("+")
-        ]
     passports = [r for r in cleaned if r.entity_type == "PASSPORT"]
     if passports:
         cleaned = [

@@ -35,21 +35,19 @@ _ENGLISH_STREET_WORDS = (
     *("parkway", "pkwy", "line", "village", "suite", "apt", "flat", "unit", "route", "esplanade", "quay", "wharf"),
     # devformats dev set: Irish and US forms, Malay
     *("lawn", "heights", "hts", "vale", "glen", "ter", "trl", "cir", "xing", "expy", "fwy", "tpke", "cres", "gdns"),
-    *("tce", "circuit", "crest", "chase", "vista", "promenade", "concourse", "colonnade", "reserve"),
+    *("tce",),
 )
 _STREET_WORDS = (
     # English
     *_ENGLISH_STREET_WORDS,
     # Malay
-    *("jalan", "lorong", "jl", "gg"),
+    *("jalan", "lorong"),
     # South Asia
     *("marg", "nagar", "chowk", "path", "gali", "colony", "sector"),
     # Romance languages
     *("rua", "avenida", "av", "praça", "praca", "travessa", "alameda", "largo", "estrada", "rodovia", "rue"),
     *("chemin", "allée", "impasse", "rang", "quai", "cours", "calle", "carrer", "paseo", "plaza", "camino"),
-    *("via", "viale", "piazza", "corso", "vicolo", "strada", "piazzale", "borgo", "contrada", "stretto", "rotonda"),
-    *("traversa", "vico", "salita", "lungomare", "circonvallazione", "piazzetta", "ronda", "cañada", "carrera"),
-    *("transversal", "continuación"),
+    *("via", "viale", "piazza", "corso", "vicolo", "strada", "piazzale", "borgo", "contrada"),
     *("callejón", "calzada", "cerrada", "circuito", "corredor", "pasaje", "psje", "peatonal", "privada", "retorno"),
     *("prolongación", "andador", "diagonal", "periférico", "avda", "aleea", "intrarea", "bulevardul", "soseaua"),
     *("șoseaua", "drumul", "calea", "splaiul"),
@@ -76,8 +74,7 @@ _OPENING_WORD = "|".join(sorted({re.escape(word) for word in _OPENING_STREET_WOR
 # Compound street names end in the street word ("Erlerstraße", "Dosentinkuja", "Skolvägen", "Blåbærstræde").
 _COMPOUND_SUFFIX = (
     r"(?:straße|strasse|gasse|weg|platz|allee|ring|damm|straat|laan|gracht|gatan|vägen|gränd|torget|stigen|gade|vej"
-    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne|stræde|plads|singel|pad|plein|dijk|kade|dreef|markt|steeg|str\.|hof"
-    r"|boulevard|bulevardi|stien)"
+    r"|veien|katu|tie|kuja|polku|kaari|väylä|rinne|stræde|plads|singel|pad|plein|dijk|kade|dreef|markt|steeg|str\.)"
 )
 _WORD = r"[\w'’.-]+"
 _CAP_WORD = r"(?:\p{Lu}[\w'’.-]*)"
@@ -89,11 +86,6 @@ _HOUSE = (
     r"(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
 )
 _UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
-# Words that number something else before a comma and a town: "Invoice 4521, Berlin 10115" names no street.
-_NOT_A_STREET_NAME = (
-    r"(?i:invoice|order|ticket|case|ref|reference|room|flight|booking|policy|loan|account|card|version|step|page|item"
-    r"|table|seat|platform|gate|terminal|line|route|chapter|section|unit|floor|level|batch|branch|store|shop)"
-)
 _STREET_PATTERNS = (
     # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
     rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE}|\d{{1,3}}(?:st|nd|rd|th))[ ]+){{0,4}}?"
@@ -112,7 +104,7 @@ _STREET_PATTERNS = (
     rf"(?<![\w])[\w'’-]+(?i:{_COMPOUND_SUFFIX}),?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # an opening street word and a capitalised name, no number: "Strada Dorian Suciu", "rue de Jacques"
     rf"(?<![\w])(?i:{_OPENING_WORD})[ ]+(?:{_PARTICLE}[ ]+)*{_CAP_WORD}(?:[ ](?:{_PARTICLE}[ ])*{_CAP_WORD}){{0,2}}"
-    rf"(?:,?[ ]+(?!\d{{5}}){_HOUSE}(?![\w:]))?{_UNIT}",
+    rf"(?:,?[ ]+{_HOUSE}(?![\w:]))?{_UNIT}",
     # devformats dev set: German "Am Mühlenbach 36", "An der Kirche 3"
     rf"(?<![\w])(?:Am|An der|An den|Im|In der|Auf der|Auf dem|Zum|Zur|Unter den|Hinter der|Vor dem)[ ]+"
     rf"(?!(?:Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember|Jahr)\b)"
@@ -120,16 +112,6 @@ _STREET_PATTERNS = (
     # a name and a house number right before a postcode and a town: "Karlova 32, 360 00 Olomouc"
     rf"(?<![\w])\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}(?=,[ ]+(?:\d{{3}}[ ]\d{{2}}|\d{{4,5}}|"
     rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}\p{{Ll}})",
-    # a name and a house number right before a town and a postcode: "Dejvická 5, Kunovice 521 99", "Podgaj 4b/9,
-    # Vrgorac 18625" (Faker's street formats of many countries, as a probe, not a labelled set)
-    rf"(?<![\w])(?!{_NOT_A_STREET_NAME}\b)\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}"
-    r"(?=,[ ]+\p{Lu}[\w'’-]+(?:[ -][\w'’-]+){0,3}?[ ]+(?!(?:19|20)\d\d\b)"
-    r"(?:\d{3}[ ]\d{2}|\d{4,7}|\d{4}[ ]?[A-Z]{2}|\d{2}-\d{3}|\d{4,5}-\d{3,4})(?![\w-])[ ]*(?:[,.;!?)\n]|$))",
-    # Colombian "Carrera 2ª # 19U-7", "Calle 45 # 12-34 Sur"
-    r"(?<![\w])(?i:calle|carrera|cra\.?|cr\.?|cl\.?|avenida|av\.?|transversal|diagonal)[ ]+\d{1,3}[A-Za-zª]?(?:[ ]Bis)?"
-    r"(?:[ ][A-Z]{1,2})?[ ]*(?:#|No\.?|N°)[ ]*\d{1,3}[A-Za-z]?-\d{1,3}(?:[ ](?:Sur|Norte|Este|Oeste))?",
-    # a PO box is a postal address too
-    r"(?<![\w])(?i:p\.?[ ]?o\.?[ ]?box|postfach|apartado(?:[ ]de[ ]correos)?|caixa[ ]postal)[ ]+\d{1,6}(?![\w])",
     # Japanese block numbers before or after the district, before a ward or city: "1-2-3 Shibuya, Shibuya-ku"
     rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=(?:,[ ]*|[ ]*\n)[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
     rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])"
@@ -610,7 +592,7 @@ _POSTCODE_AFTER_CUE = (
 # CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
 _TAIL_POSTCODE = (
     r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
-    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,8}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
+    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
     r"|\d{3}-\d{4}|\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
     r"(?=[ ]*(?:[,.;:)\n!?]|$)|[ ]+(?!(?i:times|minutes|hours|days|weeks|months|years|people|customers|euros?|"
     r"dollars|pounds|eur|usd|gbp|km|miles|items|pages)\b)\S)"
