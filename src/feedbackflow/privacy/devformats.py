@@ -61,7 +61,7 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
 }
 
 # Faker locales used only for person names in forms (names are not this part's subject).
-NAME_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "pl_PL", "en_IN")
+NAME_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "es_MX", "ro_RO", "nl_NL", "da_DK", "en_IN")
 
 Segment = tuple[str, str | None]  # text and its gold label (None: not personal)
 
