@@ -4,15 +4,18 @@ Run from the repository root (``make bench-pii`` does)::
 
     python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
                                    [--shapes-data data/pii_eval/pii_eval_shapes.jsonl]
+                                   [--formats-data data/pii_eval/pii_eval_formats.jsonl]
                                    [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
 
-Three sets: the *dev* set in two halves (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`, and
-``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes), which
-recognizers were tuned on, and the *locked test* set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`),
-written once by a separate generator and never tuned on (read its scores, never its misses). On the locked set a
-prediction counts for a gold label under the entity names of :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g.
-Presidio's ``LOCATION`` for a street address), the same for both detectors; the shapes half of the dev set uses the
-same labels and names.
+Four sets: the *dev* set in three parts (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`,
+``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes, and
+``data/pii_eval/pii_eval_formats.jsonl``, :mod:`feedbackflow.privacy.devformats`, real-world formats of passports,
+bank accounts, IBANs, postcodes and streets by another author), which recognizers were tuned on, and the *locked test*
+set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
+(read its scores, never its misses). On the locked set a prediction counts for a gold label under the entity names of
+:data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
+detectors; the shapes part of the dev set uses the same labels and names, the formats part the same labels with the
+names of :data:`feedbackflow.privacy.devformats.ACCEPTS`.
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
@@ -50,6 +53,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
 DEFAULT_SHAPES = REPO_ROOT / "data" / "pii_eval" / "pii_eval_shapes.jsonl"
+DEFAULT_FORMATS = REPO_ROOT / "data" / "pii_eval" / "pii_eval_formats.jsonl"
 DEFAULT_TEST = REPO_ROOT / "data" / "pii_test" / "pii_test.jsonl"
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -63,6 +67,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_SHAPES,
         help="dev set of the issue's scope shapes; '' skips it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--formats-data",
+        type=Path,
+        default=DEFAULT_FORMATS,
+        help="dev set of real-world formats (devformats); '' skips it (default: %(default)s)",
     )
     parser.add_argument(
         "--test-data", type=Path, default=DEFAULT_TEST, help="locked test set; '' skips it (default: %(default)s)"
@@ -144,7 +154,7 @@ def _fmt(value: float | None) -> str:
 
 def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[str, Any], threshold: float) -> dict:
     """Score and time both detectors on one labelled set; print its tables; return the JSON payload part."""
-    from feedbackflow.privacy import devshapes, evalset, testset
+    from feedbackflow.privacy import devformats, devshapes, evalset, testset
 
     messages = evalset.read_jsonl(path)
     if args.limit:
@@ -153,6 +163,7 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
     entities, accepts = {
         "test": (testset.ENTITIES, testset.ACCEPTS),
         "dev_shapes": (devshapes.ENTITIES, testset.ACCEPTS),
+        "dev_formats": (devformats.ENTITIES, devformats.ACCEPTS),
     }.get(name, (evalset.ENTITIES, {}))
     seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
     cpu_seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
@@ -170,9 +181,11 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
     default_thr_scores = evalset.score(messages, default_thr, entities, accepts)
     rate = {label: len(texts) / statistics.median(values) for label, values in cpu_seconds.items()}
     wall = {label: len(texts) / statistics.median(values) for label, values in seconds.items()}
-    title = {"test": "LOCKED TEST set", "dev_shapes": "DEV set, scope shapes (tuned on)"}.get(
-        name, "DEV set (tuned on)"
-    )
+    title = {
+        "test": "LOCKED TEST set",
+        "dev_shapes": "DEV set, scope shapes (tuned on)",
+        "dev_formats": "DEV set, real-world formats (tuned on)",
+    }.get(name, "DEV set (tuned on)")
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     print(f"=== {title}: {shown}: {len(messages)} messages, {sum(len(m.spans) for m in messages)} labelled values")
     if accepts:
@@ -231,7 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     test = args.test_data if str(args.test_data) not in ("", ".") else None
     shapes = args.shapes_data if str(args.shapes_data) not in ("", ".") else None
-    sets = {"dev": args.data, **({"dev_shapes": shapes} if shapes else {}), **({"test": test} if test else {})}
+    formats = args.formats_data if str(args.formats_data) not in ("", ".") else None
+    sets = {
+        "dev": args.data,
+        **({"dev_shapes": shapes} if shapes else {}),
+        **({"dev_formats": formats} if formats else {}),
+        **({"test": test} if test else {}),
+    }
     results = {name: _run_set(name, path, args, detectors, settings.score_threshold) for name, path in sets.items()}
     gate_rate = _second_opinion_rate(args.params, [m.text for m in evalset.read_jsonl(args.data)][: args.limit or None])
     print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feedbackflow.privacy import evalset, testset
+from feedbackflow.privacy import devformats, devshapes, evalset, testset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,20 @@ def test_locked_set_shares_no_text_and_no_name_locale_with_the_dev_set():
     assert not {m.text for m in dev} & {m.text for m in test}
     assert len(set(testset.NAME_LOCALES) - set(evalset.NAME_LOCALES)) >= 8
     assert not set(testset.NAME_LOCALES) & set(evalset.NAME_LOCALES)
+
+
+def test_no_dev_part_names_people_from_a_locale_of_the_locked_set():
+    """Every dev part keeps out of the locked set's name locales, and at least 8 of the locked set's locales are
+    used by no dev part at all (devshapes shares three IBAN countries with it: cs_CZ, de_CH, tr_TR)."""
+    used: set[str] = set()
+    for part in (evalset, devshapes, devformats):
+        assert not set(part.NAME_LOCALES) & set(testset.NAME_LOCALES), part.__name__
+        used |= {
+            locale for name in ("NAME_LOCALES", "ADDRESS_LOCALES", "IBAN_LOCALES") for locale in getattr(part, name, ())
+        }
+    locked = {*testset.NAME_LOCALES, *testset.ADDRESS_LOCALES, *testset.IBAN_LOCALES}
+    assert len(locked - used) >= 8
+    assert locked & used == {"cs_CZ", "de_CH", "tr_TR"}
 
 
 def test_locked_set_labels_every_personal_type_and_holds_negatives():

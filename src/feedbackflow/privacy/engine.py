@@ -74,7 +74,22 @@ _NON_PERSONAL_FINDINGS = (
     r"\A(?:(?:visa|master ?card|matercard|maestro|amex|american express|atm|apple ?pay|google ?pay|paypal)\W*)+\Z",
     r"\A(?:dear[ ])?(?:sirs?|madam|sir or madam|tel|mob|fax)\W*\Z",
     r"\A(?:[a-z]+ )?(?:rubles?|roubles?|dollars?|euros?|pounds?|yen|francs?|pesos?|rupees?|yuan|zloty)\Z",
+    # form labels and banking words the small model tags as a person or a place ("Reisepass-Nr", "Kontonummer",
+    # "mi número de pasaporte", "Beneficiary IBAN", "Postcode"): devformats dev set
+    r"\A(?:(?:mi|my|mon|ma|mein|meine|the|beneficiary|payee)\W+)*(?:(?:número|numero|numéro|n[°º]?)\W+(?:de\W+)?)?"
+    r"(?:post ?code|postal code|zip(?: ?code)?|zipcode|plz|cep|eircode|ifsc|iban|bic|swift|sort(?: code)?|bsb|blz"
+    r"|routing|transit|konto(?:nummer)?|kontonr|reisepass(?:nummer)?|passaporto|pasaporte|passeport|paspoort"
+    r"(?:nummer)?|paszport|cuenta|compte|rekening(?:nummer)?|loan|payee|kod(?: pocztowy)?|nuban|clabe|acct)"
+    r"(?:\W+(?:n|nr|no|number|code|pocztowy|de|cuenta|pasaporte|compte|passeport))*\W*\Z",
 )
+
+
+@functools.cache
+def _non_personal() -> Any:
+    import regex
+
+    return regex.compile("|".join(_NON_PERSONAL_FINDINGS), flags=regex.IGNORECASE)
+
 
 # spaCy components the analyzer does not read (about two thirds of the small model's time); see _slim_pipeline.
 _UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
@@ -244,6 +259,8 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["phone"](settings.phone_regions, supported_language=language),
         classes["card"](supported_language=language),
         classes["address"](supported_language=language),
+        classes["passport"](supported_language=language),
+        classes["iban"](supported_language=language),
         recognizers.name_cue_recognizer(language),
         recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
@@ -474,10 +491,23 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             cleaned.append(result)
     cleaned += _list_names(text, cleaned)
     cleaned += _letter_head_names(text, cleaned)
-    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551").
-    accounts = {(r.start, r.end) for r in cleaned if r.entity_type in ("UK_ACCOUNT_NUMBER", "US_BANK_NUMBER")}
-    if accounts:
-        cleaned = [r for r in cleaned if r.entity_type != "CREDIT_CARD" or (r.start, r.end) not in accounts]
+    # A Luhn-valid number found after an account cue is that account, not a card ("account 4826585207546551"); a
+    # number read as an account or a bank code is not also a phone number, an NHS number, a postcode or a place
+    # ("BSB 062-000", "Konto-Nr. 3880709", "35-43-14 2907 1972"), unless written +CC.
+    banks = [r for r in cleaned if r.entity_type in _BANK_ENTITIES]
+    if banks:
+        cleaned = [r for r in cleaned if not _shadowed_by_bank(text, r, banks)]
+    # A number read as a passport number near its cue is not also a phone number ("new number 70 9859105", which
+    # the context word "number" lifts above the passport's score), unless written +CC.
+    passports = [r for r in cleaned if r.entity_type == "PASSPORT"]
+    if passports:
+        cleaned = [
+            r
+            for r in cleaned
+            if r.entity_type != "PHONE_NUMBER"
+            or text[r.start : r.end].lstrip("(").startswith("+")
+            or not any(p.start < r.end and r.start < p.end for p in passports)
+        ]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
@@ -510,6 +540,22 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
 
 
 _CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
+_BANK_ENTITIES = frozenset({"UK_ACCOUNT_NUMBER", "US_BANK_NUMBER", "UK_SORT_CODE"})
+_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION"})
+
+
+def _shadowed_by_bank(text: str, result: RecognizerResult, banks: list[RecognizerResult]) -> bool:
+    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card only
+    on the same span, a phone number only when not written with +CC)."""
+    if result.entity_type not in _BANK_SHADOWED:
+        return False
+    if result.entity_type == "CREDIT_CARD":
+        return any((b.start, b.end) == (result.start, result.end) for b in banks)
+    if result.entity_type == "PHONE_NUMBER" and text[result.start : result.end].lstrip("(").startswith("+"):
+        return False
+    return any(b.start < result.end and result.start < b.end for b in banks)
+
+
 _TOKEN = re.compile(r"\S+")
 
 
@@ -532,6 +578,8 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
     while end > start and not found[end - 1].isalnum():
         end -= 1
     if not any(c.isalpha() for c in found[start:end]) or not _name_like(found[start:end]):
+        return None
+    if _non_personal().search(found[start:end]):  # "Konto 68126601" trimmed to "Konto" is a form label
         return None
     result.start, result.end = result.start + start, result.start + end
     return result
