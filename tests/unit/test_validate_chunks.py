@@ -191,3 +191,19 @@ def test_raw_chunks_hold_exactly_the_rows_of_the_whole_file(history: ProjectPath
         joined = pd.concat([piece for piece, _ in pieces], ignore_index=True)
         pd.testing.assert_frame_equal(joined, frame.reset_index(drop=True))
         assert np.array_equal(np.concatenate([n for _, n in pieces]), numbers)
+
+
+def test_id_claims_lookups_are_exact_on_the_hash_path_and_the_arrow_path() -> None:
+    import pyarrow as pa
+
+    from feedbackflow.quality.suite import IdClaims
+
+    rng = np.random.default_rng(7)
+    stored = [f"id-{n}" for n in rng.integers(0, 5_000, 3_000)]
+    claims = IdClaims(pa.array(stored, pa.large_string()), np.arange(len(stored)), rng.random(len(stored)) < 0.3)
+    asked = pd.Series([*(f"id-{n}" for n in rng.integers(0, 10_000, 2_000)), None, ""], dtype=object)
+    by_hash = claims._index(asked)
+    claims._collisions = True  # what a hash shared by two stored ids switches to: Arrow's exact set lookup
+    assert np.array_equal(by_hash, claims._index(asked))
+    known = set(stored)
+    assert [value in known for value in asked] == list(by_hash >= 0)

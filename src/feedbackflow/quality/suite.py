@@ -454,6 +454,18 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
 _NONE = np.iinfo(np.int64).max
 
 
+def _hash_ids(ids: pa.Array, piece: int = 65_536) -> np.ndarray:
+    """64-bit hashes of Arrow strings (pandas' SipHash), converted a piece at a time to keep the Python objects few."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.uint64)
+    return np.concatenate(
+        [
+            pd.util.hash_array(ids.slice(start, piece).to_numpy(zero_copy_only=False).astype(object), categorize=False)
+            for start in range(0, len(ids), piece)
+        ]
+    )
+
+
 class IdClaims:
     """``id_unique`` over a history seen chunk by chunk: per id, where its candidate rows lie (O(distinct ids)).
 
@@ -461,8 +473,8 @@ class IdClaims:
     positions in validation order and whether they are versions of an updating source. :meth:`repeated` then decides
     ``id_unique`` for any row exactly as :func:`compute_rule_masks` does on the whole frame: a row repeats an id when
     a candidate with that id came earlier; a version of an updating source, when a later version of the same record
-    or an earlier candidate of another source holds the id. The state is one Arrow table with a row per distinct id
-    (its text and three int64 positions), not the rows.
+    or an earlier candidate of another source holds the id. The state is a row per distinct id (its text, four int64
+    and a sorted 64-bit hash with its order for lookups), not the rows.
     """
 
     def __init__(self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray) -> None:
@@ -491,6 +503,13 @@ class IdClaims:
         self._first_plain = pc.fill_null(grouped["first_plain_min"], _NONE).to_numpy()
         self._last_version = pc.fill_null(grouped["last_version_max"], -1).to_numpy()
         self._count = grouped["first_count"].to_numpy()
+        # A lookup table built once (Arrow's index_in would hash every id again for each chunk): the ids' 64-bit
+        # hashes, sorted. A lookup compares the id itself too, so a hash collision can never merge two ids; if two
+        # stored ids share a hash, every lookup takes the exact Arrow path instead.
+        hashes = _hash_ids(self._ids)
+        self._order = np.argsort(hashes, kind="stable")
+        self._sorted = hashes[self._order]
+        self._collisions = bool(len(self._sorted) > 1 and (self._sorted[1:] == self._sorted[:-1]).any())
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -498,13 +517,20 @@ class IdClaims:
     @property
     def nbytes(self) -> int:
         """Memory held (bytes)."""
-        arrays = (self._first, self._first_plain, self._last_version, self._count)
+        arrays = (self._first, self._first_plain, self._last_version, self._count, self._order, self._sorted)
         return int(self._ids.nbytes + sum(array.nbytes for array in arrays))
 
     def _index(self, ids: pd.Series | pa.Array) -> np.ndarray:
+        """Each id's row in the claims table, -1 where it has none (or is null)."""
         values = ids.cast(pa.large_string()) if isinstance(ids, pa.Array) else _arrow(ids)
-        found = pc.index_in(values, value_set=self._ids)
-        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if self._collisions or not len(self._sorted):
+            found = pc.index_in(values, value_set=self._ids)
+            return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        hashes = _hash_ids(values)
+        at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        index = np.where(self._sorted[at] == hashes, self._order[at], -1)
+        same = pc.equal(self._ids.take(pa.array(np.maximum(index, 0))), values)
+        return np.where(pc.fill_null(same, False).to_numpy(zero_copy_only=False), index, -1)
 
     def repeated(
         self, ids: pd.Series | pa.Array, positions: np.ndarray, candidate: np.ndarray, versioned: np.ndarray
