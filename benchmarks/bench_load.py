@@ -3,7 +3,8 @@
 Run from the repository root (``make bench-load`` does)::
 
     python benchmarks/bench_load.py [--rows 100000 1000000] [--cores 2] [--anonymise-rows 2000]
-                                    [--pii-share 0.05] [--dirty-share 0.02] [--json-out PATH]
+                                    [--pii-share 0.05] [--dirty-share 0.02] [--stages ingest validate ...]
+                                    [--json-out PATH]
 
 For each ``--rows`` size a CSV delivery with the demo's columns is generated (the words and rule-breaking rows of
 ``bench_validate.py``; ``--pii-share`` of the texts carry an e-mail address for anonymise to replace) and dropped into
@@ -12,7 +13,7 @@ a fresh project's landing folder. Each stage then runs once, the real stage func
 process), in its own child process pinned to ``--cores`` CPU cores with BLAS/Arrow thread pools of
 that size. One table at the end holds every size.
 
-Anonymise (spaCy NER and the leak gate's second scan on every row) runs at tens of rows per second, so above
+Anonymise (spaCy NER and the leak gate's second scan on every row) runs at a few hundred rows per CPU second, so above
 ``--anonymise-rows`` accepted rows it runs on the first ``--anonymise-rows`` of them (a sample; its row is marked) and
 the time for all accepted rows is extrapolated from the measured rate, model loading counted once; split then reads
 the validated rows in place of the anonymised ones (it reads ids and labels only, so its cost is the same).
