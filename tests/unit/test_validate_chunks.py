@@ -193,17 +193,27 @@ def test_raw_chunks_hold_exactly_the_rows_of_the_whole_file(history: ProjectPath
         assert np.array_equal(np.concatenate([n for _, n in pieces]), numbers)
 
 
-def test_id_claims_lookups_are_exact_on_the_hash_path_and_the_arrow_path() -> None:
+def test_id_claims_are_exact_on_the_hash_path_and_the_arrow_path(monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
-    from feedbackflow.quality.suite import IdClaims
+    from feedbackflow.quality import suite
 
     rng = np.random.default_rng(7)
-    stored = [f"id-{n}" for n in rng.integers(0, 5_000, 3_000)]
-    claims = IdClaims(pa.array(stored, pa.large_string()), np.arange(len(stored)), rng.random(len(stored)) < 0.3)
+    stored = pa.array([f"id-{n}" for n in rng.integers(0, 5_000, 3_000)], pa.large_string())
+    positions, versioned = np.arange(len(stored)), rng.random(len(stored)) < 0.3
     asked = pd.Series([*(f"id-{n}" for n in rng.integers(0, 10_000, 2_000)), None, ""], dtype=object)
-    by_hash = claims._index(asked)
-    claims._collisions = True  # what a hash shared by two stored ids switches to: Arrow's exact set lookup
-    assert np.array_equal(by_hash, claims._index(asked))
-    known = set(stored)
-    assert [value in known for value in asked] == list(by_hash >= 0)
+    at = rng.integers(0, 4_000, len(asked))
+    candidate, version = rng.random(len(asked)) < 0.8, rng.random(len(asked)) < 0.3
+
+    by_hash = suite.IdClaims(stored, positions, versioned)
+    assert not by_hash._collisions
+    hashed = (by_hash.repeated(asked, at, candidate, version), by_hash.shared(asked, candidate), by_hash._index(asked))
+    original = suite._hash_ids
+    monkeypatch.setattr(suite, "_hash_ids", lambda ids: original(ids) % np.uint64(97))  # many ids share a hash
+    by_arrow = suite.IdClaims(stored, positions, versioned)
+    assert by_arrow._collisions
+    assert np.array_equal(hashed[0], by_arrow.repeated(asked, at, candidate, version))
+    assert np.array_equal(hashed[1], by_arrow.shared(asked, candidate))
+    assert hashed[0].any() and hashed[1].any()
+    known = set(stored.to_pylist())
+    assert [value in known for value in asked] == list(hashed[2] >= 0)

@@ -474,7 +474,7 @@ class IdClaims:
     ``id_unique`` for any row exactly as :func:`compute_rule_masks` does on the whole frame: a row repeats an id when
     a candidate with that id came earlier; a version of an updating source, when a later version of the same record
     or an earlier candidate of another source holds the id. The state is a row per distinct id (its text, four int64
-    and a sorted 64-bit hash with its order for lookups), not the rows.
+    and its 64-bit hash, sorted, for lookups), not the rows.
     """
 
     def __init__(self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray) -> None:
@@ -485,11 +485,37 @@ class IdClaims:
             positions: Each candidate's position in validation order.
             versioned: True for candidates from an updating source (:data:`UPDATE_SOURCES`).
         """
+        ids = ids.cast(pa.large_string())
+        positions = np.asarray(positions, dtype=np.int64)
+        versioned = np.asarray(versioned, dtype=bool)
+        # Grouped by the ids' 64-bit hashes with numpy (a few int64 per candidate, no hash table of strings); the
+        # ids of each group are compared, so the grouping is by id: a collision takes Arrow's group-by instead.
+        hashes = _hash_ids(ids)
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        starts = np.flatnonzero(new)
+        if len(order) and not pc.all(pc.equal(ids.take(order), ids.take(order[starts][np.cumsum(new) - 1]))).as_py():
+            self._group_by_arrow(ids, positions, versioned)
+            return
+        at, version = positions[order], versioned[order]
+        self._ids = ids.take(order[starts])
+        self._sorted = ordered[starts]  # lookups: the row of an id is where its hash sorts
+        self._collisions = False
+        empty = np.zeros(0, dtype=np.int64)
+        self._first = np.minimum.reduceat(at, starts) if len(starts) else empty
+        self._first_plain = np.minimum.reduceat(np.where(version, _NONE, at), starts) if len(starts) else empty
+        self._last_version = np.maximum.reduceat(np.where(version, at, -1), starts) if len(starts) else empty
+        self._count = np.diff(np.append(starts, len(order)))
+
+    def _group_by_arrow(self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray) -> None:
+        """Two distinct ids share a hash: group by the id text (Arrow), and look ids up with Arrow's set lookup."""
         position = pa.array(positions, type=pa.int64())
         versioned_ = pa.array(versioned, type=pa.bool_())
         table = pa.table(
             {
-                "id": ids.cast(pa.large_string()),
+                "id": ids,
                 "first": position,
                 "first_plain": pc.if_else(versioned_, pa.scalar(None, pa.int64()), position),
                 "last_version": pc.if_else(versioned_, position, pa.scalar(None, pa.int64())),
@@ -503,13 +529,8 @@ class IdClaims:
         self._first_plain = pc.fill_null(grouped["first_plain_min"], _NONE).to_numpy()
         self._last_version = pc.fill_null(grouped["last_version_max"], -1).to_numpy()
         self._count = grouped["first_count"].to_numpy()
-        # A lookup table built once (Arrow's index_in would hash every id again for each chunk): the ids' 64-bit
-        # hashes, sorted. A lookup compares the id itself too, so a hash collision can never merge two ids; if two
-        # stored ids share a hash, every lookup takes the exact Arrow path instead.
-        hashes = _hash_ids(self._ids)
-        self._order = np.argsort(hashes, kind="stable")
-        self._sorted = hashes[self._order]
-        self._collisions = bool(len(self._sorted) > 1 and (self._sorted[1:] == self._sorted[:-1]).any())
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._collisions = True
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -517,7 +538,7 @@ class IdClaims:
     @property
     def nbytes(self) -> int:
         """Memory held (bytes)."""
-        arrays = (self._first, self._first_plain, self._last_version, self._count, self._order, self._sorted)
+        arrays = (self._first, self._first_plain, self._last_version, self._count, self._sorted)
         return int(self._ids.nbytes + sum(array.nbytes for array in arrays))
 
     def _index(self, ids: pd.Series | pa.Array) -> np.ndarray:
@@ -528,7 +549,7 @@ class IdClaims:
             return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         hashes = _hash_ids(values)
         at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
-        index = np.where(self._sorted[at] == hashes, self._order[at], -1)
+        index = np.where(self._sorted[at] == hashes, at, -1)
         same = pc.equal(self._ids.take(pa.array(np.maximum(index, 0))), values)
         return np.where(pc.fill_null(same, False).to_numpy(zero_copy_only=False), index, -1)
 
