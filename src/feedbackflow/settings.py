@@ -137,6 +137,9 @@ class ValidateSettings(_Section):
         "or max_quarantine_share (otherwise such a batch fails every run until re-delivered fixed under its name)",
     )
     min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
+    chunk_rows: int = Field(
+        50_000, ge=1, description="rows validate holds at once while it reads the raw history (memory bound)"
+    )
     gx_passing_rows: int | None = Field(
         None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"
     )

@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from feedbackflow.quality.suite import (
     BATCH_VOLUME,
     FILE_READABLE,
     LABEL_MINIMUM,
     REQUIRED_COLUMNS,
-    SUPERSEDED,
     UPDATE_SOURCES,
 )
 
@@ -158,21 +155,6 @@ def blocking_errors(results: list[BatchResult], max_share: float, raw_dir: Path,
     return errors
 
 
-def superseded_rows(results: list[BatchResult], history: pd.DataFrame, position_column: str) -> pd.Series:
-    """True for rows of ``history`` that belong to a superseded batch (quarantined under ``superseded``)."""
-    positions = [result.position for result in results if result.superseded_by is not None]
-    return history[position_column].isin(positions)
-
-
-def count_superseded(results: list[BatchResult], rows: pd.Series, positions: pd.Series) -> None:
-    """Record the quarantined rows of each superseded readable batch under rule ``superseded``."""
-    counts = positions[rows].value_counts()
-    for result in results:
-        if result.superseded_by is not None and result.failed_rule is None:
-            result.rows_quarantined = int(counts.get(result.position, 0))
-            result.by_rule = {SUPERSEDED: result.rows_quarantined}
-
-
 def check_volume(
     results: list[BatchResult],
     newest: int,
@@ -254,18 +236,17 @@ def volume_errors(
     return errors
 
 
-def check_label_minimum(labels: pd.Series, taxonomy: tuple[str, ...], minimum: int) -> dict[str, Any]:
+def check_label_minimum(counts: Mapping[str, int], taxonomy: tuple[str, ...], minimum: int) -> dict[str, Any]:
     """Count accepted labelled rows per taxonomy label and list those below ``minimum`` (rule ``label_minimum``).
 
     Args:
-        labels: The ``label`` column of the accepted rows (None for unlabelled traffic).
+        counts: Accepted labelled rows per label (the validate stage counts them chunk by chunk).
         taxonomy: Every label the model is trained on.
         minimum: Rows each label needs; 0 switches the check off.
 
     Returns:
         ``minimum``, ``counts`` (label -> rows, every taxonomy label) and ``short`` (label -> rows, fewest first).
     """
-    counts = labels.dropna().value_counts()
     per_label = {label: int(counts.get(label, 0)) for label in taxonomy}
     short = dict(sorted(((k, v) for k, v in per_label.items() if v < minimum), key=lambda item: (item[1], item[0])))
     return {"minimum": minimum, "counts": per_label, "short": short}

@@ -63,6 +63,58 @@ def write_parquet(frame: pd.DataFrame, schema: pa.Schema, target: Path) -> None:
         pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
 
 
+class ParquetSink:
+    """Write a Parquet file chunk by chunk, holding at most one row group: the same file as :func:`write_parquet`.
+
+    Rows are buffered until a full :data:`ROW_GROUP_ROWS` group can be written, so the row groups (and the bytes)
+    do not depend on how the rows arrived. Use as a context manager; the file appears atomically on a clean exit and
+    not at all after an error.
+    """
+
+    def __init__(self, schema: pa.Schema, target: Path) -> None:
+        """Prepare the writer; nothing is written before the first row group is full or the sink closes."""
+        self.schema = schema
+        self.target = target
+        self.rows = 0
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+
+    def __enter__(self) -> ParquetSink:
+        self._atomic = atomic_path(self.target)
+        self._partial = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(self._partial, self.schema)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame``'s schema columns (object columns of ``str``/``None``, int64 columns)."""
+        if frame.empty:
+            return
+        arrays = [
+            pa.array(frame[name].to_numpy(dtype=object), type=self.schema.field(name).type, from_pandas=True)
+            for name in self.schema.names
+        ]
+        self._buffer.append(pa.Table.from_arrays(arrays, schema=self.schema))
+        self._buffered += len(frame)
+        self.rows += len(frame)
+        while self._buffered >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        table = pa.concat_tables(self._buffer).combine_chunks()
+        self._writer.write_table(table.slice(0, rows), row_group_size=ROW_GROUP_ROWS)
+        rest = table.slice(rows)
+        self._buffer, self._buffered = ([rest] if len(rest) else []), len(rest)
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is None and (self._buffered or not self.rows):
+            self._writer.write_table(
+                pa.concat_tables(self._buffer).combine_chunks() if self._buffer else self.schema.empty_table(),
+                row_group_size=ROW_GROUP_ROWS,
+            )
+        self._writer.close()
+        self._atomic.__exit__(kind, error, trace)
+
+
 VALIDATION_RESULT_FILE = "validation_result.json"
 """The run's validation result (GX's JSON, counts only) next to its Data Docs: the history site is rebuilt from it."""
 

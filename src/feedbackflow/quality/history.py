@@ -1,0 +1,401 @@
+"""The raw history validated chunk by chunk, so the validate stage's memory does not grow with the rows.
+
+Every row rule but ``id_unique`` looks at its own row only; ``id_unique`` (and through it the quarantine share that
+decides whether a re-delivered batch was superseded) needs the whole history, but only its ids. So the history is
+read twice, one chunk of ``validate.chunk_rows`` rows at a time:
+
+1. **Pass 1** reads every batch: header rules, row counts, and for each row that passes every rule but ``id_unique``
+   (an id candidate) its id and position. From these, :class:`~feedbackflow.quality.suite.IdClaims` (one entry per
+   distinct id) decides ``id_unique`` for any row, and the superseded batches are marked.
+2. **Pass 2** reads the batches again, computes every rule, and streams accepted rows into the validated Parquet file
+   and failing, superseded and rejected rows into the quarantine (:class:`~feedbackflow.quality.outputs.ParquetSink`),
+   counting per batch, rule and label. The rows GX re-checks are kept as they pass: every flagged row, every row
+   sharing an id among candidates, and the seeded sample of ``validate.gx_passing_rows`` other rows that
+   :func:`~feedbackflow.quality.suite.gx_positions` draws on the whole history (the same rows: the sample's ranks are
+   drawn before pass 2 from the number of such rows).
+
+The outputs are those of validating the whole history as one frame (``tests/unit/test_validate_chunks.py`` compares
+them byte for byte with chunks of 7 rows). Memory: one chunk of rows (and its derived columns), plus the id claims
+(each distinct candidate id's text and four int64 per id), plus the GX rows (flagged rows + ``gx_passing_rows``; every
+row when ``gx_passing_rows`` is null), plus one 50,000-row group buffered per output file. A CSV that only pandas can
+parse (a NUL byte, a ragged row) is read whole before it is cut into chunks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from feedbackflow.errors import ConfigError
+from feedbackflow.quality.batches import BatchResult, later_redeliveries
+from feedbackflow.quality.outputs import ParquetSink
+from feedbackflow.quality.readers import RawBatch, RestartBatchError, UnreadableBatchError
+from feedbackflow.quality.suite import (
+    FILE_READABLE,
+    ID_NOT_EMPTY,
+    ID_UNIQUE,
+    REQUIRED_COLUMNS,
+    ROW_RULES,
+    SUPERSEDED,
+    TYPE_ERROR,
+    UPDATE_SOURCE_COLUMN,
+    UPDATE_SOURCES,
+    ExpectationOutcome,
+    IdClaims,
+    Prepared,
+    QualityValidator,
+    RuleSpec,
+    any_rule,
+    as_text,
+    field_masks,
+    gx_view,
+    replaced_versions,
+    rules_column,
+    type_errors,
+)
+from feedbackflow.quality.text import normalise_text
+from feedbackflow.storage.manifest import PROVENANCE_COLUMNS
+
+# Bookkeeping columns carried next to the data columns while validating; never written out.
+POSITION = "_batch_position"
+ROW = "_row_in_batch"
+_SHARED = "shared ids"
+
+
+@dataclass
+class _Candidates:
+    """Pass 1's id candidates, in validation order: the only per-row state kept between the passes."""
+
+    ids: list[pa.Array] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+    batches: list[np.ndarray] = field(default_factory=list)
+
+    def extend(self, other: _Candidates) -> None:
+        self.ids += other.ids
+        self.positions += other.positions
+        self.batches += other.batches
+
+    def arrays(self, keep: set[int] | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """Ids, positions and batch positions, only of the batches in ``keep`` (all when None)."""
+        ids = pa.concat_arrays(self.ids) if self.ids else pa.array([], pa.large_string())
+        positions = np.concatenate(self.positions) if self.positions else np.zeros(0, np.int64)
+        batches = np.concatenate(self.batches) if self.batches else np.zeros(0, np.int64)
+        if keep is not None:
+            chosen = np.isin(batches, list(keep))
+            ids, positions, batches = ids.filter(pa.array(chosen)), positions[chosen], batches[chosen]
+        return ids, positions, batches
+
+
+@dataclass
+class RowsChecked:
+    """What the GX cross-check found: one outcome per row rule, over ``gx_rows`` rows."""
+
+    outcomes: list[ExpectationOutcome]
+    gx_rows: int
+
+
+@dataclass
+class Validated:
+    """Result of :func:`validate_history`: the counts the report needs (the rows are in the files)."""
+
+    rows: RowsChecked
+    accepted: int
+    quarantined: int
+    label_counts: dict[str, int]
+
+
+class History:
+    """Every raw batch of the manifest, read chunk by chunk (see the module docstring)."""
+
+    def __init__(
+        self,
+        results: list[BatchResult],
+        raw_dir: Path,
+        manifest: Path,
+        spec: RuleSpec,
+        validator: QualityValidator,
+        chunk_rows: int,
+    ) -> None:
+        """Pass 1: read every batch, apply the header rules and collect the id candidates.
+
+        Raises:
+            ConfigError: a raw file listed in the manifest is missing.
+        """
+        self.results = results
+        self.spec = spec
+        self.validator = validator
+        self.columns = spec.carried_columns
+        self._readers: dict[int, RawBatch] = {}
+        self._offsets: dict[int, int] = {}  # position in validation order of each readable batch's first row
+        self._flagged: dict[int, int] = {}  # rows of each readable batch that broke a rule other than id_unique
+        self._candidates = _Candidates()
+        for result in results:
+            raw_file = raw_dir / result.entry["raw_file"]
+            if not raw_file.is_file():
+                raise ConfigError(
+                    f"{raw_file}: listed in {manifest.name} for {result.entry['key']} but missing; "
+                    "restore data/raw (e.g. `dvc pull`) before validating"
+                )
+            self._readers[result.position] = RawBatch(raw_file, chunk_rows)
+            while True:
+                try:
+                    self._first_pass(result)
+                    break
+                except RestartBatchError:
+                    continue
+                except UnreadableBatchError as error:
+                    result.rows_read, result.failed_rule = 0, FILE_READABLE
+                    result.problem = f"cannot be parsed: {error}"
+                    break
+
+    @property
+    def rows(self) -> int:
+        """Rows of the readable batches (the history the row rules see, superseded batches included)."""
+        return sum(result.rows_read for result in self.results if result.position in self._offsets)
+
+    def _first_pass(self, result: BatchResult) -> None:
+        result.rows_read, result.failed_rule, result.problem = 0, None, None
+        candidates, flagged = _Candidates(), 0
+        offset = sum(self.results[p].rows_read for p in self._offsets)
+        rows = 0
+        chunks = self._readers[result.position].chunks()
+        for number, (frame, row_numbers) in enumerate(chunks):
+            if number == 0:
+                if len(frame.columns) == 0:
+                    # No header and no rows: nothing can be lost, but an export that writes nothing at all is broken.
+                    result.rows_read = len(frame) + sum(len(rest) for rest, _ in chunks)
+                    result.failed_rule, result.problem = FILE_READABLE, "empty file (no header, no rows)"
+                    return
+                _, missing = self.validator.check_columns(frame)
+                if missing:
+                    result.failed_rule = REQUIRED_COLUMNS
+                    # Found column names are not listed: a file without a header row would put data values there.
+                    result.problem = f"missing required column(s) {', '.join(missing)}"
+                    if len(frame.columns) == 1:
+                        result.problem += " (the header has a single column: is the file comma-separated?)"
+                    rows = len(frame) + sum(len(rest) for rest, _ in chunks)
+                    result.rows_read = result.rows_quarantined = rows
+                    result.by_rule = {REQUIRED_COLUMNS: rows}
+                    return
+                # Names are listed only once the header is known to be real (every required column found).
+                known = {*self.columns, *PROVENANCE_COLUMNS}
+                result.extra_columns = [str(column) for column in frame.columns if column not in known]
+            tagged = self.tag(frame, result, row_numbers, rows)
+            masks = field_masks(tagged, self.spec, Prepared.of(tagged, self.spec.now))
+            candidate = ~any_rule(masks).to_numpy()
+            flagged += int((~candidate).sum())
+            ids = tagged["id"][candidate]
+            candidates.ids.append(pa.array(ids.to_numpy(dtype=object), type=pa.large_string()))
+            candidates.positions.append(offset + rows + np.flatnonzero(candidate))
+            candidates.batches.append(np.full(len(ids), result.position, dtype=np.int64))
+            rows += len(frame)
+        result.rows_read = rows
+        if not rows:
+            result.problem = "header only (no rows)"
+        self._offsets[result.position] = offset
+        self._flagged[result.position] = flagged
+        self._candidates.extend(candidates)
+
+    def tag(self, frame: pd.DataFrame, result: BatchResult, row_numbers: np.ndarray, first_row: int) -> pd.DataFrame:
+        """Keep the carried columns as text (missing ones as null, ``text`` normalised) and add provenance columns."""
+        entry = result.entry
+        data = {
+            column: as_text(frame[column])
+            if column in frame.columns
+            else pd.Series(None, index=frame.index, dtype=object)
+            for column in self.columns
+        }
+        data["text"] = normalise_text(data["text"])
+        tagged = pd.DataFrame(data, index=frame.index).reset_index(drop=True)
+        errors = [type_errors(frame[column], column) for column in self.columns if column in frame.columns]
+        tagged[TYPE_ERROR] = np.logical_or.reduce(errors) if errors else np.zeros(len(tagged), dtype=bool)
+        tagged["batch_id"] = entry["batch_id"]
+        tagged["sequence"] = np.int64(entry["sequence"])
+        tagged["source"] = entry.get("source", "folder")
+        tagged["source_file"] = entry["key"]
+        tagged["row_number"] = np.asarray(row_numbers, dtype=np.int64)
+        tagged[POSITION] = result.position
+        tagged[ROW] = first_row + np.arange(len(tagged), dtype=np.int64)
+        return tagged
+
+    def mark_superseded(self, max_share: float) -> None:
+        """Mark each batch that broke a batch rule and was re-delivered later under the same name as superseded.
+
+        Whether a readable batch broke the quarantine share needs ``id_unique`` over the whole history (superseded
+        batches included); it is computed from pass 1's candidates only when some readable batch has a later
+        re-delivery at all.
+        """
+        later = later_redeliveries(self.results)
+        for result in self.results:
+            if result.position in later and result.failed_rule is not None:
+                result.superseded_by = later[result.position]
+        due = [r for r in self.results if r.position in later and r.failed_rule is None and r.position in self._offsets]
+        if not due or not self.rows:
+            return
+        ids, positions, batches = self._candidates.arrays()
+        versioned = self._versioned(batches)
+        claims = IdClaims(ids, positions, versioned)
+        repeated = claims.repeated(ids, positions, np.ones(len(positions), bool), versioned)
+        # a replaced version of an updated record (only id_unique, from an updating source) is no bad row
+        bad = pd.Series(repeated & ~versioned).groupby(batches).sum()
+        for result in due:
+            if not result.rows_read:
+                continue
+            share = (self._flagged[result.position] + int(bad.get(result.position, 0))) / result.rows_read
+            if share > max_share:
+                result.superseded_by = later[result.position]
+
+    def _versioned(self, batches: np.ndarray) -> np.ndarray:
+        updating = [r.position for r in self.results if r.entry.get("source", "folder") in UPDATE_SOURCES]
+        return np.isin(batches, updating)
+
+    def validate(self, validated: ParquetSink, quarantine: ParquetSink, gx_passing_rows: int | None) -> Validated:
+        """Pass 2: every rule on every row of the batches not superseded; write the rows; cross-check with GX."""
+        checked = {p for p in self._offsets if self.results[p].superseded_by is None}
+        ids, positions, batches = self._candidates.arrays(checked)
+        claims = IdClaims(ids, positions, self._versioned(batches))
+        self._candidates = _Candidates()  # the claims hold what is needed from here on
+        checked_rows = sum(self.results[p].rows_read for p in checked)
+        involved = sum(self._flagged[p] for p in checked) + int(claims.shared(ids, np.ones(len(ids), bool)).sum())
+        sample = _GxSample(checked_rows, checked_rows - involved, gx_passing_rows)
+        labels: Counter[str] = Counter()
+        accepted = 0
+        for result in self.results:
+            if result.failed_rule == FILE_READABLE:
+                continue
+            if result.failed_rule == REQUIRED_COLUMNS:
+                for frame in self._tagged(result):
+                    quarantine.write(frame.assign(rules=REQUIRED_COLUMNS))
+            elif result.superseded_by is not None:
+                # the re-delivery carries these rows: quarantined without being checked
+                for frame in self._tagged(result):
+                    quarantine.write(frame.assign(rules=SUPERSEDED))
+                result.rows_quarantined = result.rows_read
+                result.by_rule = {SUPERSEDED: result.rows_read}
+            else:
+                accepted += self._check_batch(result, claims, sample, validated, quarantine, labels)
+        if sample.views:
+            outcomes = self.validator.confirm(pd.concat(sample.views, ignore_index=True), sample.expected())
+            rows = RowsChecked(outcomes=outcomes, gx_rows=sample.rows)
+        else:  # nothing to re-check: GX still runs (on no rows) so the report and the Data Docs have every rule
+            nothing = self.validator.validate_rows(self._empty())
+            rows = RowsChecked(outcomes=nothing.outcomes, gx_rows=nothing.gx_rows)
+        return Validated(rows=rows, accepted=accepted, quarantined=quarantine.rows, label_counts=dict(labels))
+
+    def _empty(self) -> pd.DataFrame:
+        """The history with no rows, typed as a tagged chunk."""
+        empty = {column: pd.Series(dtype=object) for column in (*self.columns, "batch_id", "source", "source_file")}
+        empty.update({name: pd.Series(dtype=np.int64) for name in ("sequence", "row_number", POSITION, ROW)})
+        return pd.DataFrame(empty)
+
+    def _tagged(self, result: BatchResult) -> Iterator[pd.DataFrame]:
+        rows = 0
+        for frame, row_numbers in self._readers[result.position].chunks():
+            if len(frame):
+                yield self.tag(frame, result, row_numbers, rows)
+            rows += len(frame)
+
+    def _check_batch(
+        self,
+        result: BatchResult,
+        claims: IdClaims,
+        sample: _GxSample,
+        validated: ParquetSink,
+        quarantine: ParquetSink,
+        labels: Counter[str],
+    ) -> int:
+        """Validate one batch chunk by chunk; returns its accepted rows."""
+        per_rule = dict.fromkeys(ROW_RULES, 0)
+        quarantined = replaced = accepted = 0
+        offset = self._offsets[result.position]
+        for tagged in self._tagged(result):
+            prepared = Prepared.of(tagged, self.spec.now)
+            masks = field_masks(tagged, self.spec, prepared)
+            candidate = ~any_rule(masks).to_numpy()
+            positions = offset + tagged[ROW].to_numpy()
+            versioned = tagged[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy()
+            repeated = claims.repeated(tagged["id"], positions, candidate, versioned)
+            masks[ID_UNIQUE] = pd.Series(repeated, index=tagged.index) & ~masks[ID_NOT_EMPTY]
+            masks = {rule: masks[rule].astype(bool) for rule in ROW_RULES}
+            failing = any_rule(masks)
+            bad = tagged.loc[failing].assign(rules="")
+            if len(bad):
+                bad["rules"] = rules_column({rule: mask[failing] for rule, mask in masks.items()}).to_numpy()
+            quarantine.write(bad)
+            good = tagged.loc[~failing]
+            good = good.assign(label=good["label"].where(~prepared.blank["label"][~failing], None))
+            validated.write(good)
+            labels.update(good["label"].dropna())
+            for rule, mask in masks.items():
+                per_rule[rule] += int(mask.sum())
+            quarantined += int(failing.sum())
+            replaced += int(replaced_versions(tagged, masks).sum())
+            accepted += len(good)
+            sample.take(tagged, masks, prepared, failing.to_numpy(), claims.shared(tagged["id"], candidate))
+        if result.rows_read:
+            result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined, replaced, per_rule
+        return accepted
+
+
+class _GxSample:
+    """The rows GX re-checks, gathered chunk by chunk: the rows of :func:`~feedbackflow.quality.suite.gx_positions`.
+
+    Every involved row (flagged, or sharing an id among candidates) plus the seeded sample of the others, whose ranks
+    among the others are drawn up front exactly as ``gx_positions`` draws them over the whole frame.
+    """
+
+    def __init__(self, rows: int, others: int, passing_rows: int | None) -> None:
+        self.every_row = passing_rows is None or others <= passing_rows
+        self.ranks = (
+            np.zeros(0, np.int64)
+            if self.every_row
+            else np.sort(np.random.default_rng(rows).choice(others, passing_rows, replace=False))
+        )
+        self.others_seen = 0
+        self.views: list[pd.DataFrame] = []
+        self.counts: Counter[str] = Counter()
+        self.rows = 0
+
+    def take(
+        self,
+        frame: pd.DataFrame,
+        masks: dict[str, pd.Series],
+        prepared: Prepared,
+        failing: np.ndarray,
+        shared: np.ndarray,
+    ) -> None:
+        """Keep this chunk's rows GX re-checks (their view) and what GX must count on them.
+
+        Args:
+            frame: A tagged chunk.
+            masks: Its rule masks.
+            prepared: Its prepared values.
+            failing: True where a row broke a rule.
+            shared: True for id candidates whose id another candidate shares.
+        """
+        involved = failing | shared
+        if self.every_row:
+            chosen = np.ones(len(frame), dtype=bool)
+        else:
+            ranks = self.others_seen + np.cumsum(~involved) - 1
+            at = np.minimum(np.searchsorted(self.ranks, ranks), len(self.ranks) - 1)
+            chosen = involved | (len(self.ranks) > 0) & (self.ranks[at] == ranks)
+            self.others_seen += int((~involved).sum())
+        if not chosen.any():
+            return
+        self.views.append(gx_view(frame, masks, prepared).loc[chosen].reset_index(drop=True))
+        for rule, mask in masks.items():
+            self.counts[rule] += int(mask.to_numpy()[chosen].sum())
+        # GX counts every row of a repeated id, the kept first occurrence included: the candidates sharing an id
+        self.counts[_SHARED] += int((chosen & shared).sum())
+        self.rows += int(chosen.sum())
+
+    def expected(self) -> dict[str, int]:
+        """The ``unexpected_count`` GX must report per rule (see ``expected_unexpected_counts``)."""
+        return {**{rule: self.counts[rule] for rule in ROW_RULES}, ID_UNIQUE: self.counts[_SHARED]}
