@@ -348,6 +348,19 @@ class MonitorSettings(_Section):
         "one pass instead of two) or a model folder or package (a second pass)",
     )
     embedding_batch_size: int = Field(64, ge=1)
+    inference_dtype: Literal["float32", "bfloat16"] = Field(
+        "bfloat16",
+        description="precision of the champion pass that embeds and predicts: bfloat16 (CPU autocast) halves the "
+        "warm check's main cost on CPUs with native bf16 (AVX512-BF16/AMX) and agrees with float32 on >= 99 % of "
+        "labels (benchmarks/bench_drift_encoder.py); elsewhere bf16 is emulated and slower: use float32",
+    )
+    inference_threads: int = Field(
+        1,
+        ge=0,
+        description="torch threads of the champion pass (0: torch's default, one per core). 1: on a 2-core worker "
+        "shared with other tasks, two OpenMP threads waiting on each other took 2.7-5x longer than one; alone, two "
+        "save ~40 % of a pass (benchmarks/bench_drift_encoder.py)",
+    )
     quarantine_warning_share: float = Field(
         0.1, ge=0, le=1, description="a batch quarantining more than this share of rows sends an alert"
     )

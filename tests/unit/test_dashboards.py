@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,73 @@ def test_one_project_per_model_with_a_snapshot_per_run(nights):
     text = json.dumps(stored.dict(), default=str)
     for kind in ("DriftedColumnsCount", "EmbeddingsDrift", "ValueDrift", "MeanValue", "Accuracy", "UniqueValueCount"):
         assert f"metric_v2:{kind}" in text, kind
+
+
+def _dag_run(run_id: str, logical_date: datetime | None, run_after: datetime):
+    """Airflow's own DagRun model, as the task context carries it (an Asset-triggered run has no logical date)."""
+    from airflow.sdk.api.datamodels._generated import DagRun
+
+    return DagRun(
+        dag_id="nightly_retrain",
+        run_id=run_id,
+        logical_date=logical_date,
+        data_interval_start=logical_date,
+        data_interval_end=logical_date,
+        run_after=run_after,
+        start_date=run_after,
+        end_date=None,
+        run_type="scheduled" if logical_date else "asset_triggered",
+        state="running",
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+
+
+def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, monkeypatch):
+    """The ``record`` task: each run is one point on the dashboard at the night it describes, not at the moment it
+    was recorded, and recording a run again (a retry, a rerun) replaces its point instead of adding a second one."""
+    from feedbackflow.monitoring import tasks
+
+    old = feedback(60, seed=61, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
+    paths = write_project(tmp_path, old, [old], champion=False)
+    paths.params.write_text("{}\n", encoding="utf-8")
+    monitor.run(parse_settings({}), paths)
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(paths.root))
+    nights = {
+        "scheduled__2026-03-01T02:00:00+00:00": datetime(2026, 3, 1, 2, 0, tzinfo=UTC),
+        "scheduled__2026-03-02T02:00:00+00:00": datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+    }
+    recorded_late = datetime(2026, 3, 9, 11, 30, tzinfo=UTC)  # e.g. a backfill a week later
+    refs = {}
+    for run_id, night in [*nights.items(), next(iter(nights.items()))]:  # the first night twice
+        context = {"dag_run": _dag_run(run_id, night, recorded_late)}
+        refs.setdefault(run_id, []).append(tasks.record(run_id, "nightly_retrain", context))
+    asset_run = "asset_triggered__2026-03-02T06:10:00+00:00"
+    due = datetime(2026, 3, 2, 6, 10, tzinfo=UTC)
+    refs[asset_run] = [tasks.record(asset_run, "drift_monitor", {"dag_run": _dag_run(asset_run, None, due)})]
+
+    ws = workspace.open_workspace("governance/evidently", paths.root)
+    (project,) = ws.list_projects()
+    stored = {str(sid): ws.get_run(project.id, sid) for sid in ws.list_runs(project.id)}
+    assert len(stored) == 3  # three runs, three points: the re-recorded night replaced its own snapshot
+    by_run = {snapshot.metadata["run_id"]: snapshot for snapshot in stored.values()}
+    for run_id, night in [*nights.items(), (asset_run, due)]:
+        assert by_run[run_id].timestamp == night.replace(tzinfo=None), run_id  # naive UTC, as Evidently's own
+        assert str(refs[run_id][-1]["snapshot_id"]) in stored
+    first = refs[next(iter(nights))]
+    assert first[1]["replaced"] == first[0]["snapshot_id"] and first[0]["snapshot_id"] not in stored
+    record = json.loads(governance.record_file(paths, next(iter(nights))).read_text(encoding="utf-8"))
+    assert record["snapshot"]["snapshot_id"] == first[1]["snapshot_id"]
+
+
+def test_run_date_prefers_the_logical_date_then_the_interval_end_then_run_after():
+    from feedbackflow.monitoring.tasks import run_date
+
+    due = datetime(2026, 3, 2, 6, 10, tzinfo=UTC)
+    night = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    assert run_date({"dag_run": _dag_run("r", night, due)}) == night
+    assert run_date({"dag_run": _dag_run("r", None, due)}) == due
+    assert run_date(None) is None and run_date({}) is None
 
 
 def test_governance_values_carry_counts_gate_and_version():

@@ -271,7 +271,7 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
     # The reference side is cached: a second run embeds and predicts nothing new.
     cached = sorted(p.name for p in (tmp_path / ".work" / "monitor").iterdir())
     # one pass: embeddings and the champion's logits (its decisions, unknown included) together
-    assert cached == [f"champion-logits-{paths_digest(paths)[:16]}.npz"]
+    assert cached == [f"champion-logits-{paths_digest(paths)[:16]}-{settings.monitor.inference_dtype}.npz"]
 
 
 def paths_digest(paths: ProjectPaths) -> str:
@@ -289,9 +289,9 @@ def test_one_champion_pass_gives_the_served_labels_and_normalised_embeddings(tmp
     calls = []
     original = embeddings._champion_pass
 
-    def counted(model_dir, todo, batch_size):
+    def counted(model_dir, todo, *args):
         calls.append(len(todo))
-        return original(model_dir, todo, batch_size)
+        return original(model_dir, todo, *args)
 
     monkeypatch.setattr(embeddings, "_champion_pass", counted)
     vectors, labels = embeddings.encode_with_champion(texts, paths.champion, digest, tmp_path / "cache")
@@ -300,6 +300,24 @@ def test_one_champion_pass_gives_the_served_labels_and_normalised_embeddings(tmp
     assert vectors.shape == (60, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert calls == [len(set(texts))]  # the second call was served from the cache
     assert labels_again == labels[:10] and np.array_equal(again, vectors[:10])
+
+
+def test_bfloat16_champion_pass_keeps_the_embeddings_and_its_own_cache(tmp_path):
+    """The faster bf16 pass decides as float32 does (near-ties, here every text of the tiny untrained champion, are
+    re-decided in float32), changes embeddings by rounding at most, and never mixes its cache with float32's (the
+    two sides of a report come from one precision)."""
+    paths = ProjectPaths(tmp_path)
+    digest = build_champion(paths)
+    texts = feedback(60, seed=32, batch="b", sequence=1)["text"].tolist()
+    cache = tmp_path / "cache"
+    exact, served = embeddings.encode_with_champion(texts, paths.champion, digest, cache)
+    fast, decided = embeddings.encode_with_champion(texts, paths.champion, digest, cache, dtype="bfloat16")
+    assert decided == served
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert float((fast * exact).sum(axis=1).min()) > 0.99
+    assert len(list(cache.glob("champion-logits-*.npz"))) == 2
+    with pytest.raises(ValueError, match="float16"):
+        embeddings.encode_with_champion(["a new text"], paths.champion, digest, cache, dtype="float16")
 
 
 def test_stage_without_champion_says_so(tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feedbackflow.io import atomic_path
 
@@ -125,31 +125,35 @@ def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Pa
     return [str(value) for value in values]
 
 
-def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.ndarray:
+INFERENCE_DTYPES = ("float32", "bfloat16")
+"""Precisions of the monitor's champion pass: ``bfloat16`` runs the encoder's matrix products under CPU autocast
+(native on CPUs with AVX512-BF16/AMX, about twice as fast there; emulated, and slower, elsewhere)."""
+
+
+def forward_pass(model: Any, tokenizer: Any, texts: list[str], batch_size: int, dtype: str = "float32") -> np.ndarray:
     """Per text: the mean-pooled, L2-normalised last hidden state, then the classifier's logits (last columns).
 
-    Truncation is the champion's own (the train stage saves ``train.max_length`` as the tokenizer's
-    ``model_max_length``), as in :func:`feedbackflow.modeling.predict.predict_labels`, so the labels are the ones the
-    champion serves.
+    Texts go through in length order (little padding), truncated at the tokenizer's ``model_max_length`` (capped at
+    512). ``dtype`` ``bfloat16``: under CPU autocast; the outputs are float32 either way.
     """
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    if dtype not in INFERENCE_DTYPES:
+        raise ValueError(f"inference dtype {dtype!r}: use one of {', '.join(INFERENCE_DTYPES)}")
     max_length = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     hidden_size = model.config.hidden_size
     out = np.zeros((len(texts), hidden_size + model.config.num_labels), dtype=np.float32)
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with torch.inference_mode(), autocast:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = tokenizer(
                 [texts[i] for i in chunk], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             )
             output = model(**batch, output_hidden_states=True)
-            hidden = output.hidden_states[-1]
+            hidden = output.hidden_states[-1].float()
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out[chunk, :hidden_size] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
@@ -157,8 +161,59 @@ def _champion_pass(model_dir: Path, texts: list[str], batch_size: int) -> np.nda
     return out
 
 
+NEAR_TIE = 0.02
+"""A bf16 label is re-decided in float32 when its two best logits are closer than this share of the best one's size
+(at least 1): bf16 keeps about 3 significant digits, so rounding can only flip such near-ties (measured: without the
+re-check bf16 agreed with float32 on 98.9-99.5 % of labels, with it on all; ``benchmarks/bench_drift_encoder.py``)."""
+
+
+def champion_outputs(model: Any, tokenizer: Any, texts: list[str], batch_size: int, dtype: str) -> np.ndarray:
+    """:func:`forward_pass` in ``dtype``; with ``bfloat16``, near-ties (:data:`NEAR_TIE`) are passed again in
+    float32, so the labels are float32's while most texts cost a bf16 pass."""
+    import numpy as np
+
+    out = forward_pass(model, tokenizer, texts, batch_size, dtype)
+    if dtype == "float32" or not len(texts):
+        return out
+    logits = out[:, model.config.hidden_size :]
+    second, best = np.sort(logits, axis=1)[:, -2:].T if logits.shape[1] > 1 else (logits[:, 0], logits[:, 0])
+    near = np.flatnonzero(best - second < NEAR_TIE * np.maximum(1.0, np.abs(best)))
+    if len(near) and logits.shape[1] > 1:
+        out[near] = forward_pass(model, tokenizer, [texts[i] for i in near], batch_size, "float32")
+    return out
+
+
+def _champion_pass(
+    model_dir: Path, texts: list[str], batch_size: int, dtype: str = "float32", threads: int = 0
+) -> np.ndarray:
+    """:func:`champion_outputs` of the champion in ``model_dir``.
+
+    Truncation is the champion's own (the train stage saves ``train.max_length`` as the tokenizer's
+    ``model_max_length``), as in :func:`feedbackflow.modeling.predict.predict_labels`, so the labels are the ones the
+    champion serves (``bfloat16``: near-ties re-decided in float32). ``threads``: torch threads for the pass
+    (0: torch's default, one per core), restored afterwards.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        return champion_outputs(model, tokenizer, texts, batch_size, dtype)
+    finally:
+        torch.set_num_threads(previous)
+
+
 def encode_with_champion(
-    texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Path, batch_size: int = 64
+    texts: Sequence[str],
+    model_dir: Path,
+    model_key: str,
+    cache_dir: Path,
+    batch_size: int = 64,
+    dtype: str = "float32",
+    threads: int = 0,
 ) -> tuple[np.ndarray, list[str]]:
     """Sentence embeddings (float32, one row per text) and the champion's decisions from one pass of the champion.
 
@@ -170,8 +225,9 @@ def encode_with_champion(
 
     from feedbackflow.modeling.predict import load_calibration
 
-    cache = KeyedCache(cache_dir / f"champion-logits-{model_key[:16]}.npz")
-    values = cache.get_or_compute(texts, lambda todo: _champion_pass(model_dir, todo, batch_size))
+    # one cache per precision: the reference and current sides of a report always come from the same one
+    cache = KeyedCache(cache_dir / f"champion-logits-{model_key[:16]}-{dtype}.npz")
+    values = cache.get_or_compute(texts, lambda todo: _champion_pass(model_dir, todo, batch_size, dtype, threads))
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     id2label = {int(key): str(label) for key, label in config["id2label"].items()}
     hidden_size = values.shape[1] - len(id2label)

@@ -3,8 +3,9 @@
 In a scratch copy of the project (``--work``, default ``.work/screenshots``): BANKING77 demo batches (the third night
 drifted: a tenth of the intents five times as frequent, see :func:`feedbackflow.demo.generate.generate`) go through
 ``nightly_retrain`` one night at a time with ``airflow dags test`` (ingest -> ... -> monitor -> promote ->
-summarise, with a short training: ``train.epochs`` 1). After each night the run's snapshot is added to the Evidently
-workspace and its governance record is kept (what the pipeline's summarise step does once wired). Then Evidently's
+summarise -> record, with a short training: ``train.epochs`` 1). The DAG's own ``record`` task adds the night's
+snapshot to the Evidently workspace, timestamped with the run's logical date (the simulated night, not the moment the
+script ran), and keeps its governance record: one snapshot per night, checked before any picture. Then Evidently's
 UI and Airflow's API server are started on free loopback ports and headless Chromium (Debian's ``chromium``) takes:
 
 * ``evidently_dashboard.png``: the model's project dashboard after the three nights;
@@ -31,6 +32,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "src", "dags", "plugins", "data/banking77")
@@ -146,10 +148,10 @@ def prepare(work: Path, rows_per_night: int, seed: int = 42) -> dict[str, str]:
 
 
 def simulate_nights(work: Path, env: dict[str, str]) -> list[str]:
-    """Run nightly_retrain once per batch (oldest first) and record each run in the governance workspace."""
+    """Run nightly_retrain once per batch (oldest first); its ``record`` task records each run in the workspace."""
     from feedbackflow.config import ProjectPaths
     from feedbackflow.io import read_json
-    from feedbackflow.monitoring import governance, workspace
+    from feedbackflow.monitoring import governance
     from feedbackflow.settings import load_settings
 
     paths = ProjectPaths(work)
@@ -162,14 +164,27 @@ def simulate_nights(work: Path, env: dict[str, str]) -> list[str]:
         day = datetime.strptime(batch.stem.removeprefix("feedback-"), "%Y-%m-%d").replace(hour=2)
         _run(["airflow", "dags", "test", "nightly_retrain", day.isoformat()], env, work, work / "screenshots.log")
         run_id = str((read_json(paths.reports / "run_summary.json", {}) or {}).get("run_id"))
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("FEEDBACKFLOW_", "HF_", "TRANSFORMERS_"))})
-        snapshot = workspace.record_run(
-            paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities), timestamp=day
-        )
-        governance.write_record(paths, run_id, "nightly_retrain", snapshot)
+        snapshot = (read_json(governance.record_file(paths, run_id), {}) or {}).get("snapshot") or {}
+        if not snapshot.get("snapshot_id"):
+            raise RuntimeError(f"night {night}: run {run_id} kept no governance record; see {work / 'screenshots.log'}")
         run_ids.append(run_id)
-        print(f"night {night}: run {run_id} recorded (snapshot {snapshot['snapshot_id']})", flush=True)
+        print(f"night {night}: run {run_id}, snapshot {snapshot['snapshot_id']} at {snapshot.get('timestamp')}")
     return run_ids
+
+
+def one_snapshot_per_night(workspace_dir: Path, run_ids: list[str]) -> Any:
+    """The model's project, after checking it holds exactly one snapshot per simulated night."""
+    from evidently.ui.workspace import Workspace
+
+    from feedbackflow.monitoring.workspace import PROJECT_PREFIX
+
+    workspace = Workspace(str(workspace_dir))
+    project = next(p for p in workspace.list_projects() if p.name.startswith(PROJECT_PREFIX))
+    snapshots = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
+    days = sorted(snapshot.timestamp.date().isoformat() for snapshot in snapshots if snapshot is not None)
+    if len(days) != len(run_ids) or len(set(days)) != len(days):
+        raise RuntimeError(f"expected one snapshot per night for {len(run_ids)} nights, found {days}")
+    return project
 
 
 def chromium(url: str, target: Path, height: int = 2200) -> None:
@@ -212,12 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         run_ids = simulate_nights(work, env)
         (work / "env.json").write_text(json.dumps(env), encoding="utf-8")
         (work / "runs.json").write_text(json.dumps(run_ids), encoding="utf-8")
-    from evidently.ui.workspace import Workspace
-
-    from feedbackflow.monitoring.workspace import PROJECT_PREFIX
-
     workspace_dir = work / "governance" / "evidently"
-    project = next(p for p in Workspace(str(workspace_dir)).list_projects() if p.name.startswith(PROJECT_PREFIX))
+    project = one_snapshot_per_night(workspace_dir, run_ids)
     evidently_port, airflow_port = _free_port(), _free_port()
     bin_dir = Path(sys.executable).parent
     log = (work / "servers.log").open("a", encoding="utf-8")

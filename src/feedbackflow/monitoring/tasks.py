@@ -31,21 +31,35 @@ def _current_context() -> Any:
         return None
 
 
+def run_date(context: Any) -> datetime | None:
+    """The date a run describes, for the dashboard's time axis: the DAG run's logical date, else the end of its data
+    interval, else when it was due (``run_after``; an Asset-triggered run has no logical date); ``None`` without a
+    run."""
+    dag_run = context.get("dag_run") if context is not None else None
+    for name in ("logical_date", "data_interval_end", "run_after"):
+        value = getattr(dag_run, name, None)
+        if isinstance(value, datetime):
+            return value
+    return None
+
+
 def record(run_id: str, dag_id: str, context: Any = None) -> dict[str, Any]:
-    """Add the run's snapshot to the Evidently workspace, keep its governance record and, with the task's
-    ``context``, alert when this run's challenger was refused (gate or approver)."""
+    """Add the run's snapshot to the Evidently workspace, timestamped with the run's date (:func:`run_date`), keep
+    its governance record and, with the task's ``context``, alert when this run's challenger was refused (gate or
+    approver). Idempotent: recording the same run again replaces its snapshot and record."""
     from feedbackflow.monitoring import alerts, governance, workspace
     from feedbackflow.settings import load_settings
 
     paths = ProjectPaths.discover()
     settings = load_settings(paths.params)
-    snapshot = workspace.record_run(paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities))
+    context = context if context is not None else _current_context()
+    snapshot = workspace.record_run(
+        paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities), timestamp=run_date(context)
+    )
     governance.write_record(paths, run_id, dag_id, snapshot)
     run = read_json(paths.reports / "run_summary.json", {}) or {}
-    if run.get("run_id") == run_id:  # a drift_monitor run finds the last nightly's summary: not its own
-        context = context if context is not None else _current_context()
-        if context is not None:
-            alerts.alert_refused_promotion(run, context)
+    if run.get("run_id") == run_id and context is not None:  # drift_monitor finds the last nightly's: not its own
+        alerts.alert_refused_promotion(run, context)
     return snapshot
 
 

@@ -1,6 +1,8 @@
 """The governance dashboards: an Evidently Workspace with one project per model and one snapshot per run.
 
-Each run adds one snapshot (``include_data=False``: metrics only, no rows) to the project of its model. The snapshot
+Each run adds one snapshot (``include_data=False``: metrics only, no rows) to the project of its model, timestamped
+with the run's date (the Airflow run's logical date, see :func:`feedbackflow.monitoring.tasks.run_date`), so the
+dashboard has one point per run at the night it describes; recording a run again replaces its snapshot. The snapshot
 joins the monitor stage's drift report (``reports/monitor/snapshot.json``) with a small *governance* report computed
 from the run's counts: quarantine share per rule, PII entities removed per type, the gate outcome and the champion
 version. Those counts enter Evidently as a one-row dataset whose ``MeanValue`` per column is the count itself, so the
@@ -13,7 +15,7 @@ an ``s3://bucket/prefix`` location works with the S3 credentials of the environm
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +207,29 @@ def project_for(workspace: Workspace, model: str, rules: list[str], entities: li
     return project
 
 
+def snapshot_time(timestamp: datetime | None) -> datetime:
+    """The snapshot's timestamp: naive UTC (as Evidently's own default), ``now`` when the run has no date."""
+    if timestamp is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    return timestamp.astimezone(UTC).replace(tzinfo=None) if timestamp.tzinfo else timestamp
+
+
+def _drop_previous(workspace: Workspace, project: Project, paths: ProjectPaths, run_id: str) -> str | None:
+    """Delete the snapshot this run added last time (its governance record names it), so a rerun or a retried task
+    leaves one snapshot per run; returns the deleted id. Deleted before the new one is added: a failure in between
+    leaves the run without a snapshot until the retry, never with two."""
+    from feedbackflow.monitoring.governance import record_file
+
+    previous = (read_json(record_file(paths, run_id), {}) or {}).get("snapshot") or {}
+    snapshot_id = previous.get("snapshot_id")
+    if not snapshot_id or previous.get("project_id") != str(project.id):
+        return None
+    if snapshot_id not in {str(existing) for existing in workspace.list_runs(project.id)}:
+        return None
+    workspace.delete_run(project.id, snapshot_id)
+    return str(snapshot_id)
+
+
 def record_run(
     paths: ProjectPaths,
     location: str,
@@ -217,6 +242,12 @@ def record_run(
 
     Reads ``reports/monitor/summary.json`` and ``snapshot.json`` and, when it belongs to this run,
     ``reports/run_summary.json`` (gate outcome, champion). Nothing but metrics is stored (``include_data=False``).
+
+    Args:
+        timestamp: where the run sits on the dashboard's time axis: the Airflow run's logical date (the night it
+            describes), not the moment of recording; ``None``: now.
+
+    Idempotent per run: the snapshot recorded earlier for ``run_id`` (named by its governance record) is replaced.
     """
     from evidently.core.report import Snapshot
 
@@ -235,7 +266,7 @@ def record_run(
         from feedbackflow.monitoring.drift import merge_snapshots
 
         merge_snapshots(snapshot, governance)
-    snapshot._timestamp = timestamp or datetime.now()
+    snapshot._timestamp = snapshot_time(timestamp)
     snapshot._tags = [tag for tag in (f"run:{run_id}", (monitor.get("champion") or {}).get("version")) if tag]
     snapshot._metadata = {
         "run_id": run_id,
@@ -244,9 +275,12 @@ def record_run(
     }
     workspace = open_workspace(location, paths.root)
     project = project_for(workspace, model, rules, entities)
+    replaced = _drop_previous(workspace, project, paths, run_id)
     ref = workspace.add_run(project.id, snapshot, include_data=False, name=f"run {run_id}")
     return {
         "project_id": str(project.id),
         "snapshot_id": str(ref.id),
+        "timestamp": snapshot._timestamp.isoformat(),
+        "replaced": replaced,
         "workspace": workspace_location(location, paths.root),
     }

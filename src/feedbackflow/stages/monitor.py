@@ -82,7 +82,13 @@ def _features(
         assert champion is not None
         # one forward pass gives the prediction and the embedding (the champion's own encoder)
         vectors, decisions = embeddings.encode_with_champion(
-            texts, champion.model_dir, champion.model_sha256, cache, batch_size=batch_size
+            texts,
+            champion.model_dir,
+            champion.model_sha256,
+            cache,
+            batch_size=batch_size,
+            dtype=settings.monitor.inference_dtype,
+            threads=settings.monitor.inference_threads,
         )
         return drift.feature_frame(frame, embeddings.vocabulary(str(champion.model_dir)), decisions, vectors)
     name = settings.monitor.embedding_model
@@ -183,6 +189,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
                 "current_rows_used": len(current),
                 "method": f"uniform without replacement, seed {seed}",
                 "note": "rows beyond monitor.max_reference_rows / monitor.max_current_rows are not compared",
+            }
+            summary["encoder"] = {
+                "model": settings.monitor.embedding_model,
+                "dtype": settings.monitor.inference_dtype,
+                "threads": settings.monitor.inference_threads,
             }
             thresholds = drift.Thresholds(
                 drift_share=settings.monitor.drift_share,
