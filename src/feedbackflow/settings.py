@@ -348,11 +348,12 @@ class MonitorSettings(_Section):
         "one pass instead of two) or a model folder or package (a second pass)",
     )
     embedding_batch_size: int = Field(64, ge=1)
-    inference_dtype: Literal["float32", "bfloat16"] = Field(
-        "bfloat16",
+    inference_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
         description="precision of the champion pass that embeds and predicts: bfloat16 (CPU autocast) halves the "
         "warm check's main cost on CPUs with native bf16 (AVX512-BF16/AMX) and agrees with float32 on >= 99 % of "
-        "labels (benchmarks/bench_drift_encoder.py); elsewhere bf16 is emulated and slower: use float32",
+        "labels (benchmarks/bench_drift_encoder.py); elsewhere bf16 is emulated and slower. auto: bfloat16 where "
+        "the CPU has native bf16, else float32",
     )
     inference_threads: int = Field(
         1,

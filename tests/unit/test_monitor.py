@@ -271,7 +271,22 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
     # The reference side is cached: a second run embeds and predicts nothing new.
     cached = sorted(p.name for p in (tmp_path / ".work" / "monitor").iterdir())
     # one pass: embeddings and the champion's logits (its decisions, unknown included) together
-    assert cached == [f"champion-logits-{paths_digest(paths)[:16]}-{settings.monitor.inference_dtype}.npz"]
+    dtype = embeddings.resolve_dtype(settings.monitor.inference_dtype)
+    assert cached == [f"champion-logits-{paths_digest(paths)[:16]}-{dtype}.npz"]
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not embeddings.native_bf16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert embeddings.native_bf16(cpuinfo)
+    assert not embeddings.native_bf16(tmp_path / "missing")
+    monkeypatch.setattr(embeddings, "native_bf16", lambda: False)
+    assert embeddings.resolve_dtype("auto") == "float32"
+    monkeypatch.setattr(embeddings, "native_bf16", lambda: True)
+    assert embeddings.resolve_dtype("auto") == "bfloat16"
+    assert embeddings.resolve_dtype("float32") == "float32"
 
 
 def paths_digest(paths: ProjectPaths) -> str:

@@ -16,6 +16,7 @@ torch and transformers are imported inside the functions (nothing heavy at impor
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,22 @@ def predict(texts: Sequence[str], model_dir: Path, model_key: str, cache_dir: Pa
 INFERENCE_DTYPES = ("float32", "bfloat16")
 """Precisions of the monitor's champion pass: ``bfloat16`` runs the encoder's matrix products under CPU autocast
 (native on CPUs with AVX512-BF16/AMX, about twice as fast there; emulated, and slower, elsewhere)."""
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bf16 natively (Linux flags ``avx512_bf16`` or ``amx_bf16``); False if unknown."""
+    try:
+        flags = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_dtype(setting: str) -> str:
+    """``monitor.inference_dtype`` as used: ``auto`` is ``bfloat16`` on CPUs with native bf16, else ``float32``."""
+    if setting == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return setting
 
 
 def forward_pass(model: Any, tokenizer: Any, texts: list[str], batch_size: int, dtype: str = "float32") -> np.ndarray:

@@ -87,7 +87,7 @@ def _features(
             champion.model_sha256,
             cache,
             batch_size=batch_size,
-            dtype=settings.monitor.inference_dtype,
+            dtype=embeddings.resolve_dtype(settings.monitor.inference_dtype),
             threads=settings.monitor.inference_threads,
         )
         return drift.feature_frame(frame, embeddings.vocabulary(str(champion.model_dir)), decisions, vectors)
@@ -192,7 +192,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             }
             summary["encoder"] = {
                 "model": settings.monitor.embedding_model,
-                "dtype": settings.monitor.inference_dtype,
+                "dtype": embeddings.resolve_dtype(settings.monitor.inference_dtype),
                 "threads": settings.monitor.inference_threads,
             }
             thresholds = drift.Thresholds(
