@@ -14,8 +14,8 @@ bank accounts, IBANs, postcodes and streets by another author), which recognizer
 set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
 (read its scores, never its misses). On the locked set a prediction counts for a gold label under the entity names of
 :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
-detectors; the shapes part of the dev set uses the same labels and names, the formats part the same labels with the
-names of :data:`feedbackflow.privacy.devformats.ACCEPTS`.
+detectors; the shapes and formats parts of the dev set use the same labels and names (one scoring convention, owned
+by the bench's scorer, not by a generator).
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
@@ -163,7 +163,7 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
     entities, accepts = {
         "test": (testset.ENTITIES, testset.ACCEPTS),
         "dev_shapes": (devshapes.ENTITIES, testset.ACCEPTS),
-        "dev_formats": (devformats.ENTITIES, devformats.ACCEPTS),
+        "dev_formats": (devformats.ENTITIES, testset.ACCEPTS),
     }.get(name, (evalset.ENTITIES, {}))
     seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
     cpu_seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}

@@ -98,3 +98,12 @@ def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, reg
         }
     )
     return paths, settings
+
+
+def replaced(engine, text: str) -> str:
+    """``text`` as the anonymiser ``engine`` writes it (the tests of single shapes)."""
+    from feedbackflow.privacy.replace import anonymise_texts
+
+    out, _ = anonymise_texts([text], engine)
+    assert out[0] is not None
+    return out[0]

@@ -87,11 +87,6 @@ def test_planted_values_are_valid() -> None:
     assert _iban_ok(IBAN) and _iban_ok(IBAN_SPACED)
 
 
-@pytest.fixture(scope="module")
-def engine() -> privacy.PrivacyEngine:
-    return privacy.build_engine(parse_settings({}).anonymise)
-
-
 def _frame(texts: list[str]) -> pd.DataFrame:
     n = len(texts)
     return pd.DataFrame(

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from feedbackflow.privacy import devformats, devshapes, evalset
-from feedbackflow.privacy import engine as privacy
-from feedbackflow.privacy.replace import anonymise_texts
-from feedbackflow.settings import parse_settings
+from tests.helpers import replaced
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +23,6 @@ def _iban(country: str, bban: str) -> str:
 
 def _grouped(value: str) -> str:
     return " ".join(value[i : i + 4] for i in range(0, len(value), 4))
-
-
-@pytest.fixture(scope="module")
-def engine() -> privacy.PrivacyEngine:
-    return privacy.build_engine(parse_settings({}).anonymise)
-
-
-def _replaced(engine: privacy.PrivacyEngine, text: str) -> str:
-    out, _ = anonymise_texts([text], engine)
-    assert out[0] is not None
-    return out[0]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +45,7 @@ def _replaced(engine: privacy.PrivacyEngine, text: str) -> str:
     ],
 )
 def test_passport_numbers_of_many_countries_near_a_cue(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values) and "<PASSPORT>" in out, out
 
 
@@ -87,7 +74,7 @@ def test_passport_numbers_of_many_countries_near_a_cue(engine, text, values) -> 
     ],
 )
 def test_bank_accounts_with_their_bank_and_branch_codes(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values), out
     assert "<PHONE_NUMBER>" not in out and "<UK_NHS>" not in out and "<POSTCODE>" not in out, out
 
@@ -104,7 +91,7 @@ def test_bank_accounts_with_their_bank_and_branch_codes(engine, text, values) ->
     ],
 )
 def test_ibans_in_any_case_grouping_and_country(engine, value) -> None:
-    out = _replaced(engine, f"please refund to {value} instead of my own account")
+    out = replaced(engine, f"please refund to {value} instead of my own account")
     assert value not in out and "<IBAN_CODE>" in out, out
 
 
@@ -138,7 +125,7 @@ def test_ibans_in_any_case_grouping_and_country(engine, value) -> None:
     ],
 )
 def test_postcodes_and_streets_in_each_countrys_order(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values), out
     assert "<PHONE_NUMBER>" not in out, out
 
@@ -158,7 +145,7 @@ def test_postcodes_and_streets_in_each_countrys_order(engine, text, values) -> N
     ],
 )
 def test_look_alike_codes_routes_and_masked_endings_are_kept(engine, text) -> None:
-    assert _replaced(engine, text) == text
+    assert replaced(engine, text) == text
 
 
 @pytest.mark.parametrize(
@@ -171,7 +158,7 @@ def test_look_alike_codes_routes_and_masked_endings_are_kept(engine, text) -> No
     ],
 )
 def test_form_labels_are_not_people(engine, text, label) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert label in out and "<PERSON>" not in out and "<LOCATION>" not in out, out
 
 

@@ -13,6 +13,7 @@ from feedbackflow.privacy.leak_gate import build_second_opinion, check_output
 from feedbackflow.privacy.pseudonym import KEY_ENV, KEY_ID_FILE, NO_KEY, PseudonymKey, check_key_id, write_key_id
 from feedbackflow.privacy.replace import anonymise_texts
 from feedbackflow.settings import parse_settings
+from tests.helpers import replaced
 
 
 def _luhn(prefix: str, length: int) -> str:
@@ -23,17 +24,6 @@ def _luhn(prefix: str, length: int) -> str:
         digit = int(char) * (2 if i % 2 == 0 else 1)
         total += digit - 9 if digit > 9 else digit
     return body + str((10 - total % 10) % 10)
-
-
-@pytest.fixture(scope="module")
-def engine() -> privacy.PrivacyEngine:
-    return privacy.build_engine(parse_settings({}).anonymise)
-
-
-def _replaced(engine: privacy.PrivacyEngine, text: str) -> str:
-    out, _ = anonymise_texts([text], engine)
-    assert out[0] is not None
-    return out[0]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +38,7 @@ def _replaced(engine: privacy.PrivacyEngine, text: str) -> str:
     ],
 )
 def test_phone_numbers_in_national_and_international_forms(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values), out
     assert "<PHONE_NUMBER>" in out
 
@@ -57,13 +47,13 @@ def test_phone_numbers_in_national_and_international_forms(engine, text, values)
     "number", [_luhn("4", 19), _luhn("501800", 12), _luhn("2131", 15), _luhn("2200", 16), _luhn("6212", 19)]
 )
 def test_card_numbers_of_any_brand_and_length(engine, number) -> None:
-    out = _replaced(engine, f"They charged card {number} twice.")
+    out = replaced(engine, f"They charged card {number} twice.")
     assert number not in out and "<CREDIT_CARD>" in out
 
 
 def test_card_number_failing_luhn_is_kept(engine) -> None:
     number = _luhn("4", 16)[:-1] + str((int(_luhn("4", 16)[-1]) + 1) % 10)
-    assert number in _replaced(engine, f"Tracking reference {number} has not moved.")
+    assert number in replaced(engine, f"Tracking reference {number} has not moved.")
 
 
 @pytest.mark.parametrize(
@@ -78,7 +68,7 @@ def test_card_number_failing_luhn_is_kept(engine) -> None:
     ],
 )
 def test_street_addresses_and_postcodes_in_any_order(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values), out
 
 
@@ -91,21 +81,21 @@ def test_street_addresses_and_postcodes_in_any_order(engine, text, values) -> No
     ],
 )
 def test_names_in_lower_case_and_running_text(engine, text, value) -> None:
-    assert value not in _replaced(engine, text)
+    assert value not in replaced(engine, text)
 
 
 def test_names_in_lists_once_one_of_them_is_a_person(engine) -> None:
-    out = _replaced(engine, "The joint account is with Daniel Hughes, Okafor and Lindqvist.")
+    out = replaced(engine, "The joint account is with Daniel Hughes, Okafor and Lindqvist.")
     assert not {"Daniel Hughes", "Okafor", "Lindqvist"} & set(out.replace(",", " ").replace(".", " ").split()), out
 
 
 def test_list_of_surnames_alone(engine) -> None:
-    out = _replaced(engine, "founders: Eklund, Marsh and Okoro")
+    out = replaced(engine, "founders: Eklund, Marsh and Okoro")
     assert "Eklund" not in out and "Marsh" not in out and "Okoro" not in out
 
 
 def test_name_next_to_digits_is_trimmed_not_dropped(engine) -> None:
-    out = _replaced(engine, "Amy Clarke 2nd floor said the form was lost")
+    out = replaced(engine, "Amy Clarke 2nd floor said the form was lost")
     assert "Amy Clarke" not in out and "2nd floor" in out
 
 
@@ -137,7 +127,7 @@ def test_trim_keeps_the_name_part_of_a_finding_with_a_digit_token() -> None:
     ],
 )
 def test_national_ids_dates_of_birth_ages_and_accounts_after_a_cue(engine, text, value, entity) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert value not in out and f"<{entity}>" in out, out
 
 
@@ -154,7 +144,7 @@ def test_national_ids_dates_of_birth_ages_and_accounts_after_a_cue(engine, text,
     ],
 )
 def test_streets_and_postcodes_of_the_dev_sets_scope_shapes(engine, text, values) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in values), out
 
 
@@ -170,7 +160,7 @@ def test_streets_and_postcodes_of_the_dev_sets_scope_shapes(engine, text, values
     ],
 )
 def test_names_with_accents_capitals_initials_and_surname_lists(engine, text, gone) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert all(value not in out for value in gone), out
 
 
@@ -185,13 +175,13 @@ def test_names_with_accents_capitals_initials_and_surname_lists(engine, text, go
     ],
 )
 def test_ids_ages_and_accounts_of_the_dev_sets_scope_shapes(engine, text, value, entity) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert value not in out and f"<{entity}>" in out, out
 
 
 def test_luhn_number_after_an_account_cue_is_an_account_not_a_card(engine) -> None:
     number = _luhn("7", 12)
-    out = _replaced(engine, f"Acct no. {number} shows a fee I never agreed to.")
+    out = replaced(engine, f"Acct no. {number} shows a fee I never agreed to.")
     assert number not in out and "<UK_ACCOUNT_NUMBER>" in out and "<CREDIT_CARD>" not in out, out
 
 
@@ -205,7 +195,7 @@ def test_luhn_number_after_an_account_cue_is_an_account_not_a_card(engine) -> No
     ],
 )
 def test_tickets_times_greetings_and_durations_are_kept(engine, text) -> None:
-    out = _replaced(engine, text)
+    out = replaced(engine, text)
     assert "<PHONE_NUMBER>" not in out and "<PERSON>" not in out and "<STREET_ADDRESS>" not in out
     assert "<AGE>" not in out, out
 
@@ -222,13 +212,13 @@ def test_tickets_times_greetings_and_durations_are_kept(engine, text) -> None:
     ],
 )
 def test_amounts_orders_dates_and_product_codes_are_kept(engine, text) -> None:
-    assert _replaced(engine, text) == text
+    assert replaced(engine, text) == text
 
 
 def test_entities_can_be_switched_off() -> None:
     settings = parse_settings({"anonymise": {"entities": ["EMAIL_ADDRESS"]}}).anonymise
     engine = privacy.build_engine(settings)
-    out = _replaced(engine, "My name is Eleanor Whitfield, mail eleanor@example.org")
+    out = replaced(engine, "My name is Eleanor Whitfield, mail eleanor@example.org")
     assert "Eleanor Whitfield" in out and "eleanor@example.org" not in out
 
 

@@ -35,11 +35,6 @@ TEXTS = [
 ALL_PSEUDONYM = {"anonymise": {"operator": "pseudonym"}}
 
 
-@pytest.fixture(scope="module")
-def engine() -> privacy.PrivacyEngine:
-    return privacy.build_engine(parse_settings({}).anonymise)
-
-
 def _with_key(engine: privacy.PrivacyEngine, secret: str = KEY) -> privacy.PrivacyEngine:
     operators = {entity: "pseudonym" for entity in engine.entities}
     return dataclasses.replace(engine, operators=operators, key=PseudonymKey(secret.encode()))

@@ -44,21 +44,12 @@ from pathlib import Path
 from feedbackflow.privacy.devshapes import ENTITIES
 from feedbackflow.privacy.evalset import Message
 
-__all__ = ["ACCEPTS", "DEFAULT_PATH", "ENTITIES", "SEED", "SIZE", "generate"]
+__all__ = ["DEFAULT_PATH", "ENTITIES", "SEED", "SIZE", "generate"]
 
 DEFAULT_PATH = Path("data/pii_eval/pii_eval_formats.jsonl")
 SEED = 5150
 SIZE = 1000
 
-# Detector entity names that count for a gold label (the bench's mapping for the scope-shapes dev part, as printed).
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "STREET_ADDRESS": ("STREET_ADDRESS", "LOCATION"),
-    "POSTCODE": ("POSTCODE", "LOCATION"),
-    "PASSPORT": ("PASSPORT", "US_PASSPORT", "UK_PASSPORT"),
-    "DATE_OF_BIRTH": ("DATE_OF_BIRTH", "DATE_TIME"),
-    "AGE": ("AGE", "DATE_TIME"),
-    "BANK_ACCOUNT": ("BANK_ACCOUNT", "UK_ACCOUNT_NUMBER", "UK_SORT_CODE", "US_BANK_NUMBER"),
-}
 
 # Faker locales used only for person names in forms (names are not this part's subject).
 NAME_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "es_MX", "ro_RO", "nl_NL", "da_DK", "en_IN")
