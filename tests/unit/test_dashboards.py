@@ -13,6 +13,7 @@ import pytest
 from feedbackflow.monitoring import governance, workspace
 from feedbackflow.settings import parse_settings
 from feedbackflow.stages import monitor
+from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 from tests.unit.test_monitor import SHIFTED, feedback, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,3 +266,26 @@ def test_dvc_plots_template_is_offline_and_current():
     assert committed == dvc_plots_template(), "refresh it: python -m feedbackflow.monitoring.offline"
     assert external_loads(committed) == [] and "{plot_divs}" in committed and "{scripts}" not in committed
     assert "html_template = plots/offline.html" in (ROOT / ".dvc" / "config").read_text(encoding="utf-8")
+
+
+def test_an_s3_workspace_holds_the_same_snapshots_and_no_personal_data(nights, s3_endpoint, monkeypatch):
+    """``monitor.workspace: s3://bucket/prefix``: Evidently's storage goes through fsspec to the S3 endpoint
+    (moto's server on loopback here, ``AWS_ENDPOINT_URL`` as for MinIO), one snapshot per recorded run."""
+    import boto3
+
+    paths, _, new = nights
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="governance")
+    for run_id in ("s3run__0", "s3run__1", "s3run__0"):  # the second s3run__0 is a retry: it replaces its point
+        ref = workspace.record_run(paths, "s3://governance/evidently", run_id, ENTITIES)
+        governance.write_record(paths, run_id, "drift_monitor", ref)
+    ws = workspace.open_workspace("s3://governance/evidently", paths.root)
+    project = next(p for p in ws.list_projects() if p.name == workspace.PROJECT_PREFIX + workspace.DEFAULT_MODEL)
+    assert len(ws.list_runs(project.id)) == 2
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="governance")["Contents"]]
+    assert keys and all(key.startswith("evidently/") for key in keys)
+    for key in keys:
+        body = s3.get_object(Bucket="governance", Key=key)["Body"].read().decode("utf-8", errors="replace")
+        assert not any(value in body for value in PLANTED), key
+        assert not any(message in body for message in new["text"]), key
