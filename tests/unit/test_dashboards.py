@@ -268,7 +268,7 @@ def test_dvc_plots_template_is_offline_and_current():
     assert "html_template = plots/offline.html" in (ROOT / ".dvc" / "config").read_text(encoding="utf-8")
 
 
-def test_an_s3_workspace_holds_the_same_snapshots_and_no_personal_data(nights, s3_endpoint, monkeypatch):
+def test_an_s3_workspace_holds_the_same_snapshots_and_no_personal_data(nights, s3_endpoint, monkeypatch):  # noqa: F811
     """``monitor.workspace: s3://bucket/prefix``: Evidently's storage goes through fsspec to the S3 endpoint
     (moto's server on loopback here, ``AWS_ENDPOINT_URL`` as for MinIO), one snapshot per recorded run."""
     import boto3
