@@ -168,7 +168,11 @@ def runs(cluster):
             failed = _query(dsn, "SELECT task_id, state, try_number FROM task_instance WHERE state = 'failed'")
             raise AssertionError(f"the first run failed: {failed}; logs under {cluster.base}")
         listed = client.list_objects_v2(Bucket=BUCKETS["general"], Prefix="dvc/checkpoints/").get("KeyCount", 0)
-        return bool(state and state[0][0] == "success" and listed)
+        if not (state and state[0][0] == "success" and listed):
+            return False
+        # the copy's log line follows the upload: wait until it has streamed into the running task's log
+        streamed = cluster.task_log("worker-gpu", manual, "train")
+        return bool(streamed and "copied to s3://" in streamed.read_text())
 
     _wait(checkpoint_in_shared_storage, 900, "the manual run's training to write a checkpoint", cluster, every=0.5)
     streamed = cluster.task_log("worker-gpu", manual, "train")
