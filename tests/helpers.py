@@ -107,3 +107,22 @@ def replaced(engine, text: str) -> str:
     out, _ = anonymise_texts([text], engine)
     assert out[0] is not None
     return out[0]
+
+
+def fine_tune_tiny(root: Path, settings, rows: int = 12):
+    """``fine_tune`` on ``tiny_corpus(rows)``: every 4th row validates, the rest train; seed 1, outputs under root."""
+    from feedbackflow.modeling.training import fine_tune
+
+    corpus = tiny_corpus(rows)
+    train = [row for index, row in enumerate(corpus) if index % 4]
+    validation = [row for index, row in enumerate(corpus) if not index % 4]
+    return fine_tune(
+        settings.base_model,
+        sorted(TEMPLATES),
+        ([row["text"] for row in train], [row["label"] for row in train]),
+        ([row["text"] for row in validation], [row["label"] for row in validation]),
+        settings,
+        seed=1,
+        output_dir=root / "model",
+        checkpoint_dir=root / "checkpoints",
+    )

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from feedbackflow.modeling.recipe import classification_loss, layer_depth, layerwise_parameter_groups, rdrop_loss
-from feedbackflow.modeling.training import fine_tune
 from feedbackflow.settings import TrainSettings
-from tests.helpers import TEMPLATES, TINY_TRAIN, build_tiny_bert, tiny_corpus
+from tests.helpers import TINY_TRAIN, build_tiny_bert, fine_tune_tiny
 
 
 def _logits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +75,6 @@ def test_layerwise_groups_decay_the_rate_downwards_and_cover_every_parameter(tmp
 
 
 def test_a_tiny_run_with_smoothing_rdrop_and_layerwise_decay_learns(tmp_path):
-    rows = tiny_corpus(12)
-    train = [row for index, row in enumerate(rows) if index % 4]
-    validation = [row for index, row in enumerate(rows) if not index % 4]
     settings = TrainSettings(
         base_model=str(build_tiny_bert(tmp_path / "tiny-bert")),
         **{**TINY_TRAIN, "learning_rate": 0.006},
@@ -86,15 +82,6 @@ def test_a_tiny_run_with_smoothing_rdrop_and_layerwise_decay_learns(tmp_path):
         rdrop_alpha=1.0,
         layerwise_lr_decay=0.8,
     )
-    result = fine_tune(
-        settings.base_model,
-        sorted(TEMPLATES),
-        ([row["text"] for row in train], [row["label"] for row in train]),
-        ([row["text"] for row in validation], [row["label"] for row in validation]),
-        settings,
-        seed=1,
-        output_dir=tmp_path / "model",
-        checkpoint_dir=tmp_path / "checkpoints",
-    )
+    result = fine_tune_tiny(tmp_path, settings)
     assert result.metrics["validation_accuracy"] >= 0.75
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -15,14 +15,13 @@ from feedbackflow.modeling.training import (
     _history,
     _train_loss,
     class_weights,
-    fine_tune,
     last_checkpoint,
     non_padding_fraction,
 )
 from feedbackflow.orchestration.pools import pool_command
 from feedbackflow.settings import DagSettings, TrainSettings
 from feedbackflow.stages.train import fingerprint, launch_command
-from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.helpers import build_tiny_bert, fine_tune_tiny
 
 
 def test_single_process_by_default():
@@ -151,9 +150,6 @@ def test_pools_command_refuses_a_training_wider_than_the_pool(tmp_path, monkeypa
 
 def test_early_stopping_with_class_weights_and_accumulation(tmp_path):
     """A learning rate too small to change any prediction: macro-F1 never improves, so training stops early."""
-    rows = tiny_corpus(12)
-    train = [row for index, row in enumerate(rows) if index % 4]
-    validation = [row for index, row in enumerate(rows) if not index % 4]
     settings = TrainSettings(
         base_model=str(build_tiny_bert(tmp_path / "tiny-bert")),
         epochs=6,
@@ -164,16 +160,7 @@ def test_early_stopping_with_class_weights_and_accumulation(tmp_path):
         early_stopping_patience=1,
         class_weights="balanced",
     )
-    result = fine_tune(
-        settings.base_model,
-        sorted(TEMPLATES),
-        ([row["text"] for row in train], [row["label"] for row in train]),
-        ([row["text"] for row in validation], [row["label"] for row in validation]),
-        settings,
-        seed=1,
-        output_dir=tmp_path / "model",
-        checkpoint_dir=tmp_path / "checkpoints",
-    )
+    result = fine_tune_tiny(tmp_path, settings)
     assert result.metrics["stopped_early"] is True
     assert result.metrics["epochs_run"] == 2  # epoch 1 sets the best score, epoch 2 fails to beat it
     assert [row["epoch"] for row in result.history] == [1, 2]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from feedbackflow.config import ProjectPaths
@@ -17,6 +19,7 @@ from feedbackflow.quality import suite
 from feedbackflow.settings import parse_settings
 from feedbackflow.stages.ingest import ingest_folder, read_manifest
 from feedbackflow.stages.validate import run
+from feedbackflow.storage.manifest import write_manifest
 
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
 HEADER = ["id", "text", "label", "channel", "created_at"]
@@ -39,10 +42,12 @@ def settings(**validate):
     return parse_settings({"validate": {"taxonomy": "taxonomy.json", **validate}})
 
 
-def deliver(paths: ProjectPaths, files: dict[str, list[list[str]] | str | bytes]) -> list[dict]:
+def deliver(paths: ProjectPaths, files: dict[str, object], source: str | None = None) -> list[dict]:
     """Write files to a fresh landing folder and ingest them as one new sequence; return the new manifest entries.
 
-    A list value is CSV rows (header included), a str or bytes value is written as is.
+    A list value is CSV rows (header included), a DataFrame or an Arrow table is written as Parquet (an Arrow table
+    without pandas metadata, in row groups of 2), a str or bytes value is written as is. ``source`` marks the entries
+    as rows of an updating source (as the PostgreSQL source ingests them: versions of records).
     """
     before = len(read_manifest(paths.raw_manifest))
     landing = paths.root / "landing" / f"delivery{before}"
@@ -52,12 +57,20 @@ def deliver(paths: ProjectPaths, files: dict[str, list[list[str]] | str | bytes]
         if isinstance(content, list):
             with target.open("w", newline="", encoding="utf-8") as handle:
                 csv.writer(handle).writerows(content)
+        elif isinstance(content, pd.DataFrame):
+            content.to_parquet(target)
+        elif isinstance(content, pa.Table):  # no pandas metadata: an integer column with a null reads as float
+            pq.write_table(content, target, row_group_size=2)
         elif isinstance(content, bytes):
             target.write_bytes(content)
         else:
-            target.write_text(content, encoding="utf-8")
+            target.write_text(str(content), encoding="utf-8")
     ingest_folder(landing, ["*.csv", "*.jsonl", "*.parquet"], paths.raw, paths.raw_manifest)
-    return read_manifest(paths.raw_manifest)[before:]
+    entries = read_manifest(paths.raw_manifest)
+    if source is not None:
+        entries = [*entries[:before], *({**entry, "source": source} for entry in entries[before:])]
+        write_manifest(paths.raw_manifest, entries)
+    return entries[before:]
 
 
 def row(

@@ -8,23 +8,21 @@ The validated Parquet, the quarantine Parquet and the report must be the same by
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.quality.readers import RawBatch, read_raw_batch
 from feedbackflow.settings import parse_settings
-from feedbackflow.stages.ingest import ingest_folder, read_manifest
+from feedbackflow.stages.ingest import read_manifest
 from feedbackflow.stages.validate import run
-from feedbackflow.storage.manifest import write_manifest
+from tests.unit.test_validate import deliver
 
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
 HEADER = ["id", "text", "label", "channel", "created_at"]
@@ -50,37 +48,12 @@ def _row(id_: str, n: int) -> list[str]:
     return [id_, text, "" if n % 29 == 8 else label, channel, created]
 
 
-def _write_csv(path: Path, rows: list[list[str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(rows)
-
-
-def _deliver(paths: ProjectPaths, files: dict[str, object], source: str | None = None) -> None:
-    before = len(read_manifest(paths.raw_manifest))
-    landing = paths.root / "landing" / f"delivery{before}"
-    landing.mkdir(parents=True)
-    for name, content in files.items():
-        target = landing / name
-        if isinstance(content, list):
-            _write_csv(target, content)
-        elif isinstance(content, pd.DataFrame):
-            content.to_parquet(target)
-        elif isinstance(content, pa.Table):  # no pandas metadata: an integer column with a null reads as float
-            pq.write_table(content, target, row_group_size=2)
-        else:
-            target.write_text(str(content), encoding="utf-8")
-    ingest_folder(landing, ["*.csv", "*.jsonl", "*.parquet"], paths.raw, paths.raw_manifest)
-    if source is not None:  # rows of an updating source (as the PostgreSQL source ingests them): versions of records
-        entries = read_manifest(paths.raw_manifest)
-        write_manifest(paths.raw_manifest, [*entries[:before], *({**e, "source": source} for e in entries[before:])])
-
-
 def _history(root: Path) -> ProjectPaths:
     paths = ProjectPaths(root)
     root.mkdir(parents=True)
     (root / "taxonomy.json").write_text(json.dumps(TAXONOMY), encoding="utf-8")
     # 1: 40 rows, a few broken, ids repeated inside the batch
-    _deliver(paths, {"a.csv": [HEADER, *(_row(f"a{n % 33}", n) for n in range(40))]})
+    deliver(paths, {"a.csv": [HEADER, *(_row(f"a{n % 33}", n) for n in range(40))]})
     # 2: JSON Lines with integer ids (some repeat a.csv's), a key that appears late, a boolean text
     lines = []
     for n in range(25):
@@ -91,7 +64,7 @@ def _history(root: Path) -> ProjectPaths:
         if n >= 15:
             record["language"] = "en" if n % 2 else "xx"
         lines.append(json.dumps(record))
-    _deliver(paths, {"b.jsonl": "\n".join(lines), "empty.csv": ""})
+    deliver(paths, {"b.jsonl": "\n".join(lines), "empty.csv": ""})
     # 3: Parquet with an integer id column holding a null, and a batch over the quarantine share (to be re-delivered)
     parquet = pd.DataFrame(
         {
@@ -113,13 +86,13 @@ def _history(root: Path) -> ProjectPaths:
             "created_at": [TS] * 5,
         }
     )
-    _deliver(paths, {"c.parquet": parquet, "e.parquet": arrow, "d.csv": bad, "nolabel.csv": no_label})
+    deliver(paths, {"c.parquet": parquet, "e.parquet": arrow, "d.csv": bad, "nolabel.csv": no_label})
     # 4: versions of records from an updating source: the latest version wins, replaced ones are quarantined
     versions = [[f"p{n % 6}", f"version {n}", TAXONOMY[0], "app", TS] for n in range(14)]
-    _deliver(paths, {"pg.csv": [HEADER, *versions]}, source="postgres")
+    deliver(paths, {"pg.csv": [HEADER, *versions]}, source="postgres")
     # 5: d.csv fixed (supersedes delivery 3's), newer versions of two records, a header-only file
-    _deliver(paths, {"d.csv": [HEADER, *(_row(f"d{n}", 0) for n in range(12))], "header.csv": [HEADER]})
-    _deliver(paths, {"pg.csv": [HEADER, _row("p1", 0), _row("p4", 2), _row("a1", 0)]}, source="postgres")
+    deliver(paths, {"d.csv": [HEADER, *(_row(f"d{n}", 0) for n in range(12))], "header.csv": [HEADER]})
+    deliver(paths, {"pg.csv": [HEADER, _row("p1", 0), _row("p4", 2), _row("a1", 0)]}, source="postgres")
     return paths
 
 
