@@ -117,9 +117,9 @@ bench-pii: install ## PII detection: per-entity P/R/F2 on the dev (data/pii_eval
 bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
 	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
 
-BENCH_LOAD_ROWS ?= 100000 1000000
+BENCH_LOAD_ROWS ?= 1000000
 
-bench-load: install ## ingest -> validate -> anonymise -> split on 2 cores at each BENCH_LOAD_ROWS size: one table
+bench-load: install ## 1M rows through ingest -> validate -> anonymise -> split on 2 cores (anonymise ~40 min): wall, peak RSS, rows balance
 	$(BIN)/python benchmarks/bench_load.py --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
 
 dashboards: install ## Evidently UI on the governance workspace (http://localhost:8000): drift, quality, privacy over time

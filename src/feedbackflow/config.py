@@ -57,6 +57,11 @@ class ProjectPaths:
         return self.data / "anonymised"
 
     @property
+    def held_back(self) -> Path:
+        """Rows the leak gate's second scan still flagged, as validated, with the entity types found (restricted)."""
+        return self.data / "held_back"
+
+    @property
     def split(self) -> Path:
         return self.data / "split"
 

@@ -185,7 +185,20 @@ class AnonymiseSettings(_Section):
         "NER pass (independent of the first scan's filters)",
     )
     batch_size: int = Field(64, ge=1, description="texts per spaCy batch")
-    n_process: int = Field(1, ge=1, description="spaCy processes")
+    n_process: int = Field(
+        1,
+        ge=1,
+        description="processes that anonymise and gate chunks of rows in parallel; each loads its own models (about "
+        "0.8 GiB)",
+    )
+    max_held_share: float = Field(
+        0.001,
+        ge=0.0,
+        le=1.0,
+        description="leak gate: share of rows in which the second scan may still find personal data; they are held "
+        "back (restricted storage, with the entity types found) and the run goes on; above it the stage fails. A "
+        "planted value found always fails",
+    )
     operator: Literal["placeholder", "pseudonym"] = Field(
         "placeholder", description="how a finding is replaced unless `operators` names its entity"
     )

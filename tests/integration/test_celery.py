@@ -231,7 +231,7 @@ def test_killed_training_resumed_on_the_replacement_worker(runs):
 def test_no_task_read_another_workers_disk_and_restricted_data_stayed_in_its_bucket(runs):
     cluster, client, *_ = runs
     gpu_workspace = cluster.workspaces["worker-gpu-2"]
-    for restricted in ("data/raw", "data/validated", "data/quarantine"):
+    for restricted in ("data/raw", "data/validated", "data/quarantine", "data/held_back"):
         assert not (gpu_workspace / restricted).exists(), f"{restricted} reached the GPU worker's disk"
     assert (gpu_workspace / "models" / "challenger" / "model.safetensors").is_file()
     assert not (cluster.workspaces["control"] / "data" / "anonymised").exists(), "the control plane ran a stage"

@@ -69,7 +69,7 @@ def test_dvc_lock_and_remotes(first_run):
     # directory manifests are stored as <md5>.dir
     assert outs["models/challenger"].replace(".dir", "") + ".dir" in general
     assert outs["data/anonymised"] in general
-    for restricted_out in ("data/raw", "data/validated", "data/quarantine"):
+    for restricted_out in ("data/raw", "data/validated", "data/quarantine", "data/held_back"):
         assert outs[restricted_out] in restricted
         assert outs[restricted_out] not in general, f"{restricted_out} leaked to the general remote"
     assert (project / "models" / "champion.dvc").is_file()

@@ -309,3 +309,80 @@ def test_a_second_scan_person_that_is_only_a_currency_is_no_leak() -> None:
     named = "ask Anna Euros about it"
     assert _leaks(named, RecognizerResult("PERSON", 4, 14, 0.85), [])
     assert _leaks("ask Anna about it", RecognizerResult("PERSON", 4, 8, 0.85), [])
+
+
+# --- rows the second scan flags: held back up to a share, never published ------------------------------------------
+
+MISSED = "I complained to Margaret Thornbury about the fee twice."
+CLEAN = [f"My card number {n} has not arrived yet" for n in range(1, 9)]
+
+
+def _blind_to_one_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the first scan miss the name in ``MISSED`` (its text comes out unchanged); the second scan is real."""
+    real = anonymise.anonymise_texts
+
+    def blind(texts, engine):
+        out, counts = real(texts, engine)
+        return [text if text == MISSED else new for text, new in zip(texts, out, strict=True)], counts
+
+    monkeypatch.setattr(anonymise, "anonymise_texts", blind)
+
+
+def test_second_scan_findings_within_the_share_are_held_back_and_the_night_goes_on(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts = [TEXTS[0], *CLEAN, MISSED]  # 10 rows, one flagged: a share of 0.1
+    paths = _project(tmp_path, texts)
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    _blind_to_one_name(monkeypatch)
+
+    with caplog.at_level(logging.DEBUG):
+        result = anonymise.run(parse_settings({"anonymise": {"max_held_share": 0.1}}), paths, chunk_rows=4)
+
+    published = pd.read_parquet(paths.anonymised / "feedback.parquet")
+    held = pd.read_parquet(paths.held_back / anonymise.HELD_FILE)
+    assert published["id"].tolist() == [f"n001-{i:06d}" for i in range(9)]  # order kept, the flagged row left out
+    assert "Thornbury" not in " ".join(published["text"])
+    assert held["id"].tolist() == ["n001-000009"] and held["text"].tolist() == [MISSED]  # as validated, restricted
+    assert held[anonymise.HELD_COLUMN].tolist() == ["PERSON"] and held["label"].tolist() == ["card_arrival"]
+    assert result["rows"] == 10 == result["rows_out"] + result["rows_held_back"] and result["rows_held_back"] == 1
+    audit_text = (paths.stage_reports("anonymise") / "audit.json").read_text()
+    gate = json.loads(audit_text)["leak_gate"]
+    assert gate["passed"] is True and gate["rows_held_back"] == 1 and gate["second_scan_hits"] == {"PERSON": 1}
+    for text in (audit_text, (paths.stage_reports("anonymise") / "anonymise.json").read_text(), caplog.text):
+        assert "Thornbury" not in text and "n001-000009" not in text
+
+
+def test_second_scan_findings_above_the_share_fail_and_publish_nothing(
+    tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _project(tmp_path, [TEXTS[0], *CLEAN, MISSED])
+    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    _blind_to_one_name(monkeypatch)
+
+    with pytest.raises(PrivacyLeakError) as failure:
+        anonymise.run(parse_settings({"anonymise": {"max_held_share": 0.05}}), paths)
+
+    message = str(failure.value)
+    assert "flagged 1 of 10 row(s)" in message and "max_held_share=0.05" in message and "n001-000009" in message
+    assert "Thornbury" not in message
+    assert not (paths.anonymised / "feedback.parquet").exists()
+    assert not (paths.held_back / anonymise.HELD_FILE).exists()
+    assert not list((tmp_path / ".work").rglob("*.partial"))
+
+
+def test_worker_processes_give_the_same_output_as_one_process(tmp_path: Path) -> None:
+    # Real worker processes (spawned, each loading its own models), chunks of 3 rows spread over two of them.
+    texts = [*TEXTS, *CLEAN, f"Ring {PHONE} about {EMAIL}"]
+    outputs = {}
+    for n_process in (1, 2):
+        paths = _project(tmp_path / str(n_process), texts, {"EMAIL_ADDRESS": [EMAIL]})
+        result = anonymise.run(parse_settings({"anonymise": {"n_process": n_process}}), paths, chunk_rows=3)
+        assert result["rows"] == len(texts) == result["rows_out"] and result["leak_gate"]["passed"]
+        report = json.loads((paths.stage_reports("anonymise") / "anonymise.json").read_text())
+        assert report["settings"]["n_process"] == n_process
+        assert report["settings"]["spacy_pipeline"].startswith("en_core_web_sm")  # named by the process that ran it
+        outputs[n_process] = (pd.read_parquet(paths.anonymised / "feedback.parquet"), result["entities"])
+    assert outputs[1][1] == outputs[2][1] and outputs[1][1]["EMAIL_ADDRESS"] == 3
+    pd.testing.assert_frame_equal(outputs[1][0], outputs[2][0])
+    assert EMAIL not in " ".join(outputs[2][0]["text"])

@@ -117,7 +117,7 @@ def main() -> int:
     gate = anonymise.get("leak_gate") or {}
     print(
         f"  leak gate        : {'passed' if gate.get('passed') else 'FAILED'} ({gate.get('rows_scanned')} rows, "
-        f"{gate.get('canaries_checked')} canaries checked)"
+        f"{gate.get('canaries_checked')} canaries checked, {gate.get('rows_held_back', 0)} rows held back)"
     )
     print(f"  challenger       : {_scores(evaluation['challenger'])}")
     print(f"  champion (before): {_scores(evaluation['champion'])}")

@@ -354,7 +354,6 @@ class PrivacyEngine:
     entities: list[str]
     score_threshold: float
     batch_size: int = 64
-    n_process: int = 1
     model: str = ""
     operators: dict[str, str] = field(default_factory=dict)
     key: PseudonymKey | None = None
@@ -376,6 +375,17 @@ def _pipeline_name(analyzer: AnalyzerEngine, language: str) -> str:
     return f"{meta.get('lang', '')}_{meta.get('name', '')}-{meta.get('version', '')}".strip("_-")
 
 
+def pseudonym_key(settings: AnonymiseSettings) -> PseudonymKey | None:
+    """The pseudonym key when any configured entity is pseudonymised, else None; no model is loaded.
+
+    Raises:
+        ConfigError: an entity is to be pseudonymised and no key is set.
+    """
+    if any(settings.operator_for(entity) == "pseudonym" for entity in settings.entities):
+        return load_key()
+    return None
+
+
 def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
     """Load everything :func:`feedbackflow.privacy.replace.anonymise_texts` needs (loads the spaCy model).
 
@@ -386,7 +396,7 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
     from presidio_anonymizer import AnonymizerEngine
 
     operators = {entity: settings.operator_for(entity) for entity in settings.entities}
-    key = load_key() if "pseudonym" in operators.values() else None
+    key = pseudonym_key(settings)
     analyzer = build_analyzer(settings)
     return PrivacyEngine(
         analyzer=analyzer,
@@ -395,7 +405,6 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
         entities=list(settings.entities),
         score_threshold=settings.score_threshold,
         batch_size=settings.batch_size,
-        n_process=settings.n_process,
         model=_pipeline_name(analyzer, settings.language),
         operators=operators,
         key=key,
@@ -470,7 +479,6 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
         shown,
         language=engine.language,
         batch_size=engine.batch_size,
-        n_process=engine.n_process,
         entities=engine.entities,
         score_threshold=engine.score_threshold,
         allow_list=list(_NON_PERSONAL_FINDINGS),
