@@ -261,6 +261,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["address"](supported_language=language),
         classes["passport"](supported_language=language),
         classes["iban"](supported_language=language),
+        classes["account"](supported_language=language),
         recognizers.name_cue_recognizer(language),
         recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
@@ -541,16 +542,16 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
 
 _CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
 _BANK_ENTITIES = frozenset({"UK_ACCOUNT_NUMBER", "US_BANK_NUMBER", "UK_SORT_CODE"})
-_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION"})
+_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION", "PERSON"})
 
 
 def _shadowed_by_bank(text: str, result: RecognizerResult, banks: list[RecognizerResult]) -> bool:
-    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card only
-    on the same span, a phone number only when not written with +CC)."""
+    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card or a
+    person only inside it, "HONQ 7512 4293 7868 67", a phone number only when not written with +CC)."""
     if result.entity_type not in _BANK_SHADOWED:
         return False
-    if result.entity_type == "CREDIT_CARD":
-        return any((b.start, b.end) == (result.start, result.end) for b in banks)
+    if result.entity_type in ("CREDIT_CARD", "PERSON"):
+        return any(b.start <= result.start and result.end <= b.end for b in banks)
     if result.entity_type == "PHONE_NUMBER" and text[result.start : result.end].lstrip("(").startswith("+"):
         return False
     return any(b.start < result.end and result.start < b.end for b in banks)

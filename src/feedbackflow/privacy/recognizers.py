@@ -412,8 +412,21 @@ def recognizer_classes() -> dict[str, type]:
                 for match in pattern.finditer(text):
                     found[match.span(1) if match.groups() else match.span()] = 0.6
             after_cue, after_street, after_town = _postcode_context()
+            town_codes, list_next = _town_postcodes()
             for match in after_cue.finditer(text):
                 found[match.span("code")] = 0.7
+                chained = list_next.match(text, match.end("code"))
+                while chained:
+                    found[chained.span("code")] = 0.7
+                    chained = list_next.match(text, chained.end("code"))
+            for pattern in town_codes:
+                for match in pattern.finditer(text):
+                    town, code = match.groupdict().get("town"), match.group("code")
+                    if (town and town.split()[0].casefold() in _NOT_TOWNS) or _YEAR.fullmatch(code):
+                        continue
+                    span = match.span("code")
+                    if not any(s < span[1] and span[0] < e for s, e in streets):
+                        found.setdefault(span, 0.7)
             for _, end in streets:
                 after = after_street.match(text, end) or after_town.match(text, end)
                 if after and _has_digit(after.group("code")):
@@ -512,6 +525,64 @@ def recognizer_classes() -> dict[str, type]:
                     results.append(RecognizerResult("IBAN_CODE", match.start(), position, 0.9))
             return results
 
+    class AccountNumberRecognizer(EntityRecognizer):
+        """Bank account numbers as customers write them, near what says "account" (devwritten dev set).
+
+        A candidate is six to thirty digits, plain or in groups of two or more with spaces, dashes or dots ("0123 4567
+        89", "35.034406.72"), or a domestic account number with its bank's four letters ("NWBK 6016 1331 9268 19"). It
+        counts after an account word (``account``, ``acct``, ``a/c``, ``acc no``, ``bank details``, ``beneficiary``,
+        ``payee``, ``savings``, ``checking``, ...) up to 45 characters before it on the same line or on the line above
+        a form's label, with no digit, sentence end or other kind of number's word (order, phone, card, ending,
+        reference, ...) in between; right after a payment verb and its preposition ("refund to", "paid from", "paid
+        into", "transfer to", "money from"); right before "is my account" or "- that's my current account"; or within
+        30 characters after another account of the same text ("accounts 123 and 456", "from 123 to 456"). Dates,
+        amounts, ZIP+4 and CEP shapes are not accounts; a number after a payment verb needs seven digits.
+        """
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entities=["UK_ACCOUNT_NUMBER"],
+                supported_language=supported_language,
+                name="AccountNumberRecognizer",
+            )
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+            prefilter, value, word, payment, after, other, gap_stop = _account_patterns()
+            if not prefilter.search(text):
+                return []
+            results: list[RecognizerResult] = []
+            last_end = -1
+            for match in value.finditer(text):
+                start, end = match.span()
+                candidate = match.group(0)
+                digits = sum(c.isdigit() for c in candidate)
+                if not 6 <= digits <= 30 or _not_an_account(text, start, end, candidate):
+                    continue
+                if other.search(text, max(0, start - 40), start):
+                    continue
+                cue = None
+                for found in word.finditer(text, max(0, start - 60), start):
+                    cue = found
+                gap = text[cue.end() : start] if cue else ""
+                accepted = (
+                    cue is not None
+                    and len(gap) <= 45
+                    and _account_gap_ok(gap, gap_stop)
+                )
+                loose = digits >= 7 and not _POSTCODE_SHAPE.fullmatch(candidate)
+                accepted = accepted or (loose and payment.search(text, max(0, start - 40), start) is not None)
+                accepted = accepted or (loose and after.match(text, end) is not None)
+                if not accepted and last_end >= 0 and start - last_end <= 30:
+                    between = text[last_end:start]
+                    accepted = _account_gap_ok(between, gap_stop) and _LIST_JOIN.search(between) is not None
+                if accepted:
+                    results.append(RecognizerResult("UK_ACCOUNT_NUMBER", start, end, 0.88))
+                    last_end = end
+            return results
+
     return {
         "email": OfflineEmailRecognizer,
         "url": PrefilteredUrlRecognizer,
@@ -521,6 +592,7 @@ def recognizer_classes() -> dict[str, type]:
         "address": AddressRecognizer,
         "passport": PassportRecognizer,
         "iban": IbanAnyCaseRecognizer,
+        "account": AccountNumberRecognizer,
     }
 
 
@@ -566,6 +638,81 @@ def _mod97(value: str) -> int:
     return remainder
 
 
+# Round 4 (devwritten dev set): account numbers as customers write them (AccountNumberRecognizer).
+_ACCOUNT_PREFILTER = (
+    r"acc|a/c|bank|beneficiar|payee|saving|checking|paid|pay|refund|transfer|money|funds|salary|wages|deposit|wire"
+    r"|konto|compte|cuenta|conta|rekening"
+)
+_ACCOUNT_VALUE = (
+    r"(?<![\w.,/+#@-])(?:[A-Z]{4}[ ]?\d{2,4}(?:[ ]?\d{2,4}){2,6}|\d{2,6}(?:[ .-]\d{2,8}){1,5}|\d{6,30})"
+    r"(?![\w/@-]|[.,]\d)"
+)
+_ACCOUNT_WORD = (
+    r"(?<![\w/])(?i:accounts?|accts?|a/c|acc|bank(?:ing)?[ ]details|bank[ ]info|payment[ ]details|beneficiary|payee"
+    r"|checking|savings|konto|compte|cuenta|conta|rekening)(?![\w/])\.?"
+)
+_ACCOUNT_PAYMENT = (
+    r"\b(?i:refund(?:ed|s)?|transfer(?:red|s)?|paid|pay|payments?|deposit(?:ed)?|wired?|credit(?:ed)?|money|funds"
+    r"|salary|wages|send[ ]the[ ]refund)(?:[ ]+(?i:it|them|me[ ]back|the[ ]money|the[ ]refund|back))?"
+    r"[ ]+(?i:to|from|into|in[ ]to|at|onto)[ ]*:?[ ]*$"
+)
+_ACCOUNT_AFTER = (
+    r"[ ]*[-–—:,]?[ ]*(?i:(?:is|was|that's|that is|it's|=)[ ]+)?(?i:(?:my|the|our|his|her|their|a)[ ]+)?"
+    r"(?:\p{L}+[ ]+){0,2}?(?i:accounts?|acct|a/c)(?!\w)"
+)
+# Another kind of number's word right before a candidate: that kind's number ("order 12345678", "card ending 1234").
+_NOT_ACCOUNT_BEFORE = (
+    r"\b(?i:ticket|order|ref|reference|invoice|case|passport|batch|tracking|loan|policy|transaction|member(?:ship)?"
+    r"|customer|card|parcel|id|phone|tel|mobile|call|serial|model|booking|quote|ending(?:[ ]in)?|digits(?:[ ]are)?"
+    r"|ext\.?|extension|iban|routing|transit|bsb|sort[ ]code|branch(?:[ ]code)?|ifsc|swift|bic|zip|post[ ]?code"
+    r"|postal[ ]code|pin)(?:[ ]+(?i:number|no\.?|nr\.?|num|id|code|#))?[ ]*(?:is[ ]+)?[:#(]?[ ]*$"
+)
+# Words between an account cue and a number that say the number is something else.
+_ACCOUNT_GAP_STOP = (
+    r"\b(?i:phone|tel|mobile|call|order|invoice|ticket|ref|reference|tracking|card|ending|last|digits|balance|fees?"
+    r"|since|case|booking|member(?:ship)?|customer|id|pin|passport|iban|swift|bic|sort|routing|transit|bsb|branch"
+    r"|ifsc|zip|post[ ]?code|postal|amount|total|years?|days?|months?|weeks?|opened|closed[ ]on|charged)\b"
+)
+_LIST_JOIN = re.compile(r"(?i:,|\band\b|&|\bor\b|/|\bto\b|\binto\b|\bfrom\b)")
+_POSTCODE_SHAPE = re.compile(r"\d{5}-\d{3,4}|\d{3}-\d{4}")
+_AMOUNT = re.compile(r"\d{1,3}(?:[,.]\d{3})*[.,]\d{2}|\d+[.,]\d{2}")
+
+
+@functools.cache
+def _account_patterns() -> tuple[Any, ...]:
+    import regex
+
+    return (
+        regex.compile(_ACCOUNT_PREFILTER, regex.IGNORECASE),
+        regex.compile(_ACCOUNT_VALUE),
+        regex.compile(_ACCOUNT_WORD),
+        regex.compile(_ACCOUNT_PAYMENT),
+        regex.compile(_ACCOUNT_AFTER),
+        regex.compile(_NOT_ACCOUNT_BEFORE),
+        regex.compile(_ACCOUNT_GAP_STOP),
+    )
+
+
+def _account_gap_ok(gap: str, stop: Any) -> bool:
+    """No digit, no sentence end and no other kind of number's word between a cue and a candidate; a newline only
+    after a form label that ends its line ("Account number\\n12345678")."""
+    if any(c.isdigit() for c in gap) or re.search(r"[!?;]|\.[ ]+\S|\n.*\n", gap):
+        return False
+    if "\n" in gap and not re.fullmatch(r"(?i:[ \t]*(?:number|no\.?|nr\.?|#)?[ \t]*[:#-]?[ \t]*\n[ \t]*)", gap):
+        return False
+    return stop.search(gap) is None
+
+
+def _not_an_account(text: str, start: int, end: int, candidate: str) -> bool:
+    """A date, an amount, an IP address or a piece of a longer code (an IBAN's or a reference's groups)."""
+    if _DATE_LIKE.fullmatch(candidate) or _AMOUNT.fullmatch(candidate) or _IPV4.fullmatch(candidate):
+        return True
+    before = text[max(0, start - 6) : start]
+    if re.search(r"[$€£¥]\s*$|\b[A-Za-z]{2}\d{2}[ -]$", before):
+        return True
+    return re.match(r"[ ]*(?i:eur|usd|gbp|euros?|dollars?|pounds?|%|am|pm)\b", text[end : end + 8]) is not None
+
+
 @functools.cache
 def _passport_patterns() -> tuple[Any, Any, Any, Any, Any]:
     import regex
@@ -583,17 +730,63 @@ _LOCAL_NUMBER = re.compile(r"(?<![\w+().-])\d{3}[ -]\d{4}(?![\w-]|[.,]\d)")
 _POSTCODE_AFTER_CUE = (
     r"(?:(?i:\b(?:post ?code|postal code|postal|zip(?: ?code)?|cep|plz|code postal|pin ?code|pincode|eircode"
     # devformats dev set: the cue words of more countries, and words between the cue and the code
-    r"|cap|cp|c[óo]digo postal|codice postale|kod pocztowy|postleitzahl|postnummer|postinumero|irányítószám|psč)\b)"
-    r"|(?i:c\.p\.)|〒|\bPIN(?=[ ]*:?[ ]*[1-9]\d{5}\b))"
-    r"(?:[ ]+(?i:is|was|on it was|on the \w+ (?:is|was)|should be|number|no\.?))?[ ]*[:#-]?[ ]*"
+    r"|cap|cp|c[óo]digo postal|codice postale|kod pocztowy|postleitzahl|postnummer|postinumero|irányítószám|psč"
+    # devwritten dev set: plurals ("both our postcodes, A and B"), Romanian
+    r"|post ?codes|postal codes|zip ?codes|zipcodes?|cod po[șs]tal)\b)"
+    r"|(?i:c\.p\.)|〒|\bPIN(?=[ ]*:?[ ]*[1-9]\d{2}[ ]?\d{3}\b))"
+    r"(?:[ ]+(?i:is|was|are|were|on it was|on the \w+ (?:is|was)|should be|number|no\.?))?[ ]*[:#,-]?[ ]*"
+    # devwritten dev set: a form's label on its own line, the code on the next ("Postcode\n01764")
+    r"(?:\n[ ]*)?"
     rf"(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+)
+# devwritten dev set: the next code of a list after a cue ("postcodes, 940057 and 57310", "zip 12345 or 12346").
+_POSTCODE_LIST_NEXT = rf"[ ]*(?:,|,?[ ]+(?:and|or|&)|[ ]*/)[ ]+(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+# devwritten dev set: a postcode next to a town without a street, or after "moved to" / "live in": "Köln (11660)",
+# "Thessaloniki 667 20", "in 34452 Paris", "I moved to 72540 last year". Shapes that say postcode: four to six digits,
+# "123 45", "1234 AB", "12345-678", with a country prefix ("D-10115", "GR-430 26").
+_PLACE_CODE = (
+    r"(?:[A-Z]{1,2}-)?(?:\d{5}-\d{3,4}|\d{3}[ ]\d{2,3}|\d{4}[ ]?[A-Z]{2}|\d{4,6})"
+)
+_PLACE_LEAD = r"(?:^|(?<=[,\n(])|\b(?i:in|from|to|at|near|nearest|of))[ ]*"
+_PLACE_TOWN = r"(?P<town>\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2})"
+_PLACE_END = (
+    r"(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|this|since|please|closed|is|was|area|region"
+    r"|district|then|so)\b)"
+)
+_TOWN_POSTCODES = (
+    rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
+    rf"{_PLACE_LEAD}{_PLACE_TOWN},?[ ]+(?P<code>{_PLACE_CODE}){_PLACE_END}",
+    rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})[ ]+{_PLACE_TOWN}(?![\w'’-])",
+    r"(?<=\b(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)[ ]+|\b(?i:live|living|lives|based|we're|we[ ]are"
+    r"|i'm|i[ ]am)[ ]+(?i:in)[ ]+|\b(?i:nearest|closest[ ]to)[ ]+)"
+    rf"(?P<code>{_PLACE_CODE})(?![\w-])(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?!(?i:{{units}})\b)\p{{Ll}})",
+)
+# Capitalised words that come before a number and are no town ("Room 1234", "in March 2024", "Order (12345)").
+_NOT_TOWNS = frozenset(
+    {
+        *("january", "february", "march", "april", "may", "june", "july", "august", "september", "october"),
+        *("november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov"),
+        *("dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "room", "floor"),
+        *("gate", "terminal", "platform", "line", "route", "flight", "order", "invoice", "ticket", "case", "version"),
+        *("model", "step", "chapter", "section", "page", "year", "total", "account", "balance", "reference"),
+        *("booking", "parcel", "serial", "membership", "statement", "quote", "product", "error", "loan", "policy"),
+        *("contract", "cheque", "transaction", "card", "tracking", "item", "items", "unit", "suite", "apt", "flat"),
+        *("box", "po", "no", "nr", "number", "code", "pin", "id", "ref", "tel", "phone", "mobile", "fax", "iban"),
+        *("acct", "acc", "sort", "bsb", "routing", "customer", "member", "batch", "level", "bus", "train", "seat"),
+        *("table", "week", "day", "month", "chf", "eur", "usd", "gbp", "covid", "windows", "iphone", "android"),
+        *("i", "we", "you", "the", "a", "an", "my", "our"),
+    }
+)
+_UNIT_NOUNS = (
+    r"times|minutes|hours|days|weeks|months|years|people|customers|euros?|dollars|pounds|eur|usd|gbp|km|miles|items"
+    r"|pages|homes|houses|users|accounts|members|steps|points|units|calls|emails|messages|transactions|orders"
 )
 # devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
 # CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
 _TAIL_POSTCODE = (
-    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
-    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
-    r"|\d{3}-\d{4}|\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
+    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*\())"
+    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|(?:[A-Z]{1,2}-)?\d{3}[ ]\d{2,3}"
+    r"|\d{2}-\d{3}|\d{3}-\d{4}|(?:[A-Z]{1,2}-)?\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
     r"(?=[ ]*(?:[,.;:)\n!?]|$)|[ ]+(?!(?i:times|minutes|hours|days|weeks|months|years|people|customers|euros?|"
     r"dollars|pounds|eur|usd|gbp|km|miles|items|pages)\b)\S)"
 )
@@ -679,6 +872,19 @@ def _tail_postcode() -> Any:
     import regex
 
     return regex.compile(_TAIL_POSTCODE)
+
+
+@functools.cache
+def _town_postcodes() -> tuple[Any, Any]:
+    import regex
+
+    return (
+        tuple(regex.compile(p.replace("{units}", _UNIT_NOUNS)) for p in _TOWN_POSTCODES),
+        regex.compile(_POSTCODE_LIST_NEXT),
+    )
+
+
+_YEAR = re.compile(r"(?:19|20)\d{2}")
 
 
 @functools.cache
@@ -819,7 +1025,14 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             ),
             Pattern(
                 "Sort code after short cue",
-                rf"(?<=\b(?i:sort|s/c){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                rf"(?<=\b(?i:sort|s/c|sc){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                0.85,
+            ),
+            # devwritten dev set: a dashed sort code and an account with a slash or comma between, in either order
+            Pattern(
+                "Sort code next to an account",
+                r"(?<![\d-])\d{2}-\d{2}-\d{2}(?=[ ]*[/,][ ]*\d{6,10}(?![\d-]))"
+                r"|(?<=(?<![\d-])\d{6,10}[ ]*[/,][ ]*)\d{2}-\d{2}-\d{2}(?![\d-])",
                 0.85,
             ),
             Pattern(
@@ -860,6 +1073,12 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 r"(?<=(?<![\d-])\d{2}[- ]\d{2}[- ]\d{2}[ ]+)\d{4}[ ]?\d{4}(?![\d-])",
                 0.6,
             ),
+            Pattern(
+                "Account next to a dashed sort code",
+                r"(?<=(?<![\d-])\d{2}-\d{2}-\d{2}[ ]*[/,][ ]*)\d{6,10}(?![\d-])"
+                r"|(?<![\d-])\d{6,10}(?=[ ]*[/,][ ]*\d{2}-\d{2}-\d{2}(?![\d-]))",
+                0.85,
+            ),
             # shapes that say bank account alone: New Zealand's bank-branch-account-suffix, a French RIB, a Canadian
             # cheque's transit, institution and account
             Pattern("New Zealand account", r"(?<![\d-])\d{2}-\d{4}-\d{7}-\d{2,3}(?![\d-])", 0.6),
@@ -868,7 +1087,10 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         ],
     }
     # What every pattern of an entity needs, so that a text without it is skipped: its cue words or its shapes.
-    shapes = r"\d{2}[- ]\d{2}[- ]\d{2}[ ]+\d{4}|\d{2}-\d{4}-\d{7}|\d{5}[ ]\d{5}[ ]|\d{5}[ -]\d{3}[ -]\d{7}"
+    shapes = (
+        r"\d{2}[- ]\d{2}[- ]\d{2}[ ]+\d{4}|\d{2}-\d{4}-\d{7}|\d{5}[ ]\d{5}[ ]|\d{5}[ -]\d{3}[ -]\d{7}"
+        r"|\d{2}-\d{2}-\d{2}[ ]*[/,]|\d[ ]*[/,][ ]*\d{2}-\d{2}-\d{2}"
+    )
     prefilters = {
         "PASSPORT": r"passport",
         "DATE_OF_BIRTH": r"born|birth|d\.?o\.?b",
@@ -876,7 +1098,7 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         "US_SSN": r"ssn|social security",
         "US_BANK_NUMBER": r"routing|aba|rtn|transit|bsb|ifsc|swift|bank ?code|blz|bankleitzahl|institution|ag[eê]ncia"
         r"|ag\.|branch",
-        "UK_SORT_CODE": rf"sort|s/c|{shapes}",
+        "UK_SORT_CODE": rf"sort|s/c|\bsc\b|{shapes}",
         "UK_ACCOUNT_NUMBER": rf"acc|a/c|konto|compte|cuenta|conta|c/c|rekening|konta|nuban|clabe|{shapes}",
     }
     return [
