@@ -86,6 +86,9 @@ _HOUSE = (
     r"(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
 )
 _UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
+# A postcode's shape next to a town (devwritten dev set): four to six digits, "123 45", "1234 AB", "12345-678", with a
+# country prefix ("D-10115", "GR-430 26").
+_PLACE_CODE = r"(?:[A-Z]{1,2}-)?(?:\d{5}-\d{3,4}|\d{3}[ ]\d{2,3}|\d{4}[ ]?[A-Z]{2}|\d{4,6})"
 _STREET_PATTERNS = (
     # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
     rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE}|\d{{1,3}}(?:st|nd|rd|th))[ ]+){{0,4}}?"
@@ -111,7 +114,9 @@ _STREET_PATTERNS = (
     rf"{_CAP_WORD}(?:[ ]{_CAP_WORD})?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # a name and a house number right before a postcode and a town: "Karlova 32, 360 00 Olomouc"
     rf"(?<![\w])\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}(?=,[ ]+(?:\d{{3}}[ ]\d{{2}}|\d{{4,5}}|"
-    rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}\p{{Ll}})",
+    rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}[\p{{Ll}}\p{{Lu}}]"
+    # devwritten dev set: or right before a town and then a postcode ("Tsimiski 24, Patras, 229 34")
+    rf"|,[ ]+\p{{Lu}}[\w'’-]+(?:[ ]\p{{Lu}}[\w'’-]+){{0,2}},?[ ]+\(?{_PLACE_CODE}\)?[ ]*(?:[,.;)\n]|$))",
     # Japanese block numbers before or after the district, before a ward or city: "1-2-3 Shibuya, Shibuya-ku"
     rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=(?:,[ ]*|[ ]*\n)[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
     rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])"
@@ -744,21 +749,18 @@ _POSTCODE_LIST_NEXT = rf"[ ]*(?:,|,?[ ]+(?:and|or|&)|[ ]*/)[ ]+(?P<code>{_GENERI
 # devwritten dev set: a postcode next to a town without a street, or after "moved to" / "live in": "Köln (11660)",
 # "Thessaloniki 667 20", "in 34452 Paris", "I moved to 72540 last year". Shapes that say postcode: four to six digits,
 # "123 45", "1234 AB", "12345-678", with a country prefix ("D-10115", "GR-430 26").
-_PLACE_CODE = (
-    r"(?:[A-Z]{1,2}-)?(?:\d{5}-\d{3,4}|\d{3}[ ]\d{2,3}|\d{4}[ ]?[A-Z]{2}|\d{4,6})"
-)
 _PLACE_LEAD = r"(?:^|(?<=[,\n(])|\b(?i:in|from|to|at|near|nearest|of))[ ]*"
 _PLACE_TOWN = r"(?P<town>\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2})"
 _PLACE_END = (
-    r"(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|this|since|please|closed|is|was|area|region"
+    r"(?![\w/-]|[.,]\d)(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|this|since|please|closed|is|was|area|region"
     r"|district|then|so)\b)"
 )
 _TOWN_POSTCODES = (
     rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
     rf"{_PLACE_LEAD}{_PLACE_TOWN},?[ ]+(?P<code>{_PLACE_CODE}){_PLACE_END}",
-    rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})[ ]+{_PLACE_TOWN}(?![\w'’-])",
+    rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}(?![\w'’-])",
     r"(?<=\b(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)[ ]+|\b(?i:live|living|lives|based|we're|we[ ]are"
-    r"|i'm|i[ ]am)[ ]+(?i:in)[ ]+|\b(?i:nearest|closest[ ]to)[ ]+)"
+    r"|i'm|i[ ]am)[ ]+(?i:in)[ ]+|\b(?i:nearest|closest[ ]to|near)[ ]+)"
     rf"(?P<code>{_PLACE_CODE})(?![\w-])(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?!(?i:{{units}})\b)\p{{Ll}})",
 )
 # Capitalised words that come before a number and are no town ("Room 1234", "in March 2024", "Order (12345)").
@@ -794,7 +796,9 @@ _POSTCODE_AFTER_STREET = rf"[ ]*[,\n][ ]*(?:\w+[ ]*:[ ]*)?(?P<code>{_GENERIC_POS
 # ", Aarhus 08608", " (Cork), postcode 884869" is the cue's; "\nCity: Aarhus" has no code
 _POSTCODE_AFTER_TOWN = rf"[ ]*,[ ]*{_TOWN}[ ]+(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
 _STREET_ABOVE_POSTCODE = (
-    rf"(?m)(?<=^[ ]*)\p{{Lu}}[^\n\d]{{1,40}}?[ ]{_HOUSE}(?=[ ]*\n[ ]*(?:{_GENERIC_POSTCODE})[ ]+\p{{Lu}})"
+    rf"(?m)(?<=^[ ]*)\p{{Lu}}[^\n\d]{{1,40}}?[ ]{_HOUSE}(?=[ ]*\n[ ]*(?:(?:{_GENERIC_POSTCODE})[ ]+\p{{Lu}}"
+    # devwritten dev set: or a town and then its postcode on the next line ("Stadiou 59\nThessaloniki (GR-524 37)")
+    rf"|{_TOWN},?[ ]+\(?{_PLACE_CODE}\)?[ ]*(?:\n|$)))"
 )
 
 
