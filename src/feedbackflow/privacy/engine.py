@@ -511,8 +511,8 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         ]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person;
-    # so are the words right before a postcode on the same line, or in capitals right after one ("Den Haag (6993GM)",
-    # "Breda 8112 NL", "9373 WK DEN HAAG": devwritten dev set).
+    # so are the words right before a postcode on the same line, or right after one at the end of a line ("Den Haag
+    # (6993GM)", "Breda 8112 NL", "9373 WK DEN HAAG": devwritten dev set).
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
     places = [r.end for r in cleaned if r.entity_type in ("STREET_ADDRESS", "POSTCODE")]
     codes = [(r.start, r.end) for r in cleaned if r.entity_type == "POSTCODE"]
@@ -526,7 +526,12 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
                 " " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places)
             )
             or any(re.fullmatch(r",?[ ]{1,2}\(?", text[r.end : s]) for s, _ in codes)
-            or (text[r.start : r.end].isupper() and any(re.fullmatch(r"[ ]{1,2}", text[e : r.start]) for _, e in codes))
+            or any(
+                s <= r.start
+                and (r.start < e or re.fullmatch(r"[ ]{1,2}", text[e : r.start]))
+                and re.match(r"[ ]*(?:[,.;)]|\n|$)", text[r.end :])
+                for s, e in codes
+            )
         )
     ]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the

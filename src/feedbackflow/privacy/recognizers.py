@@ -424,7 +424,7 @@ def recognizer_classes() -> dict[str, type]:
                 while chained:
                     found[chained.span("code")] = 0.7
                     chained = list_next.match(text, chained.end("code"))
-            for pattern in town_codes:
+            for pattern in town_codes if _FOUR_DIGITS.search(text) else ():
                 for match in pattern.finditer(text):
                     town, code = match.groupdict().get("town"), match.group("code")
                     if (town and town.split()[0].casefold() in _NOT_TOWNS) or _YEAR.fullmatch(code):
@@ -752,8 +752,8 @@ _POSTCODE_LIST_NEXT = rf"[ ]*(?:,|,?[ ]+(?:and|or|&)|[ ]*/)[ ]+(?P<code>{_GENERI
 _PLACE_LEAD = r"(?:^|(?<=[,\n(])|\b(?i:in|from|to|at|near|nearest|of))[ ]*"
 _PLACE_TOWN = r"(?P<town>\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2})"
 _PLACE_END = (
-    r"(?![\w/-]|[.,]\d)(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|this|since|please|closed|is|was|area|region"
-    r"|district|then|so)\b)"
+    r"(?![\w/-]|[.,]\d)(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|next|this|since|please|closed"
+    r"|is|was|area|region|district|then|so|in|from|where|which|recently|before|after|until|yet)\b)"
 )
 _TOWN_POSTCODES = (
     rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
@@ -761,7 +761,7 @@ _TOWN_POSTCODES = (
     rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}(?![\w'’-])",
     r"(?<=\b(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)[ ]+|\b(?i:live|living|lives|based|we're|we[ ]are"
     r"|i'm|i[ ]am)[ ]+(?i:in)[ ]+|\b(?i:nearest|closest[ ]to|near)[ ]+)"
-    rf"(?P<code>{_PLACE_CODE})(?![\w-])(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?!(?i:{{units}})\b)\p{{Ll}})",
+    rf"(?P<code>{_PLACE_CODE}){_PLACE_END}",
 )
 # Capitalised words that come before a number and are no town ("Room 1234", "in March 2024", "Order (12345)").
 _NOT_TOWNS = frozenset(
@@ -778,10 +778,6 @@ _NOT_TOWNS = frozenset(
         *("table", "week", "day", "month", "chf", "eur", "usd", "gbp", "covid", "windows", "iphone", "android"),
         *("i", "we", "you", "the", "a", "an", "my", "our"),
     }
-)
-_UNIT_NOUNS = (
-    r"times|minutes|hours|days|weeks|months|years|people|customers|euros?|dollars|pounds|eur|usd|gbp|km|miles|items"
-    r"|pages|homes|houses|users|accounts|members|steps|points|units|calls|emails|messages|transactions|orders"
 )
 # devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
 # CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
@@ -883,12 +879,13 @@ def _town_postcodes() -> tuple[Any, Any]:
     import regex
 
     return (
-        tuple(regex.compile(p.replace("{units}", _UNIT_NOUNS)) for p in _TOWN_POSTCODES),
+        tuple(regex.compile(p) for p in _TOWN_POSTCODES),
         regex.compile(_POSTCODE_LIST_NEXT),
     )
 
 
 _YEAR = re.compile(r"(?:19|20)\d{2}")
+_FOUR_DIGITS = re.compile(r"\d{4}|\d{3}[ ]\d{2}")  # every shape of _PLACE_CODE has one
 
 
 @functools.cache
