@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
         # sort codes with the account, in either order
         ("You can pay me back at 40-11-62 / 71234509.", ["40-11-62", "71234509"]),
         ("sc 30 92 17 acc no 55218830", ["30 92 17", "55218830"]),
+        ("Kontonummer 4021 7788 19, bitte prüfen.", ["4021 7788 19"]),
+        ("Please credit my a/c no.45678912 with the refund", ["45678912"]),
     ],
 )
 def test_bank_accounts_as_customers_write_them(engine, text, values) -> None:
@@ -86,6 +88,7 @@ def test_masked_endings_amounts_and_references_are_no_accounts(engine, text) -> 
         ("My address is Ermou 12, Athens, GR-105 63.", ["Ermou 12", "GR-105 63"]),
         ("Please update my address to Waldstraße 17, Hamburg (D-20095).", ["Waldstraße 17", "D-20095"]),
         ("Regards,\nAnna Berg\nStadiou 5\nAthens (105 64)", ["Stadiou 5", "105 64"]),
+        ("We moved to Rotterdam 3011 AB last spring.", ["3011 AB"]),
     ],
 )
 def test_postcodes_and_streets_as_customers_write_them(engine, text, values) -> None:
@@ -102,6 +105,7 @@ def test_postcodes_and_streets_as_customers_write_them(engine, text, values) -> 
         "Room 1234 was cold, floor 3.",
         "From 2019 onwards the fee doubled.",
         "The branch near 1200 homes closed.",
+        "Flight from London 1234 was cancelled.",
     ],
 )
 def test_years_rooms_and_counts_are_no_postcodes(engine, text) -> None:

@@ -398,7 +398,9 @@ def recognizer_classes() -> dict[str, type]:
                 for pattern in _street_patterns() if numbered else _street_patterns()[-1:]:
                     for match in pattern.finditer(text):
                         value = match.group(0).rstrip(" ,.")
-                        if _is_street(value) and not _STATE_AND_CODE.search(value):
+                        if _is_street(value) and not _STATE_AND_CODE.search(value) and not _TOWN_AND_DUTCH_CODE.match(
+                            text, match.start()
+                        ):
                             candidates.append((match.start(), match.start() + len(value)))
                 # the earliest start wins, then the longest: "173 Joshua Row, 65763" is a street and a postcode
                 spans: list[tuple[int, int]] = []
@@ -649,12 +651,12 @@ _ACCOUNT_PREFILTER = (
     r"|konto|compte|cuenta|conta|rekening"
 )
 _ACCOUNT_VALUE = (
-    r"(?<![\w.,/+#@-])(?:[A-Z]{4}[ ]?\d{2,4}(?:[ ]?\d{2,4}){2,6}|\d{2,6}(?:[ .-]\d{2,8}){1,5}|\d{6,30})"
+    r"(?<![\w,/+#@-])(?<!\d\.)(?:[A-Z]{4}[ ]?\d{2,4}(?:[ ]?\d{2,4}){2,6}|\d{2,6}(?:[ .-]\d{2,8}){1,5}|\d{6,30})"
     r"(?![\w/@-]|[.,]\d)"
 )
 _ACCOUNT_WORD = (
     r"(?<![\w/])(?i:accounts?|accts?|a/c|acc|bank(?:ing)?[ ]details|bank[ ]info|payment[ ]details|beneficiary|payee"
-    r"|checking|savings|konto|compte|cuenta|conta|rekening)(?![\w/])\.?"
+    r"|checking|savings|konto(?:nummer|nr|-nr)?|compte|cuenta|conta|rekening(?:nummer)?|numer[ ]konta)(?![\w/])\.?"
 )
 _ACCOUNT_PAYMENT = (
     r"\b(?i:refund(?:ed|s)?|transfer(?:red|s)?|paid|pay|payments?|deposit(?:ed)?|wired?|credit(?:ed)?|money|funds"
@@ -753,7 +755,7 @@ _PLACE_LEAD = r"(?:^|(?<=[,\n(])|\b(?i:in|from|to|at|near|nearest|of))[ ]*"
 _PLACE_TOWN = r"(?P<town>\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2})"
 _PLACE_END = (
     r"(?![\w/-]|[.,]\d)(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|next|this|since|please|closed"
-    r"|is|was|area|region|district|then|so|in|from|where|which|recently|before|after|until|yet)\b)"
+    r"|area|region|district|then|so|where|which|recently|before|after|until|yet)\b)"
 )
 _TOWN_POSTCODES = (
     rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
@@ -905,6 +907,8 @@ _OPENING_PATTERN = 5
 _STATE_AND_CODE = re.compile(
     r"[ ](?:" + "|".join(("NSW", "VIC", "QLD", "TAS", "ACT", "NT", *_US_STATES)) + r")[ ]+\d{4,5}$"
 )
+# "Rotterdam 3011 AB" after "moved to" is a town and a Dutch postcode, not a street and a house number (devwritten)
+_TOWN_AND_DUTCH_CODE = re.compile(r"[A-Z][a-z]+[ ]\d{4}[ ]?[A-Z]{2}\b")
 _TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
 _UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
 
