@@ -15,10 +15,11 @@ bank accounts, IBANs, postcodes and streets by another author, and ``data/pii_ev
 :mod:`feedbackflow.privacy.devwritten`, how customers write bank accounts, postcodes, streets and names in free text,
 letters and forms, by a fourth author), which recognizers were tuned on, and the *locked test* set
 (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
-(read its scores, never its misses; ``--no-test`` skips it, for tuning sessions that must not see even its scores). On the locked set a prediction counts for a gold label under the entity names of
+(read its scores, never its misses; ``--no-test`` skips it, for tuning sessions that must not see even its
+scores). On the locked set a prediction counts for a gold label under the entity names of
 :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
-detectors; the shapes, formats and written parts of the dev set use the same labels and names (one scoring convention, owned
-by the bench's scorer, not by a generator).
+detectors; the shapes, formats and written parts of the dev set use the same labels and names (one scoring
+convention, owned by the bench's scorer, not by a generator).
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
