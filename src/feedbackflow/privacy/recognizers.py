@@ -765,8 +765,8 @@ _TOWN_POSTCODES = (
     rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
     rf"{_PLACE_LEAD}{_PLACE_TOWN},?[ ]+(?P<code>{_PLACE_CODE}){_PLACE_END}",
     rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}(?![\w'’-])",
-    r"(?<=\b(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)[ ]+|\b(?i:live|living|lives|based|we're|we[ ]are"
-    r"|i'm|i[ ]am)[ ]+(?i:in)[ ]+|\b(?i:nearest|closest[ ]to|near)[ ]+)"
+    r"\b(?:(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)|(?i:live|living|lives|based|we're|we[ ]are|i'm"
+    r"|i[ ]am)[ ]+(?i:in)|(?i:nearest|closest[ ]to|near))[ ]+"
     rf"(?P<code>{_PLACE_CODE}){_PLACE_END}",
 )
 # Capitalised words that come before a number and are no town ("Room 1234", "in March 2024", "Order (12345)").
