@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("sc 30 92 17 acc no 55218830", ["30 92 17", "55218830"]),
         ("Kontonummer 4021 7788 19, bitte prüfen.", ["4021 7788 19"]),
         ("Please credit my a/c no.45678912 with the refund", ["45678912"]),
+        ("Account: X0542811101000000123456", ["X0542811101000000123456"]),
+        ("account 12345678-9 was blocked", ["12345678-9"]),
     ],
 )
 def test_bank_accounts_as_customers_write_them(engine, text, values) -> None:
@@ -66,6 +68,7 @@ def test_bank_accounts_as_customers_write_them(engine, text, values) -> None:
         "Reference AB20931847 on the transfer of €40.00.",
         "Membership 69086113 expires 05/10/2026.",
         "Call me on the office line, ext. 4471.",
+        "Paid to 0712345678 via mobile money.",
     ],
 )
 def test_masked_endings_amounts_and_references_are_no_accounts(engine, text) -> None:
@@ -89,6 +92,8 @@ def test_masked_endings_amounts_and_references_are_no_accounts(engine, text) -> 
         ("Please update my address to Waldstraße 17, Hamburg (D-20095).", ["Waldstraße 17", "D-20095"]),
         ("Regards,\nAnna Berg\nStadiou 5\nAthens (105 64)", ["Stadiou 5", "105 64"]),
         ("We moved to Rotterdam 3011 AB last spring.", ["3011 AB"]),
+        ("Send it to my office, 00184 Roma.", ["00184"]),
+        ("Dear Sir,\n\n10115 Berlin\n\nplease close my account.", ["10115"]),
     ],
 )
 def test_postcodes_and_streets_as_customers_write_them(engine, text, values) -> None:
@@ -106,6 +111,8 @@ def test_postcodes_and_streets_as_customers_write_them(engine, text, values) -> 
         "From 2019 onwards the fee doubled.",
         "The branch near 1200 homes closed.",
         "Flight from London 1234 was cancelled.",
+        "Invoice 2024, 4500 Euros.",
+        "Order 123, 4500 Units left.",
     ],
 )
 def test_years_rooms_and_counts_are_no_postcodes(engine, text) -> None:

@@ -408,6 +408,7 @@ def recognizer_classes() -> dict[str, type]:
                             _is_street(value)
                             and not _STATE_AND_CODE.search(value)
                             and not _TOWN_AND_DUTCH_CODE.match(text, match.start())
+                            and not _NOT_A_STREET_START.match(value)
                         ):
                             candidates.append((match.start(), match.start() + len(value)))
                 # the earliest start wins, then the longest: "173 Joshua Row, 65763" is a street and a postcode
@@ -583,7 +584,11 @@ def recognizer_classes() -> dict[str, type]:
                     cue = found
                 gap = text[cue.end() : start] if cue else ""
                 accepted = cue is not None and len(gap) <= 45 and _account_gap_ok(gap, gap_stop)
-                loose = digits >= 7 and not _POSTCODE_SHAPE.fullmatch(candidate)
+                loose = (
+                    digits >= 7
+                    and not _POSTCODE_SHAPE.fullmatch(candidate)
+                    and not _PHONE_AFTER.match(text, end, end + 30)
+                )
                 accepted = accepted or (loose and payment.search(text, max(0, start - 40), start) is not None)
                 accepted = accepted or (loose and after.match(text, end) is not None)
                 if not accepted and last_end >= 0 and start - last_end <= 30:
@@ -655,7 +660,8 @@ _ACCOUNT_PREFILTER = (
     r"|konto|compte|cuenta|conta|rekening"
 )
 _ACCOUNT_VALUE = (
-    r"(?<![\w,/+#@-])(?<!\d\.)(?:[A-Z]{4}[ ]?\d{2,4}(?:[ ]?\d{2,4}){2,6}|\d{2,6}(?:[ .-]\d{2,8}){1,5}|\d{6,30})"
+    r"(?<![\w,/+#@-])(?<!\d\.)(?:[A-Z]{1,4}[ ]?\d{2,4}(?:[ ]?[\dA-Z]{2,4}){2,7}|\d{2,6}(?:[ .-]\d{2,8}){1,5}"
+    r"(?:-[\dXx])?|\d{6,30}(?:-[\dXx])?)"
     r"(?![\w/@-]|[.,]\d)"
 )
 _ACCOUNT_WORD = (
@@ -684,6 +690,8 @@ _ACCOUNT_GAP_STOP = (
     r"|since|case|booking|member(?:ship)?|customer|id|pin|passport|iban|swift|bic|sort|routing|transit|bsb|branch"
     r"|ifsc|zip|post[ ]?code|postal|amount|total|years?|days?|months?|weeks?|opened|closed[ ]on|charged)\b"
 )
+# "paid to 0712345678 via mobile money": after a payment verb alone, a number followed by a phone word is a phone's
+_PHONE_AFTER = re.compile(r"[^\n.!?]*\b(?i:mobile|phone|whatsapp|sms|text|m-pesa|mpesa)\b")
 _LIST_JOIN = re.compile(r"(?i:,|\band\b|&|\bor\b|/|\bto\b|\binto\b|\bfrom\b)")
 _POSTCODE_SHAPE = re.compile(r"\d{5}-\d{3,4}|\d{3}-\d{4}")
 _AMOUNT = re.compile(r"\d{1,3}(?:[,.]\d{3})*[.,]\d{2}|\d+[.,]\d{2}")
@@ -765,6 +773,9 @@ _TOWN_POSTCODES = (
     rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
     rf"{_PLACE_LEAD}{_PLACE_TOWN},?[ ]+(?P<code>{_PLACE_CODE}){_PLACE_END}",
     rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}(?![\w'’-])",
+    # a code and a town that end their clause, after a comma or alone on a line: ", 00184 Roma.", "\n00-950 Warszawa"
+    rf"(?:(?<=,)|(?<=^|\n))[ ]*(?P<code>{_PLACE_CODE}|\d{{2}}-\d{{3}})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}"
+    r"(?=[ ]*(?:[,.;:!?\n]|$))",
     r"\b(?:(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)|(?i:live|living|lives|based|we're|we[ ]are|i'm"
     r"|i[ ]am)[ ]+(?i:in)|(?i:nearest|closest[ ]to|near))[ ]+"
     rf"(?P<code>{_PLACE_CODE}){_PLACE_END}",
@@ -782,7 +793,8 @@ _NOT_TOWNS = frozenset(
         *("box", "po", "no", "nr", "number", "code", "pin", "id", "ref", "tel", "phone", "mobile", "fax", "iban"),
         *("acct", "acc", "sort", "bsb", "routing", "customer", "member", "batch", "level", "bus", "train", "seat"),
         *("table", "week", "day", "month", "chf", "eur", "usd", "gbp", "covid", "windows", "iphone", "android"),
-        *("i", "we", "you", "the", "a", "an", "my", "our"),
+        *("i", "we", "you", "the", "a", "an", "my", "our", "euro", "euros", "dollars", "pounds", "units", "points"),
+        *("people", "customers", "pieces", "times", "miles", "km", "kg", "users", "members", "accounts", "orders"),
     }
 )
 # devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
@@ -913,6 +925,12 @@ _STATE_AND_CODE = re.compile(
 )
 # "Rotterdam 3011 AB" after "moved to" is a town and a Dutch postcode, not a street and a house number (devwritten)
 _TOWN_AND_DUTCH_CODE = re.compile(r"[A-Z][a-z]+[ ]\d{4}[ ]?[A-Z]{2}\b")
+# A street never starts with another kind of number's word: "Invoice 2024, 4500 Euros" is no street and postcode.
+_NOT_A_STREET_START = re.compile(
+    r"(?i:order|invoice|ticket|case|version|model|step|chapter|section|page|year|total|account|balance|reference"
+    r"|booking|parcel|serial|membership|statement|quote|product|error|loan|policy|contract|cheque|transaction|card"
+    r"|tracking|item|items|room|gate|terminal|platform|flight|seat|table|level|week|day|month|customer|member)\b"
+)
 _TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
 _UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
 
