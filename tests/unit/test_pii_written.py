@@ -149,3 +149,16 @@ def test_written_dev_set_is_seeded_committed_and_labelled_exactly() -> None:
     ours = "\n".join(devwritten._BANK_TEMPLATES + devwritten._ADDRESS_TEMPLATES + devwritten._POSTCODE_TEMPLATES)
     assert not any(template in ours for template in devshapes._TEMPLATES)
     assert not set(devwritten._BANK_TEMPLATES) & set(devformats._BANK_TEMPLATES)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Ship to: Okonkwo, Adaeze, 56 Mill Lane, Bath BA1 1AA", "Okonkwo"),
+        ("Kind regards,\nHalvorsen, Ingrid\n12 Park Road\nYork YO1 7HH", "Halvorsen, Ingrid"),
+        ("c/o Tamsin Achterberg, Molenweg 4, 3512 AB Utrecht", "Tamsin Achterberg"),
+    ],
+)
+def test_names_of_addressees_and_surname_first_signatures(engine, text, name) -> None:
+    out = replaced(engine, text)
+    assert name not in out and "<PERSON>" in out, out

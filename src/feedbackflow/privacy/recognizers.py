@@ -1146,14 +1146,16 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
             "Name after introduction",
             r"(?<=\b(?i:my name is|my name's|i am called|this is|account holder|name on the account is|"
             r"on behalf of(?: my \w+,?)?|my (?:husband|wife|partner|mother|father|son|daughter|brother|sister),?|"
-            r"name|full name|contact|recipient|applicant|customer|holder)[ ]*:?[ ]+)" + name + r"\b",
+            r"name|full name|contact|recipient|applicant|customer|holder"
+            # devwritten dev set: a parcel's or a payment's addressee
+            r"|ship to|deliver to|c/o|attn|for the attention of|payee|beneficiary)[ ]*:?[ ]+)" + name + r"\b",
             0.85,
         ),
         Pattern("Name after title", r"(?<=\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+)" + name + r"\b", 0.85),
         Pattern(
             "Name after sign-off",
             r"(?<=\b(?i:regards|best wishes|best|sincerely|faithfully|many thanks|thanks|thank you|cheers)"
-            r"[ ]*[,.!-]?[ \n]+)" + name + r"(?=[ ]*[.!]?[ ]*$)",
+            r"[ ]*[,.!-]?[ \n]+)" + rf"(?:{name}|{word},[ ]{word})" + r"(?=[ ]*[.!]?[ ]*$)",
             0.85,
         ),
         Pattern(
