@@ -162,3 +162,8 @@ def test_written_dev_set_is_seeded_committed_and_labelled_exactly() -> None:
 def test_names_of_addressees_and_surname_first_signatures(engine, text, name) -> None:
     out = replaced(engine, text)
     assert name not in out and "<PERSON>" in out, out
+
+
+def test_a_name_before_a_comma_and_a_postcode_stays_a_name(engine) -> None:
+    out = replaced(engine, "Please post it to Adaeze Okonkwo, BA1 1AA, thank you.")
+    assert "Adaeze Okonkwo" not in out and "<PERSON>" in out, out

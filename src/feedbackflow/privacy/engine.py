@@ -511,8 +511,9 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
         ]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
     # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person;
-    # so are the words right before a postcode on the same line, or right after one at the end of a line ("Den Haag
-    # (6993GM)", "Breda 8112 NL", "9373 WK DEN HAAG": devwritten dev set).
+    # so are the words right before a postcode with no comma between, or right after one at the end of a line ("Den
+    # Haag (6993GM)", "Breda 8112 NL", "9373 WK DEN HAAG": devwritten dev set). With a comma between ("Ship to: Adaeze
+    # Okonkwo, BA1 1AA") the words may be a name, and a dropped name is a leak, so they stay.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
     places = [r.end for r in cleaned if r.entity_type in ("STREET_ADDRESS", "POSTCODE")]
     codes = [(r.start, r.end) for r in cleaned if r.entity_type == "POSTCODE"]
@@ -525,7 +526,7 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             or (
                 " " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places)
             )
-            or any(re.fullmatch(r",?[ ]{1,2}\(?", text[r.end : s]) for s, _ in codes)
+            or any(re.fullmatch(r"[ ]{1,2}\(?", text[r.end : s]) for s, _ in codes)
             or any(
                 s <= r.start
                 and (r.start < e or re.fullmatch(r"[ ]{1,2}", text[e : r.start]))
