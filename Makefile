@@ -110,7 +110,7 @@ bench-accuracy: install ## BANKING77 with params.yaml's train+oos sections: test
 	@mkdir -p reports/bench
 	$(BIN)/python benchmarks/banking77_accuracy.py --json-out reports/bench/banking77_accuracy.json $(BENCH_ACCURACY_ARGS)
 
-bench-pii: install ## PII detection: per-entity P/R/F2 on the dev (data/pii_eval, all three parts) and locked (data/pii_test) sets, throughput vs Presidio default (1 core, medians of 3)
+bench-pii: install ## PII detection: per-entity P/R/F2 on the dev (data/pii_eval, all four parts) and locked (data/pii_test) sets, throughput vs Presidio default (1 core, medians of 3)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python benchmarks/bench_pii.py --repeats 3 --json-out reports/bench/pii.json
 

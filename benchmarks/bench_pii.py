@@ -5,17 +5,21 @@ Run from the repository root (``make bench-pii`` does)::
     python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
                                    [--shapes-data data/pii_eval/pii_eval_shapes.jsonl]
                                    [--formats-data data/pii_eval/pii_eval_formats.jsonl]
+                                   [--written-data data/pii_eval/pii_eval_written.jsonl] [--no-test]
                                    [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
 
-Four sets: the *dev* set in three parts (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`,
-``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes, and
+Five sets: the *dev* set in four parts (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`,
+``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes,
 ``data/pii_eval/pii_eval_formats.jsonl``, :mod:`feedbackflow.privacy.devformats`, real-world formats of passports,
-bank accounts, IBANs, postcodes and streets by another author), which recognizers were tuned on, and the *locked test*
-set (``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
-(read its scores, never its misses). On the locked set a prediction counts for a gold label under the entity names of
+bank accounts, IBANs, postcodes and streets by another author, and ``data/pii_eval/pii_eval_written.jsonl``,
+:mod:`feedbackflow.privacy.devwritten`, how customers write bank accounts, postcodes, streets and names in free text,
+letters and forms, by a fourth author), which recognizers were tuned on, and the *locked test* set
+(``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
+(read its scores, never its misses; ``--no-test`` skips it, for tuning sessions that must not see even its
+scores). On the locked set a prediction counts for a gold label under the entity names of
 :data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
-detectors; the shapes and formats parts of the dev set use the same labels and names (one scoring convention, owned
-by the bench's scorer, not by a generator).
+detectors; the shapes, formats and written parts of the dev set use the same labels and names (one scoring
+convention, owned by the bench's scorer, not by a generator).
 
 Both detectors see the same texts in the same process, one thread each (``OMP_NUM_THREADS=1`` and friends are set
 before NumPy loads), so throughputs are texts per second per core:
@@ -54,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
 DEFAULT_SHAPES = REPO_ROOT / "data" / "pii_eval" / "pii_eval_shapes.jsonl"
 DEFAULT_FORMATS = REPO_ROOT / "data" / "pii_eval" / "pii_eval_formats.jsonl"
+DEFAULT_WRITTEN = REPO_ROOT / "data" / "pii_eval" / "pii_eval_written.jsonl"
 DEFAULT_TEST = REPO_ROOT / "data" / "pii_test" / "pii_test.jsonl"
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -75,7 +80,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="dev set of real-world formats (devformats); '' skips it (default: %(default)s)",
     )
     parser.add_argument(
+        "--written-data",
+        type=Path,
+        default=DEFAULT_WRITTEN,
+        help="dev set of how customers write values (devwritten); '' skips it (default: %(default)s)",
+    )
+    parser.add_argument(
         "--test-data", type=Path, default=DEFAULT_TEST, help="locked test set; '' skips it (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-test", action="store_true", help="skip the locked test set whatever --test-data says (dev tuning)"
     )
     parser.add_argument("--repeats", type=int, default=1, help="timed passes per detector and set (median reported)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N messages (0: all)")
@@ -154,7 +168,7 @@ def _fmt(value: float | None) -> str:
 
 def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[str, Any], threshold: float) -> dict:
     """Score and time both detectors on one labelled set; print its tables; return the JSON payload part."""
-    from feedbackflow.privacy import devformats, devshapes, evalset, testset
+    from feedbackflow.privacy import devformats, devshapes, devwritten, evalset, testset
 
     messages = evalset.read_jsonl(path)
     if args.limit:
@@ -164,6 +178,7 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
         "test": (testset.ENTITIES, testset.ACCEPTS),
         "dev_shapes": (devshapes.ENTITIES, testset.ACCEPTS),
         "dev_formats": (devformats.ENTITIES, testset.ACCEPTS),
+        "dev_written": (devwritten.ENTITIES, testset.ACCEPTS),
     }.get(name, (evalset.ENTITIES, {}))
     seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
     cpu_seconds: dict[str, list[float]] = {"feedbackflow": [], "presidio_default": []}
@@ -185,6 +200,7 @@ def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[st
         "test": "LOCKED TEST set",
         "dev_shapes": "DEV set, scope shapes (tuned on)",
         "dev_formats": "DEV set, real-world formats (tuned on)",
+        "dev_written": "DEV set, written by customers (tuned on)",
     }.get(name, "DEV set (tuned on)")
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     print(f"=== {title}: {shown}: {len(messages)} messages, {sum(len(m.spans) for m in messages)} labelled values")
@@ -242,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     detectors = {"feedbackflow": ours, "presidio_default": default}
     print(f"spaCy model {model} for both (Presidio's default would load en_core_web_lg; not installable here)")
     print()
-    test = args.test_data if str(args.test_data) not in ("", ".") else None
+    test = args.test_data if str(args.test_data) not in ("", ".") and not args.no_test else None
     shapes = args.shapes_data if str(args.shapes_data) not in ("", ".") else None
     formats = args.formats_data if str(args.formats_data) not in ("", ".") else None
+    written = args.written_data if str(args.written_data) not in ("", ".") else None
     sets = {
         "dev": args.data,
         **({"dev_shapes": shapes} if shapes else {}),
         **({"dev_formats": formats} if formats else {}),
+        **({"dev_written": written} if written else {}),
         **({"test": test} if test else {}),
     }
     results = {name: _run_set(name, path, args, detectors, settings.score_threshold) for name, path in sets.items()}

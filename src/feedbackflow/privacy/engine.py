@@ -261,6 +261,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["address"](supported_language=language),
         classes["passport"](supported_language=language),
         classes["iban"](supported_language=language),
+        classes["account"](supported_language=language),
         recognizers.name_cue_recognizer(language),
         recognizers.name_after_verb_recognizer(language),
         recognizers.known_name_recognizer(language),
@@ -517,9 +518,13 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             or not any(p.start < r.end and r.start < p.end for p in passports)
         ]
     # A name inside a street, a URL or an e-mail address is part of that value ("Khatri Road", "github.com/jdoe").
-    # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person.
+    # A single word right after a street or a postcode is its town ("Nevská 5 (Split)", "23644 Pune"), not a person;
+    # so are the words right before a postcode with no comma between, or right after one at the end of a line ("Den
+    # Haag (6993GM)", "Breda 8112 NL", "9373 WK DEN HAAG": devwritten dev set). With a comma between ("Ship to: Adaeze
+    # Okonkwo, BA1 1AA") the words may be a name, and a dropped name is a leak, so they stay.
     containers = [r for r in cleaned if r.entity_type in _CONTAINERS]
     places = [r.end for r in cleaned if r.entity_type in ("STREET_ADDRESS", "POSTCODE")]
+    codes = [(r.start, r.end) for r in cleaned if r.entity_type == "POSTCODE"]
     cleaned = [
         r
         for r in cleaned
@@ -528,6 +533,13 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             any(c.start < r.end and r.start < c.end for c in containers)
             or (
                 " " not in text[r.start : r.end] and any(re.fullmatch(r"[ ,(]{1,3}", text[e : r.start]) for e in places)
+            )
+            or any(re.fullmatch(r"[ ]{1,2}\(?", text[r.end : s]) for s, _ in codes)
+            or any(
+                s <= r.start
+                and (r.start < e or re.fullmatch(r"[ ]{1,2}", text[e : r.start]))
+                and re.match(r"[ ]*(?:[,.;)]|\n|$)", text[r.end :])
+                for s, e in codes
             )
         )
     ]
@@ -549,16 +561,16 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
 
 _CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
 _BANK_ENTITIES = frozenset({"UK_ACCOUNT_NUMBER", "US_BANK_NUMBER", "UK_SORT_CODE"})
-_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION"})
+_BANK_SHADOWED = frozenset({"CREDIT_CARD", "UK_NHS", "PHONE_NUMBER", "POSTCODE", "LOCATION", "PERSON"})
 
 
 def _shadowed_by_bank(text: str, result: RecognizerResult, banks: list[RecognizerResult]) -> bool:
-    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card only
-    on the same span, a phone number only when not written with +CC)."""
+    """``result`` is a card, NHS number, phone number, postcode or place overlapping a bank finding (a card or a
+    person only inside it, "HONQ 7512 4293 7868 67", a phone number only when not written with +CC)."""
     if result.entity_type not in _BANK_SHADOWED:
         return False
-    if result.entity_type == "CREDIT_CARD":
-        return any((b.start, b.end) == (result.start, result.end) for b in banks)
+    if result.entity_type in ("CREDIT_CARD", "PERSON"):
+        return any(b.start <= result.start and result.end <= b.end for b in banks)
     if result.entity_type == "PHONE_NUMBER" and text[result.start : result.end].lstrip("(").startswith("+"):
         return False
     return any(b.start < result.end and result.start < b.end for b in banks)

@@ -13,6 +13,12 @@ marked "devformats dev set" (passports of any country near a cue in several lang
 countries' bank and branch codes and accounts, more postcode cues and shapes, postcodes in an address's tail, more
 street forms, form labels that are no person) came from the third dev part, ``data/pii_eval/pii_eval_formats.jsonl``
 (:mod:`feedbackflow.privacy.devformats`), written by another author without reading the locked set or its misses.
+Rules marked "devwritten dev set" (:class:`AccountNumberRecognizer` for accounts as customers write them, a dashed
+sort code next to an account, postcodes after plural cues, on a form label's next line, in lists, next to a town
+without a street or after "moved to"/"live in"/"near", prefixed and spaced codes in an address's tail, a street
+before a town and its code) came from the fourth part, ``data/pii_eval/pii_eval_written.jsonl``
+(:mod:`feedbackflow.privacy.devwritten`), written by a fourth author who saw neither the locked set's misses nor its
+scores after round 3.
 """
 
 from __future__ import annotations
@@ -86,6 +92,9 @@ _HOUSE = (
     r"(?:[/-]\d{1,4}(?:[a-z](?!\w))?)?\.?)"
 )
 _UNIT = r"(?:[ ]+(?i:suite|apt\.?|unit|flat|interior|piso|puerta|dpto\.?|depto\.?|bl\.|sc\.|ap\.|et\.)[ ]*\d+)*"
+# A postcode's shape next to a town (devwritten dev set): four to six digits, "123 45", "1234 AB", "12345-678", with a
+# country prefix ("D-10115", "GR-430 26").
+_PLACE_CODE = r"(?:[A-Z]{1,2}-)?(?:\d{5}-\d{3,4}|\d{3}[ ]\d{2,3}|\d{4}[ ]?[A-Z]{2}|\d{4,6})"
 _STREET_PATTERNS = (
     # number first: "12 Rua das Flores", "77763 Tony Village Suite 690", "1777 avenue Poirier", "717, rue Seguin"
     rf"(?<![\w,.-]){_HOUSE},?[ ]+(?:(?:{_CAP_WORD}|{_PARTICLE}|\d{{1,3}}(?:st|nd|rd|th))[ ]+){{0,4}}?"
@@ -111,7 +120,9 @@ _STREET_PATTERNS = (
     rf"{_CAP_WORD}(?:[ ]{_CAP_WORD})?[ ]+{_HOUSE}(?![\w:]){_UNIT}",
     # a name and a house number right before a postcode and a town: "Karlova 32, 360 00 Olomouc"
     rf"(?<![\w])\p{{Lu}}[\w'’.-]+(?:[ ][\w'’.-]+){{0,2}}?[ ]{_HOUSE}(?=,[ ]+(?:\d{{3}}[ ]\d{{2}}|\d{{4,5}}|"
-    rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}\p{{Ll}})",
+    rf"\d{{4}}[ ]?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}}|[A-Z]{{1,2}}-\d{{4,5}})[ ]+\p{{Lu}}[\p{{Ll}}\p{{Lu}}]"
+    # devwritten dev set: or right before a town and then a postcode ("Tsimiski 24, Patras, 229 34")
+    rf"|,[ ]+\p{{Lu}}[\w'’-]+(?:[ ]\p{{Lu}}[\w'’-]+){{0,2}},?[ ]+\(?{_PLACE_CODE}\)?[ ]*(?:[,.;)\n]|$))",
     # Japanese block numbers before or after the district, before a ward or city: "1-2-3 Shibuya, Shibuya-ku"
     rf"(?<![\w-])\d{{1,2}}-\d{{1,3}}-\d{{1,3}}[ ]+{_CAP_WORD}(?=(?:,[ ]*|[ ]*\n)[\w-]+-(?i:ku|shi|cho|machi|gun)\b)",
     rf"(?<![\w]){_CAP_WORD}[ ]+\d{{1,2}}-\d{{1,3}}-\d{{1,3}}(?![\w-])"
@@ -393,7 +404,12 @@ def recognizer_classes() -> dict[str, type]:
                 for pattern in _street_patterns() if numbered else _street_patterns()[-1:]:
                     for match in pattern.finditer(text):
                         value = match.group(0).rstrip(" ,.")
-                        if _is_street(value) and not _STATE_AND_CODE.search(value):
+                        if (
+                            _is_street(value)
+                            and not _STATE_AND_CODE.search(value)
+                            and not _TOWN_AND_DUTCH_CODE.match(text, match.start())
+                            and not _NOT_A_STREET_START.match(value)
+                        ):
                             candidates.append((match.start(), match.start() + len(value)))
                 # the earliest start wins, then the longest: "173 Joshua Row, 65763" is a street and a postcode
                 spans: list[tuple[int, int]] = []
@@ -412,8 +428,21 @@ def recognizer_classes() -> dict[str, type]:
                 for match in pattern.finditer(text):
                     found[match.span(1) if match.groups() else match.span()] = 0.6
             after_cue, after_street, after_town = _postcode_context()
+            town_codes, list_next = _town_postcodes()
             for match in after_cue.finditer(text):
                 found[match.span("code")] = 0.7
+                chained = list_next.match(text, match.end("code"))
+                while chained:
+                    found[chained.span("code")] = 0.7
+                    chained = list_next.match(text, chained.end("code"))
+            for pattern in town_codes if _FOUR_DIGITS.search(text) else ():
+                for match in pattern.finditer(text):
+                    town, code = match.groupdict().get("town"), match.group("code")
+                    if (town and town.split()[0].casefold() in _NOT_TOWNS) or _YEAR.fullmatch(code):
+                        continue
+                    span = match.span("code")
+                    if not any(s < span[1] and span[0] < e for s, e in streets):
+                        found.setdefault(span, 0.7)
             for _, end in streets:
                 after = after_street.match(text, end) or after_town.match(text, end)
                 if after and _has_digit(after.group("code")):
@@ -512,6 +541,64 @@ def recognizer_classes() -> dict[str, type]:
                     results.append(RecognizerResult("IBAN_CODE", match.start(), position, 0.9))
             return results
 
+    class AccountNumberRecognizer(EntityRecognizer):
+        """Bank account numbers as customers write them, near what says "account" (devwritten dev set).
+
+        A candidate is six to thirty digits, plain or in groups of two or more with spaces, dashes or dots ("0123 4567
+        89", "35.034406.72"), or a domestic account number with its bank's four letters ("NWBK 6016 1331 9268 19"). It
+        counts after an account word (``account``, ``acct``, ``a/c``, ``acc no``, ``bank details``, ``beneficiary``,
+        ``payee``, ``savings``, ``checking``, ...) up to 45 characters before it on the same line or on the line above
+        a form's label, with no digit, sentence end or other kind of number's word (order, phone, card, ending,
+        reference, ...) in between; right after a payment verb and its preposition ("refund to", "paid from", "paid
+        into", "transfer to", "money from"); right before "is my account" or "- that's my current account"; or within
+        30 characters after another account of the same text ("accounts 123 and 456", "from 123 to 456"). Dates,
+        amounts, ZIP+4 and CEP shapes are not accounts; a number after a payment verb needs seven digits.
+        """
+
+        def __init__(self, supported_language: str = "en") -> None:
+            super().__init__(
+                supported_entities=["UK_ACCOUNT_NUMBER"],
+                supported_language=supported_language,
+                name="AccountNumberRecognizer",
+            )
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+            prefilter, value, word, payment, after, other, gap_stop = _account_patterns()
+            if not prefilter.search(text):
+                return []
+            results: list[RecognizerResult] = []
+            last_end = -1
+            for match in value.finditer(text):
+                start, end = match.span()
+                candidate = match.group(0)
+                digits = sum(c.isdigit() for c in candidate)
+                if not 6 <= digits <= 30 or _not_an_account(text, start, end, candidate):
+                    continue
+                if other.search(text, max(0, start - 40), start):
+                    continue
+                cue = None
+                for found in word.finditer(text, max(0, start - 60), start):
+                    cue = found
+                gap = text[cue.end() : start] if cue else ""
+                accepted = cue is not None and len(gap) <= 45 and _account_gap_ok(gap, gap_stop)
+                loose = (
+                    digits >= 7
+                    and not _POSTCODE_SHAPE.fullmatch(candidate)
+                    and not _PHONE_AFTER.match(text, end, end + 30)
+                )
+                accepted = accepted or (loose and payment.search(text, max(0, start - 40), start) is not None)
+                accepted = accepted or (loose and after.match(text, end) is not None)
+                if not accepted and last_end >= 0 and start - last_end <= 30:
+                    between = text[last_end:start]
+                    accepted = _account_gap_ok(between, gap_stop) and _LIST_JOIN.search(between) is not None
+                if accepted:
+                    results.append(RecognizerResult("UK_ACCOUNT_NUMBER", start, end, 0.88))
+                    last_end = end
+            return results
+
     return {
         "email": OfflineEmailRecognizer,
         "url": PrefilteredUrlRecognizer,
@@ -521,6 +608,7 @@ def recognizer_classes() -> dict[str, type]:
         "address": AddressRecognizer,
         "passport": PassportRecognizer,
         "iban": IbanAnyCaseRecognizer,
+        "account": AccountNumberRecognizer,
     }
 
 
@@ -566,6 +654,84 @@ def _mod97(value: str) -> int:
     return remainder
 
 
+# Round 4 (devwritten dev set): account numbers as customers write them (AccountNumberRecognizer).
+_ACCOUNT_PREFILTER = (
+    r"acc|a/c|bank|beneficiar|payee|saving|checking|paid|pay|refund|transfer|money|funds|salary|wages|deposit|wire"
+    r"|konto|compte|cuenta|conta|rekening"
+)
+_ACCOUNT_VALUE = (
+    r"(?<![\w,/+#@-])(?<!\d\.)(?:[A-Z]{1,4}[ ]?\d{2,4}(?:[ ]?[\dA-Z]{2,4}){2,7}|\d{2,6}(?:[ .-]\d{2,8}){1,5}"
+    r"(?:-[\dXx])?|\d{6,30}(?:-[\dXx])?)"
+    r"(?![\w/@-]|[.,]\d)"
+)
+_ACCOUNT_WORD = (
+    r"(?<![\w/])(?i:accounts?|accts?|a/c|acc|bank(?:ing)?[ ]details|bank[ ]info|payment[ ]details|beneficiary|payee"
+    r"|checking|savings|konto(?:nummer|nr|-nr)?|compte|cuenta|conta|rekening(?:nummer)?|numer[ ]konta)(?![\w/])\.?"
+)
+_ACCOUNT_PAYMENT = (
+    r"\b(?i:refund(?:ed|s)?|transfer(?:red|s)?|paid|pay|payments?|deposit(?:ed)?|wired?|credit(?:ed)?|money|funds"
+    r"|salary|wages|send[ ]the[ ]refund)(?:[ ]+(?i:it|them|me[ ]back|the[ ]money|the[ ]refund|back))?"
+    r"[ ]+(?i:to|from|into|in[ ]to|at|onto)[ ]*:?[ ]*$"
+)
+_ACCOUNT_AFTER = (
+    r"[ ]*[-–—:,]?[ ]*(?i:(?:is|was|that's|that is|it's|=)[ ]+)?(?i:(?:my|the|our|his|her|their|a)[ ]+)?"
+    r"(?:\p{L}+[ ]+){0,2}?(?i:accounts?|acct|a/c)(?!\w)"
+)
+# Another kind of number's word right before a candidate: that kind's number ("order 12345678", "card ending 1234").
+_NOT_ACCOUNT_BEFORE = (
+    r"\b(?i:ticket|order|ref|reference|invoice|case|passport|batch|tracking|loan|policy|transaction|member(?:ship)?"
+    r"|customer|card|parcel|id|phone|tel|mobile|call|serial|model|booking|quote|ending(?:[ ]in)?|digits(?:[ ]are)?"
+    r"|ext\.?|extension|iban|routing|transit|bsb|sort[ ]code|branch(?:[ ]code)?|ifsc|swift|bic|zip|post[ ]?code"
+    r"|postal[ ]code|pin)(?:[ ]+(?i:number|no\.?|nr\.?|num|id|code|#))?[ ]*(?:is[ ]+)?[:#(]?[ ]*$"
+)
+# Words between an account cue and a number that say the number is something else.
+_ACCOUNT_GAP_STOP = (
+    r"\b(?i:phone|tel|mobile|call|order|invoice|ticket|ref|reference|tracking|card|ending|last|digits|balance|fees?"
+    r"|since|case|booking|member(?:ship)?|customer|id|pin|passport|iban|swift|bic|sort|routing|transit|bsb|branch"
+    r"|ifsc|zip|post[ ]?code|postal|amount|total|years?|days?|months?|weeks?|opened|closed[ ]on|charged)\b"
+)
+# "paid to 0712345678 via mobile money": after a payment verb alone, a number followed by a phone word is a phone's
+_PHONE_AFTER = re.compile(r"[^\n.!?]*\b(?i:mobile|phone|whatsapp|sms|text|m-pesa|mpesa)\b")
+_LIST_JOIN = re.compile(r"(?i:,|\band\b|&|\bor\b|/|\bto\b|\binto\b|\bfrom\b)")
+_POSTCODE_SHAPE = re.compile(r"\d{5}-\d{3,4}|\d{3}-\d{4}")
+_AMOUNT = re.compile(r"\d{1,3}(?:[,.]\d{3})*[.,]\d{2}|\d+[.,]\d{2}")
+
+
+@functools.cache
+def _account_patterns() -> tuple[Any, ...]:
+    import regex
+
+    return (
+        regex.compile(_ACCOUNT_PREFILTER, regex.IGNORECASE),
+        regex.compile(_ACCOUNT_VALUE),
+        regex.compile(_ACCOUNT_WORD),
+        regex.compile(_ACCOUNT_PAYMENT),
+        regex.compile(_ACCOUNT_AFTER),
+        regex.compile(_NOT_ACCOUNT_BEFORE),
+        regex.compile(_ACCOUNT_GAP_STOP),
+    )
+
+
+def _account_gap_ok(gap: str, stop: Any) -> bool:
+    """No digit, no sentence end and no other kind of number's word between a cue and a candidate; a newline only
+    after a form label that ends its line ("Account number\\n12345678")."""
+    if any(c.isdigit() for c in gap) or re.search(r"[!?;]|\.[ ]+\S|\n.*\n", gap):
+        return False
+    if "\n" in gap and not re.fullmatch(r"(?i:[ \t]*(?:number|no\.?|nr\.?|#)?[ \t]*[:#-]?[ \t]*\n[ \t]*)", gap):
+        return False
+    return stop.search(gap) is None
+
+
+def _not_an_account(text: str, start: int, end: int, candidate: str) -> bool:
+    """A date, an amount, an IP address or a piece of a longer code (an IBAN's or a reference's groups)."""
+    if _DATE_LIKE.fullmatch(candidate) or _AMOUNT.fullmatch(candidate) or _IPV4.fullmatch(candidate):
+        return True
+    before = text[max(0, start - 6) : start]
+    if re.search(r"[$€£¥]\s*$|\b[A-Za-z]{2}\d{2}[ -]$", before):
+        return True
+    return re.match(r"[ ]*(?i:eur|usd|gbp|euros?|dollars?|pounds?|%|am|pm)\b", text[end : end + 8]) is not None
+
+
 @functools.cache
 def _passport_patterns() -> tuple[Any, Any, Any, Any, Any]:
     import regex
@@ -583,17 +749,60 @@ _LOCAL_NUMBER = re.compile(r"(?<![\w+().-])\d{3}[ -]\d{4}(?![\w-]|[.,]\d)")
 _POSTCODE_AFTER_CUE = (
     r"(?:(?i:\b(?:post ?code|postal code|postal|zip(?: ?code)?|cep|plz|code postal|pin ?code|pincode|eircode"
     # devformats dev set: the cue words of more countries, and words between the cue and the code
-    r"|cap|cp|c[óo]digo postal|codice postale|kod pocztowy|postleitzahl|postnummer|postinumero|irányítószám|psč)\b)"
-    r"|(?i:c\.p\.)|〒|\bPIN(?=[ ]*:?[ ]*[1-9]\d{5}\b))"
-    r"(?:[ ]+(?i:is|was|on it was|on the \w+ (?:is|was)|should be|number|no\.?))?[ ]*[:#-]?[ ]*"
+    r"|cap|cp|c[óo]digo postal|codice postale|kod pocztowy|postleitzahl|postnummer|postinumero|irányítószám|psč"
+    # devwritten dev set: plurals ("both our postcodes, A and B"), Romanian
+    r"|post ?codes|postal codes|zip ?codes|zipcodes?|cod po[șs]tal)\b)"
+    r"|(?i:c\.p\.)|〒|\bPIN(?=[ ]*:?[ ]*[1-9]\d{2}[ ]?\d{3}\b))"
+    r"(?:[ ]+(?i:is|was|are|were|on it was|on the \w+ (?:is|was)|should be|number|no\.?))?[ ]*[:#,-]?[ ]*"
+    # devwritten dev set: a form's label on its own line, the code on the next ("Postcode\n01764")
+    r"(?:\n[ ]*)?"
     rf"(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+)
+# devwritten dev set: the next code of a list after a cue ("postcodes, 940057 and 57310", "zip 12345 or 12346").
+_POSTCODE_LIST_NEXT = rf"[ ]*(?:,|,?[ ]+(?:and|or|&)|[ ]*/)[ ]+(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
+# devwritten dev set: a postcode next to a town without a street, or after "moved to" / "live in": "Köln (11660)",
+# "Thessaloniki 667 20", "in 34452 Paris", "I moved to 72540 last year". Shapes that say postcode: four to six digits,
+# "123 45", "1234 AB", "12345-678", with a country prefix ("D-10115", "GR-430 26").
+_PLACE_LEAD = r"(?:^|(?<=[,\n(])|\b(?i:in|from|to|at|near|nearest|of))[ ]*"
+_PLACE_TOWN = r"(?P<town>\p{Lu}[\w'’-]+(?:[ ]\p{Lu}[\w'’-]+){0,2})"
+_PLACE_END = (
+    r"(?![\w/-]|[.,]\d)(?=[ ]*(?:[,.;:)!?\n]|$)|[ ]+(?i:now|instead|too|and|but|last|next|this|since|please|closed"
+    r"|area|region|district|then|so|where|which|recently|before|after|until|yet)\b)"
+)
+_TOWN_POSTCODES = (
+    rf"{_PLACE_LEAD}{_PLACE_TOWN}[ ]*\([ ]*(?P<code>{_PLACE_CODE})[ ]*\)",
+    rf"{_PLACE_LEAD}{_PLACE_TOWN},?[ ]+(?P<code>{_PLACE_CODE}){_PLACE_END}",
+    rf"\b(?i:in|from|to|at|near)[ ]+(?P<code>{_PLACE_CODE})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}(?![\w'’-])",
+    # a code and a town that end their clause, after a comma or alone on a line: ", 00184 Roma.", "\n00-950 Warszawa"
+    rf"(?:(?<=,)|(?<=^|\n))[ ]*(?P<code>{_PLACE_CODE}|\d{{2}}-\d{{3}})(?![\w/-]|[.,]\d)[ ]+{_PLACE_TOWN}"
+    r"(?=[ ]*(?:[,.;:!?\n]|$))",
+    r"\b(?:(?i:moved|move|moving|relocated|relocating)[ ]+(?i:to)|(?i:live|living|lives|based|we're|we[ ]are|i'm"
+    r"|i[ ]am)[ ]+(?i:in)|(?i:nearest|closest[ ]to|near))[ ]+"
+    rf"(?P<code>{_PLACE_CODE}){_PLACE_END}",
+)
+# Capitalised words that come before a number and are no town ("Room 1234", "in March 2024", "Order (12345)").
+_NOT_TOWNS = frozenset(
+    {
+        *("january", "february", "march", "april", "may", "june", "july", "august", "september", "october"),
+        *("november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov"),
+        *("dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "room", "floor"),
+        *("gate", "terminal", "platform", "line", "route", "flight", "order", "invoice", "ticket", "case", "version"),
+        *("model", "step", "chapter", "section", "page", "year", "total", "account", "balance", "reference"),
+        *("booking", "parcel", "serial", "membership", "statement", "quote", "product", "error", "loan", "policy"),
+        *("contract", "cheque", "transaction", "card", "tracking", "item", "items", "unit", "suite", "apt", "flat"),
+        *("box", "po", "no", "nr", "number", "code", "pin", "id", "ref", "tel", "phone", "mobile", "fax", "iban"),
+        *("acct", "acc", "sort", "bsb", "routing", "customer", "member", "batch", "level", "bus", "train", "seat"),
+        *("table", "week", "day", "month", "chf", "eur", "usd", "gbp", "covid", "windows", "iphone", "android"),
+        *("i", "we", "you", "the", "a", "an", "my", "our", "euro", "euros", "dollars", "pounds", "units", "points"),
+        *("people", "customers", "pieces", "times", "miles", "km", "kg", "users", "members", "accounts", "orders"),
+    }
 )
 # devformats dev set: a postcode in the lines after a street address, next to its town, state or province ("Denver,
 # CO 80203", "Perth WA 6000", "Singapore 560123", ", 1100-148 Lisboa", "\n185 87 Ostrava"), not a quantity.
 _TAIL_POSTCODE = (
-    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*))"
-    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|\d{3}[ ]\d{2}|\d{2}-\d{3}"
-    r"|\d{3}-\d{4}|\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
+    r"(?:(?<=[,\n-][ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*,?[ ]+)|(?<=(?i:c\.p\.|cep|pin)[ ]*:?[ ]*)|(?<=\p{Lu}[\w'’-]*[ ]*\())"
+    r"(?P<code>(?<![\w#/-])(?:[A-Z]\d{4}[A-Z]{3}|(?:[A-Z]{1,2}-)?\d{4,6}(?:-\d{3,4})?|(?:[A-Z]{1,2}-)?\d{3}[ ]\d{2,3}"
+    r"|\d{2}-\d{3}|\d{3}-\d{4}|(?:[A-Z]{1,2}-)?\d{4}[ ]?[A-Z]{2})(?![\w/-]|[.,]\d))"
     r"(?=[ ]*(?:[,.;:)\n!?]|$)|[ ]+(?!(?i:times|minutes|hours|days|weeks|months|years|people|customers|euros?|"
     r"dollars|pounds|eur|usd|gbp|km|miles|items|pages)\b)\S)"
 )
@@ -601,7 +810,9 @@ _POSTCODE_AFTER_STREET = rf"[ ]*[,\n][ ]*(?:\w+[ ]*:[ ]*)?(?P<code>{_GENERIC_POS
 # ", Aarhus 08608", " (Cork), postcode 884869" is the cue's; "\nCity: Aarhus" has no code
 _POSTCODE_AFTER_TOWN = rf"[ ]*,[ ]*{_TOWN}[ ]+(?P<code>{_GENERIC_POSTCODE})(?![\w-])"
 _STREET_ABOVE_POSTCODE = (
-    rf"(?m)(?<=^[ ]*)\p{{Lu}}[^\n\d]{{1,40}}?[ ]{_HOUSE}(?=[ ]*\n[ ]*(?:{_GENERIC_POSTCODE})[ ]+\p{{Lu}})"
+    rf"(?m)(?<=^[ ]*)\p{{Lu}}[^\n\d]{{1,40}}?[ ]{_HOUSE}(?=[ ]*\n[ ]*(?:(?:{_GENERIC_POSTCODE})[ ]+\p{{Lu}}"
+    # devwritten dev set: or a town and then its postcode on the next line ("Stadiou 59\nThessaloniki (GR-524 37)")
+    rf"|{_TOWN},?[ ]+\(?{_PLACE_CODE}\)?[ ]*(?:\n|$)))"
 )
 
 
@@ -682,6 +893,20 @@ def _tail_postcode() -> Any:
 
 
 @functools.cache
+def _town_postcodes() -> tuple[Any, Any]:
+    import regex
+
+    return (
+        tuple(regex.compile(p) for p in _TOWN_POSTCODES),
+        regex.compile(_POSTCODE_LIST_NEXT),
+    )
+
+
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+_FOUR_DIGITS = re.compile(r"\d{4}|\d{3}[ ]\d{2}")  # every shape of _PLACE_CODE has one
+
+
+@functools.cache
 def _postcode_context() -> tuple[Any, Any, Any]:
     """Postcodes after a cue, right after a street address, and after a street address's town."""
     import regex
@@ -697,6 +922,14 @@ _OPENING_PATTERN = 5
 # "Sydney NSW 2000" after "moved to" is a town, a state and a postcode, not a street and a house number
 _STATE_AND_CODE = re.compile(
     r"[ ](?:" + "|".join(("NSW", "VIC", "QLD", "TAS", "ACT", "NT", *_US_STATES)) + r")[ ]+\d{4,5}$"
+)
+# "Rotterdam 3011 AB" after "moved to" is a town and a Dutch postcode, not a street and a house number (devwritten)
+_TOWN_AND_DUTCH_CODE = re.compile(r"[A-Z][a-z]+[ ]\d{4}[ ]?[A-Z]{2}\b")
+# A street never starts with another kind of number's word: "Invoice 2024, 4500 Euros" is no street and postcode.
+_NOT_A_STREET_START = re.compile(
+    r"(?i:order|invoice|ticket|case|version|model|step|chapter|section|page|year|total|account|balance|reference"
+    r"|booking|parcel|serial|membership|statement|quote|product|error|loan|policy|contract|cheque|transaction|card"
+    r"|tracking|item|items|room|gate|terminal|platform|flight|seat|table|level|week|day|month|customer|member)\b"
 )
 _TITLE_FIRST = re.compile(r"Dr\.?[ ]")  # "Dr Okafor 2B" is a doctor; "Dr" as "Drive" comes after the name
 _UNIT_ONLY = re.compile(r"(?i)(?:suite|apt\.?|unit|flat|floor|interior|piso)[ ]*\d+\w?")
@@ -819,7 +1052,14 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
             ),
             Pattern(
                 "Sort code after short cue",
-                rf"(?<=\b(?i:sort|s/c){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                rf"(?<=\b(?i:sort|s/c|sc){code_cue})\d{{2}}[ -]?\d{{2}}[ -]?\d{{2}}(?![\d-])",
+                0.85,
+            ),
+            # devwritten dev set: a dashed sort code and an account with a slash or comma between, in either order
+            Pattern(
+                "Sort code next to an account",
+                r"(?<![\d-])\d{2}-\d{2}-\d{2}(?=[ ]*[/,][ ]*\d{6,10}(?![\d-]))"
+                r"|(?<=(?<![\d-])\d{6,10}[ ]*[/,][ ]*)\d{2}-\d{2}-\d{2}(?![\d-])",
                 0.85,
             ),
             Pattern(
@@ -860,6 +1100,12 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
                 r"(?<=(?<![\d-])\d{2}[- ]\d{2}[- ]\d{2}[ ]+)\d{4}[ ]?\d{4}(?![\d-])",
                 0.6,
             ),
+            Pattern(
+                "Account next to a dashed sort code",
+                r"(?<=(?<![\d-])\d{2}-\d{2}-\d{2}[ ]*[/,][ ]*)\d{6,10}(?![\d-])"
+                r"|(?<![\d-])\d{6,10}(?=[ ]*[/,][ ]*\d{2}-\d{2}-\d{2}(?![\d-]))",
+                0.85,
+            ),
             # shapes that say bank account alone: New Zealand's bank-branch-account-suffix, a French RIB, a Canadian
             # cheque's transit, institution and account
             Pattern("New Zealand account", r"(?<![\d-])\d{2}-\d{4}-\d{7}-\d{2,3}(?![\d-])", 0.6),
@@ -868,7 +1114,10 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         ],
     }
     # What every pattern of an entity needs, so that a text without it is skipped: its cue words or its shapes.
-    shapes = r"\d{2}[- ]\d{2}[- ]\d{2}[ ]+\d{4}|\d{2}-\d{4}-\d{7}|\d{5}[ ]\d{5}[ ]|\d{5}[ -]\d{3}[ -]\d{7}"
+    shapes = (
+        r"\d{2}[- ]\d{2}[- ]\d{2}[ ]+\d{4}|\d{2}-\d{4}-\d{7}|\d{5}[ ]\d{5}[ ]|\d{5}[ -]\d{3}[ -]\d{7}"
+        r"|\d{2}-\d{2}-\d{2}[ ]*[/,]|\d[ ]*[/,][ ]*\d{2}-\d{2}-\d{2}"
+    )
     prefilters = {
         "PASSPORT": r"passport",
         "DATE_OF_BIRTH": r"born|birth|d\.?o\.?b",
@@ -876,7 +1125,7 @@ def cue_recognizers(language: str, entities: Sequence[str]) -> list[EntityRecogn
         "US_SSN": r"ssn|social security",
         "US_BANK_NUMBER": r"routing|aba|rtn|transit|bsb|ifsc|swift|bank ?code|blz|bankleitzahl|institution|ag[eê]ncia"
         r"|ag\.|branch",
-        "UK_SORT_CODE": rf"sort|s/c|{shapes}",
+        "UK_SORT_CODE": rf"sort|s/c|\bsc\b|{shapes}",
         "UK_ACCOUNT_NUMBER": rf"acc|a/c|konto|compte|cuenta|conta|c/c|rekening|konta|nuban|clabe|{shapes}",
     }
     return [
@@ -897,14 +1146,16 @@ def name_cue_recognizer(language: str) -> EntityRecognizer:
             "Name after introduction",
             r"(?<=\b(?i:my name is|my name's|i am called|this is|account holder|name on the account is|"
             r"on behalf of(?: my \w+,?)?|my (?:husband|wife|partner|mother|father|son|daughter|brother|sister),?|"
-            r"name|full name|contact|recipient|applicant|customer|holder)[ ]*:?[ ]+)" + name + r"\b",
+            r"name|full name|contact|recipient|applicant|customer|holder"
+            # devwritten dev set: a parcel's or a payment's addressee
+            r"|ship to|deliver to|c/o|attn|for the attention of|payee|beneficiary)[ ]*:?[ ]+)" + name + r"\b",
             0.85,
         ),
         Pattern("Name after title", r"(?<=\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+)" + name + r"\b", 0.85),
         Pattern(
             "Name after sign-off",
             r"(?<=\b(?i:regards|best wishes|best|sincerely|faithfully|many thanks|thanks|thank you|cheers)"
-            r"[ ]*[,.!-]?[ \n]+)" + name + r"(?=[ ]*[.!]?[ ]*$)",
+            r"[ ]*[,.!-]?[ \n]+)" + rf"(?:{name}|{word},[ ]{word})" + r"(?=[ ]*[.!]?[ ]*$)",
             0.85,
         ),
         Pattern(
