@@ -136,6 +136,8 @@ def build_summary(
         },
         "anonymise": {
             "rows": anonymise.get("rows"),
+            "rows_out": anonymise.get("rows_out"),
+            "rows_held_back": anonymise.get("rows_held_back"),  # flagged by the leak gate's second scan
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities", {}),
             "leak_gate": anonymise.get("leak_gate"),
