@@ -239,7 +239,13 @@ def run_size(
 
 def _stage_figures(stage: str, rows: int, result: dict[str, Any], accepted: int) -> dict[str, Any]:
     counts = result["counts"]
-    processed = counts["rows_in"] if stage == "anonymise" else rows if stage in ("ingest", "validate") else accepted
+    processed = (
+        counts["rows_in"]
+        if stage == "anonymise"
+        else rows
+        if stage in ("ingest", "validate")
+        else sum(counts.values())  # split: every row it read went to one part
+    )
     figures = {
         "seconds": round(result["seconds"], 3),
         "rows": processed,
