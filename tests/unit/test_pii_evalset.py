@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from feedbackflow.privacy import evalset
+from tests.helpers import run_bench_pii
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
@@ -81,19 +79,9 @@ def test_score_counts_overlap_per_type() -> None:
 
 def test_bench_pii_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("presidio_analyzer")
-    spec = importlib.util.spec_from_file_location("bench_pii", ROOT / "benchmarks" / "bench_pii.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    try:
-        spec.loader.exec_module(bench)
-        out = tmp_path / "pii.json"
-        assert bench.main(["--limit", "60", "--repeats", "1", "--json-out", str(out)]) == 0
-    finally:
-        sys.modules.pop(spec.name, None)
+    result = run_bench_pii(["--limit", "60", "--repeats", "1"], tmp_path / "pii.json")
     printed = capsys.readouterr().out
     assert "ratio" in printed and "PERSON" in printed
-    result = json.loads(out.read_text())
     assert result["messages"] == 60 and result["ratio"] > 0
     for name in ("feedbackflow", "presidio_default"):
         assert set(evalset.ENTITIES) <= set(result[name]) and result[name]["overall"]["gold"] > 0

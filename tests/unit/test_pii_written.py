@@ -5,15 +5,12 @@ Every value here is made up for the test; none comes from a PII set or from the 
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from feedbackflow.privacy import devformats, devshapes, devwritten, evalset
-from tests.helpers import replaced
+from tests.helpers import replaced, run_bench_pii
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,18 +171,8 @@ def test_a_name_before_a_comma_and_a_postcode_stays_a_name(engine) -> None:
 
 def test_bench_scores_the_written_part_and_skips_the_locked_set_with_no_test(tmp_path: Path, capsys) -> None:
     pytest.importorskip("presidio_analyzer")
-    spec = importlib.util.spec_from_file_location("bench_pii_written", ROOT / "benchmarks" / "bench_pii.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    try:
-        spec.loader.exec_module(bench)
-        out = tmp_path / "pii.json"
-        assert bench.main(["--limit", "20", "--repeats", "1", "--no-test", "--json-out", str(out)]) == 0
-    finally:
-        sys.modules.pop(spec.name, None)
+    sets = run_bench_pii(["--limit", "20", "--repeats", "1", "--no-test"], tmp_path / "pii.json")["sets"]
     printed = capsys.readouterr().out
     assert "written by customers" in printed and "LOCKED" not in printed
-    sets = json.loads(out.read_text())["sets"]
     assert set(sets) == {"dev", "dev_shapes", "dev_formats", "dev_written"}
     assert sets["dev_written"]["feedbackflow"]["BANK_ACCOUNT"]["gold"] > 0
