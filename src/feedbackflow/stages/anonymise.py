@@ -211,7 +211,8 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     canary_path = paths.root / config.canary_file if config.canary_file else None
     canaries = load_canaries(canary_path)
     key = pseudonym_key(config)
-    check_key_id(paths.root, key.key_id if key is not None else None)
+    key_id = key.key_id if key is not None else None
+    check_key_id(paths.root, key_id)
 
     started = time.perf_counter()
     aside = paths.root / ".work" / "anonymise"
@@ -221,8 +222,7 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
         summary, gate, seconds, model = _anonymise_chunks(
             parquet, schema, (building, holding), config, canaries, chunk_rows or CHUNK_ROWS
         )
-        gate.max_held_share = config.max_held_share
-        audit = audit_record(config, model, key.key_id if key is not None else None, summary, gate)
+        audit = audit_record(config, model, key_id, summary, gate)
         write_json(paths.stage_reports("anonymise") / "audit.json", audit)
         if not gate.passed:
             # The output never reaches data/anonymised: DVC removed the previous one before the stage ran, and a
@@ -355,15 +355,18 @@ def _anonymise_chunks(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    entities = list(config.entities)
     summary: dict = {
         "rows": 0,
         "rows_out": 0,
         "rows_held_back": 0,
         "rows_changed": 0,
-        "entities": dict.fromkeys(entities, 0),
+        "entities": dict.fromkeys(config.entities, 0),
     }
-    gate = LeakReport(rows_scanned=0, canaries_checked=sum(len(values) for values in canaries.values()))
+    gate = LeakReport(
+        rows_scanned=0,
+        canaries_checked=sum(len(values) for values in canaries.values()),
+        max_held_share=config.max_held_share,
+    )
     seconds = {"load": 0.0, "analyse": 0.0, "gate": 0.0, "analyse_cpu": 0.0, "gate_cpu": 0.0}
     model = ""
     building, holding = partials
