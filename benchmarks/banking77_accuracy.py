@@ -15,14 +15,22 @@ where out-of-scope recall at the in-scope precision chosen on validation (``oos.
 
 Validation figures are printed beside the test figures: recipes are compared and chosen on validation only.
 
-Usage: ``python benchmarks/banking77_accuracy.py [--seeds N] [--oos-share X] [--train-share S] [--model PATH_OR_NAME]
-[--epochs N] [--learning-rate LR] [--set KEY=VALUE ...] [--json-out FILE]``
+Distillation (``benchmarks/distill_study.py`` drives these): ``--save-models DIR`` keeps each seed's model as a
+teacher; ``--folds K --fold I`` trains on the training rows outside stratified fold I of K and writes the model's
+logits on fold I (``--oof-out FILE.npz``: out-of-fold soft targets, never from a model that saw the row);
+``--teacher-logits FILE.npz`` distils from such logits (every training row's, joined by row id), and
+``--set teacher=[DIR, ...]`` from teacher models, as the ``train`` stage does.
+
+Usage: ``python benchmarks/banking77_accuracy.py [--seeds N] [--first-seed N] [--oos-share X] [--train-share S]
+[--model PATH_OR_NAME] [--epochs N] [--learning-rate LR] [--set KEY=VALUE ...] [--save-models DIR]
+[--folds K --fold I --oof-out FILE.npz] [--teacher-logits FILE.npz] [--json-out FILE]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -56,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--oos-share", type=float, default=0.0, help="out-of-scope rows per in-scope row, each split")
     parser.add_argument("--seeds", type=int, default=1, help="trainings with seeds base.seed, base.seed + 1, ...")
+    parser.add_argument("--first-seed", type=int, default=None, help="first seed (default: params.yaml base.seed)")
+    parser.add_argument("--save-models", type=Path, default=None, help="keep each seed's model in DIR/seed-N")
+    parser.add_argument("--folds", type=int, default=0, help="with --fold: train outside one of K stratified folds")
+    parser.add_argument("--fold", type=int, default=0, help="the fold (0-based) left out of training")
+    parser.add_argument("--oof-out", type=Path, default=None, help="with --folds: the left-out fold's logits (.npz)")
+    parser.add_argument(
+        "--teacher-logits", type=Path, nargs="+", default=None, help="distil from out-of-fold logits (.npz files)"
+    )
     parser.add_argument(
         "--train-share", type=float, default=1.0, help="stratified share of the training rows used (cheap probes)"
     )
@@ -88,6 +104,26 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
     }
 
 
+def soft_targets(files: list[Path], rows: Any, labels: list[str]) -> Any:
+    """Teacher logits for the training rows ``rows`` (the data frame's index), joined from ``.npz`` files of
+    ``--oof-out``; each row must be in exactly one file, and the files' label order must be ``labels``."""
+    import numpy as np
+
+    by_row: dict[int, Any] = {}
+    for file in files:
+        part = np.load(file)
+        if [str(label) for label in part["labels"]] != labels:
+            raise ValueError(f"{file}: its label order differs from the taxonomy's")
+        for row, logits in zip(part["index"].tolist(), part["logits"], strict=True):
+            if row in by_row:
+                raise ValueError(f"{file}: training row {row} is in two files")
+            by_row[row] = logits
+    missing = [row for row in rows if row not in by_row]
+    if missing:
+        raise ValueError(f"no teacher logits for {len(missing)} training rows, e.g. {missing[:3]}")
+    return np.stack([by_row[row] for row in rows]).astype(np.float32)
+
+
 def out_of_scope(source: Path, exclude: set[str], share: float, sizes: dict[str, int], seed: int) -> dict[str, Any]:
     """Out-of-scope texts per split: ``fit`` and ``validation`` from the source's train file, ``test`` from its test
     file, ``share`` times each split's in-scope rows, drawn without replacement (seeded)."""
@@ -114,6 +150,7 @@ def out_of_scope(source: Path, exclude: set[str], share: float, sizes: dict[str,
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
 
+    import numpy as np
     import pandas as pd
     import yaml
     from sklearn.model_selection import train_test_split
@@ -143,15 +180,28 @@ def main(argv: list[str] | None = None) -> dict:
     fit, held_out = train_test_split(train, test_size=0.1, stratify=train["category"], random_state=base_seed)
     if args.train_share < 1.0:
         fit, _ = train_test_split(fit, train_size=args.train_share, stratify=fit["category"], random_state=base_seed)
+    fold_rows = fit.iloc[:0]
+    if args.folds:
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=base_seed)
+        kept, left_out = list(folds.split(fit, fit["category"]))[args.fold]
+        fit, fold_rows = fit.iloc[kept], fit.iloc[left_out]
+    teacher_logits = None
+    if args.teacher_logits:
+        teacher_logits = soft_targets(args.teacher_logits, fit.index, labels)
     sizes = {"fit": len(fit), "validation": len(held_out), "test": len(test)}
     negatives = out_of_scope(args.oos_data, set(args.oos_exclude.split(",")), args.oos_share, sizes, base_seed)
     test_texts = test["text"].tolist() + negatives["test"]
     test_truth = test["category"].tolist() + [oos.label] * len(negatives["test"])
     device = pick_device(settings.device)
 
+    if teacher_logits is not None:  # out-of-scope rows are never taught: their rows are dropped by fine_tune
+        teacher_logits = np.concatenate([teacher_logits, np.zeros((len(negatives["fit"]), len(labels)), np.float32)])
     runs = []
     started = time.perf_counter()
-    for seed in range(base_seed, base_seed + args.seeds):
+    first_seed = base_seed if args.first_seed is None else args.first_seed
+    for seed in range(first_seed, first_seed + args.seeds):
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "model"
             run_started = time.perf_counter()
@@ -171,9 +221,16 @@ def main(argv: list[str] | None = None) -> dict:
                 output_dir=out,
                 checkpoint_dir=Path(scratch) / "checkpoints",
                 oos=oos,
+                teacher_logits=teacher_logits,
             )
             logits, id2label = predict_logits(out, test_texts, device=device)
             calibration = load_calibration(out)
+            if args.oof_out and len(fold_rows):
+                fold_logits, _ = predict_logits(out, fold_rows["text"].tolist(), device=device)
+                args.oof_out.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(args.oof_out, index=fold_rows.index.to_numpy(), logits=fold_logits, labels=np.array(labels))
+            if args.save_models:
+                shutil.copytree(out, args.save_models / f"seed-{seed}", dirs_exist_ok=True)
         predicted = [id2label[int(index)] for index in logits[: len(test)].argmax(axis=1)]
         scores = classification_metrics(test["category"].tolist(), predicted, labels)
         selective = selective_metrics(test_truth, logits, id2label, calibration, labels, oos.calibration_bins)

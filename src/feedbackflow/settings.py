@@ -272,6 +272,15 @@ class TrainSettings(_Section):
     rdrop_alpha: float = Field(
         0.0, ge=0, description="R-Drop: weight of the symmetric KL between two dropout passes of a batch (0: off)"
     )
+    teacher: list[str] = Field(
+        default_factory=list,
+        description="distillation: fine-tuned classifier folders (same taxonomy) whose mean logits on the training "
+        "rows are soft targets; empty: off",
+    )
+    distill_alpha: float = Field(
+        0.5, ge=0, le=1, description="weight of the teacher's soft targets; 1 - this weighs the hard labels"
+    )
+    distill_temperature: float = Field(2.0, gt=0, description="softmax temperature of teacher and student in the KL")
     torch_compile: bool = Field(False, description="compile the model with torch.compile (pays off on long GPU runs)")
     full_determinism: bool = Field(
         False, description="deterministic kernels (torch.use_deterministic_algorithms); slower on GPUs"

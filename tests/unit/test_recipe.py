@@ -7,7 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from feedbackflow.modeling.recipe import classification_loss, layer_depth, layerwise_parameter_groups, rdrop_loss
+from feedbackflow.modeling.recipe import (
+    Distillation,
+    classification_loss,
+    layer_depth,
+    layerwise_parameter_groups,
+    rdrop_loss,
+)
 from feedbackflow.settings import TrainSettings
 from tests.helpers import TINY_TRAIN, build_tiny_bert, fine_tune_tiny
 
@@ -85,3 +91,89 @@ def test_a_tiny_run_with_smoothing_rdrop_and_layerwise_decay_learns(tmp_path):
     result = fine_tune_tiny(tmp_path, settings)
     assert result.metrics["validation_accuracy"] >= 0.75
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_distillation_mixes_the_hard_loss_with_the_softened_kl_from_the_teacher():
+    logits, targets = _logits()
+    teacher, _ = _logits(seed=2)
+    kept = targets != -100
+    hard = classification_loss(logits, targets)
+    # alpha 0 is the hard loss; a teacher that agrees with the student adds nothing at alpha 1
+    assert torch.allclose(classification_loss(logits, targets, distillation=Distillation(teacher, 0.0, 2.0)), hard)
+    agreeing = classification_loss(logits, targets, distillation=Distillation(logits.clone(), 1.0, 2.0))
+    assert torch.allclose(agreeing, torch.tensor(0.0), atol=1e-6)
+    mixed = classification_loss(logits, targets, distillation=Distillation(teacher, 0.3, 2.0))
+    student_t = F.log_softmax(logits[kept] / 2.0, dim=-1)
+    teacher_t = F.log_softmax(teacher[kept] / 2.0, dim=-1)
+    soft = (teacher_t.exp() * (teacher_t - student_t)).sum() * 4.0 / kept.sum()  # T² x KL(teacher || student)
+    assert torch.allclose(mixed, 0.7 * hard + 0.3 * soft)
+    # R-Drop passes the teacher to both passes
+    both = rdrop_loss(logits, logits, targets, alpha=1.0, distillation=Distillation(teacher, 0.3, 2.0))
+    assert torch.allclose(both, mixed)
+
+
+def test_a_student_distilled_from_a_teacher_follows_the_teacher_not_the_labels(tmp_path):
+    """A teacher taught with two intents swapped; the student sees the true labels but only the teacher's soft
+    targets weigh (alpha 1), so it predicts what the teacher predicts: the soft targets reach the loss."""
+    import numpy as np
+
+    from feedbackflow.modeling.predict import predict_labels
+    from feedbackflow.modeling.training import fine_tune
+    from tests.helpers import TEMPLATES, tiny_corpus
+
+    base = str(build_tiny_bert(tmp_path / "tiny-bert"))
+    labels = sorted(TEMPLATES)
+    swap = {"billing": "delivery", "delivery": "billing"}
+    corpus = tiny_corpus(12)
+    train = [row for index, row in enumerate(corpus) if index % 4]
+    validation = [row for index, row in enumerate(corpus) if not index % 4]
+    texts = [row["text"] for row in train]
+    tiny = {**TINY_TRAIN, "epochs": 15, "learning_rate": 0.006}
+
+    def run(folder: str, train_relabel: dict[str, str], settings: TrainSettings):
+        # validation always as the teacher sees it: the kept (best) epoch is the one that agrees most with it
+        return fine_tune(
+            base,
+            labels,
+            (texts, [train_relabel.get(row["label"], row["label"]) for row in train]),
+            ([row["text"] for row in validation], [swap.get(row["label"], row["label"]) for row in validation]),
+            settings,
+            seed=1,
+            output_dir=tmp_path / folder,
+            checkpoint_dir=tmp_path / f"{folder}-checkpoints",
+        )
+
+    def agreement(said: list[str], truth: list[str]) -> float:
+        return float(np.mean([a == b for a, b in zip(said, truth, strict=True)]))
+
+    run("teacher", swap, TrainSettings(base_model=base, **tiny))
+    teacher_says = predict_labels(tmp_path / "teacher", texts)
+    assert agreement(teacher_says, [swap.get(row["label"], row["label"]) for row in train]) >= 0.9
+    student = TrainSettings(
+        base_model=base, **tiny, teacher=[str(tmp_path / "teacher")], distill_alpha=1.0, distill_temperature=1.0
+    )
+    result = run("student", {}, student)  # taught the true labels, at weight 0
+    assert result.metrics["distilled"] is True
+    student_says = predict_labels(tmp_path / "student", texts)
+    assert agreement(student_says, teacher_says) >= 0.9
+    assert agreement(student_says, [row["label"] for row in train]) <= 0.6  # wrong on the swapped half
+
+
+def test_ensemble_logits_average_the_members_in_the_taxonomy_order_and_refuse_a_missing_label(tmp_path):
+    import numpy as np
+
+    from feedbackflow.errors import ConfigError
+    from feedbackflow.modeling.predict import predict_logits
+    from feedbackflow.modeling.recipe import ensemble_logits
+    from tests.helpers import TEMPLATES
+
+    settings = TrainSettings(base_model=str(build_tiny_bert(tmp_path / "tiny-bert")), **{**TINY_TRAIN, "epochs": 1})
+    fine_tune_tiny(tmp_path, settings)
+    texts = ["where is my package", "I cannot log in"]
+    logits, id2label = predict_logits(tmp_path / "model", texts)
+    reversed_labels = sorted(TEMPLATES, reverse=True)
+    averaged = ensemble_logits([tmp_path / "model", tmp_path / "model"], texts, reversed_labels)
+    expected = logits[:, [{v: k for k, v in id2label.items()}[label] for label in reversed_labels]]
+    assert np.allclose(averaged, expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="does not predict the labels"):
+        ensemble_logits([tmp_path / "model"], texts, [*reversed_labels, "refund"])

@@ -4,6 +4,8 @@
   items of the whole (accumulated) batch, as the Trainer expects from a loss function;
 * ``rdrop_loss``: R-Drop (Liang et al., 2021), the mean of two dropout passes' losses plus ``alpha`` times the
   symmetric KL divergence between their predictions;
+* ``Distillation``: knowledge distillation (Hinton et al., 2015): the hard-label loss mixed with the KL divergence
+  from a teacher's temperature-softened predictions, and ``ensemble_logits``, the teacher (several models averaged);
 * ``layerwise_parameter_groups``: layer-wise learning-rate decay: the head keeps the learning rate, each encoder
   layer below gets the one above's times ``decay``, the embeddings the lowest.
 
@@ -13,10 +15,23 @@ Nothing here is specific to a data set or a label set; ``params.yaml``'s ``train
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: ``encoder.layer.3.`` (BERT, MiniLM), ``layers.3.`` (most others): the encoder layer a parameter belongs to
 LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """A batch's teacher logits and how much they weigh: ``alpha`` x T² x KL(teacher_T || student_T) plus
+    ``1 - alpha`` x the hard-label loss, both softened at temperature ``temperature`` (T² keeps the soft term's
+    gradient scale independent of T)."""
+
+    teacher_logits: Any
+    alpha: float
+    temperature: float
 
 
 def classification_loss(
@@ -25,19 +40,57 @@ def classification_loss(
     weights: Any = None,
     label_smoothing: float = 0.0,
     num_items: Any = None,
+    distillation: Distillation | None = None,
 ) -> Any:
-    """Cross-entropy summed over the rows whose target is not -100, divided by ``num_items`` (default: those rows)."""
+    """Cross-entropy summed over the rows whose target is not -100, divided by ``num_items`` (default: those rows);
+    with ``distillation``, mixed with the KL divergence from the teacher's softened predictions on the same rows."""
     import torch.nn.functional as F
 
-    total = F.cross_entropy(
-        logits.float(),
-        targets,
-        weight=None if weights is None else weights.to(logits.device),
-        label_smoothing=label_smoothing,
-        ignore_index=-100,
-        reduction="sum",
+    count = num_items if num_items is not None else (targets != -100).sum().clamp(min=1)
+    hard = (
+        F.cross_entropy(
+            logits.float(),
+            targets,
+            weight=None if weights is None else weights.to(logits.device),
+            label_smoothing=label_smoothing,
+            ignore_index=-100,
+            reduction="sum",
+        )
+        / count
     )
-    return total / (num_items if num_items is not None else (targets != -100).sum().clamp(min=1))
+    if distillation is None or not distillation.alpha:
+        return hard
+    kept = targets != -100
+    temperature = distillation.temperature
+    student = F.log_softmax(logits.float()[kept] / temperature, dim=-1)
+    teacher = F.log_softmax(distillation.teacher_logits.to(logits.device).float()[kept] / temperature, dim=-1)
+    soft = F.kl_div(student, teacher, log_target=True, reduction="sum") * temperature**2 / count
+    return (1 - distillation.alpha) * hard + distillation.alpha * soft
+
+
+def ensemble_logits(model_dirs: list[Path], texts: list[str], labels: list[str], device: str = "cpu") -> Any:
+    """The mean logits of the classifiers in ``model_dirs`` on ``texts``, columns in the order of ``labels``.
+
+    Averaging logits is the normalised geometric mean of the members' probabilities. Every member must predict
+    every label of the taxonomy.
+
+    Raises:
+        ConfigError: a member does not know one of ``labels``.
+    """
+    import numpy as np
+
+    from feedbackflow.errors import ConfigError
+    from feedbackflow.modeling.predict import predict_logits
+
+    total = np.zeros((len(texts), len(labels)), dtype=np.float64)
+    for model_dir in model_dirs:
+        logits, id2label = predict_logits(model_dir, texts, device=device)
+        column = {label: index for index, label in id2label.items()}
+        missing = sorted(set(labels) - set(column))
+        if missing:
+            raise ConfigError(f"teacher model {model_dir} does not predict the labels {missing[:5]}")
+        total += logits[:, [column[label] for label in labels]]
+    return (total / len(model_dirs)).astype(np.float32)
 
 
 def rdrop_loss(
@@ -48,13 +101,17 @@ def rdrop_loss(
     weights: Any = None,
     label_smoothing: float = 0.0,
     num_items: Any = None,
+    distillation: Distillation | None = None,
 ) -> Any:
     """R-Drop: mean loss of two dropout passes (logits ``first`` and ``second``) plus ``alpha`` x their symmetric KL."""
     import torch.nn.functional as F
 
     count = num_items if num_items is not None else (targets != -100).sum().clamp(min=1)
     kept = targets != -100
-    both = sum(classification_loss(logits, targets, weights, label_smoothing, count) for logits in (first, second))
+    both = sum(
+        classification_loss(logits, targets, weights, label_smoothing, count, distillation)
+        for logits in (first, second)
+    )
     p, q = (F.log_softmax(logits.float()[kept], dim=-1) for logits in (first, second))
     symmetric_kl = F.kl_div(p, q, log_target=True, reduction="sum") + F.kl_div(q, p, log_target=True, reduction="sum")
     return both / 2 + alpha * symmetric_kl / 2 / count

@@ -8,8 +8,8 @@ is configured rather than rewritten. What this module adds:
   mid-epoch checkpoint sees exactly the batches an uninterrupted run would have seen;
 * checkpoints every ``train.checkpoint_steps`` optimiser steps and at every epoch end, in a folder named by the
   inputs' fingerprint: a retried task resumes from the last complete one;
-* the loss and optimiser of ``modeling.recipe`` (class weights, label smoothing, R-Drop, layer-wise learning-rate
-  decay), per-epoch history and readable progress lines for Airflow logs.
+* the loss and optimiser of ``modeling.recipe`` (class weights, label smoothing, R-Drop, distillation from a
+  teacher's logits, layer-wise learning-rate decay), per-epoch history and readable progress lines for Airflow logs.
 """
 
 from __future__ import annotations
@@ -31,20 +31,29 @@ import numpy as np
 from feedbackflow.modeling.metrics import classification_metrics
 from feedbackflow.modeling.model import pick_device, pick_precision
 from feedbackflow.modeling.oos import CALIBRATION_FILE, fit_calibration
-from feedbackflow.modeling.recipe import classification_loss, layerwise_parameter_groups, rdrop_loss
+from feedbackflow.modeling.recipe import (
+    Distillation,
+    classification_loss,
+    ensemble_logits,
+    layerwise_parameter_groups,
+    rdrop_loss,
+)
 from feedbackflow.settings import OutOfScopeSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+#: the batch key of the teacher's logits (never passed to the model)
+TEACHER_KEY = "teacher_logits"
 
 
 class EncodedTexts:
     """A map-style dataset of tokenized texts and label ids (what ``Trainer`` consumes)."""
 
-    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]) -> None:
+    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int], teacher_logits: Any = None) -> None:
         self.encodings = encodings
         self.labels = labels
+        self.teacher_logits = teacher_logits  # (rows, labels) soft targets for distillation, or None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -52,6 +61,8 @@ class EncodedTexts:
     def __getitem__(self, index: int) -> dict[str, Any]:
         item: dict[str, Any] = {key: values[index] for key, values in self.encodings.items()}
         item["labels"] = self.labels[index]
+        if self.teacher_logits is not None:
+            item[TEACHER_KEY] = self.teacher_logits[index].tolist()
         return item
 
 
@@ -117,6 +128,7 @@ def fine_tune(
     checkpoint_dir: Path,
     on_checkpoint: Callable[[Path], None] | None = None,
     oos: OutOfScopeSettings | None = None,
+    teacher_logits: Any = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
 
@@ -137,6 +149,8 @@ def fine_tune(
         oos: the ``oos`` section: rows labelled ``oos.label`` (train and validation) are not taught as an intent
             unless the taxonomy lists that label; they are the negatives of the ``unknown`` threshold, which is
             fitted with the temperature on the validation split after training and saved as ``calibration.json``.
+        teacher_logits: soft targets for distillation, one row per ``train`` row in the order of ``labels``; None:
+            the mean logits of ``train.teacher``'s folders when that is set (no distillation when it is empty).
 
     Returns:
         Metrics, the per-epoch history (train and validation loss, validation accuracy and macro-F1) and the best
@@ -167,8 +181,8 @@ def fine_tune(
             self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
     class ResumableTrainer(Trainer):  # type: ignore[misc]
-        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``), R-Drop and
-        layer-wise learning-rate decay when the settings ask for them."""
+        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``), R-Drop,
+        distillation and layer-wise learning-rate decay when the settings ask for them."""
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             return EpochSeededLengthSampler(
@@ -180,24 +194,41 @@ def fine_tune(
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
-            if not (settings.rdrop_alpha and model.training):
+            teacher = inputs.pop(TEACHER_KEY, None)
+            rdrop = bool(settings.rdrop_alpha and model.training)
+            if not (rdrop or (teacher is not None and model.training)):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            # both dropout passes in one forward of the doubled batch
-            features = {key: torch.cat([value, value]) for key, value in inputs.items() if key != "labels"}
+            distillation = None
+            if teacher is not None:
+                distillation = Distillation(teacher, settings.distill_alpha, settings.distill_temperature)
+            features = {key: value for key, value in inputs.items() if key != "labels"}
+            if rdrop:  # both dropout passes in one forward of the doubled batch
+                features = {key: torch.cat([value, value]) for key, value in features.items()}
             outputs = model(**features)
-            first, second = outputs.logits.chunk(2)
-            loss = rdrop_loss(
-                first,
-                second,
-                inputs["labels"],
-                settings.rdrop_alpha,
-                loss_weights,
-                settings.label_smoothing,
-                num_items_in_batch,
-            )
+            if rdrop:
+                first, second = outputs.logits.chunk(2)
+                loss = rdrop_loss(
+                    first,
+                    second,
+                    inputs["labels"],
+                    settings.rdrop_alpha,
+                    loss_weights,
+                    settings.label_smoothing,
+                    num_items_in_batch,
+                    distillation,
+                )
+                outputs.logits = first
+            else:
+                loss = classification_loss(
+                    outputs.logits,
+                    inputs["labels"],
+                    loss_weights,
+                    settings.label_smoothing,
+                    num_items_in_batch,
+                    distillation,
+                )
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes  # as the Trainer's own compute_loss does under DDP
-            outputs.logits = first
             return (loss, outputs) if return_outputs else loss
 
         def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
@@ -268,8 +299,18 @@ def fine_tune(
         return EncodedTexts(dict(encodings), [label2id[name] for name in names] if names else [-100] * len(texts))
 
     oos = oos or OutOfScopeSettings()
+    teachers = [Path(folder) for folder in settings.teacher]
+    if teacher_logits is None and teachers:
+        log.info("distillation: computing the logits of %d teacher model(s) on %d rows", len(teachers), len(train[0]))
+        teacher_logits = ensemble_logits(teachers, train[0], labels, device=device)
     in_scope, negatives = _separate(train, validation, label2id, oos.label)
     train_set, validation_set = encode(*in_scope[0]), encode(*in_scope[1])
+    if teacher_logits is not None:
+        teacher_logits = np.asarray(teacher_logits, dtype=np.float32)
+        if teacher_logits.shape != (len(train[0]), len(labels)):
+            raise ValueError(f"teacher logits have shape {teacher_logits.shape}, want {(len(train[0]), len(labels))}")
+        kept = np.array([not _is_negative(name, label2id, oos.label) for name in train[1]], dtype=bool)
+        train_set.teacher_logits = teacher_logits[kept]
     lengths = [len(ids) for ids in train_set.encodings["input_ids"]]
     # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
     pad_multiple = 8 if device == "cuda" else None
@@ -303,6 +344,7 @@ def fine_tune(
         tf32=True if precision == "bf16" else None,
         torch_compile=settings.torch_compile,
         dataloader_num_workers=0,
+        remove_unused_columns=False,  # keeps the teacher's logits in the batch (compute_loss takes them out)
         disable_tqdm=not sys.stderr.isatty(),
     )
 
@@ -383,6 +425,7 @@ def fine_tune(
         "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
         "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
         "oos_rows_held_out": len(negatives),
+        "distilled": teacher_logits is not None,
         "temperature": calibration.temperature,
         "oos_method": calibration.method,
         "oos_threshold": calibration.to_dict()["threshold"],
@@ -426,11 +469,16 @@ def _separate(
     negatives: list[str] = []
     kept = []
     for texts, names in (train, validation):
-        outside = [name == oos_label and name not in label2id for name in names]
+        outside = [_is_negative(name, label2id, oos_label) for name in names]
         inside = [(text, name) for text, name, out in zip(texts, names, outside, strict=True) if not out]
         negatives += [text for text, out in zip(texts, outside, strict=True) if out]
         kept.append(([text for text, _ in inside], [name for _, name in inside]))
     return (kept[0], kept[1]), negatives
+
+
+def _is_negative(name: str, label2id: dict[str, int], oos_label: str) -> bool:
+    """An out-of-scope row: labelled ``oos_label`` where the taxonomy has no such intent."""
+    return name == oos_label and name not in label2id
 
 
 def _epoch_of(entry: dict[str, float]) -> int:
