@@ -5,13 +5,18 @@ split, optional out-of-scope rows). Recipes run as parallel processes (``--paral
 model leaves most of the chip idle, so several trainings share it. The table is sorted by mean validation accuracy;
 the chosen recipe is the best on validation, and the test figures are printed beside it, never used to choose.
 
-Usage: ``python benchmarks/recipe_grid.py --recipes FILE.yaml [--seeds 3] [--parallel 4] [--json-out FILE] [-- ARGS]``
-where FILE.yaml maps a recipe's name to its overrides and ARGS go to every ``banking77_accuracy.py`` run.
+With ``--process-per-seed`` every seed of every recipe is its own process (``--parallel`` then counts processes), so
+a GPU with many CPU cores runs all of them at once; the seeds' reports are merged into one per recipe.
+
+Usage: ``python benchmarks/recipe_grid.py --recipes FILE.yaml [--seeds 3] [--parallel 4] [--process-per-seed]
+[--json-out FILE] [-- ARGS]`` where FILE.yaml maps a recipe's name to its overrides and ARGS go to every
+``banking77_accuracy.py`` run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -26,10 +31,41 @@ HERE = Path(__file__).resolve().parent
 SHOWN = ("validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
 
 
-def run_recipe(name: str, overrides: dict[str, Any], seeds: int, extra: list[str], folder: Path) -> dict[str, Any]:
+def spread(values: list[float | None]) -> dict[str, float | None]:
+    """``banking77_accuracy.spread``: mean, sample std, min and max."""
+    spec = importlib.util.spec_from_file_location("banking77_accuracy", HERE / "banking77_accuracy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.spread(values)
+
+
+def merge(name: str, overrides: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One recipe's report from its single-seed reports: all their runs, the summary over them, the longest wall."""
+    failed = [part for part in parts if "error" in part]
+    if failed:
+        return {**failed[0], "name": name}
+    runs = [run for part in parts for run in part["runs"]]
+    figures = parts[0]["summary"].keys()
+    return {
+        **parts[0],
+        "name": name,
+        "overrides": overrides,
+        "runs": runs,
+        "seeds": [run["seed"] for run in runs],
+        "summary": {key: spread([run.get(key) for run in runs]) for key in figures},
+        "wall_seconds": max(part["wall_seconds"] for part in parts),
+    }
+
+
+def run_recipe(
+    name: str, overrides: dict[str, Any], seeds: int, extra: list[str], folder: Path, first_seed: int | None = None
+) -> dict[str, Any]:
     """One recipe's ``banking77_accuracy.py`` run; its JSON report (or the error's tail) and wall time."""
     out = folder / f"{name}.json"
     command = [sys.executable, str(HERE / "banking77_accuracy.py"), "--seeds", str(seeds), "--json-out", str(out)]
+    if first_seed is not None:
+        command += ["--first-seed", str(first_seed)]
     for key, value in overrides.items():
         command += ["--set", f"{key}={json.dumps(value)}"]
     started = time.perf_counter()
@@ -67,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--recipes", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--process-per-seed", action="store_true", help="one process per recipe and seed")
     parser.add_argument("--folder", type=Path, default=Path("reports/bench/recipes"))
     parser.add_argument("--json-out", type=Path, default=None)
     args, extra = parser.parse_known_args(argv)
@@ -82,12 +119,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.json_out.write_text(json.dumps({"recipes": results, "table": table(results)}, indent=2) + "\n")
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = [
-            pool.submit(run_recipe, name, overrides or {}, args.seeds, extra, args.folder)
-            for name, overrides in recipes.items()
-        ]
-        for future in as_completed(futures):
-            finished(future.result())
+        if args.process_per_seed:
+            base_seed = int(yaml.safe_load((HERE.parent / "params.yaml").read_text()).get("base", {}).get("seed", 42))
+            seeds = range(base_seed, base_seed + args.seeds)
+            parts = {
+                name: [
+                    pool.submit(run_recipe, f"{name}-{seed}", overrides or {}, 1, extra, args.folder, seed)
+                    for seed in seeds
+                ]
+                for name, overrides in recipes.items()
+            }
+            for name, futures in parts.items():
+                finished(merge(name, recipes[name] or {}, [future.result() for future in futures]))
+        else:
+            futures = [
+                pool.submit(run_recipe, name, overrides or {}, args.seeds, extra, args.folder)
+                for name, overrides in recipes.items()
+            ]
+            for future in as_completed(futures):
+                finished(future.result())
     chosen = max((r for r in results if "summary" in r), key=lambda r: r["summary"]["validation_accuracy"]["mean"] or 0)
     print(table(results))
     print(f"chosen on validation: {chosen['name']} {chosen['overrides']}")

@@ -272,6 +272,13 @@ class TrainSettings(_Section):
     rdrop_alpha: float = Field(
         0.0, ge=0, description="R-Drop: weight of the symmetric KL between two dropout passes of a batch (0: off)"
     )
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="weight averaging: evaluate, checkpoint and save an exponential moving average of the weights "
+        "with this decay per optimiser step (0: off)",
+    )
     teacher: list[str] = Field(
         default_factory=list,
         description="distillation: fine-tuned classifier folders (same taxonomy) whose mean logits on the training "

@@ -3,6 +3,8 @@ and one tiny run with all of them switched on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,3 +179,77 @@ def test_ensemble_logits_average_the_members_in_the_taxonomy_order_and_refuse_a_
     assert np.allclose(averaged, expected, atol=1e-5)
     with pytest.raises(ConfigError, match="does not predict the labels"):
         ensemble_logits([tmp_path / "model"], texts, [*reversed_labels, "refund"])
+
+
+def test_weight_average_follows_the_ema_formula_and_swaps_the_raw_weights_back():
+    from feedbackflow.modeling.recipe import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(decay=0.9)
+    average.update(model, step=1)  # the first update starts the average at the weights
+    start = [parameter.detach().clone() for parameter in model.parameters()]
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    average.update(model, step=100)  # decay min(0.9, 101/110) = 0.9
+    raw = [parameter.detach().clone() for parameter in model.parameters()]
+    with average.applied(model):
+        for parameter, first in zip(model.parameters(), start, strict=True):
+            assert torch.allclose(parameter, first + 0.1)
+    for parameter, weights in zip(model.parameters(), raw, strict=True):
+        assert torch.equal(parameter, weights)
+    average.update(model, step=2)  # early steps weigh more: decay min(0.9, 3/12) = 0.25
+    with average.applied(model):
+        assert torch.allclose(model.bias, start[1] + 0.1 * 0.25 + 0.75)
+
+
+def test_weight_averaged_run_saves_the_average_and_resumes_exactly_from_a_mid_training_checkpoint(tmp_path):
+    """The saved model is the average (not the last raw weights), and a run resumed from a checkpoint inside the
+    second epoch ends with the same weights as the uninterrupted run: the raw weights travel with the checkpoint."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from feedbackflow.modeling.training import fine_tune
+    from tests.helpers import tiny_corpus
+
+    base = str(build_tiny_bert(tmp_path / "tiny-bert"))
+    tiny = {**TINY_TRAIN, "learning_rate": 0.006}
+    settings = TrainSettings(base_model=base, **tiny, ema_decay=0.9, checkpoint_steps=4)
+    corpus = tiny_corpus(24)
+    train = [row for index, row in enumerate(corpus) if index % 4]
+    validation = [row for index, row in enumerate(corpus) if not index % 4]
+    kept = tmp_path / "every-checkpoint"
+
+    def straight_metrics() -> dict:
+        return json.loads((tmp_path / "straight" / "train_metrics.json").read_text())
+
+    def run(name: str, checkpoints: Path) -> dict:
+        fine_tune(
+            base,
+            sorted({row["label"] for row in corpus}),
+            ([row["text"] for row in train], [row["label"] for row in train]),
+            ([row["text"] for row in validation], [row["label"] for row in validation]),
+            settings,
+            seed=1,
+            output_dir=tmp_path / name,
+            checkpoint_dir=checkpoints,
+            on_checkpoint=lambda folder: shutil.copytree(folder, kept / folder.name, dirs_exist_ok=True),
+        )
+        return load_file(tmp_path / name / "model.safetensors")
+
+    straight = run("straight", tmp_path / "straight-checkpoints")
+    # the best epoch comes after the resumed step, else both runs would end on the same early checkpoint
+    assert straight_metrics()["best_epoch"] >= 3
+    shutil.rmtree(tmp_path / "straight-checkpoints")
+    steps = sorted(int(folder.name.split("-")[1]) for folder in kept.iterdir())
+    mid = next(step for step in steps if 9 < step < 18)  # 72 rows in batches of 8: 9 steps per epoch
+    raw = load_file(kept / f"checkpoint-{mid}" / "raw_weights.safetensors")
+    checkpoint_model = load_file(kept / f"checkpoint-{mid}" / "model.safetensors")
+    assert any(not torch.equal(raw[name], checkpoint_model[name]) for name in checkpoint_model)
+    resumed_dir = tmp_path / "resumed-checkpoints"
+    shutil.copytree(kept / f"checkpoint-{mid}", resumed_dir / f"checkpoint-{mid}")
+    resumed = run("resumed", resumed_dir)
+    for name, tensor in straight.items():
+        assert (tensor - resumed[name]).abs().max().item() <= 1e-5, name

@@ -6,6 +6,8 @@
   symmetric KL divergence between their predictions;
 * ``Distillation``: knowledge distillation (Hinton et al., 2015): the hard-label loss mixed with the KL divergence
   from a teacher's temperature-softened predictions, and ``ensemble_logits``, the teacher (several models averaged);
+* ``WeightAverage``: an exponential moving average of the weights (EMA), which is what is evaluated, checkpointed
+  and saved while training goes on with the raw weights;
 * ``layerwise_parameter_groups``: layer-wise learning-rate decay: the head keeps the learning rate, each encoder
   layer below gets the one above's times ``decay``, the embeddings the lowest.
 
@@ -15,6 +17,8 @@ Nothing here is specific to a data set or a label set; ``params.yaml``'s ``train
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +150,52 @@ def layerwise_parameter_groups(
         }
         for (depth, decayed), parameters in sorted(groups.items())
     ]
+
+
+class WeightAverage:
+    """Exponential moving average of a model's trainable weights: ``avg = d x avg + (1 - d) x w`` after every
+    optimiser step, with ``d = min(decay, (1 + step) / (10 + step))`` so the first steps do not drag the pre-trained
+    weights along for long. ``applied`` swaps the average in (for evaluation and saving) and the raw weights back."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.average: list[Any] | None = None
+
+    def _parameters(self, model: Any) -> list[Any]:
+        return [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+    def reset(self, model: Any) -> None:
+        """Start the average at the model's current weights."""
+        self.average = [parameter.detach().float().clone() for parameter in self._parameters(model)]
+
+    def update(self, model: Any, step: int) -> None:
+        """Fold the weights after optimiser step ``step`` (1-based) into the average."""
+        import torch
+
+        if self.average is None:
+            self.reset(model)
+            return
+        weight = 1.0 - min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            raw = [parameter.detach().float() for parameter in self._parameters(model)]
+            torch._foreach_lerp_(self.average, raw, weight)
+
+    @contextmanager
+    def applied(self, model: Any) -> Iterator[None]:
+        """The model holds the average inside the block and its raw weights again after it."""
+        import torch
+
+        if self.average is None:
+            yield
+            return
+        parameters = self._parameters(model)
+        raw = [parameter.detach().clone() for parameter in parameters]
+        with torch.no_grad():
+            for parameter, average in zip(parameters, self.average, strict=True):
+                parameter.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, weights in zip(parameters, raw, strict=True):
+                    parameter.copy_(weights)

@@ -33,6 +33,7 @@ from feedbackflow.modeling.model import pick_device, pick_precision
 from feedbackflow.modeling.oos import CALIBRATION_FILE, fit_calibration
 from feedbackflow.modeling.recipe import (
     Distillation,
+    WeightAverage,
     classification_loss,
     ensemble_logits,
     layerwise_parameter_groups,
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 #: the batch key of the teacher's logits (never passed to the model)
 TEACHER_KEY = "teacher_logits"
+#: with weight averaging, a checkpoint's model holds the average and this file the raw weights training resumes from
+RAW_WEIGHTS = "raw_weights.safetensors"
 
 
 class EncodedTexts:
@@ -182,7 +185,7 @@ def fine_tune(
 
     class ResumableTrainer(Trainer):  # type: ignore[misc]
         """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``), R-Drop,
-        distillation and layer-wise learning-rate decay when the settings ask for them."""
+        distillation, weight averaging and layer-wise learning-rate decay when the settings ask for them."""
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             return EpochSeededLengthSampler(
@@ -231,6 +234,37 @@ def fine_tune(
                 loss = loss * self.accelerator.num_processes  # as the Trainer's own compute_loss does under DDP
             return (loss, outputs) if return_outputs else loss
 
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            if average is None:
+                return super().evaluate(*args, **kwargs)
+            with average.applied(self.model):
+                return super().evaluate(*args, **kwargs)
+
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            if average is None:
+                return super()._save_checkpoint(model, trial)
+            from safetensors.torch import save_file
+
+            folder = checkpoint_dir / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)  # raw weights first: trainer_state.json still marks complete
+            raw = {name: value.detach().cpu().contiguous() for name, value in self.model.named_parameters()}
+            save_file(raw, str(folder / RAW_WEIGHTS))
+            with average.applied(self.model):  # the checkpoint's model (and so the best model) is the average
+                super()._save_checkpoint(model, trial)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            raw_file = Path(resume_from_checkpoint) / RAW_WEIGHTS
+            if average is None or not raw_file.is_file():
+                return
+            from safetensors.torch import load_file
+
+            average.reset(self.model)  # the checkpoint's model weights are the average
+            raw = load_file(str(raw_file))
+            with torch.no_grad():
+                for name, value in self.model.named_parameters():
+                    value.copy_(raw[name])
+
         def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
             if settings.layerwise_lr_decay >= 1 or self.optimizer is not None:
                 return super().create_optimizer(*args, **kwargs)
@@ -262,6 +296,13 @@ def fine_tune(
             log.info("checkpoint saved at step %d/%d", state.global_step, state.max_steps)
             if on_checkpoint is not None and is_main_process():
                 on_checkpoint(checkpoint_dir / f"checkpoint-{state.global_step}")
+
+    class Averaging(TrainerCallback):  # type: ignore[misc]
+        """Folds the weights into the average after every optimiser step."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if average is not None and model is not None:
+                average.update(model, state.global_step)
 
     class ProgressLog(TrainerCallback):  # type: ignore[misc]
         """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""
@@ -362,7 +403,8 @@ def fine_tune(
             outputs["logits"], targets, loss_weights, settings.label_smoothing, num_items_in_batch
         )
 
-    callbacks: list[Any] = [ProgressLog()]
+    average = WeightAverage(settings.ema_decay) if settings.ema_decay else None
+    callbacks: list[Any] = [ProgressLog(), Averaging()]
     if settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
     callbacks.append(Checkpoints())
@@ -426,6 +468,7 @@ def fine_tune(
         "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
         "oos_rows_held_out": len(negatives),
         "distilled": teacher_logits is not None,
+        "weight_average_decay": settings.ema_decay or None,
         "temperature": calibration.temperature,
         "oos_method": calibration.method,
         "oos_threshold": calibration.to_dict()["threshold"],
