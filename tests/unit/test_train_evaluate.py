@@ -70,3 +70,25 @@ def test_without_oos_rows_the_unknown_decision_still_works(trained):
     assert 0.0 <= figures["unknown_share"] <= 1.0 and figures["in_scope_precision"] is not None
     # a feedback file without ingest sequence numbers is one batch
     assert figures["newest_batch"]["sequence"] is None and figures["newest_batch"]["rows"] == 4 * 60
+
+
+def test_train_distils_from_a_teacher_folder_named_in_params_and_records_its_digest(trained, tmp_path):
+    import shutil
+
+    from feedbackflow.errors import ConfigError
+    from feedbackflow.modeling.predict import model_digest
+
+    _, first, _ = trained
+    (tmp_path / "student").mkdir()
+    paths, settings = tiny_training_project(tmp_path / "student", tiny_corpus(60))
+    shutil.copytree(first.challenger, paths.root / "teachers" / "big")  # a teacher trained once, elsewhere
+    split.run(settings, paths)
+    missing = settings.model_copy(update={"train": settings.train.model_copy(update={"teacher": ["teachers/none"]})})
+    with pytest.raises(ConfigError, match=r"train\.teacher: teachers/none is not a folder"):
+        train.run(missing, paths)
+    distilled = settings.model_copy(update={"train": settings.train.model_copy(update={"teacher": ["teachers/big"]})})
+    metrics = train.run(distilled, paths)
+    assert metrics["distilled"] is True
+    assert metrics["teachers"] == {"teachers/big": model_digest(paths.root / "teachers" / "big")}
+    assert read_json(paths.stage_reports("train") / "metrics.json")["teachers"] == metrics["teachers"]
+    assert metrics["validation_accuracy"] >= 0.5  # four classes: chance is 0.25

@@ -245,10 +245,12 @@ def fine_tune(
                 return super()._save_checkpoint(model, trial)
             from safetensors.torch import save_file
 
-            folder = checkpoint_dir / f"checkpoint-{self.state.global_step}"
-            folder.mkdir(parents=True, exist_ok=True)  # raw weights first: trainer_state.json still marks complete
-            raw = {name: value.detach().cpu().contiguous() for name, value in self.model.named_parameters()}
-            save_file(raw, str(folder / RAW_WEIGHTS))
+            own: Any = self.model
+            if self.args.should_save:  # rank 0; raw weights first, so trainer_state.json still marks a complete save
+                folder = checkpoint_dir / f"checkpoint-{self.state.global_step}"
+                folder.mkdir(parents=True, exist_ok=True)
+                raw = {name: value.detach().cpu().contiguous() for name, value in own.named_parameters()}
+                save_file(raw, str(folder / RAW_WEIGHTS))
             with average.applied(self.model):  # the checkpoint's model (and so the best model) is the average
                 super()._save_checkpoint(model, trial)
 
@@ -259,10 +261,11 @@ def fine_tune(
                 return
             from safetensors.torch import load_file
 
-            average.reset(self.model)  # the checkpoint's model weights are the average
+            own: Any = self.model
+            average.reset(own)  # the checkpoint's model weights are the average
             raw = load_file(str(raw_file))
             with torch.no_grad():
-                for name, value in self.model.named_parameters():
+                for name, value in own.named_parameters():
                     value.copy_(raw[name])
 
         def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:

@@ -30,6 +30,7 @@ from feedbackflow.errors import ConfigError, FeedbackflowError
 from feedbackflow.io import read_json, write_json
 from feedbackflow.modeling.card import anonymisation_summary, confusion_matrix_png, file_md5, model_card
 from feedbackflow.modeling.model import resolve_base_model
+from feedbackflow.modeling.predict import model_digest
 from feedbackflow.modeling.training import fine_tune, is_main_process
 from feedbackflow.settings import Settings, TrainSettings
 from feedbackflow.storage.checkpoints import CheckpointMirror
@@ -75,6 +76,18 @@ def fingerprint(files: dict[str, str], settings: TrainSettings, seed: int, base_
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def teacher_folder(name: str, root: Path) -> Path:
+    """A ``train.teacher`` entry as a folder holding a fine-tuned classifier (absolute, or relative to the project).
+
+    Raises:
+        ConfigError: there is no ``config.json`` and ``model.safetensors`` in that folder.
+    """
+    folder = Path(name) if Path(name).is_absolute() else root / name
+    if not ((folder / "config.json").is_file() and (folder / "model.safetensors").is_file()):
+        raise ConfigError(f"train.teacher: {name} is not a folder with a fine-tuned classifier (config.json, weights)")
+    return folder.resolve()
+
+
 def run(settings: Settings, paths: ProjectPaths) -> dict:
     """Train on ``data/split/train.parquet``, score each epoch on the validation split, save the challenger.
 
@@ -90,6 +103,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         return _launch(command, settings.train.num_gpus, paths)
 
     base_model = resolve_base_model(settings.train.base_model, paths.root)  # fail before reading any data
+    teachers = [teacher_folder(name, paths.root) for name in settings.train.teacher]
+    train_settings = settings.train.model_copy(update={"teacher": [str(folder) for folder in teachers]})
     taxonomy = paths.root / settings.validate_.taxonomy
     labels = load_taxonomy(taxonomy)
     train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
@@ -100,7 +115,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "data/split/validation.parquet": file_md5(validation_file),
     }
     inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
-    key = fingerprint(inputs, settings.train, settings.base.seed, base_model)
+    inputs.update({f"teacher:{folder}": model_digest(folder) for folder in teachers})  # a retrained teacher counts
+    key = fingerprint(inputs, train_settings, settings.base.seed, base_model)
     checkpoints = paths.root / ".work" / "train" / "checkpoints"
     mirror = None
     if settings.train.shared_checkpoints:
@@ -115,13 +131,17 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         labels=labels,
         train=(train["text"].tolist(), train["label"].tolist()),
         validation=(validation["text"].tolist(), validation["label"].tolist()),
-        settings=settings.train,
+        settings=train_settings,
         seed=settings.base.seed,
         output_dir=paths.challenger,
         checkpoint_dir=checkpoints / key,
         on_checkpoint=mirror.upload if mirror is not None else None,
         oos=settings.oos,
     )
+    if teachers:  # which teachers, by weights digest: the params name only their folders
+        result.metrics["teachers"] = {
+            name: model_digest(folder) for name, folder in zip(settings.train.teacher, teachers, strict=True)
+        }
     if not is_main_process():
         return result.metrics
 
