@@ -181,26 +181,38 @@ def test_ensemble_logits_average_the_members_in_the_taxonomy_order_and_refuse_a_
         ensemble_logits([tmp_path / "model"], texts, [*reversed_labels, "refund"])
 
 
-def test_weight_average_follows_the_ema_formula_and_swaps_the_raw_weights_back():
+def test_weight_average_is_the_bias_corrected_ema_and_swaps_the_raw_weights_back():
     from feedbackflow.modeling.recipe import WeightAverage
 
     model = torch.nn.Linear(3, 2)
     average = WeightAverage(decay=0.9)
-    average.update(model, step=1)  # the first update starts the average at the weights
     start = [parameter.detach().clone() for parameter in model.parameters()]
+    average.update(model, step=1)
+    with average.applied(model):  # after one step the average is that step's weights, not 10 % of them
+        for parameter, first in zip(model.parameters(), start, strict=True):
+            assert torch.allclose(parameter, first)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(1.0)
-    average.update(model, step=100)  # decay min(0.9, 101/110) = 0.9
+    average.update(model, step=2)
     raw = [parameter.detach().clone() for parameter in model.parameters()]
+    # (0.9 x 0.1 x w1 + 0.1 x (w1 + 1)) / (1 - 0.81) = w1 + 0.1 / 0.19
     with average.applied(model):
         for parameter, first in zip(model.parameters(), start, strict=True):
-            assert torch.allclose(parameter, first + 0.1)
+            assert torch.allclose(parameter, first + 0.1 / 0.19)
     for parameter, weights in zip(model.parameters(), raw, strict=True):
         assert torch.equal(parameter, weights)
-    average.update(model, step=2)  # early steps weigh more: decay min(0.9, 3/12) = 0.25
-    with average.applied(model):
-        assert torch.allclose(model.bias, start[1] + 0.1 * 0.25 + 0.75)
+    # continuing from a checkpoint that holds the average gives the same average as the uninterrupted one
+    resumed = WeightAverage(decay=0.9)
+    copy = torch.nn.Linear(3, 2)
+    with average.applied(model), torch.no_grad():
+        for target, source in zip(copy.parameters(), model.parameters(), strict=True):
+            target.copy_(source)
+    resumed.reset(copy, step=2)
+    for both in (average, resumed):
+        both.update(model, step=3)
+    for mine, theirs in zip(average.averaged(), resumed.averaged(), strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-6)
 
 
 def test_weight_averaged_run_saves_the_average_and_resumes_exactly_from_a_mid_training_checkpoint(tmp_path):

@@ -153,45 +153,57 @@ def layerwise_parameter_groups(
 
 
 class WeightAverage:
-    """Exponential moving average of a model's trainable weights: ``avg = d x avg + (1 - d) x w`` after every
-    optimiser step, with ``d = min(decay, (1 + step) / (10 + step))`` so the first steps do not drag the pre-trained
-    weights along for long. ``applied`` swaps the average in (for evaluation and saving) and the raw weights back."""
+    """Exponential moving average of a model's trainable weights, bias-corrected as Adam's moments are.
+
+    After optimiser step ``t``: ``m = d x m + (1 - d) x w`` from ``m = 0``, and the average is ``m / (1 - d^t)``:
+    the steps' weights weighted by ``d^(t - i)``, whatever the run's length, so ``decay`` means what it says from
+    the first step (``d`` = 0.998: about the last 500 steps count). ``applied`` swaps the average in (for
+    evaluation and saving) and the raw weights back.
+    """
 
     def __init__(self, decay: float) -> None:
         self.decay = decay
-        self.average: list[Any] | None = None
+        self.moment: list[Any] | None = None
+        self.step = 0
 
     def _parameters(self, model: Any) -> list[Any]:
         return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
-    def reset(self, model: Any) -> None:
-        """Start the average at the model's current weights."""
-        self.average = [parameter.detach().float().clone() for parameter in self._parameters(model)]
+    def reset(self, model: Any, step: int) -> None:
+        """Continue from a checkpoint: the model holds the average after optimiser step ``step``."""
+        scale = 1.0 - self.decay**step
+        self.moment = [parameter.detach().float() * scale for parameter in self._parameters(model)]
+        self.step = step
 
     def update(self, model: Any, step: int) -> None:
         """Fold the weights after optimiser step ``step`` (1-based) into the average."""
         import torch
 
-        if self.average is None:
-            self.reset(model)
-            return
-        weight = 1.0 - min(self.decay, (1 + step) / (10 + step))
         with torch.no_grad():
             raw = [parameter.detach().float() for parameter in self._parameters(model)]
-            torch._foreach_lerp_(self.average, raw, weight)
+            if self.moment is None:
+                self.moment = [torch.zeros_like(weights) for weights in raw]
+            torch._foreach_lerp_(self.moment, raw, 1.0 - self.decay)
+        self.step = step
+
+    def averaged(self) -> list[Any]:
+        """The bias-corrected average, one tensor per trainable parameter."""
+        assert self.moment is not None
+        scale = 1.0 - self.decay**self.step
+        return [moment / scale for moment in self.moment]
 
     @contextmanager
     def applied(self, model: Any) -> Iterator[None]:
         """The model holds the average inside the block and its raw weights again after it."""
         import torch
 
-        if self.average is None:
+        if self.moment is None or not self.step:
             yield
             return
         parameters = self._parameters(model)
         raw = [parameter.detach().clone() for parameter in parameters]
         with torch.no_grad():
-            for parameter, average in zip(parameters, self.average, strict=True):
+            for parameter, average in zip(parameters, self.averaged(), strict=True):
                 parameter.copy_(average)
         try:
             yield

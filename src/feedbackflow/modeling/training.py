@@ -262,7 +262,7 @@ def fine_tune(
             from safetensors.torch import load_file
 
             own: Any = self.model
-            average.reset(own)  # the checkpoint's model weights are the average
+            average.reset(own, int(Path(resume_from_checkpoint).name.split("-")[1]))  # checkpoint-<step>
             raw = load_file(str(raw_file))
             with torch.no_grad():
                 for name, value in own.named_parameters():
