@@ -148,3 +148,38 @@ def run_bench_pii(argv: list[str], json_out: Path) -> dict:
     finally:
         sys.modules.pop(spec.name, None)
     return json.loads(json_out.read_text())
+
+
+def load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def intent_bench_data(root: Path) -> tuple[Path, Path]:
+    """Stand-ins for BANKING77 and HWU64 under ``root`` in their layout (``categories.json``, ``train.csv``,
+    ``test.csv``; columns ``text``, ``category``): the tiny corpus (20 rows per label, every 4th a test row) and 120
+    out-of-scope messages, the last 10 of them labelled ``money`` (for ``--oos-exclude``); returns both folders."""
+    import json
+
+    import pandas as pd
+
+    data, oos = root / "intents", root / "other"
+    data.mkdir()
+    oos.mkdir()
+    (data / "categories.json").write_text(json.dumps(sorted(TEMPLATES)))
+    frame = pd.DataFrame(tiny_corpus(20)).rename(columns={"label": "category"})
+    frame.iloc[::4].to_csv(data / "test.csv", index=False)
+    frame.drop(frame.index[::4]).to_csv(data / "train.csv", index=False)
+    others = pd.DataFrame(
+        {"text": [f"{OUT_OF_SCOPE[n % 4]} number {n}" for n in range(120)], "category": ["chat"] * 110 + ["money"] * 10}
+    )
+    others.iloc[:80].to_csv(oos / "train.csv", index=False)
+    others.iloc[80:].to_csv(oos / "test.csv", index=False)
+    return data, oos

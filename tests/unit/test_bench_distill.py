@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from tests.helpers import OUT_OF_SCOPE, TEMPLATES, build_tiny_bert, tiny_corpus
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _data(root: Path) -> tuple[Path, Path]:
-    data, oos = root / "intents", root / "other"
-    data.mkdir()
-    oos.mkdir()
-    (data / "categories.json").write_text(json.dumps(sorted(TEMPLATES)))
-    frame = pd.DataFrame(tiny_corpus(20)).rename(columns={"label": "category"})
-    frame.iloc[::4].to_csv(data / "test.csv", index=False)
-    frame.drop(frame.index[::4]).to_csv(data / "train.csv", index=False)
-    others = pd.DataFrame({"text": [f"{OUT_OF_SCOPE[n % 4]} number {n}" for n in range(120)], "category": "chat"})
-    others.iloc[:80].to_csv(oos / "train.csv", index=False)
-    others.iloc[80:].to_csv(oos / "test.csv", index=False)
-    return data, oos
+from tests.helpers import TEMPLATES, build_tiny_bert, intent_bench_data, load_benchmark
 
 
 def test_distill_study_trains_teachers_and_students_from_both_sources(tmp_path):
-    data, oos = _data(tmp_path)
+    data, oos = intent_bench_data(tmp_path)
     model = build_tiny_bert(tmp_path / "tiny-bert")
     argv = ["--teachers", "2", "--seeds", "1", "--variants", "ensemble:0.5:2", "oof:0.5:2", "--data", str(data)]
     argv += ["--folder", str(tmp_path / "study"), "--json-out", str(tmp_path / "study.json"), "--"]
     argv += ["--oos-data", str(oos), "--oos-share", "0.25", "--model", str(model), "--epochs", "1"]
     argv += ["--learning-rate", "0.003", "--batch-size", "8"]
-    report = _load("distill_study").main(argv)
+    report = load_benchmark("distill_study").main(argv)
     assert report == json.loads((tmp_path / "study.json").read_text())
     assert report["errors"] == {}
     assert report["teacher_ensemble"]["members"] == 2
@@ -62,12 +35,12 @@ def test_distill_study_trains_teachers_and_students_from_both_sources(tmp_path):
     files = [tmp_path / "study" / f"oof-{index}.npz" for index in range(2)]
     rows = sorted(row for file in files for row in np.load(file)["index"].tolist())
     assert len(rows) == len(set(rows)) == round(0.9 * 60)  # the fit split: 90 % of 60 training rows
-    soft = _load("banking77_accuracy").soft_targets(files, rows, sorted(TEMPLATES))
+    soft = load_benchmark("banking77_accuracy").soft_targets(files, rows, sorted(TEMPLATES))
     assert soft.shape == (len(rows), len(TEMPLATES))
 
 
 def test_recipe_grid_merges_single_seed_reports_into_one_summary():
-    grid = _load("recipe_grid")
+    grid = load_benchmark("recipe_grid")
     parts = [
         {"runs": [{"seed": seed, "test_accuracy": value}], "summary": {"test_accuracy": {}}, "wall_seconds": wall}
         for seed, value, wall in ((42, 0.90, 10.0), (43, 0.92, 12.0), (44, 0.94, 11.0))
