@@ -20,9 +20,7 @@ Usage: ``python benchmarks/distill_study.py [--teachers 5] [--seeds 3] [--varian
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,40 +29,25 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(HERE) not in sys.path:  # the sibling scripts, also when this file is loaded by path (tests)
+    sys.path.insert(0, str(HERE))
+from banking77_accuracy import spread  # noqa: E402
+from recipe_grid import run_recipe  # noqa: E402
+
 SHOWN = ("validation_accuracy", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
-
-
-def _accuracy_module() -> Any:
-    spec = importlib.util.spec_from_file_location("banking77_accuracy", HERE / "banking77_accuracy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_all(jobs: dict[str, list[str]], folder: Path, timeout: float) -> dict[str, dict[str, Any]]:
     """Run each job (``banking77_accuracy.py`` arguments) as its own process, all at once; each job's JSON report, or
     its log's tail when it failed or ran out of ``timeout`` seconds."""
-
-    def one(name: str, argv: list[str]) -> tuple[str, dict[str, Any]]:
-        out, log = folder / f"{name}.json", folder / f"{name}.log"
-        command = [sys.executable, str(HERE / "banking77_accuracy.py"), *argv, "--json-out", str(out)]
-        started = time.perf_counter()
-        with log.open("w") as sink:
-            try:
-                code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, timeout=timeout).returncode
-            except subprocess.TimeoutExpired:
-                code = -1
-        seconds = round(time.perf_counter() - started, 1)
-        if code != 0 or not out.is_file():
-            return name, {"error": log.read_text()[-1500:], "wall_seconds": seconds}
-        return name, {**json.loads(out.read_text()), "wall_seconds": seconds}
-
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        return dict(pool.map(lambda item: one(*item), jobs.items()))
+        futures = {
+            name: pool.submit(run_recipe, name, {}, 1, argv, folder, None, timeout) for name, argv in jobs.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
-def summarise(reports: list[dict[str, Any]], spread: Any) -> dict[str, Any]:
+def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± sample std over the single-seed reports of one recipe (failed ones counted, not averaged)."""
     runs = [run for report in reports if "runs" in report for run in report["runs"]]
     summary = {key: spread([run.get(key) for run in runs]) for key in SHOWN}
@@ -128,7 +111,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     extra = [*(item for item in extra if item != "--"), "--data", str(args.data)]
     import yaml
 
-    accuracy = _accuracy_module()
     base_seed = int(yaml.safe_load((ROOT / "params.yaml").read_text()).get("base", {}).get("seed", 42))
     folder = args.folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,12 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         phase1[f"shipped-{seed}"] = [*extra, "--first-seed", str(seed)]
     done = run_all(phase1, folder, args.deadline - (time.perf_counter() - started))
     report["phases"]["1"] = {"seconds": round(time.perf_counter() - started, 1), "jobs": list(phase1)}
-    results = {
-        "shipped": summarise([done[f"shipped-{s}"] for s in range(base_seed, base_seed + args.seeds)], accuracy.spread)
-    }
-    results["teacher (single model, seeds 100..)"] = summarise(
-        [done[f"teacher-{i}"] for i in range(args.teachers)], accuracy.spread
-    )
+    results = {"shipped": summarise([done[f"shipped-{s}"] for s in range(base_seed, base_seed + args.seeds)])}
+    results["teacher (single model, seeds 100..)"] = summarise([done[f"teacher-{i}"] for i in range(args.teachers)])
     report["errors"] = {name: result["error"] for name, result in done.items() if "error" in result}
     teacher_dirs = sorted(teachers.glob("seed-*"))
     if teacher_dirs:
@@ -183,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for variant in args.variants:
         name = variant.replace(":", "_")
         reports = [done2[f"{name}-{seed}"] for seed in range(base_seed, base_seed + args.seeds)]
-        results[f"student {variant} (source:alpha:T)"] = summarise(reports, accuracy.spread)
+        results[f"student {variant} (source:alpha:T)"] = summarise(reports)
     report["errors"].update({name: result["error"] for name, result in done2.items() if "error" in result})
     report["table"] = table(results)
     report["seconds"] = round(time.perf_counter() - started, 1)

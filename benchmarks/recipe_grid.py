@@ -16,7 +16,6 @@ Usage: ``python benchmarks/recipe_grid.py --recipes FILE.yaml [--seeds 3] [--par
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -28,16 +27,11 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # the sibling scripts, also when this file is loaded by path (tests)
+    sys.path.insert(0, str(HERE))
+from banking77_accuracy import spread  # noqa: E402
+
 SHOWN = ("validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
-
-
-def spread(values: list[float | None]) -> dict[str, float | None]:
-    """``banking77_accuracy.spread``: mean, sample std, min and max."""
-    spec = importlib.util.spec_from_file_location("banking77_accuracy", HERE / "banking77_accuracy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.spread(values)
 
 
 def merge(name: str, overrides: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,9 +53,16 @@ def merge(name: str, overrides: dict[str, Any], parts: list[dict[str, Any]]) -> 
 
 
 def run_recipe(
-    name: str, overrides: dict[str, Any], seeds: int, extra: list[str], folder: Path, first_seed: int | None = None
+    name: str,
+    overrides: dict[str, Any],
+    seeds: int,
+    extra: list[str],
+    folder: Path,
+    first_seed: int | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One recipe's ``banking77_accuracy.py`` run; its JSON report (or the error's tail) and wall time."""
+    """One recipe's ``banking77_accuracy.py`` run; its JSON report (or the error's tail, also after ``timeout``
+    seconds) and wall time."""
     out = folder / f"{name}.json"
     command = [sys.executable, str(HERE / "banking77_accuracy.py"), "--seeds", str(seeds), "--json-out", str(out)]
     if first_seed is not None:
@@ -71,9 +72,12 @@ def run_recipe(
     started = time.perf_counter()
     log = folder / f"{name}.log"
     with log.open("w") as sink:  # streamed, so the per-seed lines of a run cut short are kept
-        done = subprocess.run(command + extra, stdout=sink, stderr=subprocess.STDOUT, check=False)
+        try:
+            code = subprocess.run(command + extra, stdout=sink, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            code = -1
     seconds = round(time.perf_counter() - started, 1)
-    if done.returncode != 0:
+    if code != 0:
         return {"name": name, "overrides": overrides, "error": log.read_text()[-2000:], "wall_seconds": seconds}
     report = json.loads(out.read_text())
     return {"name": name, "overrides": overrides, "wall_seconds": seconds, **report}
