@@ -48,3 +48,24 @@ def test_locked_set_labels_every_personal_type_and_holds_negatives():
     negatives = [m for m in test if not m.spans]
     assert len(negatives) > 200
     assert all(message.text[s:e].strip() == message.text[s:e] for message in test for s, e, _ in message.spans)
+
+
+def test_committed_sets_do_not_depend_on_the_day_they_are_regenerated(tmp_path, monkeypatch):
+    """Faker's clock (the one date_of_birth reads) moved five years on: the locked set and the dev shapes part
+    still regenerate byte for byte."""
+    import datetime as real
+
+    import faker.providers.date_time as faker_dates
+
+    later = real.datetime(2031, 6, 15, 12, 0, 0)
+
+    class MovedDateTime(real.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later.replace(tzinfo=tz)
+
+    monkeypatch.setattr(faker_dates, "datetime", MovedDateTime)
+    assert faker_dates.datetime.now().year == 2031
+    for module in (testset, devshapes):
+        written = evalset.write_jsonl(module.generate(), tmp_path / f"{module.__name__}.jsonl")
+        assert written.read_bytes() == (ROOT / module.DEFAULT_PATH).read_bytes(), module.__name__

@@ -30,7 +30,7 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.evalset import Message
+from feedbackflow.privacy.evalset import Message, date_in_last_years, date_of_birth
 
 DEFAULT_PATH = Path("data/pii_eval/pii_eval_shapes.jsonl")
 SEED = 4711
@@ -329,7 +329,7 @@ class _Drawer:
         return self.rng.choice(shapes)()
 
     def dob(self, style: str = "") -> str:
-        date = self.us.date_of_birth(minimum_age=18, maximum_age=90)
+        date = date_of_birth(self.us, 18, 90)
         if style == "words":
             return self.rng.choice((f"{date.day} {date:%B %Y}", f"{date:%B} {date.day}, {date.year}"))
         return self.rng.choice((f"{date:%d/%m/%Y}", f"{date:%Y-%m-%d}", f"{date:%d.%m.%Y}", f"{date:%m/%d/%Y}"))
@@ -362,7 +362,7 @@ class _Drawer:
         return "".join(self.rng.choice(alphabet) for _ in range(size))
 
     def date(self) -> str:
-        date = self.us.date_between("-2y", "today")
+        date = date_in_last_years(self.us, 2)
         return self.rng.choice((f"{date:%d/%m/%Y}", f"{date.day} {date:%B}", f"{date:%Y-%m-%d}"))
 
 

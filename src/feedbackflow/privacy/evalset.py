@@ -31,7 +31,9 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 ENTITIES = (
     "PERSON",
@@ -398,3 +400,23 @@ def score(
         overall.predicted += item.predicted
         overall.true_positive += item.true_positive
     return {**{entity: scores[entity] for entity in entities}, "overall": overall}
+
+
+# The committed sets were generated on this day. Their generators pin "today" to it, so a regeneration on any later
+# day writes the same bytes (Faker's own date_of_birth and "-2y" ranges read the clock).
+REFERENCE_DAY = date(2026, 11, 30)
+
+
+def date_of_birth(faker: Any, minimum_age: int, maximum_age: int) -> date:
+    """Faker's ``date_of_birth`` as it was on ``REFERENCE_DAY`` (the same draws, the same result)."""
+    from faker.providers.date_time import change_year
+
+    start = change_year(REFERENCE_DAY, -(maximum_age + 1))
+    end = change_year(REFERENCE_DAY, -minimum_age)
+    day = faker.date_time_ad(start_datetime=start, end_datetime=end).date()
+    return day if day != start else day + timedelta(days=1)
+
+
+def date_in_last_years(faker: Any, years: int) -> date:
+    """Faker's ``date_between(f"-{years}y", "today")`` as it was on ``REFERENCE_DAY``."""
+    return faker.date_between_dates(date_start=REFERENCE_DAY + timedelta(days=-365.24 * years), date_end=REFERENCE_DAY)

@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.evalset import Message, write_jsonl
+from feedbackflow.privacy.evalset import Message, date_in_last_years, date_of_birth, write_jsonl
 
 DEFAULT_PATH = Path("data/pii_test/pii_test.jsonl")
 SEED = 90210
@@ -314,7 +314,7 @@ class _Drawer:
         return self.rng.choice("CFGHJK") + "".join(self.rng.choice("0123456789CFGHJKLMNPRTVWXYZ") for _ in range(8))
 
     def dob(self) -> str:
-        day = self.us.date_of_birth(minimum_age=18, maximum_age=95)
+        day = date_of_birth(self.us, 18, 95)
         return self.rng.choice(
             (
                 day.strftime("%d/%m/%Y"),
@@ -349,7 +349,7 @@ class _Drawer:
         return f"INV-{self.rng.randrange(2019, 2027)}-{self.rng.randrange(10**5):05d}"
 
     def date(self) -> str:
-        day = self.us.date_between(start_date="-2y", end_date="today")
+        day = date_in_last_years(self.us, 2)
         return self.rng.choice((day.isoformat(), day.strftime("%d/%m/%Y"), day.strftime("%d %B")))
 
     def product(self) -> str:
