@@ -38,19 +38,19 @@ from feedbackflow.assets import RUN_RECORDED
 def drift_monitor() -> None:
     @task
     def monitor(run_id: str | None = None) -> dict:
-        from feedbackflow.monitoring.tasks import check
+        from feedbackflow.orchestration.monitor_tasks import check
 
         return check(run_id or "manual")
 
     @task
     def record(checked: dict, run_id: str | None = None, dag_run=None) -> dict:
-        from feedbackflow.monitoring.tasks import record as record_run
+        from feedbackflow.orchestration.monitor_tasks import record as record_run
 
         return record_run(run_id or "manual", dag_run.dag_id if dag_run else "drift_monitor")
 
     @task
     def decide(recorded: dict, run_id: str | None = None, **context) -> dict:
-        from feedbackflow.monitoring.tasks import decide as apply_policy
+        from feedbackflow.orchestration.monitor_tasks import decide as apply_policy
 
         return apply_policy(run_id or "manual", context)
 

@@ -89,7 +89,7 @@ def nightly_retrain() -> None:
 
     @task(outlets=[RUN_RECORDED])
     def record(summary: dict, run_id: str | None = None) -> dict:  # dashboards snapshot; drift_monitor runs next
-        from feedbackflow.monitoring.tasks import record as record_run
+        from feedbackflow.orchestration.monitor_tasks import record as record_run
 
         return record_run(run_id or "manual", "nightly_retrain")
 

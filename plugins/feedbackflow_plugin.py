@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
+    from feedbackflow.config import ProjectPaths
+
     Scope = MutableMapping[str, Any]
     Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
     Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -46,15 +48,6 @@ RUN_UI_ROUTE = "governance-run"
 GOVERNANCE_RESOURCE = "Governance"  # the auth manager's custom-view resource (see feedbackflow.monitoring.access)
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-# The reports a user looks for first, relative to the reports folder.
-KEY_REPORTS: dict[str, str] = {
-    "monitor/drift.html": "Drift report (Evidently)",
-    "run_summary.json": "Latest run summary",
-    "evaluate/gate.json": "Promotion gate (challenger vs champion)",
-    "validate/data_docs/index.html": "Data quality of the latest run (Great Expectations Data Docs)",
-    "data_docs/index.html": "Data quality of every run (Data Docs history)",
-}
-RUNS_DIR = "runs"
 # Only these file types are listed and served; anything else in the folder stays private.
 SERVED_SUFFIXES: dict[str, str] = {
     ".html": "text/html; charset=utf-8",
@@ -79,14 +72,28 @@ MAX_LISTED_RUNS = 50
 MAX_SUMMARY_BYTES = 2_000_000
 
 
-def project_dir() -> Path:
-    """The project root, read from the environment on every call."""
-    return Path(os.environ.get("FEEDBACKFLOW_PROJECT_DIR") or os.getcwd())
+def project_paths() -> ProjectPaths:
+    """The project's paths (:class:`feedbackflow.config.ProjectPaths`), discovered again on every call."""
+    from feedbackflow.config import ProjectPaths
+
+    return ProjectPaths.discover()
 
 
 def reports_dir() -> Path:
     """The reports folder of the project."""
-    return project_dir() / "reports"
+    return project_paths().reports
+
+
+def key_reports(paths: ProjectPaths) -> dict[str, str]:
+    """The reports a user looks for first (relative to the reports folder) and their titles."""
+    titles = {
+        paths.stage_reports("monitor") / "drift.html": "Drift report (Evidently)",
+        paths.run_summary: "Latest run summary",
+        paths.stage_reports("evaluate") / "gate.json": "Promotion gate (challenger vs champion)",
+        paths.data_docs / "index.html": "Data quality of the latest run (Great Expectations Data Docs)",
+        paths.data_docs_history / "index.html": "Data quality of every run (Data Docs history)",
+    }
+    return {path.relative_to(paths.reports).as_posix(): title for path, title in titles.items()}
 
 
 def auth_required() -> bool:
@@ -176,14 +183,17 @@ def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def catalogue(root: Path) -> dict[str, Any]:
+def catalogue(paths: ProjectPaths) -> dict[str, Any]:
     """What the index shows: the latest run, the key reports, past runs and every report file."""
+    root = paths.reports
     files = list_reports(root)
     present = {item["path"] for item in files}
-    latest = _read_json(root / "run_summary.json") if "run_summary.json" in present else None
+    summary_file = paths.run_summary.relative_to(root).as_posix()
+    runs_dir = paths.run_records.relative_to(root).as_posix()
+    latest = _read_json(paths.run_summary) if summary_file in present else None
     runs = []
     for item in files:
-        if item["path"].startswith(f"{RUNS_DIR}/") and item["path"].endswith(".json"):
+        if item["path"].startswith(f"{runs_dir}/") and item["path"].endswith(".json"):
             summary = _read_json(root / item["path"])
             if summary is not None:
                 runs.append(_run_row(item["path"], summary))
@@ -191,9 +201,9 @@ def catalogue(root: Path) -> dict[str, Any]:
                 break
     return {
         "reports_dir_exists": root.is_dir(),
-        "latest_run": _run_row("run_summary.json", latest) if latest else None,
+        "latest_run": _run_row(summary_file, latest) if latest else None,
         "key_reports": [
-            {"path": path, "title": title, "available": path in present} for path, title in KEY_REPORTS.items()
+            {"path": path, "title": title, "available": path in present} for path, title in key_reports(paths).items()
         ],
         "runs": runs,
         "files": files,
@@ -308,24 +318,22 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def index() -> HTMLResponse:
-        from feedbackflow.config import ProjectPaths
         from feedbackflow.monitoring.governance import recent_decisions, recent_records
 
-        paths = ProjectPaths.discover(project_dir())
-        page = render_index(catalogue(reports_dir()), recent_records(paths), recent_decisions(paths))
+        paths = project_paths()
+        page = render_index(catalogue(paths), recent_records(paths), recent_decisions(paths))
         return HTMLResponse(page, headers=no_store)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=dependencies)
     def run_page(dag_id: str, run_id: str) -> HTMLResponse:
-        from feedbackflow.config import ProjectPaths
         from feedbackflow.monitoring.governance import run_view
 
-        view = run_view(ProjectPaths.discover(project_dir()), dag_id, run_id, airflow_run(dag_id, run_id))
+        view = run_view(project_paths(), dag_id, run_id, airflow_run(dag_id, run_id))
         return HTMLResponse(render("governance_run.html", run=view), headers=no_store)
 
     @app.get("/api/reports", dependencies=dependencies)
     def api_reports() -> JSONResponse:
-        return JSONResponse(catalogue(reports_dir()), headers=no_store)
+        return JSONResponse(catalogue(project_paths()), headers=no_store)
 
     @app.get("/files/{relative:path}", dependencies=dependencies)
     def report_file(relative: str) -> FileResponse:

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-DECISION_KEY = "decision"
+from feedbackflow.orchestration.tasks import DECISION_KEY, approval_decision, record_rejection_task
 
 
 class GateApprovalOperator(ApprovalOperator):
@@ -23,8 +23,6 @@ class GateApprovalOperator(ApprovalOperator):
         self.evaluated_task_id = evaluated_task_id
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from feedbackflow.orchestration.tasks import approval_decision, record_rejection_task
-
         if "error" not in event:
             approved, by = approval_decision(event)
             context["ti"].xcom_push(key=DECISION_KEY, value={"approved": approved, "by": by})

@@ -254,13 +254,13 @@ def experiment(
     ] = None,
 ) -> None:
     """Map Airflow run ids to DVC experiment names: one run id, or every run summary kept in reports/runs/."""
+    from feedbackflow.config import experiment_name
     from feedbackflow.io import read_json
-    from feedbackflow.orchestration.summary import experiment_name
 
     if run_id:
         typer.echo(experiment_name(run_id))
         return
-    for path in sorted((ProjectPaths.discover().reports / "runs").glob("*.json")):
+    for path in sorted(ProjectPaths.discover().run_records.glob("*.json")):
         summary = read_json(path, {}) or {}
         typer.echo(
             f"{summary.get('run_id', '?')}\t{path.stem}\t{'saved' if summary.get('experiment') else 'not saved'}"

@@ -1,16 +1,34 @@
 """Path constants of a feedbackflow project.
 
 Only constants and pure path helpers live here; nothing is created at import time.
-The project root is the current working directory unless ``FEEDBACKFLOW_PROJECT_DIR`` names another.
+The project root is ``FEEDBACKFLOW_PROJECT_DIR`` when set, else the nearest folder at or above the current working
+directory that holds both ``params.yaml`` and ``dvc.yaml`` (so commands work from any subfolder), else the current
+working directory. Every other module asks :class:`ProjectPaths` for a path instead of joining folder names itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 PARAMS_FILE = "params.yaml"
+DVC_FILE = "dvc.yaml"
+
+
+def experiment_name(run_id: str) -> str:
+    """A Git-ref-safe experiment name derived from the orchestrator's run id (also the name of the run's records)."""
+    return "run-" + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:80]
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding both ``params.yaml`` and ``dvc.yaml``, else ``start``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / PARAMS_FILE).is_file() and (folder / DVC_FILE).is_file():
+            return folder
+    return start
 
 
 @dataclass(frozen=True)
@@ -21,9 +39,15 @@ class ProjectPaths:
 
     @classmethod
     def discover(cls, root: str | os.PathLike[str] | None = None) -> ProjectPaths:
-        """Return the paths of the project at ``root`` (default: env or cwd)."""
-        base = root or os.environ.get("FEEDBACKFLOW_PROJECT_DIR") or Path.cwd()
-        return cls(Path(base).resolve())
+        """Return the paths of the project at ``root`` (default: ``FEEDBACKFLOW_PROJECT_DIR``, else the project
+        folder found from the current working directory upwards, see :func:`find_root`)."""
+        base = root or os.environ.get("FEEDBACKFLOW_PROJECT_DIR")
+        return cls(Path(base).resolve()) if base else cls(find_root(Path.cwd()))
+
+    @classmethod
+    def relative(cls) -> ProjectPaths:
+        """The paths relative to the project root, as ``dvc.yaml``, ``dvc.lock`` and Git name them."""
+        return cls(Path())
 
     @property
     def params(self) -> Path:
@@ -90,6 +114,78 @@ class ProjectPaths:
         return self.reports / stage
 
     @property
+    def run_summary(self) -> Path:
+        """The latest run's summary."""
+        return self.reports / "run_summary.json"
+
+    @property
+    def run_records(self) -> Path:
+        """One summary per run, ``<experiment>.json`` (the run's DVC hashes, counts and decisions)."""
+        return self.reports / "runs"
+
+    def run_record(self, run_id: str) -> Path:
+        """The summary of the run ``run_id`` (named by its experiment, :func:`experiment_name`)."""
+        return self.run_records / f"{experiment_name(run_id)}.json"
+
+    @property
+    def data_docs(self) -> Path:
+        """The validate stage's Great Expectations Data Docs of its latest run (a DVC output)."""
+        return self.stage_reports("validate") / "data_docs"
+
+    @property
+    def data_docs_history(self) -> Path:
+        """The Data Docs site with every run's validation (rebuilt by the ``record`` task)."""
+        return self.reports / "data_docs"
+
+    @property
+    def governance(self) -> Path:
+        """Governance records kept across runs: the Evidently workspace, the GX history, per-run records, decisions."""
+        return self.root / "governance"
+
+    @property
+    def governance_records(self) -> Path:
+        """One governance record per run, ``<experiment>.json`` (drift outcome, snapshot ids, counts)."""
+        return self.governance / "runs"
+
+    def governance_record(self, run_id: str) -> Path:
+        """The governance record of the run ``run_id`` (named by its experiment, :func:`experiment_name`)."""
+        return self.governance_records / f"{experiment_name(run_id)}.json"
+
+    @property
+    def retrain_decisions(self) -> Path:
+        """The drift -> retrain decision log (one JSON line per decision)."""
+        return self.governance / "retrain_decisions.jsonl"
+
+    @property
+    def work(self) -> Path:
+        """Local scratch space: outside DVC and Git, never shared between workers."""
+        return self.root / ".work"
+
+    @property
     def failed_runs(self) -> Path:
         """What failed stage runs wrote, kept aside per stage and run (local, outside DVC and Git; restricted)."""
-        return self.root / ".work" / "failed"
+        return self.work / "failed"
+
+    def rollback(self, stage: str) -> Path:
+        """The snapshot of ``stage``'s persistent outputs, restored when the stage fails."""
+        return self.work / "rollback" / stage
+
+    @property
+    def anonymise_work(self) -> Path:
+        """The anonymise stage's partial outputs while it runs (restricted)."""
+        return self.work / "anonymise"
+
+    @property
+    def train_checkpoints(self) -> Path:
+        """The Trainer's checkpoints, one folder per training fingerprint."""
+        return self.work / "train" / "checkpoints"
+
+    @property
+    def monitor_cache(self) -> Path:
+        """The monitor stage's cached embeddings of the reference side (vectors and labels, no text)."""
+        return self.work / "monitor"
+
+    @property
+    def run_lock(self) -> Path:
+        """The lock file that lets one demo run at a time use the workspace."""
+        return self.work / "run.lock"

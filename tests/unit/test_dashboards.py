@@ -88,7 +88,7 @@ def _dag_run(run_id: str, logical_date: datetime | None, run_after: datetime):
 def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, monkeypatch):
     """The ``record`` task: each run is one point on the dashboard at the night it describes, not at the moment it
     was recorded, and recording a run again (a retry, a rerun) replaces its point instead of adding a second one."""
-    from feedbackflow.monitoring import tasks
+    from feedbackflow.orchestration import monitor_tasks as tasks
 
     old = feedback(60, seed=61, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
     paths = write_project(tmp_path, old, [old], champion=False)
@@ -123,7 +123,7 @@ def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, mon
 
 
 def test_run_date_prefers_the_logical_date_then_the_interval_end_then_run_after():
-    from feedbackflow.monitoring.tasks import run_date
+    from feedbackflow.orchestration.monitor_tasks import run_date
 
     due = datetime(2026, 3, 2, 6, 10, tzinfo=UTC)
     night = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -219,8 +219,8 @@ def test_data_docs_keep_every_run_and_render_offline(tmp_path):
 
     from feedbackflow.config import ProjectPaths
     from feedbackflow.monitoring import data_docs
-    from feedbackflow.monitoring.offline import external_loads
     from feedbackflow.quality import suite
+    from feedbackflow.quality.offline import external_loads
     from feedbackflow.quality.outputs import VALIDATION_RESULT_FILE, publish_docs
     from tests.unit.test_validate import GOOD_TS, TAXONOMY, settings
 
@@ -260,10 +260,10 @@ def test_data_docs_keep_every_run_and_render_offline(tmp_path):
 
 
 def test_dvc_plots_template_is_offline_and_current():
-    from feedbackflow.monitoring.offline import dvc_plots_template, external_loads
+    from feedbackflow.quality.offline import dvc_plots_template, external_loads
 
     committed = (ROOT / ".dvc" / "plots" / "offline.html").read_text(encoding="utf-8")
-    assert committed == dvc_plots_template(), "refresh it: python -m feedbackflow.monitoring.offline"
+    assert committed == dvc_plots_template(), "refresh it: python -m feedbackflow.quality.offline"
     assert external_loads(committed) == [] and "{plot_divs}" in committed and "{scripts}" not in committed
     assert "html_template = plots/offline.html" in (ROOT / ".dvc" / "config").read_text(encoding="utf-8")
 

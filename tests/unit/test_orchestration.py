@@ -1,7 +1,8 @@
 from airflow.sdk import Connection
 
+from feedbackflow.config import experiment_name
 from feedbackflow.orchestration.connections import aws_environment
-from feedbackflow.orchestration.summary import experiment_name, output_hashes
+from feedbackflow.orchestration.summary import output_hashes
 
 
 def test_aws_connection_becomes_dvc_environment():

@@ -269,7 +269,7 @@ def test_per_run_view_joins_the_records_and_escapes(client, project: Path) -> No
         "evaluate": {"gate": {"promote": None, "reasons": []}},
         "champion": {"version": "v2", "model_sha256": "ab" * 32},
     }
-    from feedbackflow.orchestration.summary import experiment_name
+    from feedbackflow.config import experiment_name
 
     (project / "reports" / "runs" / f"{experiment_name(run['run_id'])}.json").write_text(json.dumps(run))
     page = client.get("/runs/nightly_retrain/manual__<script>")

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feedbackflow.config import ProjectPaths
+
 log = logging.getLogger(__name__)
 
 BIN = Path(sys.executable).parent
@@ -278,11 +280,12 @@ def main() -> None:  # pragma: no cover - `make airflow-celery`, runs until Ctrl
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/feedbackflow_airflow")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
-    parser.add_argument("--base", default=".work/celery")
+    parser.add_argument("--base", default=None, help="where the workers' clones go (default: .work/celery)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    project = Path(os.environ.get("FEEDBACKFLOW_PROJECT_DIR", ".")).resolve()
-    base = (project / arguments.base).resolve()
+    paths = ProjectPaths.discover()
+    project = paths.root
+    base = (project / arguments.base).resolve() if arguments.base else paths.work / "celery"
     server, _, database = arguments.postgres.replace("postgresql+psycopg://", "postgresql://").rpartition("/")
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():

@@ -29,7 +29,7 @@ def workspace_lock(root: Path) -> Iterator[None]:
     """
     import fcntl
 
-    path = root / ".work" / "run.lock"
+    path = ProjectPaths(root).run_lock
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
         try:
@@ -99,7 +99,7 @@ def main() -> int:
     started, since = time.perf_counter(), time.time()
     code = run_dag(log_file=paths.root / "airflow_home" / "logs" / "demo-dags-test.log")
     minutes = (time.perf_counter() - started) / 60
-    summary_file = paths.reports / "run_summary.json"
+    summary_file = paths.run_summary
     records = failure_records(paths, since)
     if code != 0 or records or not summary_file.exists():
         print(failure_text(records, code, "airflow_home/logs/demo-dags-test.log"), file=sys.stderr)
@@ -148,5 +148,5 @@ def _scores(model: dict | None) -> str:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("FEEDBACKFLOW_PROJECT_DIR", str(Path.cwd()))
+    os.environ.setdefault("FEEDBACKFLOW_PROJECT_DIR", str(ProjectPaths.discover().root))
     sys.exit(main())

@@ -56,15 +56,13 @@ def champion_reference(paths: ProjectPaths) -> ChampionReference | None:
     Raises:
         ReferenceUnavailableError: a champion exists but no record names its training data.
     """
-    from feedbackflow.orchestration.summary import experiment_name
-
     record: dict[str, Any] | None = read_json(paths.registry / "champion.json")
     if not record or record.get("version") is None:  # the registry's pointer says "no champion yet"
         return None
     data_md5 = record.get("train_data_md5")
     run_id = record.get("run_id")
     if not data_md5 and run_id:
-        run = read_json(paths.reports / "runs" / f"{experiment_name(run_id)}.json", {}) or {}
+        run = read_json(paths.run_record(run_id), {}) or {}
         data_md5 = (run.get("data_versions") or {}).get(SPLIT_OUT)
     if not data_md5:
         raise ReferenceUnavailableError(

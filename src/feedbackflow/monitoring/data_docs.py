@@ -5,7 +5,7 @@ each run) and keeps the checkpoint's validation result there (``validation_resul
 ``record`` task adds that result to a file-mode GX context under ``governance/gx/`` (its validation-results store
 keeps every run) and rebuilds the history site ``reports/data_docs/`` from all of them, so the index lists every
 run's validation, newest first, and each run's page stays reachable. The site's pages load local copies of their
-CSS and JS (:func:`feedbackflow.monitoring.offline.make_offline`).
+CSS and JS (:func:`feedbackflow.quality.offline.make_offline`).
 
 A result is stored under its own run name and time (GX's ``ValidationResultIdentifier``), so a night whose validate
 stage was skipped (unchanged inputs) stores nothing new.
@@ -15,31 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
 
 CONTEXT_DIR = "gx"
 """Under ``governance/``: GX's file-mode project (``great_expectations.yml``, the validation-results store)."""
-SITE = "data_docs"
-"""Under ``reports/``: the Data Docs site with every run (the governance plugin serves ``reports/``)."""
 SITE_NAME = "feedbackflow_history"
-
-
-def site_dir(paths: ProjectPaths) -> Path:
-    return paths.reports / SITE
+"""The history site (``ProjectPaths.data_docs_history``, under ``reports/``, which the governance plugin serves)."""
 
 
 def _context(paths: ProjectPaths) -> Any:
     import great_expectations as gx
 
-    from feedbackflow.monitoring.governance import governance_dir
-
-    root = governance_dir(paths)
+    root = paths.governance
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root))
-    base = os.path.relpath(site_dir(paths), context.root_directory)  # relative: the project folder can move
+    base = os.path.relpath(paths.data_docs_history, context.root_directory)  # relative: the project folder can move
     site = {
         "class_name": "SiteBuilder",
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
@@ -69,11 +61,10 @@ def add_validation(paths: ProjectPaths) -> str | None:
         ValidationResultIdentifier,
     )
 
-    from feedbackflow.monitoring.offline import make_offline
+    from feedbackflow.quality.offline import make_offline
     from feedbackflow.quality.outputs import VALIDATION_RESULT_FILE
-    from feedbackflow.stages.validate import DATA_DOCS_DIR
 
-    source = paths.stage_reports("validate") / DATA_DOCS_DIR / VALIDATION_RESULT_FILE
+    source = paths.data_docs / VALIDATION_RESULT_FILE
     if not source.is_file():
         return None
     result = ExpectationSuiteValidationResultSchema().load(json.loads(source.read_text(encoding="utf-8")))
@@ -87,7 +78,7 @@ def add_validation(paths: ProjectPaths) -> str | None:
     context = _context(paths)
     context.validation_results_store.set(key, result)
     context.build_data_docs(site_names=[SITE_NAME])
-    left = make_offline(site_dir(paths))
+    left = make_offline(paths.data_docs_history)
     if left:
         raise RuntimeError(f"Data Docs history still loads from the internet: {left[:3]}")
     return page_of(paths, key)
@@ -96,12 +87,12 @@ def add_validation(paths: ProjectPaths) -> str | None:
 def page_of(paths: ProjectPaths, key: Any) -> str | None:
     """The history site's page of one validation result, relative to ``reports/``."""
     run_name, run_time = key.run_id.to_tuple()
-    folder = site_dir(paths) / "validations" / key.expectation_suite_identifier.name / run_name / run_time
+    folder = paths.data_docs_history / "validations" / key.expectation_suite_identifier.name / run_name / run_time
     pages = sorted(folder.glob("*.html")) if folder.is_dir() else []
     return pages[0].relative_to(paths.reports).as_posix() if pages else None
 
 
 def index_page(paths: ProjectPaths) -> str | None:
     """The history site's index relative to ``reports/``, when it was built."""
-    index = site_dir(paths) / "index.html"
+    index = paths.data_docs_history / "index.html"
     return index.relative_to(paths.reports).as_posix() if index.is_file() else None

@@ -15,22 +15,7 @@ from typing import Any
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json, write_json
 from feedbackflow.monitoring import data_docs
-
-GOVERNANCE_DIR = "governance"
-RUNS_DIR = "runs"
-DECISIONS_FILE = "retrain_decisions.jsonl"
-DATA_DOCS_INDEX = "validate/data_docs/index.html"
-
-
-def governance_dir(paths: ProjectPaths) -> Path:
-    """Governance records kept across runs (Evidently workspace, per-run records, retrain decisions)."""
-    return paths.root / GOVERNANCE_DIR
-
-
-def record_file(paths: ProjectPaths, run_id: str) -> Path:
-    from feedbackflow.orchestration.summary import experiment_name
-
-    return governance_dir(paths) / RUNS_DIR / f"{experiment_name(run_id)}.json"
+from feedbackflow.monitoring.policy import history
 
 
 def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot: dict[str, Any]) -> Path:
@@ -63,7 +48,7 @@ def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot:
         "data_docs": data_docs_page(paths, run_id),
         "data_docs_index": data_docs.index_page(paths),
     }
-    return write_json(record_file(paths, run_id), record)
+    return write_json(paths.governance_record(run_id), record)
 
 
 def data_docs_page(paths: ProjectPaths, run_id: str) -> str | None:
@@ -73,7 +58,8 @@ def data_docs_page(paths: ProjectPaths, run_id: str) -> str | None:
     page = data_docs.add_validation(paths)
     if page is not None:
         return page
-    return DATA_DOCS_INDEX if (paths.reports / DATA_DOCS_INDEX).is_file() else None
+    index = paths.data_docs / "index.html"
+    return index.relative_to(paths.reports).as_posix() if index.is_file() else None
 
 
 def _gate(summary: dict[str, Any]) -> dict[str, Any]:
@@ -93,13 +79,11 @@ def _gate(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the per-run governance page shows, or ``found: False`` when the pipeline kept no record."""
-    from feedbackflow.orchestration.summary import experiment_name
-
-    summary = read_json(paths.reports / RUNS_DIR / f"{experiment_name(run_id)}.json") or {}
+    summary = read_json(paths.run_record(run_id)) or {}
     if not summary:
-        latest = read_json(paths.reports / "run_summary.json", {}) or {}
+        latest = read_json(paths.run_summary, {}) or {}
         summary = latest if latest.get("run_id") == run_id else {}
-    record = read_json(record_file(paths, run_id), {}) or {}
+    record = read_json(paths.governance_record(run_id), {}) or {}
     anonymise = summary.get("anonymise") or {}
     governance = record.get("governance") or {}
     champion = summary.get("champion") or (record.get("drift") or {}).get("champion") or {}
@@ -133,7 +117,7 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
 
 def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
     """The newest governance records (run, drift outcome, snapshot), newest first."""
-    folder = governance_dir(paths) / RUNS_DIR
+    folder = paths.governance_records
     files = (
         sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
     )
@@ -159,7 +143,5 @@ def recent_records(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]
 
 def recent_decisions(paths: ProjectPaths, limit: int = 50) -> list[dict[str, Any]]:
     """The newest drift -> retrain decisions (action, reason, figures), newest first."""
-    from feedbackflow.monitoring.policy import history
-
     keys = ("decided_at", "run_id", "action", "reason", "new_labelled_rows", "champion")
     return [{key: item.get(key) for key in keys} for item in reversed(history(paths)[-limit:])]

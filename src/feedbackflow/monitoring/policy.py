@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
@@ -88,15 +87,9 @@ def decide(
     }
 
 
-def decisions_file(paths: ProjectPaths) -> Path:
-    from feedbackflow.monitoring.governance import DECISIONS_FILE, governance_dir
-
-    return governance_dir(paths) / DECISIONS_FILE
-
-
 def history(paths: ProjectPaths) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first."""
-    path = decisions_file(paths)
+    path = paths.retrain_decisions
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -104,7 +97,7 @@ def history(paths: ProjectPaths) -> list[dict[str, Any]]:
 
 def record(paths: ProjectPaths, decision: dict[str, Any]) -> dict[str, Any]:
     """Append ``decision`` to the decision log (one JSON line)."""
-    path = decisions_file(paths)
+    path = paths.retrain_decisions
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(decision, sort_keys=True) + "\n")

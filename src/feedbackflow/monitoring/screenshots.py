@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from feedbackflow.config import ProjectPaths
+
 REPO = Path(__file__).resolve().parents[3]
 COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "src", "dags", "plugins", "data/banking77")
 
@@ -149,9 +151,7 @@ def prepare(work: Path, rows_per_night: int, seed: int = 42) -> dict[str, str]:
 
 def simulate_nights(work: Path, env: dict[str, str]) -> list[str]:
     """Run nightly_retrain once per batch (oldest first); its ``record`` task records each run in the workspace."""
-    from feedbackflow.config import ProjectPaths
     from feedbackflow.io import read_json
-    from feedbackflow.monitoring import governance
     from feedbackflow.settings import load_settings
 
     paths = ProjectPaths(work)
@@ -163,8 +163,8 @@ def simulate_nights(work: Path, env: dict[str, str]) -> list[str]:
         shutil.move(str(batch), landing / batch.name)
         day = datetime.strptime(batch.stem.removeprefix("feedback-"), "%Y-%m-%d").replace(hour=2)
         _run(["airflow", "dags", "test", "nightly_retrain", day.isoformat()], env, work, work / "screenshots.log")
-        run_id = str((read_json(paths.reports / "run_summary.json", {}) or {}).get("run_id"))
-        snapshot = (read_json(governance.record_file(paths, run_id), {}) or {}).get("snapshot") or {}
+        run_id = str((read_json(paths.run_summary, {}) or {}).get("run_id"))
+        snapshot = (read_json(paths.governance_record(run_id), {}) or {}).get("snapshot") or {}
         if not snapshot.get("snapshot_id"):
             raise RuntimeError(f"night {night}: run {run_id} kept no governance record; see {work / 'screenshots.log'}")
         run_ids.append(run_id)
@@ -211,8 +211,8 @@ def chromium(url: str, target: Path, height: int = 2200) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "reports" / "screenshots")
-    parser.add_argument("--work", type=Path, default=REPO / ".work" / "screenshots")
+    parser.add_argument("--out", type=Path, default=ProjectPaths(REPO).reports / "screenshots")
+    parser.add_argument("--work", type=Path, default=ProjectPaths(REPO).work / "screenshots")
     parser.add_argument("--rows-per-night", type=int, default=1000, help="messages per nightly batch")
     parser.add_argument("--seed", type=int, default=42, help="the demo generator's seed")
     parser.add_argument("--reuse", action="store_true", help="skip the simulation; screenshot an existing --work")
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         run_ids = simulate_nights(work, env)
         (work / "env.json").write_text(json.dumps(env), encoding="utf-8")
         (work / "runs.json").write_text(json.dumps(run_ids), encoding="utf-8")
-    workspace_dir = work / "governance" / "evidently"
+    workspace_dir = ProjectPaths(work).governance / "evidently"
     project = one_snapshot_per_night(workspace_dir, run_ids)
     evidently_port, airflow_port = _free_port(), _free_port()
     bin_dir = Path(sys.executable).parent

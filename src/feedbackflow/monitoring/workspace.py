@@ -1,7 +1,7 @@
 """The governance dashboards: an Evidently Workspace with one project per model and one snapshot per run.
 
 Each run adds one snapshot (``include_data=False``: metrics only, no rows) to the project of its model, timestamped
-with the run's date (the Airflow run's logical date, see :func:`feedbackflow.monitoring.tasks.run_date`), so the
+with the run's date (the Airflow run's logical date: :func:`~feedbackflow.orchestration.monitor_tasks.run_date`), so the
 dashboard has one point per run at the night it describes; recording a run again replaces its snapshot. The snapshot
 joins the monitor stage's drift report (``reports/monitor/snapshot.json``) with a small *governance* report computed
 from the run's counts: quarantine share per rule, PII entities removed per type, the gate outcome and the champion
@@ -218,9 +218,7 @@ def _drop_previous(workspace: Workspace, project: Project, paths: ProjectPaths, 
     """Delete the snapshot this run added last time (its governance record names it), so a rerun or a retried task
     leaves one snapshot per run; returns the deleted id. Deleted before the new one is added: a failure in between
     leaves the run without a snapshot until the retry, never with two."""
-    from feedbackflow.monitoring.governance import record_file
-
-    previous = (read_json(record_file(paths, run_id), {}) or {}).get("snapshot") or {}
+    previous = (read_json(paths.governance_record(run_id), {}) or {}).get("snapshot") or {}
     snapshot_id = previous.get("snapshot_id")
     if not snapshot_id or previous.get("project_id") != str(project.id):
         return None
@@ -256,7 +254,7 @@ def record_run(
     rules = list(QUARANTINE_RULES)
     out = paths.stage_reports("monitor")
     monitor = read_json(out / "summary.json", {}) or {}
-    run = read_json(paths.reports / "run_summary.json", {}) or {}
+    run = read_json(paths.run_summary, {}) or {}
     if run.get("run_id") != run_id:
         run = {}
     governance = governance_snapshot(governance_values(monitor, run, rules, entities))

@@ -140,7 +140,7 @@ def _pull_stage(dvc: Dvc, paths: ProjectPaths, stage: str, run_id: str | None) -
 def persistent_snapshot(paths: ProjectPaths, stage: str) -> PersistentSnapshot:
     """The rollback snapshot of ``stage``'s persistent outputs, in ``.work/rollback/<stage>/``."""
     persistent = tuple(path for path, persist in stage_outputs(paths.root, stage) if persist)
-    return PersistentSnapshot(paths.root, paths.root / ".work" / "rollback" / stage, persistent)
+    return PersistentSnapshot(paths.root, paths.rollback(stage), persistent)
 
 
 def stage_failure(

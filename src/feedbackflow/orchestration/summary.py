@@ -10,23 +10,17 @@ clone with access to the DVC remote. ``feedbackflow experiment RUN_ID`` maps an 
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
-from feedbackflow.config import ProjectPaths
+from feedbackflow.config import ProjectPaths, experiment_name
 from feedbackflow.errors import ConfigError
 from feedbackflow.io import read_json, write_json
 from feedbackflow.storage.dvc import Dvc, DvcError
 from feedbackflow.storage.registry import Registry, champion_of, write_local_copies
 
 log = logging.getLogger(__name__)
-
-
-def experiment_name(run_id: str) -> str:
-    """A Git-ref-safe experiment name derived from the orchestrator's run id."""
-    return "run-" + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:80]
 
 
 def output_hashes(lock: dict[str, Any]) -> dict[str, str]:
@@ -38,12 +32,17 @@ def output_hashes(lock: dict[str, Any]) -> dict[str, str]:
     return hashes
 
 
+_PROJECT = ProjectPaths.relative()
+
 # saved with every experiment besides Git-tracked files: the run's summary, the registry and the champion pointer
-EXPERIMENT_FILES = (
-    "reports/run_summary.json",
-    "registry/registry.json",
-    "registry/champion.json",
-    "models/champion.dvc",
+EXPERIMENT_FILES = tuple(
+    path.as_posix()
+    for path in (
+        _PROJECT.run_summary,
+        _PROJECT.registry / "registry.json",
+        _PROJECT.registry / "champion.json",
+        _PROJECT.champion.with_suffix(".dvc"),
+    )
 )
 
 
@@ -58,7 +57,7 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
         log.warning("not a Git repository with a commit: run not saved as a DVC experiment")
         return None
     try:
-        include = [*EXPERIMENT_FILES, f"reports/runs/{name}.json"]
+        include = [*EXPERIMENT_FILES, (_PROJECT.run_records / f"{name}.json").as_posix()]
         present = [path for path in include if (dvc.root / path).is_file()]
         dvc("exp", "save", "--force", "--name", name, *(arg for path in present for arg in ("-I", path)))
     except DvcError as error:
@@ -99,7 +98,7 @@ def _evaluation(evaluation: dict[str, Any], ran: bool, approval: dict[str, Any] 
         "gate": {"promote": promote, "decision": decision, "reasons": evaluation.get("reasons", [])},
         "out_of_scope": _out_of_scope(evaluation.get("out_of_scope")),
         "approval": approval if approval and approval.get("approved") is not None else None,
-        "report": "reports/evaluate/gate.html",
+        "report": (_PROJECT.stage_reports("evaluate") / "gate.html").as_posix(),
     }
 
 
@@ -204,10 +203,10 @@ def write_summary(
     summary = build_summary(paths, run_id, stage_results, trigger, approval)
     name = experiment_name(run_id)
     summary["experiment"] = name if save_experiment else None
-    write_json(paths.reports / "runs" / f"{name}.json", summary)
-    write_json(paths.reports / "run_summary.json", summary)
+    write_json(paths.run_record(run_id), summary)
+    write_json(paths.run_summary, summary)
     if save_experiment and _save_experiment(Dvc(paths.root), name) is None:
         summary["experiment"] = None  # not saved: say so in the files too
-        write_json(paths.reports / "runs" / f"{name}.json", summary)
-        write_json(paths.reports / "run_summary.json", summary)
+        write_json(paths.run_record(run_id), summary)
+        write_json(paths.run_summary, summary)
     return summary

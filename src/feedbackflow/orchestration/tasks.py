@@ -144,15 +144,20 @@ def _fail_without_retry() -> Iterator[None]:
         raise
 
 
+def _report(stage: str, name: str) -> str:
+    """A stage's report file as ``dvc pull`` names it (relative to the project root)."""
+    return (ProjectPaths.relative().stage_reports(stage) / name).as_posix()
+
+
 REPORTS = (
-    "reports/ingest/ingest.json",
-    "reports/validate/validate.json",
-    "reports/anonymise/anonymise.json",
-    "reports/train/metrics.json",
-    "reports/evaluate/gate.json",
-    "reports/evaluate/gate.md",
-    "reports/evaluate/gate.html",
-    "reports/monitor/summary.json",
+    _report("ingest", "ingest.json"),
+    _report("validate", "validate.json"),
+    _report("anonymise", "anonymise.json"),
+    _report("train", "metrics.json"),
+    _report("evaluate", "gate.json"),
+    _report("evaluate", "gate.md"),
+    _report("evaluate", "gate.html"),
+    _report("monitor", "summary.json"),
 )
 
 
@@ -173,7 +178,9 @@ def _known_outputs(dvc: Dvc) -> set[str]:
 
 
 APPROVE_TASK = "approve"
-GATE_REPORTS = ["reports/evaluate/gate.json", "reports/evaluate/gate.md", "reports/evaluate/gate.html"]
+DECISION_KEY = "decision"
+"""The XCom key under which the ``approve`` task (:mod:`feedbackflow.approval`) keeps its decision."""
+GATE_REPORTS = [_report("evaluate", name) for name in ("gate.json", "gate.md", "gate.html")]
 
 
 def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> bool:
@@ -208,8 +215,6 @@ def approval_decision(approval: dict[str, Any] | None) -> tuple[bool | None, str
 
 def approval_decision_of(ti: Any) -> dict[str, Any] | None:
     """The ``approve`` task's decision ({approved, by}) in this run, or None when the DAG asks no approval."""
-    from feedbackflow.approval import DECISION_KEY
-
     return ti.xcom_pull(task_ids=APPROVE_TASK, key=DECISION_KEY) if ti is not None else None
 
 
@@ -219,7 +224,7 @@ def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any
 
     approval = approval_decision_of(ti)
     with _fail_without_retry():
-        paths = _pull_upstream(upstream, [*GATE_REPORTS, "models/challenger"])
+        paths = _pull_upstream(upstream, [*GATE_REPORTS, ProjectPaths.relative().challenger.as_posix()])
         approver = approval["by"] if approval else None
         return promote.run(load_settings(paths.params), paths, run_id=run_id, approved_by=approver)
 

@@ -124,11 +124,11 @@ def publish_docs(
 ) -> None:
     """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set.
 
-    The pages get local copies of the CSS and JS they load (:func:`feedbackflow.monitoring.offline.make_offline`),
+    The pages get local copies of the CSS and JS they load (:func:`feedbackflow.quality.offline.make_offline`),
     and ``result`` (the checkpoint's validation result), when given, is kept as :data:`VALIDATION_RESULT_FILE`.
     The upload retries network faults with ``retry`` (the stage passes ``ingest.retry``).
     """
-    from feedbackflow.monitoring.offline import make_offline
+    from feedbackflow.quality.offline import make_offline
 
     if not (building / "index.html").is_file():
         shutil.rmtree(building, ignore_errors=True)

@@ -215,7 +215,7 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     check_key_id(paths.root, key_id)
 
     started = time.perf_counter()
-    aside = paths.root / ".work" / "anonymise"
+    aside = paths.anonymise_work
     building, holding = aside / f"{target.name}.partial", aside / f"{held_target.name}.partial"
     aside.mkdir(parents=True, exist_ok=True)
     try:

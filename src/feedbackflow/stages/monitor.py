@@ -74,7 +74,7 @@ def _features(
 ) -> pd.DataFrame:
     from feedbackflow.modeling.model import resolve_base_model
 
-    cache = paths.root / ".work" / "monitor"
+    cache = paths.monitor_cache
     texts = frame["text"].fillna("").astype(str).tolist()
     batch_size = settings.monitor.embedding_batch_size
     has_champion = champion is not None and (champion.model_dir / "config.json").is_file()

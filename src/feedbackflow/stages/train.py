@@ -117,7 +117,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
     inputs.update({f"teacher:{folder}": model_digest(folder) for folder in teachers})  # a retrained teacher counts
     key = fingerprint(inputs, train_settings, settings.base.seed, base_model)
-    checkpoints = paths.root / ".work" / "train" / "checkpoints"
+    checkpoints = paths.train_checkpoints
     mirror = None
     if settings.train.shared_checkpoints:
         mirror = CheckpointMirror.of_project(paths.root, key, checkpoints / key)

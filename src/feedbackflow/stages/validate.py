@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 VALIDATED_FILE = "feedback.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 REPORT_FILE = "validate.json"
-DATA_DOCS_DIR = "data_docs"
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict:
@@ -81,7 +80,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     spec = RuleSpec.from_settings(params, [*taxonomy, settings.oos.label])
     entries = _entries(paths, settings.ingest.landing_dir)
     report_dir = paths.stage_reports("validate")
-    building = report_dir / f".{DATA_DOCS_DIR}.partial"
+    building = paths.data_docs.with_name(f".{paths.data_docs.name}.partial")
     shutil.rmtree(building, ignore_errors=True)
     validator = QualityValidator(
         spec, docs_dir=building, run_name=safe_run_name(run_id()), gx_passing_rows=params.gx_passing_rows
@@ -101,9 +100,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         ParquetSink(quarantine_schema(spec.carried_columns), quarantine_path) as quarantine,
     ):
         done = history.validate(validated, quarantine, params.gx_passing_rows)
-    publish_docs(
-        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, settings.ingest.retry
-    )
+    publish_docs(building, paths.data_docs, params.data_docs_s3, validator.last_result, settings.ingest.retry)
 
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
     raw_dir = paths.raw.relative_to(paths.root)
@@ -134,7 +131,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "batches": [result.as_report(params.max_quarantine_share) for result in results],
         "volume": volume,
         "label_counts": labels,
-        "data_docs": _relative(paths, report_dir / DATA_DOCS_DIR / "index.html"),
+        "data_docs": _relative(paths, paths.data_docs / "index.html"),
         "expectations": [outcome.as_dict() for outcome in done.rows.outcomes],
         "expectations_rows_checked": done.rows.gx_rows,
         "outputs": {"validated": _relative(paths, validated_path), "quarantine": _relative(paths, quarantine_path)},

@@ -1,4 +1,6 @@
-"""Task bodies of the ``drift_monitor`` DAG: each is one call from the DAG file, so the DAG only wires.
+"""Task bodies of monitoring: the ``drift_monitor`` DAG's check, record and decide (``nightly_retrain`` records too).
+
+Each is one call from a DAG file, so the DAGs only wire.
 
 Every function returns a small, JSON-serialisable dict (status, ids, counts, the decision), never data.
 """
@@ -10,12 +12,11 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json
+from feedbackflow.orchestration.tasks import stage_task
 
 
 def check(run_id: str) -> dict[str, Any]:
     """Run the ``monitor`` dvc stage on the current data and champion (no retraining)."""
-    from feedbackflow.orchestration.tasks import stage_task
-
     result = stage_task("monitor", [], run_id)
     summary = read_json(ProjectPaths.discover().stage_reports("monitor") / "summary.json", {}) or {}
     return {"stage": result.get("stage"), "ran": result.get("ran"), "status": summary.get("status")}
@@ -57,7 +58,7 @@ def record(run_id: str, dag_id: str, context: Any = None) -> dict[str, Any]:
         paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities), timestamp=run_date(context)
     )
     governance.write_record(paths, run_id, dag_id, snapshot)
-    run = read_json(paths.reports / "run_summary.json", {}) or {}
+    run = read_json(paths.run_summary, {}) or {}
     if run.get("run_id") == run_id and context is not None:  # drift_monitor finds the last nightly's: not its own
         alerts.alert_refused_promotion(run, context)
     return snapshot

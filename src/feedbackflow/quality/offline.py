@@ -122,7 +122,7 @@ DVC_PLOTS_TEMPLATE = """<!DOCTYPE html>
     {refresh_tag}
     <meta charset="utf-8">
     <title>DVC Plot</title>
-    <!-- Vega, Vega-Lite and Vega-Embed inlined (feedbackflow.monitoring.offline): renders without internet -->
+    <!-- Vega, Vega-Lite and Vega-Embed inlined (feedbackflow.quality.offline): renders without internet -->
     %s
     <style>
         table {
@@ -157,5 +157,7 @@ def write_dvc_plots_template(root: Path) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m feedbackflow.monitoring.offline: refresh .dvc/plots/offline.html
-    print(write_dvc_plots_template(Path.cwd()))
+if __name__ == "__main__":  # python -m feedbackflow.quality.offline: refresh .dvc/plots/offline.html
+    from feedbackflow.config import ProjectPaths
+
+    print(write_dvc_plots_template(ProjectPaths.discover().root))
