@@ -114,6 +114,15 @@ class ProjectPaths:
         return self.reports / stage
 
     @property
+    def gate(self) -> Path:
+        """The promotion gate's decision, written by the evaluate stage."""
+        return self.stage_reports("evaluate") / "gate.json"
+
+    def gate_report(self, suffix: str = ".md") -> Path:
+        """The gate report for people (``.md`` or ``.html``), written by the evaluate stage."""
+        return self.stage_reports("evaluate") / f"gate{suffix}"
+
+    @property
     def run_summary(self) -> Path:
         """The latest run's summary."""
         return self.reports / "run_summary.json"

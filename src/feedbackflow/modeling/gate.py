@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from feedbackflow.config import ProjectPaths
+from feedbackflow.io import read_json
 from feedbackflow.settings import EvaluateSettings
 
 
@@ -324,3 +326,8 @@ def _compare(
     report.per_channel, channel_rule = _group_drops("channel", by_channel, channel_score, rules)
     report.rules.extend([class_rule, channel_rule])
     report.confusion_changes = _confusion_changes(truth, challenger.predicted, champion.predicted)
+
+
+def load_gate(paths: ProjectPaths) -> dict[str, Any]:
+    """The gate decision the evaluate stage wrote (``ProjectPaths.gate``; empty when evaluate never ran)."""
+    return read_json(paths.gate, default={}) or {}

@@ -98,7 +98,7 @@ def _evaluation(evaluation: dict[str, Any], ran: bool, approval: dict[str, Any] 
         "gate": {"promote": promote, "decision": decision, "reasons": evaluation.get("reasons", [])},
         "out_of_scope": _out_of_scope(evaluation.get("out_of_scope")),
         "approval": approval if approval and approval.get("approved") is not None else None,
-        "report": (_PROJECT.stage_reports("evaluate") / "gate.html").as_posix(),
+        "report": _PROJECT.gate_report(".html").as_posix(),
     }
 
 
@@ -115,7 +115,7 @@ def build_summary(
     validate = read_json(reports / "validate" / "validate.json", {}) or {}
     anonymise = read_json(reports / "anonymise" / "anonymise.json", {}) or {}
     train = read_json(reports / "train" / "metrics.json", {}) or {}
-    evaluation = read_json(reports / "evaluate" / "gate.json", {}) or {}
+    evaluation = read_json(paths.gate, {}) or {}
     monitor = read_json(reports / "monitor" / "summary.json", {}) or {}
     lock = Dvc(paths.root).lock()
     ran = stage_results or {}

@@ -180,7 +180,14 @@ def _known_outputs(dvc: Dvc) -> set[str]:
 APPROVE_TASK = "approve"
 DECISION_KEY = "decision"
 """The XCom key under which the ``approve`` task (:mod:`feedbackflow.approval`) keeps its decision."""
-GATE_REPORTS = [_report("evaluate", name) for name in ("gate.json", "gate.md", "gate.html")]
+GATE_REPORTS = [
+    path.as_posix()
+    for path in (
+        ProjectPaths.relative().gate,
+        ProjectPaths.relative().gate_report(),
+        ProjectPaths.relative().gate_report(".html"),
+    )
+]
 
 
 def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = None) -> bool:
@@ -189,7 +196,7 @@ def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = 
     A refused challenger is kept in the registry as ``rejected`` with its report. With ``ti`` the gate report
     (Markdown) goes to the XCom ``report``, the body of the approval task.
     """
-    from feedbackflow.stages.evaluate import gate_report, load_gate
+    from feedbackflow.modeling.gate import load_gate
     from feedbackflow.stages.promote import record_rejection, should_promote
 
     with _fail_without_retry():
@@ -198,8 +205,8 @@ def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = 
         if load_gate(paths) and not load_gate(paths).get("promote"):
             record_rejection(paths, run_id, "gate", reason)
     log.info("gate: %s", reason)
-    if ti is not None and gate_report(paths).is_file():
-        ti.xcom_push(key="report", value=gate_report(paths).read_text(encoding="utf-8"))
+    if ti is not None and paths.gate_report().is_file():
+        ti.xcom_push(key="report", value=paths.gate_report().read_text(encoding="utf-8"))
     return allowed
 
 

@@ -10,15 +10,14 @@ resamples come from the ``evaluate`` section of ``params.yaml``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError
-from feedbackflow.io import read_json, write_json
 from feedbackflow.io import run_id as current_run_id
+from feedbackflow.io import write_json
 from feedbackflow.modeling.gate import GateReport, Scored, decide
 from feedbackflow.modeling.gate_report import render_html, render_markdown
 from feedbackflow.modeling.metrics import classification_metrics
@@ -210,13 +209,3 @@ def _write_reports(
     write_json(reports / "gate.json", gate)
     (reports / "gate.md").write_text(render_markdown(gate, meta), encoding="utf-8")
     (reports / "gate.html").write_text(render_html(gate, meta), encoding="utf-8")
-
-
-def load_gate(paths: ProjectPaths) -> dict[str, Any]:
-    """Read the gate file written by :func:`run` (empty when evaluate never ran)."""
-    return read_json(paths.stage_reports("evaluate") / "gate.json", default={}) or {}
-
-
-def gate_report(paths: ProjectPaths, suffix: str = ".md") -> Path:
-    """Where :func:`run` wrote the gate report (Markdown or HTML)."""
-    return paths.stage_reports("evaluate") / f"gate{suffix}"

@@ -19,8 +19,8 @@ import yaml
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import run_id as current_run_id
+from feedbackflow.modeling.gate import load_gate
 from feedbackflow.settings import Settings
-from feedbackflow.stages.evaluate import gate_report, load_gate
 from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc
 
@@ -63,10 +63,10 @@ def candidate(paths: ProjectPaths, registry: reg.Registry, run_id: str) -> dict[
     outs = {out["path"]: out.get("md5") for stage in lock.values() for out in stage.get("outs", [])}
     params = {name: (lock.get(name) or {}).get("params") for name in ("split", "train", "evaluate")}
     report = {}
-    if gate_report(paths).is_file():
+    if paths.gate_report().is_file():
         report = {
-            "markdown": registry.put_report(gate_report(paths).read_text(encoding="utf-8"), ".md"),
-            "html": registry.put_report(gate_report(paths, ".html").read_text(encoding="utf-8"), ".html"),
+            "markdown": registry.put_report(paths.gate_report().read_text(encoding="utf-8"), ".md"),
+            "html": registry.put_report(paths.gate_report(".html").read_text(encoding="utf-8"), ".html"),
         }
     return {
         "model_sha256": gate["challenger"]["model_sha256"],
