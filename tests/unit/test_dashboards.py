@@ -118,7 +118,7 @@ def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, mon
         assert str(refs[run_id][-1]["snapshot_id"]) in stored
     first = refs[next(iter(nights))]
     assert first[1]["replaced"] == first[0]["snapshot_id"] and first[0]["snapshot_id"] not in stored
-    record = json.loads(governance.record_file(paths, next(iter(nights))).read_text(encoding="utf-8"))
+    record = json.loads(paths.governance_record(next(iter(nights))).read_text(encoding="utf-8"))
     assert record["snapshot"]["snapshot_id"] == first[1]["snapshot_id"]
 
 
@@ -182,7 +182,7 @@ def test_text_descriptors_use_one_method_whatever_the_sample_size(nights):
 
 def test_governance_record_joins_drift_and_counts(nights):
     paths, refs, _ = nights
-    record = json.loads(governance.record_file(paths, "scheduled__2026-01-04").read_text(encoding="utf-8"))
+    record = json.loads(paths.governance_record("scheduled__2026-01-04").read_text(encoding="utf-8"))
     assert record["snapshot"]["snapshot_id"] == refs[-1]["snapshot_id"]
     assert record["drift"]["status"] == "checked"
     assert record["governance"]["anonymiser_config_hash"] == "abc123"
@@ -246,7 +246,7 @@ def test_data_docs_keep_every_run_and_render_offline(tmp_path):
         assert (paths.stage_reports("validate") / "data_docs" / VALIDATION_RESULT_FILE).is_file()
         pages.append(data_docs.add_validation(paths))
     assert data_docs.add_validation(paths) == pages[-1]  # recording the same validation again adds nothing
-    site = data_docs.site_dir(paths)
+    site = paths.data_docs_history
     index = (site / "index.html").read_text(encoding="utf-8")
     for night, page in zip(("night-1", "night-2", "night-3"), pages, strict=True):
         assert night in index and page and night in page and (paths.reports / page).is_file()
