@@ -19,7 +19,7 @@ from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import SOURCE_OVERRIDE_ENV, Settings, load_settings
-from feedbackflow.storage.dvc import Dvc
+from feedbackflow.storage.dvc import Dvc, pipeline
 
 log = logging.getLogger(__name__)
 
@@ -144,16 +144,18 @@ def _fail_without_retry() -> Iterator[None]:
         raise
 
 
-REPORTS = (
-    "reports/ingest/ingest.json",
-    "reports/validate/validate.json",
-    "reports/anonymise/anonymise.json",
-    "reports/train/metrics.json",
-    "reports/evaluate/gate.json",
-    "reports/evaluate/gate.md",
-    "reports/evaluate/gate.html",
-    "reports/monitor/summary.json",
-)
+#: the report files among the stages' outputs that the run summary reads (the rest, e.g. plots, stay in the remote)
+REPORT_SUFFIXES = (".json", ".md", ".html")
+
+
+def stage_reports(paths: ProjectPaths) -> list[str]:
+    """Every report file a ``dvc.yaml`` stage writes under ``reports/`` (one owner of that list: ``dvc.yaml``)."""
+    return [
+        out
+        for spec in pipeline(paths.dvc_yaml).values()
+        for out in spec.outs
+        if out.startswith("reports/") and out.endswith(REPORT_SUFFIXES)
+    ]
 
 
 def _pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[str]) -> ProjectPaths:
@@ -247,7 +249,7 @@ def summarise_task(
     approval = approval_decision_of(ti)
     results = [result for result in results if result]
     with _fail_without_retry():
-        paths = _pull_upstream(results, REPORTS)
+        paths = _pull_upstream(results, stage_reports(ProjectPaths.discover()))
         ran = merge_ran(results)
         summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval)
     return {
