@@ -19,7 +19,7 @@ import typer
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import FeedbackflowError
 from feedbackflow.settings import SettingsError, load_settings
-from feedbackflow.stages import stage_modules, stage_summary
+from feedbackflow.stages._registry import stage_modules, stage_summary
 from feedbackflow.storage.dvc import StageSpec, pipeline
 
 app = typer.Typer(

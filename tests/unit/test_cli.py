@@ -18,7 +18,7 @@ def test_every_stage_is_a_command():
 
 def test_stage_commands_come_from_the_stage_modules_and_dvc_yaml():
     """The stage list is stated once: every dvc.yaml stage and every stage module is a command, in dvc.yaml order."""
-    from feedbackflow.stages import stage_modules
+    from feedbackflow.stages._registry import stage_modules
     from feedbackflow.storage.dvc import pipeline
 
     commands = [command.name for command in app.registered_commands]
