@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-pii`` does)::
 
-    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
+    python -m benchmarks.bench_pii [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
                                    [--shapes-data data/pii_eval/pii_eval_shapes.jsonl]
                                    [--formats-data data/pii_eval/pii_eval_formats.jsonl]
                                    [--written-data data/pii_eval/pii_eval_written.jsonl] [--no-test]

