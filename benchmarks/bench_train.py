@@ -535,7 +535,7 @@ def instrumented(setup: Setup, recorder: EpochRecorder, base_model: str, config:
         total, non_embedding = count_parameters(trainer.model)
         recorder.run = {
             "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
-            "tf32": bool(device == "cuda" and torch.backends.cuda.matmul.allow_tf32),
+            "tf32": bool(device == "cuda" and trainer.args.tf32),
             "parameters": total,
             "non_embedding_parameters": non_embedding,
         }
