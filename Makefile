@@ -60,7 +60,7 @@ CELERY_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/feedbackflow_air
 CELERY_REDIS ?= redis://127.0.0.1:6379/5
 
 airflow-celery: install ## Airflow 3 on the CeleryExecutor with this machine's PostgreSQL and Redis: control plane + 2 workers (queues default, gpu)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m feedbackflow.demo.cluster --postgres "$(CELERY_POSTGRES)" --redis "$(CELERY_REDIS)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.cluster --postgres "$(CELERY_POSTGRES)" --redis "$(CELERY_REDIS)"
 
 COMPOSE := docker compose -f docker/docker-compose.yaml
 
@@ -95,42 +95,42 @@ audit: $(AUDIT_VENV)/.installed ## pip-audit over the pinned constraints (allow-
 	$(AUDIT_VENV)/bin/python .ci/audit.py --pip-audit $(AUDIT_VENV)/bin/pip-audit
 
 lint: install ## ruff (with Airflow AIR rules) and mypy
-	$(BIN)/ruff check src tests dags plugins benchmarks
-	$(BIN)/ruff format --check src tests dags plugins benchmarks
+	$(BIN)/ruff check src tests dags plugins benchmarks tools
+	$(BIN)/ruff format --check src tests dags plugins benchmarks tools
 	$(BIN)/mypy
 
 format: install ## Format the code with ruff
-	$(BIN)/ruff format src tests dags plugins benchmarks
-	$(BIN)/ruff check --fix src tests dags plugins benchmarks
+	$(BIN)/ruff format src tests dags plugins benchmarks tools
+	$(BIN)/ruff check --fix src tests dags plugins benchmarks tools
 
 bench-train: install ## Training throughput: optimised setup vs naive padding (A/B medians; GPU figures incl. MFU)
-	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json $(BENCH_TRAIN_ARGS)
+	$(BIN)/python -m benchmarks.bench_train --json-out reports/bench/train.json $(BENCH_TRAIN_ARGS)
 
 bench-accuracy: install ## BANKING77 with params.yaml's train+oos sections: test accuracy/macro-F1 over seeds, OOS recall (HWU64)
 	@mkdir -p reports/bench
-	$(BIN)/python benchmarks/banking77_accuracy.py --json-out reports/bench/banking77_accuracy.json $(BENCH_ACCURACY_ARGS)
+	$(BIN)/python -m benchmarks.banking77_accuracy --json-out reports/bench/banking77_accuracy.json $(BENCH_ACCURACY_ARGS)
 
 bench-pii: install ## PII detection: per-entity P/R/F2 on the dev (data/pii_eval, all four parts) and locked (data/pii_test) sets, throughput vs Presidio default (1 core, medians of 3)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python benchmarks/bench_pii.py --repeats 3 --json-out reports/bench/pii.json
+		$(BIN)/python -m benchmarks.bench_pii --repeats 3 --json-out reports/bench/pii.json
 
 bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
-	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
+	$(BIN)/python -m benchmarks.bench_validate --json-out reports/bench/validate.json
 
 BENCH_LOAD_ROWS ?= 1000000
 
 bench-load: install ## 1M rows through ingest -> validate -> anonymise -> split on 2 cores (anonymise ~40 min): wall, peak RSS, rows balance
-	$(BIN)/python benchmarks/bench_load.py --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
+	$(BIN)/python -m benchmarks.bench_load --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
 
 dashboards: install ## Evidently UI on the governance workspace (http://localhost:8000): drift, quality, privacy over time
 	$(BIN)/feedbackflow dashboards --port $(EVIDENTLY_PORT)
 
 screenshots: install ## Offline PNGs (headless chromium) of the dashboards after 3 simulated nights, the Governance menu and a run view
 	@command -v chromium >/dev/null || { echo "error: chromium not found; apt-get install -y chromium"; exit 1; }
-	$(BIN)/python -m feedbackflow.monitoring.screenshots --out reports/screenshots
+	$(BIN)/python -m tools.screenshots --out reports/screenshots
 
 bench-drift: install ## Drift check of 100k current vs 100k reference rows with embeddings: wall time, peak RSS, report size
-	$(BIN)/python benchmarks/bench_drift.py --json-out reports/bench/drift.json $(BENCH_DRIFT_ARGS)
+	$(BIN)/python -m benchmarks.bench_drift --json-out reports/bench/drift.json $(BENCH_DRIFT_ARGS)
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "src", "dags", "plugins", "data/banking77")
 
 
