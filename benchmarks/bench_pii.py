@@ -6,7 +6,8 @@ Run from the repository root (``make bench-pii`` does)::
                                    [--shapes-data data/pii_eval/pii_eval_shapes.jsonl]
                                    [--formats-data data/pii_eval/pii_eval_formats.jsonl]
                                    [--written-data data/pii_eval/pii_eval_written.jsonl] [--no-test]
-                                   [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
+                                   [--repeats 1] [--limit N] [--regenerate]
+                                   [--json-out docs/benchmarks/results/pii.json]
 
 Five sets: the *dev* set in four parts (``data/pii_eval/pii_eval.jsonl``, :mod:`tools.pii.evalset`,
 ``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`tools.pii.devshapes`, the issue's scope shapes,
