@@ -8,26 +8,22 @@ BIN := $(VENV)/bin
 CONSTRAINTS := requirements/constraints-3.11.txt
 STAMP := $(VENV)/.installed
 
-export AIRFLOW_HOME := $(CURDIR)/airflow_home
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
-export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__UNIT_TEST_MODE := False
-export FEEDBACKFLOW_PROJECT_DIR := $(CURDIR)
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
-export DVC_NO_ANALYTICS := 1
-export TOKENIZERS_PARALLELISM := false
+# The project's environment (Airflow home, DAG and plugin folders, offline switches) is stated once, in
+# feedbackflow.env: every variable it exports is exported here with the value bash gives it, and `make shell` or
+# `source feedbackflow.env` give a person's shell the same. (Its PATH line is for shells: recipes call $(BIN)/...)
+ENV_FILE := feedbackflow.env
+ENV_NAMES := $(shell sed -n 's/^export \([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(ENV_FILE))
+ENV_PAIRS := $(shell bash -c 'source ./$(ENV_FILE) && for name in $(ENV_NAMES); do printf "%s=%s\n" "$$name" "$${!name}"; done')
+$(if $(ENV_PAIRS),,$(error $(ENV_FILE) exported nothing; run make from the project folder))
+$(foreach pair,$(ENV_PAIRS),$(eval export $(pair)))
 
 DEMO_ROWS ?= 6000
 BENCH_TRAIN_ARGS ?=
 BENCH_DRIFT_ARGS ?=
 BENCH_ACCURACY_ARGS ?= --seeds 3 --oos-share 0.1
 EVIDENTLY_PORT ?= 8000
-export AIRFLOW__CORE__AUTH_MANAGER ?= feedbackflow.monitoring.access.GovernanceAuthManager
-export FEEDBACKFLOW_GOVERNANCE_USERS ?= admin
 
-.PHONY: help install demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
+.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +37,15 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) requirements/spacy-model.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with the pinned constraints (idempotent)
+
+shell: install ## Open your $SHELL with feedbackflow.env: .venv/bin first on the PATH, Airflow and DVC set up for this project
+	@echo "feedbackflow shell: feedbackflow, airflow and dvc are this project's (AIRFLOW_HOME=$(AIRFLOW_HOME)); exit to leave"
+	@source ./$(ENV_FILE) && exec "$${SHELL:-/bin/bash}"
+
+SITE_DIR := site
+
+docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/ with --strict: a broken link fails
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(SITE_DIR)
 
 airflow-init: install ## Create the embedded Airflow metadata database (SQLite in airflow_home/) and the gpu pool
 	@mkdir -p $(AIRFLOW_HOME)
@@ -60,7 +65,7 @@ CELERY_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/feedbackflow_air
 CELERY_REDIS ?= redis://127.0.0.1:6379/5
 
 airflow-celery: install ## Airflow 3 on the CeleryExecutor with this machine's PostgreSQL and Redis: control plane + 2 workers (queues default, gpu)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m feedbackflow.demo.cluster --postgres "$(CELERY_POSTGRES)" --redis "$(CELERY_REDIS)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.cluster --postgres "$(CELERY_POSTGRES)" --redis "$(CELERY_REDIS)"
 
 COMPOSE := docker compose -f docker/docker-compose.yaml
 
@@ -94,43 +99,44 @@ $(AUDIT_VENV)/.installed: requirements/audit-3.11.txt
 audit: $(AUDIT_VENV)/.installed ## pip-audit over the pinned constraints (allow-list: requirements/audit-allowlist.toml)
 	$(AUDIT_VENV)/bin/python .ci/audit.py --pip-audit $(AUDIT_VENV)/bin/pip-audit
 
-lint: install ## ruff (with Airflow AIR rules) and mypy
-	$(BIN)/ruff check src tests dags plugins benchmarks
-	$(BIN)/ruff format --check src tests dags plugins benchmarks
+lint: install ## ruff (with Airflow AIR rules), mypy and the strict docs build
+	$(BIN)/ruff check src tests dags plugins benchmarks tools
+	$(BIN)/ruff format --check src tests dags plugins benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(SITE_DIR)
 
 format: install ## Format the code with ruff
-	$(BIN)/ruff format src tests dags plugins benchmarks
-	$(BIN)/ruff check --fix src tests dags plugins benchmarks
+	$(BIN)/ruff format src tests dags plugins benchmarks tools
+	$(BIN)/ruff check --fix src tests dags plugins benchmarks tools
 
 bench-train: install ## Training throughput: optimised setup vs naive padding (A/B medians; GPU figures incl. MFU)
-	$(BIN)/python benchmarks/bench_train.py --json-out reports/bench/train.json $(BENCH_TRAIN_ARGS)
+	$(BIN)/python -m benchmarks.bench_train --json-out docs/benchmarks/results/train.json $(BENCH_TRAIN_ARGS)
 
 bench-accuracy: install ## BANKING77 with params.yaml's train+oos sections: test accuracy/macro-F1 over seeds, OOS recall (HWU64)
-	@mkdir -p reports/bench
-	$(BIN)/python benchmarks/banking77_accuracy.py --json-out reports/bench/banking77_accuracy.json $(BENCH_ACCURACY_ARGS)
+	@mkdir -p docs/benchmarks/results
+	$(BIN)/python -m benchmarks.banking77_accuracy --json-out docs/benchmarks/results/banking77_accuracy.json $(BENCH_ACCURACY_ARGS)
 
 bench-pii: install ## PII detection: per-entity P/R/F2 on the dev (data/pii_eval, all four parts) and locked (data/pii_test) sets, throughput vs Presidio default (1 core, medians of 3)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python benchmarks/bench_pii.py --repeats 3 --json-out reports/bench/pii.json
+		$(BIN)/python -m benchmarks.bench_pii --repeats 3 --json-out docs/benchmarks/results/pii.json
 
 bench-validate: install ## Ingest (folder) and validate a generated 1M-row batch on one core: rows/s, peak RSS (median of 3)
-	$(BIN)/python benchmarks/bench_validate.py --json-out reports/bench/validate.json
+	$(BIN)/python -m benchmarks.bench_validate --json-out docs/benchmarks/results/validate.json
 
 BENCH_LOAD_ROWS ?= 1000000
 
 bench-load: install ## 1M rows through ingest -> validate -> anonymise -> split on 2 cores (anonymise ~40 min): wall, peak RSS, rows balance
-	$(BIN)/python benchmarks/bench_load.py --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out reports/bench/load.json
+	$(BIN)/python -m benchmarks.bench_load --rows $(BENCH_LOAD_ROWS) --cores 2 --json-out docs/benchmarks/results/load.json
 
 dashboards: install ## Evidently UI on the governance workspace (http://localhost:8000): drift, quality, privacy over time
 	$(BIN)/feedbackflow dashboards --port $(EVIDENTLY_PORT)
 
 screenshots: install ## Offline PNGs (headless chromium) of the dashboards after 3 simulated nights, the Governance menu and a run view
 	@command -v chromium >/dev/null || { echo "error: chromium not found; apt-get install -y chromium"; exit 1; }
-	$(BIN)/python -m feedbackflow.monitoring.screenshots --out reports/screenshots
+	$(BIN)/python -m tools.screenshots --out docs/images
 
 bench-drift: install ## Drift check of 100k current vs 100k reference rows with embeddings: wall time, peak RSS, report size
-	$(BIN)/python benchmarks/bench_drift.py --json-out reports/bench/drift.json $(BENCH_DRIFT_ARGS)
+	$(BIN)/python -m benchmarks.bench_drift --json-out docs/benchmarks/results/drift.json $(BENCH_DRIFT_ARGS)
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -21,7 +21,7 @@ logits on fold I (``--oof-out FILE.npz``: out-of-fold soft targets, never from a
 ``--teacher-logits FILE.npz`` distils from such logits (every training row's, joined by row id), and
 ``--set teacher=[DIR, ...]`` from teacher models, as the ``train`` stage does.
 
-Usage: ``python benchmarks/banking77_accuracy.py [--seeds N] [--first-seed N] [--oos-share X] [--train-share S]
+Usage: ``python -m benchmarks.banking77_accuracy [--seeds N] [--first-seed N] [--oos-share X] [--train-share S]
 [--model PATH_OR_NAME] [--epochs N] [--learning-rate LR] [--set KEY=VALUE ...] [--save-models DIR]
 [--folds K --fold I --oof-out FILE.npz] [--teacher-logits FILE.npz] [--json-out FILE]``
 """
@@ -276,5 +276,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     main()

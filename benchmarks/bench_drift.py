@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-drift`` does)::
 
-    python benchmarks/bench_drift.py [--rows 100000] [--max-rows 5000] [--baseline] [--json-out PATH]
+    python -m benchmarks.bench_drift [--rows 100000] [--max-rows 5000] [--baseline] [--json-out PATH]
 
 A project is built in a temporary folder: BANKING77 messages (``/work/shared``-style ``data/banking77`` or the
 shared dataset folder), each made unique with an order number so no cache hit is accidental, ``--rows`` reference

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_drift_encoder.py [--rows 5000] [--reps 3] [--json-out PATH]
+    python -m benchmarks.bench_drift_encoder [--rows 5000] [--reps 3] [--json-out PATH]
 
 The champion is ``bench_drift.py``'s (:func:`bench_drift.fitted_champion`: the packaged all-MiniLM-L6-v2 encoder,
 truncation 64, a 77-label head fitted to BANKING77), so its labels carry real margins: a random head's near-tied
@@ -31,13 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = {  # name: (dtype, batch size, int8 Linear layers, torch threads (0: torch's default), near-tie re-check)
     "float32/64": ("float32", 64, False, 0, True),
@@ -52,11 +49,11 @@ BASELINE = "float32/64"
 
 
 def main(argv: list[str] | None = None) -> None:
-    import bench_drift
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from benchmarks import bench_drift
     from feedbackflow.monitoring.embeddings import champion_outputs, forward_pass
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -3,7 +3,7 @@ champion for the prediction) against one pass of the champion giving both (``mon
 
 Run from the repository root::
 
-    python benchmarks/bench_drift_features.py [--rows 500] [--reps 3]
+    python -m benchmarks.bench_drift_features [--rows 500] [--reps 3]
 
 Both code paths of :mod:`feedbackflow.monitoring.embeddings` run interleaved in one process on fresh BANKING77 texts
 (new texts and an empty cache per repetition, so nothing is served from a cache), with a MiniLM-sized champion (the
@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def main(argv: list[str] | None = None) -> None:
-    import bench_drift
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from benchmarks import bench_drift
     from feedbackflow.modeling.model import resolve_base_model
     from feedbackflow.modeling.predict import model_digest, predict_labels
     from feedbackflow.monitoring import embeddings

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_leak_gate.py [--pii-texts 3000] [--banking-texts 2000] [--json-out PATH]
+    python -m benchmarks.bench_leak_gate [--pii-texts 3000] [--banking-texts 2000] [--json-out PATH]
 
 The second scan (:func:`feedbackflow.privacy.leak_gate.build_second_opinion`: Presidio's unmodified predefined
 recognizers and its own spaCy pass) is built once with the project's ``params.yaml`` and run two ways over the same
@@ -112,7 +112,7 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_leak_gate.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_leak_gate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pii-texts", type=int, default=3000)
     parser.add_argument("--banking-texts", type=int, default=2000)
     parser.add_argument("--json-out", type=Path)

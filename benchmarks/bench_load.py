@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-load`` does)::
 
-    python benchmarks/bench_load.py [--rows 1000000] [--cores 2] [--anonymise-rows N]
+    python -m benchmarks.bench_load [--rows 1000000] [--cores 2] [--anonymise-rows N]
                                     [--pii-share 0.05] [--dirty-share 0.02] [--stages ingest validate ...]
                                     [--json-out PATH]
 
@@ -48,8 +48,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_validate import TAXONOMY, generate, labels, peak_rss  # the sibling benchmark
+from benchmarks.bench_validate import TAXONOMY, generate, labels, peak_rss
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "validate", "anonymise", "split")
@@ -144,9 +143,19 @@ def _spawn(stage: str, project: Path, cores: int) -> dict[str, Any]:
     env = {
         **os.environ,
         **dict.fromkeys(pools, threads),
-        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "src"))) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    command = [sys.executable, __file__, "--child", stage, "--project", str(project), "--cores", str(cores)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_load",
+        "--child",
+        stage,
+        "--project",
+        str(project),
+        "--cores",
+        str(cores),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, cwd=project)
     if done.returncode != 0:
         raise RuntimeError(f"{stage} failed:\n{done.stderr[-3000:]}")
@@ -336,7 +345,7 @@ def _accounting(stage: str, counts: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench_load.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="delivery sizes to run")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores each stage is pinned to")
     parser.add_argument(

@@ -2,22 +2,23 @@
 
 Run from the repository root (``make bench-pii`` does)::
 
-    python benchmarks/bench_pii.py [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
+    python -m benchmarks.bench_pii [--data data/pii_eval/pii_eval.jsonl] [--test-data data/pii_test/pii_test.jsonl]
                                    [--shapes-data data/pii_eval/pii_eval_shapes.jsonl]
                                    [--formats-data data/pii_eval/pii_eval_formats.jsonl]
                                    [--written-data data/pii_eval/pii_eval_written.jsonl] [--no-test]
-                                   [--repeats 1] [--limit N] [--json-out reports/bench/pii.json] [--regenerate]
+                                   [--repeats 1] [--limit N] [--regenerate]
+                                   [--json-out docs/benchmarks/results/pii.json]
 
-Five sets: the *dev* set in four parts (``data/pii_eval/pii_eval.jsonl``, :mod:`feedbackflow.privacy.evalset`,
-``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`feedbackflow.privacy.devshapes`, the issue's scope shapes,
-``data/pii_eval/pii_eval_formats.jsonl``, :mod:`feedbackflow.privacy.devformats`, real-world formats of passports,
+Five sets: the *dev* set in four parts (``data/pii_eval/pii_eval.jsonl``, :mod:`tools.pii.evalset`,
+``data/pii_eval/pii_eval_shapes.jsonl``, :mod:`tools.pii.devshapes`, the issue's scope shapes,
+``data/pii_eval/pii_eval_formats.jsonl``, :mod:`tools.pii.devformats`, real-world formats of passports,
 bank accounts, IBANs, postcodes and streets by another author, and ``data/pii_eval/pii_eval_written.jsonl``,
-:mod:`feedbackflow.privacy.devwritten`, how customers write bank accounts, postcodes, streets and names in free text,
+:mod:`tools.pii.devwritten`, how customers write bank accounts, postcodes, streets and names in free text,
 letters and forms, by a fourth author), which recognizers were tuned on, and the *locked test* set
-(``data/pii_test``, :mod:`feedbackflow.privacy.testset`), written once by a separate generator and never tuned on
+(``data/pii_test``, :mod:`tools.pii.testset`), written once by a separate generator and never tuned on
 (read its scores, never its misses; ``--no-test`` skips it, for tuning sessions that must not see even its
 scores). On the locked set a prediction counts for a gold label under the entity names of
-:data:`feedbackflow.privacy.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
+:data:`tools.pii.testset.ACCEPTS` (e.g. Presidio's ``LOCATION`` for a street address), the same for both
 detectors; the shapes, formats and written parts of the dev set use the same labels and names (one scoring
 convention, owned by the bench's scorer, not by a generator).
 
@@ -35,7 +36,7 @@ before NumPy loads), so throughputs are texts per second per core:
 The leak gate's second opinion (:func:`feedbackflow.privacy.leak_gate.build_second_opinion`) is timed on the dev
 texts too, as a cost relative to the anonymisation pass.
 
-Per-entity precision, recall and F2 follow the span-overlap rule of :mod:`feedbackflow.privacy.evalset`. Each
+Per-entity precision, recall and F2 follow the span-overlap rule of :mod:`tools.pii.evalset`. Each
 throughput is the median of ``--repeats`` timed passes over all texts, after one warm-up pass of 50 texts; passes
 alternate between the two detectors so that noise on a shared machine hits both alike. Throughput is counted per
 CPU second of this (single-threaded) process, which is texts per second per core and stays meaningful when other
@@ -168,7 +169,7 @@ def _fmt(value: float | None) -> str:
 
 def _run_set(name: str, path: Path, args: argparse.Namespace, detectors: dict[str, Any], threshold: float) -> dict:
     """Score and time both detectors on one labelled set; print its tables; return the JSON payload part."""
-    from feedbackflow.privacy import devformats, devshapes, devwritten, evalset, testset
+    from tools.pii import devformats, devshapes, devwritten, evalset, testset
 
     messages = evalset.read_jsonl(path)
     if args.limit:
@@ -241,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(name, "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from feedbackflow.privacy import evalset
     from feedbackflow.privacy.engine import resolve_spacy_model
     from feedbackflow.settings import load_settings
+    from tools.pii import evalset
 
     if args.regenerate:
         evalset.write_jsonl(evalset.generate(args.size), args.data)

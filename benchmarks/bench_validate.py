@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench-validate`` does)::
 
-    python benchmarks/bench_validate.py [--rows 1000000] [--repeats 3] [--dirty-share 0.02] [--json-out PATH]
+    python -m benchmarks.bench_validate [--rows 1000000] [--repeats 3] [--dirty-share 0.02] [--json-out PATH]
 
 A CSV batch with the demo's columns (``id, text, label, channel, created_at``; BANKING77 label names when the
 taxonomy file is present) is generated once, with ``--dirty-share`` of the rows breaking a rule (blank or too long
@@ -133,10 +133,20 @@ def _spawn(step: str, project: Path, landing: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         **SINGLE_THREAD,
-        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "src"))) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     done = subprocess.run(
-        [sys.executable, __file__, "--child", step, "--project", str(project), "--landing", str(landing)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_validate",
+            "--child",
+            step,
+            "--project",
+            str(project),
+            "--landing",
+            str(landing),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -190,7 +200,7 @@ def run_benchmark(rows: int, repeats: int, dirty_share: float, log: Any = print)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench_validate.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dirty-share", type=float, default=0.02)

@@ -13,7 +13,7 @@ distils from the N teacher folders through ``train.teacher`` (what the ``train``
 ``oof`` from the out-of-fold logits. The teacher ensemble's own validation and test accuracy are reported too: the
 ceiling a student of the same size can approach.
 
-Usage: ``python benchmarks/distill_study.py [--teachers 5] [--seeds 3] [--variants ensemble:0.5:2 ...]
+Usage: ``python -m benchmarks.distill_study [--teachers 5] [--seeds 3] [--variants ensemble:0.5:2 ...]
 [--folder DIR] [--deadline SECONDS] [--json-out FILE] [-- ARGS for every banking77_accuracy.py run]``
 """
 
@@ -27,12 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(HERE) not in sys.path:  # the sibling scripts, also when this file is loaded by path (tests)
-    sys.path.insert(0, str(HERE))
-from banking77_accuracy import spread  # noqa: E402
-from recipe_grid import run_recipe  # noqa: E402
+from benchmarks.banking77_accuracy import spread
+from benchmarks.recipe_grid import run_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHOWN = ("validation_accuracy", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
 
@@ -172,5 +170,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     main()

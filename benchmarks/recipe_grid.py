@@ -8,7 +8,7 @@ the chosen recipe is the best on validation, and the test figures are printed be
 With ``--process-per-seed`` every seed of every recipe is its own process (``--parallel`` then counts processes), so
 a GPU with many CPU cores runs all of them at once; the seeds' reports are merged into one per recipe.
 
-Usage: ``python benchmarks/recipe_grid.py --recipes FILE.yaml [--seeds 3] [--parallel 4] [--process-per-seed]
+Usage: ``python -m benchmarks.recipe_grid --recipes FILE.yaml [--seeds 3] [--parallel 4] [--process-per-seed]
 [--json-out FILE] [-- ARGS]`` where FILE.yaml maps a recipe's name to its overrides and ARGS go to every
 ``banking77_accuracy.py`` run.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,10 +27,9 @@ from typing import Any
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the sibling scripts, also when this file is loaded by path (tests)
-    sys.path.insert(0, str(HERE))
-from banking77_accuracy import spread  # noqa: E402
+from benchmarks.banking77_accuracy import spread
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHOWN = ("validation_accuracy", "validation_macro_f1", "test_accuracy", "test_macro_f1", "oos_recall", "ece_after")
 
@@ -52,6 +52,11 @@ def merge(name: str, overrides: dict[str, Any], parts: list[dict[str, Any]]) -> 
     }
 
 
+def _importable_env() -> dict[str, str]:
+    """The environment with the repository root on ``PYTHONPATH``: ``python -m benchmarks...`` from any folder."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+
+
 def run_recipe(
     name: str,
     overrides: dict[str, Any],
@@ -64,7 +69,7 @@ def run_recipe(
     """One recipe's ``banking77_accuracy.py`` run; its JSON report (or the error's tail, also after ``timeout``
     seconds) and wall time."""
     out = folder / f"{name}.json"
-    command = [sys.executable, str(HERE / "banking77_accuracy.py"), "--seeds", str(seeds), "--json-out", str(out)]
+    command = [sys.executable, "-m", "benchmarks.banking77_accuracy", "--seeds", str(seeds), "--json-out", str(out)]
     if first_seed is not None:
         command += ["--first-seed", str(first_seed)]
     for key, value in overrides.items():
@@ -73,7 +78,9 @@ def run_recipe(
     log = folder / f"{name}.log"
     with log.open("w") as sink:  # streamed, so the per-seed lines of a run cut short are kept
         try:
-            code = subprocess.run(command + extra, stdout=sink, stderr=subprocess.STDOUT, timeout=timeout).returncode
+            code = subprocess.run(
+                command + extra, stdout=sink, stderr=subprocess.STDOUT, timeout=timeout, env=_importable_env()
+            ).returncode
         except subprocess.TimeoutExpired:
             code = -1
     seconds = round(time.perf_counter() - started, 1)
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         if args.process_per_seed:
-            base_seed = int(yaml.safe_load((HERE.parent / "params.yaml").read_text()).get("base", {}).get("seed", 42))
+            base_seed = int(yaml.safe_load((ROOT / "params.yaml").read_text()).get("base", {}).get("seed", 42))
             seeds = range(base_seed, base_seed + args.seeds)
             parts = {
                 name: [

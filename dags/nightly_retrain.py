@@ -38,11 +38,14 @@ from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
 from feedbackflow.monitoring.alerts import alert_on_failure
+from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import log_task_failure
 from feedbackflow.orchestration.tasks import APPROVE_TASK, run_params
 from feedbackflow.settings import load_settings
+from feedbackflow.storage.dvc import pipeline
 
-_PARAMS = load_settings(ProjectPaths.discover().params)
+PATHS = ProjectPaths.discover()
+_PARAMS = load_settings(PATHS.params)
 SETTINGS = _PARAMS.dag
 APPROVAL = _PARAMS.evaluate
 TRAIN_GPUS = _PARAMS.train.num_gpus
@@ -101,18 +104,19 @@ def nightly_retrain() -> None:
 
         return summarise_task(results, run_id or "manual", run_trigger(dag_run, params), ti)
 
-    anonymised = stage("anonymise")(stage("validate")(stage("ingest")()))
-    split_done = stage("split")(anonymised)
-    # GPU workers only; the pool has one slot per GPU and a training takes one per GPU it uses
-    train = stage(
-        "train",
-        queue=SETTINGS.train_queue,
-        pool=SETTINGS.train_pool,
-        pool_slots=TRAIN_GPUS,
-        execution_timeout=timedelta(minutes=SETTINGS.train_timeout_minutes),
-    )
-    evaluated = stage("evaluate")(train(split_done))
-    monitored = stage("monitor")(anonymised)  # drift of the anonymised batch vs the champion's training data
+    # one task per dvc.yaml stage, wired as dvc.yaml's outs -> deps edges; GPU stages go to the GPU workers' queue
+    # and take one slot of their pool per GPU
+    gpu = {
+        "queue": SETTINGS.train_queue,
+        "pool": SETTINGS.train_pool,
+        "pool_slots": TRAIN_GPUS,
+        "execution_timeout": timedelta(minutes=SETTINGS.train_timeout_minutes),
+    }
+    results: dict = {}
+    for spec in pipeline(PATHS.dvc_yaml).values():
+        task_options = gpu if STAGE_RULES[spec.name].gpu else {}
+        results[spec.name] = stage(spec.name, **task_options)(*(results[name] for name in spec.upstream))
+    anonymised, evaluated, monitored = results["anonymise"], results["evaluate"], results["monitor"]
     decision = gate(evaluated)
     promoted = promote(evaluated)
     if APPROVAL.require_approval:

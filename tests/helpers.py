@@ -129,37 +129,23 @@ def fine_tune_tiny(root: Path, settings, rows: int = 12):
 
 
 def run_bench_pii(argv: list[str], json_out: Path) -> dict:
-    """Run ``benchmarks/bench_pii.py``'s ``main`` with ``argv`` (plus ``--json-out``); its exit code must be 0.
+    """Run ``benchmarks.bench_pii.main`` with ``argv`` (plus ``--json-out``); its exit code must be 0.
 
     Returns the JSON it wrote.
     """
-    import importlib.util
     import json
-    import sys
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pii.py"
-    spec = importlib.util.spec_from_file_location("bench_pii_under_test", script)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # its dataclasses look their module up by name
-    try:
-        spec.loader.exec_module(bench)
-        assert bench.main([*argv, "--json-out", str(json_out)]) == 0
-    finally:
-        sys.modules.pop(spec.name, None)
+    from benchmarks import bench_pii
+
+    assert bench_pii.main([*argv, "--json-out", str(json_out)]) == 0
     return json.loads(json_out.read_text())
 
 
 def load_benchmark(name: str):
-    """The module of ``benchmarks/<name>.py`` (benchmarks are scripts, not a package)."""
-    import importlib.util
+    """The module ``benchmarks.<name>``."""
+    import importlib
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def intent_bench_data(root: Path) -> tuple[Path, Path]:

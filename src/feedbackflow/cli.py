@@ -1,6 +1,8 @@
-"""The ``feedbackflow`` command line: one command per stage, plus demo data and run summaries.
+"""The feedbackflow command line: one command per stage, plus demo data, run summaries and the registry.
 
-Each stage command is what ``dvc.yaml`` runs; the Airflow tasks run the same stages through DVC.
+Each stage command is what dvc.yaml runs (dvc repro runs them in order and skips those whose inputs did not
+change); the Airflow tasks run the same stages through DVC. The project is the folder named by
+FEEDBACKFLOW_PROJECT_DIR, else the nearest folder at or above the current one with params.yaml and dvc.yaml.
 """
 
 from __future__ import annotations
@@ -17,19 +19,38 @@ import typer
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import FeedbackflowError
 from feedbackflow.settings import SettingsError, load_settings
+from feedbackflow.stages._registry import stage_modules, stage_summary
+from feedbackflow.storage.dvc import StageSpec, pipeline
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="\n\n".join(" ".join(part.split()) for part in __doc__.split("\n\n")),
+    no_args_is_help=True,
+    add_completion=False,
+)
 
-STAGE_HELP = {
-    "ingest": "Copy new batches from the configured source (folder, S3, PostgreSQL) into the immutable raw store.",
-    "validate": "Check raw batches with the Great Expectations suite; quarantine failing rows with their rules.",
-    "anonymise": "Replace personal data with typed placeholders (Presidio).",
-    "split": "Assign labelled rows to train/validation/test, stably by id.",
-    "train": "Fine-tune the base model; the challenger goes to models/challenger.",
-    "evaluate": "Score challenger and champion on the test split; write the gate decision.",
-    "promote": "Make the challenger the champion when the gate passed.",
-    "monitor": "Check the newest batch for drift against the champion's training data (Evidently tests).",
-}
+
+def _exit_codes() -> str:
+    """Each exit code a command may end with and what it means (from the error classes: one owner)."""
+    errors, todo = [], [FeedbackflowError]
+    while todo:
+        error = todo.pop()
+        todo.extend(error.__subclasses__())
+        if error.__module__ == FeedbackflowError.__module__ and error is not FeedbackflowError:
+            errors.append((error.exit_code, (error.__doc__ or "").strip().split("\n")[0].split(";")[0]))
+    lines = [f"{code}: {meaning}" for code, meaning in sorted(set(errors))]
+    return "Exit codes: 0: done. " + " ".join(f"{line.rstrip('.')}." for line in lines)
+
+
+def _stage_help(name: str, spec: StageSpec | None) -> str:
+    """A stage command's help: what it does (its module's docstring), what it reads and writes (dvc.yaml)."""
+    summary = stage_summary(name)
+    parts = [summary[:1].upper() + summary[1:]]
+    if spec is None:
+        parts.append("Not a dvc.yaml stage: run it after evaluate (the Airflow DAG does).")
+    else:
+        data = [dep.replace("${", "<").replace("}", ">") for dep in spec.deps if not dep.startswith("src/")]
+        parts += [f"Reads: {', '.join(data) or 'its source only'}.", f"Writes: {', '.join(spec.outs)}."]
+    return "\n\n".join([*parts, _exit_codes()])
 
 
 def _setup_logging() -> None:
@@ -52,20 +73,31 @@ def _run_stage(name: str) -> None:
     typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
-def _register(name: str) -> None:
+def _register(name: str, spec: StageSpec | None) -> None:
     def command() -> None:
         _run_stage(name)
 
-    command.__doc__ = STAGE_HELP[name]
+    command.__doc__ = _stage_help(name, spec)
     app.command(name=name)(command)
 
 
-for _stage in STAGE_HELP:
-    _register(_stage)
+def _register_stages() -> None:
+    """One command per stage module, in dvc.yaml's order (the modules dvc.yaml does not run come last)."""
+    dvc_yaml = ProjectPaths.discover().dvc_yaml
+    try:
+        specs = pipeline(dvc_yaml) if dvc_yaml.is_file() else {}
+    except (OSError, KeyError, TypeError, ValueError, FeedbackflowError):  # a broken dvc.yaml: dvc itself says why
+        specs = {}
+    modules = stage_modules()
+    for name in [*(name for name in specs if name in modules), *(name for name in modules if name not in specs)]:
+        _register(name, specs.get(name))
+
+
+_register_stages()
 
 
 def _oos_label() -> str:
-    """``oos.label`` of the project's ``params.yaml`` (the default outside a project): one owner for the value."""
+    """oos.label of the project's params.yaml (the default outside a project): one owner for the value."""
     params = ProjectPaths.discover().params
     if not params.is_file():
         from feedbackflow.settings import OutOfScopeSettings

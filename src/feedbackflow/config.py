@@ -54,6 +54,11 @@ class ProjectPaths:
         return self.root / PARAMS_FILE
 
     @property
+    def dvc_yaml(self) -> Path:
+        """The stage graph: the one list of stages, their deps and outs."""
+        return self.root / "dvc.yaml"
+
+    @property
     def data(self) -> Path:
         return self.root / "data"
 

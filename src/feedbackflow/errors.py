@@ -35,3 +35,9 @@ class StateCorruptError(FeedbackflowError):
     """A state file the pipeline keeps (the raw manifest) is unreadable; the message names it and how to restore it."""
 
     exit_code = 74  # EX_IOERR: a retry would read the same broken file
+
+
+class NotFoundError(FeedbackflowError):
+    """A named thing (a registry version, a generation) does not exist; the message lists the ones that do."""
+
+    exit_code = 66  # EX_NOINPUT: asking again will not make it exist

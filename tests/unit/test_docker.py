@@ -480,7 +480,7 @@ def test_airflow_init_points_both_dvc_remotes_at_minio(compose: dict[str, Any]) 
 def test_compose_and_the_local_celery_cluster_stay_in_step(compose: dict[str, Any], tmp_path: Path) -> None:
     """`make airflow-celery` (and the Celery integration test) run the compose stack's components, queues and
     Airflow settings as local processes: the same roles, the same queue per worker, the same environment names."""
-    from feedbackflow.demo.cluster import CONTROL, WORKERS, CeleryCluster
+    from tools.cluster import CONTROL, WORKERS, CeleryCluster
 
     services = compose["services"]
     commands = {" ".join(command_args(services[name])[:2]) for name in AIRFLOW_SERVICES - {"airflow-init"}}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from feedbackflow.demo.cluster import WORKERS
 from feedbackflow.settings import load_settings
+from tools.cluster import WORKERS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy-kubernetes.md"

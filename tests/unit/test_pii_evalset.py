@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from feedbackflow.privacy import evalset
 from tests.helpers import run_bench_pii
+from tools.pii import evalset
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "data" / "pii_eval" / "pii_eval.jsonl"
@@ -43,7 +43,7 @@ def test_generation_is_seeded_and_labels_are_exact_and_valid() -> None:
 
 def test_templates_share_no_sentence_with_the_demo_generator() -> None:
     from feedbackflow.demo.generate import _PII_TEMPLATES
-    from feedbackflow.privacy import testset
+    from tools.pii import testset
 
     demo = {re.sub(r"\{\w*\}", "", template).strip(" .,") for _, template, _ in _PII_TEMPLATES}
     ours = "\n".join((*evalset._TEMPLATES, *testset._TEMPLATES))
@@ -88,7 +88,7 @@ def test_bench_pii_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_scope_shapes_dev_set_is_seeded_committed_and_disjoint_from_the_locked_set() -> None:
-    from feedbackflow.privacy import devshapes, testset
+    from tools.pii import devshapes, testset
 
     committed = evalset.read_jsonl(ROOT / devshapes.DEFAULT_PATH)
     assert [m.to_json() for m in committed[:200]] == [m.to_json() for m in devshapes.generate()[:200]]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from feedbackflow.privacy import devformats, devshapes, evalset
 from tests.helpers import replaced
+from tools.pii import devformats, devshapes, evalset
 
 ROOT = Path(__file__).resolve().parents[2]
 

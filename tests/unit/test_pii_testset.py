@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feedbackflow.privacy import devformats, devshapes, devwritten, evalset, testset
+from tools.pii import devformats, devshapes, devwritten, evalset, testset
 
 ROOT = Path(__file__).resolve().parents[2]
 

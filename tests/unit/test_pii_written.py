@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from feedbackflow.privacy import devformats, devshapes, devwritten, evalset
 from tests.helpers import replaced, run_bench_pii
+from tools.pii import devformats, devshapes, devwritten, evalset
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,8 @@
 """One table of per-stage rules: what an orchestrator task does around ``dvc repro`` of each ``dvc.yaml`` stage.
 
 No task body branches on stage names: a stage's credentials, its work before the stage (state DVC cannot pull by
-itself), its part in a dry run, the Param that forces it and whether it must always run are columns here. A test
+itself), its part in a dry run, the Param that forces it, whether it must always run and whether it needs a GPU are
+columns here. A test
 asserts that the table names exactly the stages of ``dvc.yaml``.
 """
 
@@ -53,6 +54,7 @@ class StageRule:
     takes_source: bool = False  # the Param ``source`` overrides params.yaml's ingest source (and forces the stage)
     forced_by: str | None = None  # a boolean Param that forces the stage to run although its inputs did not change
     always_runs: Callable[[Settings], bool] | None = None
+    gpu: bool = False  # runs on GPU workers: dag.train_queue and a slot of dag.train_pool per GPU, its own timeout
 
 
 STAGE_RULES: dict[str, StageRule] = {
@@ -62,7 +64,7 @@ STAGE_RULES: dict[str, StageRule] = {
     "validate": StageRule(in_dry_run=True),
     "anonymise": StageRule(connections=("aws", "pseudonym_key"), in_dry_run=True, before=write_key_id),
     "split": StageRule(),
-    "train": StageRule(forced_by="force_retrain"),
+    "train": StageRule(forced_by="force_retrain", gpu=True),
     "evaluate": StageRule(before=sync_champion),
     "monitor": StageRule(before=sync_champion),  # drift against the shared registry's champion and its training data
 }

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
@@ -19,7 +20,7 @@ from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import SOURCE_OVERRIDE_ENV, Settings, load_settings
-from feedbackflow.storage.dvc import Dvc
+from feedbackflow.storage.dvc import Dvc, pipeline
 
 log = logging.getLogger(__name__)
 
@@ -144,21 +145,18 @@ def _fail_without_retry() -> Iterator[None]:
         raise
 
 
-def _report(stage: str, name: str) -> str:
-    """A stage's report file as ``dvc pull`` names it (relative to the project root)."""
-    return (ProjectPaths.relative().stage_reports(stage) / name).as_posix()
+#: the report files among the stages' outputs that the run summary reads (the rest, e.g. plots, stay in the remote)
+REPORT_SUFFIXES = (".json", ".md", ".html")
 
 
-REPORTS = (
-    _report("ingest", "ingest.json"),
-    _report("validate", "validate.json"),
-    _report("anonymise", "anonymise.json"),
-    _report("train", "metrics.json"),
-    _report("evaluate", "gate.json"),
-    _report("evaluate", "gate.md"),
-    _report("evaluate", "gate.html"),
-    _report("monitor", "summary.json"),
-)
+def stage_reports(paths: ProjectPaths) -> list[str]:
+    """Every report file a ``dvc.yaml`` stage writes under ``reports/`` (one owner of that list: ``dvc.yaml``)."""
+    return [
+        out
+        for spec in pipeline(paths.dvc_yaml).values()
+        for out in spec.outs
+        if Path(out).is_relative_to(ProjectPaths.relative().reports) and out.endswith(REPORT_SUFFIXES)
+    ]
 
 
 def _pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[str]) -> ProjectPaths:
@@ -259,7 +257,7 @@ def summarise_task(
     approval = approval_decision_of(ti)
     results = [result for result in results if result]
     with _fail_without_retry():
-        paths = _pull_upstream(results, REPORTS)
+        paths = _pull_upstream(results, stage_reports(ProjectPaths.discover()))
         ran = merge_ran(results)
         summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval)
     return {

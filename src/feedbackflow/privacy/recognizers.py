@@ -12,12 +12,12 @@ and tuned on the dev set ``data/pii_eval``; none was changed after scoring the l
 marked "devformats dev set" (passports of any country near a cue in several languages, IBANs in any case, other
 countries' bank and branch codes and accounts, more postcode cues and shapes, postcodes in an address's tail, more
 street forms, form labels that are no person) came from the third dev part, ``data/pii_eval/pii_eval_formats.jsonl``
-(:mod:`feedbackflow.privacy.devformats`), written by another author without reading the locked set or its misses.
+(:mod:`tools.pii.devformats`), written by another author without reading the locked set or its misses.
 Rules marked "devwritten dev set" (:class:`AccountNumberRecognizer` for accounts as customers write them, a dashed
 sort code next to an account, postcodes after plural cues, on a form label's next line, in lists, next to a town
 without a street or after "moved to"/"live in"/"near", prefixed and spaced codes in an address's tail, a street
 before a town and its code) came from the fourth part, ``data/pii_eval/pii_eval_written.jsonl``
-(:mod:`feedbackflow.privacy.devwritten`), written by a fourth author who saw neither the locked set's misses nor its
+(:mod:`tools.pii.devwritten`), written by a fourth author who saw neither the locked set's misses nor its
 scores after round 3.
 """
 

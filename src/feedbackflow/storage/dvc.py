@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,51 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """One ``dvc.yaml`` stage as the orchestrator and the CLI see it: what it reads, writes and waits for."""
+
+    name: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]  # outs, metrics and plots, as written (templated paths unresolved)
+    upstream: tuple[str, ...]  # stages whose outputs it reads, without the ones implied by a longer path
+
+
+def _entry_paths(entries: list[Any] | None) -> tuple[str, ...]:
+    return tuple(next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries or [])
+
+
+def _covers(out: str, dep: str) -> bool:
+    return dep == out or dep.startswith(f"{out}/") or out.startswith(f"{dep}/")
+
+
+def pipeline(dvc_yaml: Path) -> dict[str, StageSpec]:
+    """The stages of ``dvc.yaml``, each after every stage it depends on (file order among independent ones).
+
+    ``dvc.yaml`` is the one owner of the stage list and graph: the DAG's stage tasks and edges, the CLI's help and
+    the orchestrator's report list are derived from this.
+    """
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    edges = stage_edges(dvc_yaml)
+    specs: dict[str, StageSpec] = {}
+
+    def edges_into(name: str) -> set[str]:
+        return {up for up, down in edges if down == name}
+
+    while len(specs) < len(stages):
+        name = next((name for name in stages if name not in specs and edges_into(name) <= specs.keys()), None)
+        if name is None:
+            raise FeedbackflowError(f"{dvc_yaml}: the stages form a cycle")
+        stage = stages[name]
+        specs[name] = StageSpec(
+            name=name,
+            deps=_entry_paths(stage.get("deps")),
+            outs=sum((_entry_paths(stage.get(kind)) for kind in ("outs", "metrics", "plots")), ()),
+            upstream=tuple(up for up in stages if (up, name) in edges),
+        )
+    return specs
+
+
 def stage_edges(dvc_yaml: Path) -> set[tuple[str, str]]:
     """The stage graph's edges as ``dvc.yaml`` defines them: stage A -> stage B when B depends on an output of A.
 
@@ -159,20 +205,15 @@ def stage_edges(dvc_yaml: Path) -> set[tuple[str, str]]:
     needs: ``ingest -> validate -> ... -> split -> train``, not also ``anonymise -> train``.
     """
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-
-    def paths(entries: list[Any]) -> list[str]:
-        return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries or []]
-
-    def covers(out: str, dep: str) -> bool:
-        return dep == out or dep.startswith(f"{out}/") or out.startswith(f"{dep}/")
-
-    outs = {name: paths(stage.get("outs", [])) + paths(stage.get("metrics", [])) for name, stage in stages.items()}
+    outs = {
+        name: _entry_paths(stage.get("outs")) + _entry_paths(stage.get("metrics")) for name, stage in stages.items()
+    }
     direct = {
         (producer, consumer)
         for consumer, stage in stages.items()
-        for dep in paths(stage.get("deps", []))
+        for dep in _entry_paths(stage.get("deps"))
         for producer, produced in outs.items()
-        if producer != consumer and any(covers(out, dep) for out in produced)
+        if producer != consumer and any(_covers(out, dep) for out in produced)
     }
 
     def reachable(start: str, skip: tuple[str, str]) -> set[str]:

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import DataQualityError, FeedbackflowError
+from feedbackflow.errors import DataQualityError, FeedbackflowError, NotFoundError
 from feedbackflow.io import read_json, write_json
 from feedbackflow.storage.registry_store import Store, open_store
 
@@ -137,7 +137,7 @@ def find_version(state: dict[str, Any], version: str) -> dict[str, Any]:
         if entry["version"] == version:
             return dict(entry)
     known = ", ".join(entry["version"] for entry in state["versions"]) or "none"
-    raise RegistryConflictError(f"no version {version!r} in the registry (known: {known})")
+    raise NotFoundError(f"no version {version!r} in the registry (known: {known})")
 
 
 def _entry_for(state: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 COPIED = ("dvc.yaml", "params.yaml", ".dvcignore", "src", "dags", "plugins", "data/banking77")
 
 
@@ -211,7 +211,7 @@ def chromium(url: str, target: Path, height: int = 2200) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ProjectPaths(REPO).reports / "screenshots")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     parser.add_argument("--work", type=Path, default=ProjectPaths(REPO).work / "screenshots")
     parser.add_argument("--rows-per-night", type=int, default=1000, help="messages per nightly batch")
     parser.add_argument("--seed", type=int, default=42, help="the demo generator's seed")

@@ -1,6 +1,6 @@
 """The second half of the dev set: the issue's scope list of personal-data shapes, in its own templates and locales.
 
-``data/pii_eval/pii_eval.jsonl`` (:mod:`feedbackflow.privacy.evalset`) holds banking messages with the ten original
+``data/pii_eval/pii_eval.jsonl`` (:mod:`tools.pii.evalset`) holds banking messages with the ten original
 entity types. This generator writes ``data/pii_eval/pii_eval_shapes.jsonl``: a *dev* set (recognizers are tuned on
 it) that covers every kind of personal data the issue lists as in scope, labelled with the same fifteen types as the
 locked test set so the two read side by side:
@@ -30,7 +30,7 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.evalset import Message, date_in_last_years, date_of_birth
+from tools.pii.evalset import Message, date_in_last_years, date_of_birth
 
 DEFAULT_PATH = Path("data/pii_eval/pii_eval_shapes.jsonl")
 SEED = 4711
@@ -434,8 +434,8 @@ def generate(n: int = SIZE, seed: int = SEED, negative_share: float = 0.25) -> l
 
 
 def main() -> None:
-    """Write the set to :data:`DEFAULT_PATH` (``python -m feedbackflow.privacy.devshapes``)."""
-    from feedbackflow.privacy.evalset import write_jsonl
+    """Write the set to :data:`DEFAULT_PATH` (``python -m tools.pii.devshapes``)."""
+    from tools.pii.evalset import write_jsonl
 
     print(write_jsonl(generate(), DEFAULT_PATH))
 

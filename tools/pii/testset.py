@@ -1,6 +1,6 @@
 """The locked PII test set: a second, independent generator whose output is written once and never tuned on.
 
-:mod:`feedbackflow.privacy.evalset` generates the *dev* set (``data/pii_eval``) that recognizers are tuned on. This
+:mod:`tools.pii.evalset` generates the *dev* set (``data/pii_eval``) that recognizers are tuned on. This
 module generates the *locked test* set (``data/pii_test``) from different hands, so that a rule fitted to the dev
 set's quirks does not get graded on them:
 
@@ -16,7 +16,7 @@ set's quirks does not get graded on them:
 * negatives: amounts, order and invoice numbers, dates, product codes, tracking numbers and 16-digit references that
   fail the Luhn check.
 
-The set is written once (``python -m feedbackflow.privacy.testset``) and committed; its commit says it is locked.
+The set is written once (``python -m tools.pii.testset``) and committed; its commit says it is locked.
 The rule for everyone: read its *scores* (``make bench-pii``), never its misses, and never change a recognizer
 because of it. ``tests/unit/test_pii_testset.py`` checks the committed file is exactly what this generator writes,
 so the set cannot be edited by hand either.
@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.evalset import Message, date_in_last_years, date_of_birth, write_jsonl
+from tools.pii.evalset import Message, date_in_last_years, date_of_birth, write_jsonl
 
 DEFAULT_PATH = Path("data/pii_test/pii_test.jsonl")
 SEED = 90210

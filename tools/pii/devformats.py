@@ -1,12 +1,12 @@
 """The third part of the dev set: real-world formats of the types the first two parts under-test, by another author.
 
 The locked test set (read its scores, never its misses) left passports, bank account numbers, postcodes, IBANs and
-street addresses well below the other types, while both existing dev parts (:mod:`feedbackflow.privacy.evalset`,
-:mod:`feedbackflow.privacy.devshapes`) score them 0.86 to 1.00: both were written by the hands that wrote the
+street addresses well below the other types, while both existing dev parts (:mod:`tools.pii.evalset`,
+:mod:`tools.pii.devshapes`) score them 0.86 to 1.00: both were written by the hands that wrote the
 recognizers. This generator was written by a different author, from general knowledge of how these values look in
 each country and how customers mention them, without reading the locked set or the other generators' templates. It
 writes ``data/pii_eval/pii_eval_formats.jsonl``, a *dev* set (recognizers are tuned on it), labelled with the same
-fifteen types as :mod:`feedbackflow.privacy.devshapes`:
+fifteen types as :mod:`tools.pii.devshapes`:
 
 * passport numbers of 25 countries' shapes (US 9 digits or a letter and 8 digits, UK 9 digits, German ``C01X00T47``
   style, French ``12AB34567``, Indian ``A1234567``, Chinese ``E12345678``, Canadian ``AB123456``, ...), after cue words
@@ -41,8 +41,8 @@ import string
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.devshapes import ENTITIES
-from feedbackflow.privacy.evalset import Message
+from tools.pii.devshapes import ENTITIES
+from tools.pii.evalset import Message
 
 __all__ = ["DEFAULT_PATH", "ENTITIES", "SEED", "SIZE", "generate"]
 
@@ -1248,8 +1248,8 @@ def generate(n: int = SIZE, seed: int = SEED, negative_share: float = 0.25) -> l
 
 
 def main() -> None:
-    """Write the set to :data:`DEFAULT_PATH` (``python -m feedbackflow.privacy.devformats``)."""
-    from feedbackflow.privacy.evalset import write_jsonl
+    """Write the set to :data:`DEFAULT_PATH` (``python -m tools.pii.devformats``)."""
+    from tools.pii.evalset import write_jsonl
 
     print(write_jsonl(generate(), DEFAULT_PATH))
 

@@ -1,14 +1,14 @@
 """The fourth part of the dev set: how customers *write* bank accounts, postcodes, streets and names, by a new author.
 
 The locked test set (read its scores, never its misses) leaves bank account numbers, postcodes and some streets and
-names well below the other types, while the three existing dev parts (:mod:`feedbackflow.privacy.evalset`,
-:mod:`feedbackflow.privacy.devshapes`, :mod:`feedbackflow.privacy.devformats`) score them 0.98 to 1.00. Those parts
+names well below the other types, while the three existing dev parts (:mod:`tools.pii.evalset`,
+:mod:`tools.pii.devshapes`, :mod:`tools.pii.devformats`) score them 0.98 to 1.00. Those parts
 ask *which national formats exist*; this one asks *how people type them* in e-mails, chat, letters and web forms.
 It was written by another author from general knowledge of customer writing, without reading the locked set, its
 generator, its misses or the other generators' templates, and without Faker locales of the locked set (names come
 from :data:`NAME_LOCALES`, domestic account numbers from Faker's ``bban()`` of :data:`BBAN_LOCALES`). It writes
 ``data/pii_eval/pii_eval_written.jsonl``, a *dev* set (recognizers are tuned on it), labelled with the fifteen types
-of :mod:`feedbackflow.privacy.devshapes` and scored under the same accepted detector names:
+of :mod:`tools.pii.devshapes` and scored under the same accepted detector names:
 
 * **bank account numbers** with and without a cue word (``account``, ``acct``, ``a/c``, ``acc no``, ``account #``,
   ``bank details``, ``my account``, ``paid from``, ``transfer to``, ``refund to``, in any case), the cue several words
@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from feedbackflow.privacy.devformats import Segment, _aba, _Drawer, _fill
-from feedbackflow.privacy.devshapes import ENTITIES
-from feedbackflow.privacy.evalset import Message
+from tools.pii.devformats import Segment, _aba, _Drawer, _fill
+from tools.pii.devshapes import ENTITIES
+from tools.pii.evalset import Message
 
 __all__ = ["BBAN_LOCALES", "DEFAULT_PATH", "ENTITIES", "NAME_LOCALES", "SEED", "SIZE", "generate"]
 
@@ -595,8 +595,8 @@ def generate(n: int = SIZE, seed: int = SEED, negative_share: float = 0.25) -> l
 
 
 def main() -> None:
-    """Write the set to :data:`DEFAULT_PATH` (``python -m feedbackflow.privacy.devwritten``)."""
-    from feedbackflow.privacy.evalset import write_jsonl
+    """Write the set to :data:`DEFAULT_PATH` (``python -m tools.pii.devwritten``)."""
+    from tools.pii.evalset import write_jsonl
 
     print(write_jsonl(generate(), DEFAULT_PATH))
 
