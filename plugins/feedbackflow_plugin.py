@@ -8,7 +8,7 @@ autoescaping.
 * ``/feedbackflow/``                          index: latest run, governance records, key reports, every report file
 * ``/feedbackflow/runs/<dag_id>/<run_id>``    one run: the Airflow run, ``dvc.lock`` hashes, validation (and its
   Data Docs), anonymiser config hash and audit counts, model version and gate decision, drift tests and snapshot
-* ``/feedbackflow/files/<path>``              one report file, confined to ``$FEEDBACKFLOW_PROJECT_DIR/reports``
+* ``/feedbackflow/files/<path>``              one report file, confined to the project's ``reports`` folder
 * ``/feedbackflow/api/reports``               the listing as JSON
 
 Access: a logged-in Airflow user (session cookie or ``Authorization: Bearer``) whom the auth manager grants ``GET``
