@@ -72,6 +72,11 @@ class ProjectPaths:
         return self.raw / "_manifest.jsonl"
 
     @property
+    def pseudonym_key_id(self) -> Path:
+        """The id (not the key) of the pseudonym key in use: a DVC dependency of anonymise."""
+        return self.data / "pseudonym_key_id"
+
+    @property
     def validated(self) -> Path:
         """Rows that passed validation (restricted: not yet anonymised)."""
         return self.data / "validated"

@@ -22,7 +22,7 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.io import file_digest, read_json
 
 TRAIN_FILE = "train.parquet"
-SPLIT_OUT = "data/split"
+SPLIT_OUT = ProjectPaths.relative().split.as_posix()
 
 
 class ReferenceUnavailableError(FileNotFoundError):

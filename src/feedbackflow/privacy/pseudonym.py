@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError
 
 KEY_ENV = "FEEDBACKFLOW_PSEUDONYM_KEY"
 # The key's id (never the key), written before the anonymise stage runs; dvc.yaml lists it as a dependency of
 # anonymise, so a rotated key re-runs anonymise and everything after it instead of restoring the old key's output.
-KEY_ID_FILE = "data/pseudonym_key_id"
+KEY_ID_FILE = ProjectPaths.relative().pseudonym_key_id.as_posix()
 NO_KEY = "none"
 KEY_CONN_ENV = "FEEDBACKFLOW_PSEUDONYM_KEY_CONN_ID"
 MIN_KEY_CHARS = 16  # below 128 bits an offline guess of the key becomes thinkable
@@ -135,4 +136,4 @@ def check_key_id(root: Path, key_id: str | None) -> None:
 
 
 if __name__ == "__main__":
-    print(write_key_id(Path.cwd()))
+    print(write_key_id(ProjectPaths.discover().root))

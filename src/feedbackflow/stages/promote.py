@@ -25,7 +25,10 @@ from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc
 
 # the dvc.lock outputs that identify the data a challenger was trained and tested on
-DATA_OUTPUTS = ("data/anonymised", "data/split", "models/challenger")
+DATA_OUTPUTS = tuple(
+    path.as_posix()
+    for path in (ProjectPaths.relative().anonymised, ProjectPaths.relative().split, ProjectPaths.relative().challenger)
+)
 
 
 def should_promote(paths: ProjectPaths, registry: reg.Registry | None = None) -> tuple[bool, str]:
@@ -70,7 +73,7 @@ def candidate(paths: ProjectPaths, registry: reg.Registry, run_id: str) -> dict[
         }
     return {
         "model_sha256": gate["challenger"]["model_sha256"],
-        "model_md5": outs.get("models/challenger"),
+        "model_md5": outs.get(ProjectPaths.relative().challenger.as_posix()),
         "data_versions": {path: outs.get(path) for path in DATA_OUTPUTS},
         "params_sha256": hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest(),
         "metrics": {key: gate["challenger"][key] for key in ("accuracy", "macro_f1")},

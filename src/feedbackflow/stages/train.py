@@ -110,10 +110,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
     train = pd.read_parquet(train_file)
     validation = pd.read_parquet(validation_file)
-    data_version = {
-        "data/split/train.parquet": file_md5(train_file),
-        "data/split/validation.parquet": file_md5(validation_file),
-    }
+    data_version = {path.relative_to(paths.root).as_posix(): file_md5(path) for path in (train_file, validation_file)}
     inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
     inputs.update({f"teacher:{folder}": model_digest(folder) for folder in teachers})  # a retrained teacher counts
     key = fingerprint(inputs, train_settings, settings.base.seed, base_model)

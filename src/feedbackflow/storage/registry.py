@@ -266,7 +266,7 @@ def pointer(entry: dict[str, Any] | None) -> dict[str, Any]:
     return {
         **identity,
         "run_id": entry.get("run_id"),
-        "train_data_md5": (entry.get("data_versions") or {}).get("data/split"),
+        "train_data_md5": (entry.get("data_versions") or {}).get(ProjectPaths.relative().split.as_posix()),
     }
 
 
