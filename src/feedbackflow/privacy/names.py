@@ -56,7 +56,7 @@ def english_words() -> frozenset[str]:
     """English words from the spaCy model's own lemmatizer tables (WordNet lemmas and their inflections)."""
     import spacy.util
 
-    from feedbackflow.privacy.engine import resolve_spacy_model
+    from feedbackflow.privacy.spacy_model import resolve_spacy_model
     from feedbackflow.settings import AnonymiseSettings
 
     try:
