@@ -65,13 +65,12 @@ for _stage in STAGE_HELP:
 
 
 def _oos_label() -> str:
-    """``oos.label`` of the project's ``params.yaml`` (the default outside a project): one owner for the value."""
-    params = ProjectPaths.discover().params
-    if not params.is_file():
-        from feedbackflow.settings import OutOfScopeSettings
-
-        return OutOfScopeSettings().label
-    return load_settings(params).oos.label
+    """``oos.label`` of the project's ``params.yaml``, its one owner; exits 78 (config) when that cannot be read."""
+    try:
+        return load_settings(ProjectPaths.discover().params).oos.label
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
 
 
 @app.command()

@@ -130,7 +130,8 @@ def fine_tune(
     output_dir: Path,
     checkpoint_dir: Path,
     on_checkpoint: Callable[[Path], None] | None = None,
-    oos: OutOfScopeSettings | None = None,
+    *,
+    oos: OutOfScopeSettings,
     teacher_logits: Any = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
@@ -342,7 +343,6 @@ def fine_tune(
         encodings = tokenizer(texts, truncation=True, max_length=settings.max_length)
         return EncodedTexts(dict(encodings), [label2id[name] for name in names] if names else [-100] * len(texts))
 
-    oos = oos or OutOfScopeSettings()
     teachers = [Path(folder) for folder in settings.teacher]
     if teacher_logits is None and teachers:
         log.info("distillation: computing the logits of %d teacher model(s) on %d rows", len(teachers), len(train[0]))

@@ -102,7 +102,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     ):
         done = history.validate(validated, quarantine, params.gx_passing_rows)
     publish_docs(
-        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, settings.ingest.retry
+        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, retry=settings.ingest.retry
     )
 
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
