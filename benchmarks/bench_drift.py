@@ -202,7 +202,17 @@ print(json.dumps({
 def child(root: Path, max_rows: int, encoder: str, dtype: str, threads: int) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), str(max_rows), encoder, dtype, str(threads), str(ROOT / "params.yaml")],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(root),
+            str(max_rows),
+            encoder,
+            dtype,
+            str(threads),
+            str(ROOT / "params.yaml"),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -18,8 +18,8 @@ from feedbackflow.errors import ConfigError
 from feedbackflow.privacy import engine as privacy
 from feedbackflow.privacy import recognizers
 from feedbackflow.privacy.replace import anonymise_texts
-from feedbackflow.settings import DEFAULT_PII_ENTITIES, parse_settings
 from feedbackflow.stages import anonymise
+from tests.helpers import params_settings
 
 NAME = "Eleanor Whitfield"
 SIGN_OFF_NAME = "Thomas Baker"
@@ -66,7 +66,7 @@ EXPECTED_COUNTS = {
     "URL": 1,
 }
 # The report lists every configured entity, with 0 for those not found.
-REPORTED_COUNTS = {**dict.fromkeys(DEFAULT_PII_ENTITIES, 0), **EXPECTED_COUNTS}
+REPORTED_COUNTS = {**dict.fromkeys(params_settings().anonymise.entities, 0), **EXPECTED_COUNTS}
 
 
 def _luhn_ok(number: str) -> bool:
@@ -132,7 +132,7 @@ def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
     tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     paths = ProjectPaths(tmp_path)
-    settings = parse_settings({})
+    settings = params_settings()
     source = _frame(TEXTS)
     paths.validated.mkdir(parents=True)
     source.to_parquet(paths.validated / "feedback.parquet", index=False)
@@ -179,7 +179,7 @@ def test_stage_in_small_chunks_writes_what_one_pass_writes(
         paths = ProjectPaths(tmp_path / f"chunks-{chunk_rows}")
         paths.validated.mkdir(parents=True)
         _frame(TEXTS).to_parquet(paths.validated / "feedback.parquet", index=False)
-        results.append(anonymise.run(parse_settings({}), paths, chunk_rows=chunk_rows))
+        results.append(anonymise.run(params_settings(), paths, chunk_rows=chunk_rows))
         outputs.append(pd.read_parquet(paths.anonymised / "feedback.parquet"))
 
     pd.testing.assert_frame_equal(outputs[0], outputs[1])
