@@ -234,6 +234,39 @@ def test_unknown_entity_is_reported(engine: privacy.PrivacyEngine) -> None:
     assert privacy.unsupported_entities(engine.analyzer, ["PERSON", "NOT_AN_ENTITY"], "en") == ["NOT_AN_ENTITY"]
 
 
+@pytest.mark.parametrize("handed_over", [True, False], ids=["by-the-analyzer", "from-params-yaml"])
+def test_name_lists_read_the_configured_spacy_model(
+    handed_over: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The English words behind the name rules come from ``anonymise.spacy_model`` (before: the code default's model,
+    so a configured en_core_web_lg was ignored there)."""
+    import functools
+    import types
+
+    import spacy.util
+
+    from feedbackflow.privacy import names
+    from tests.helpers import write_params
+
+    loaded = []
+
+    def load_model(name: str, disable: list[str]) -> object:
+        loaded.append(name)
+        return types.SimpleNamespace(pipe_names=[])  # no lemmatizer: no words, nothing downloaded
+
+    monkeypatch.setattr(privacy, "resolve_spacy_model", lambda name: f"package-of-{name}")
+    monkeypatch.setattr(spacy.util, "load_model", load_model)
+    monkeypatch.setattr(names, "_spacy_model", {})  # this process has not built an analyzer yet
+    monkeypatch.setattr(names, "_english_words", functools.cache(names._english_words.__wrapped__))
+    if handed_over:
+        names.warm_up("en_core_web_lg")  # what build_analyzer does with settings.spacy_model
+    else:
+        write_params(tmp_path, anonymise={"spacy_model": "en_core_web_lg"})
+        monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+        names.english_words()
+    assert loaded == ["package-of-en_core_web_lg"]
+
+
 def test_missing_spacy_model_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"anonymise\.spacy_model"):
         privacy.resolve_spacy_model("xx_no_such_model_sm")

@@ -12,7 +12,7 @@ import pytest
 
 from feedbackflow.monitoring import governance, workspace
 from feedbackflow.stages import monitor
-from tests.helpers import params_settings, write_params
+from tests.helpers import params_settings, section, write_params
 from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 from tests.unit.test_monitor import SHIFTED, feedback, write_project
 
@@ -244,7 +244,8 @@ def test_data_docs_keep_every_run_and_render_offline(tmp_path):
         building = paths.stage_reports("validate") / ".data_docs.partial"
         validator = suite.QualityValidator(spec, docs_dir=building, run_name=night)
         validator.validate_rows(frame)
-        publish_docs(building, paths.stage_reports("validate") / "data_docs", None, validator.last_result)
+        docs = paths.stage_reports("validate") / "data_docs"
+        publish_docs(building, docs, None, validator.last_result, retry=section("ingest.retry"))
         assert (paths.stage_reports("validate") / "data_docs" / VALIDATION_RESULT_FILE).is_file()
         pages.append(data_docs.add_validation(paths))
     assert data_docs.add_validation(paths) == pages[-1]  # recording the same validation again adds nothing
