@@ -19,9 +19,9 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.quality.readers import RawBatch, read_raw_batch
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages.ingest import read_manifest
 from feedbackflow.stages.validate import run
+from tests.helpers import params_settings
 from tests.unit.test_validate import deliver
 
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
@@ -107,15 +107,14 @@ def _outputs(paths: ProjectPaths) -> tuple[bytes, bytes, dict]:
 
 
 def _validate(paths: ProjectPaths, chunk_rows: int, gx_passing_rows: int | None) -> tuple[bytes, bytes, dict, str]:
-    settings = parse_settings(
-        {
-            "validate": {
-                "taxonomy": "taxonomy.json",
-                "max_quarantine_share": 0.5,
-                "chunk_rows": chunk_rows,
-                "gx_passing_rows": gx_passing_rows,
-                "volume_min_history": 100,
-            }
+    settings = params_settings(
+        validate={
+            "taxonomy": "taxonomy.json",
+            "max_quarantine_share": 0.5,
+            "chunk_rows": chunk_rows,
+            "gx_passing_rows": gx_passing_rows,
+            "volume_min_history": 100,
+            "min_rows_per_label": 0,
         }
     )
     try:

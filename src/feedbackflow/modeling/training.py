@@ -101,7 +101,8 @@ def fine_tune(
     output_dir: Path,
     checkpoint_dir: Path,
     on_checkpoint: Callable[[Path], None] | None = None,
-    oos: OutOfScopeSettings | None = None,
+    *,
+    oos: OutOfScopeSettings,
     teacher_logits: Any = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
@@ -140,7 +141,6 @@ def fine_tune(
     set_seed(seed)
     label2id = {label: index for index, label in enumerate(labels)}
     tokenizer, model = _load_base_model(base_model, labels, label2id)
-    oos = oos or OutOfScopeSettings()
     teacher_logits = _teacher_logits(teacher_logits, settings, train[0], labels, device)
     data = _prepare(tokenizer, settings.max_length, label2id, train, validation, oos.label, teacher_logits)
     trainer = _build_trainer(model, tokenizer, data, settings, seed, (device, precision), checkpoint_dir, on_checkpoint)

@@ -253,7 +253,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         registry.add_recognizer(recognizer)
     for recognizer in registry.recognizers:
         _skip_texts_without_digits(recognizer)
-    names.warm_up()  # the name and word lists load here, not inside the first batch
+    names.warm_up(settings.spacy_model)  # the name and word lists load here, not inside the first batch
 
     analyzer = AnalyzerEngine(
         registry=registry,

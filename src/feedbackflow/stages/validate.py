@@ -147,7 +147,7 @@ def _validate_history(
     ):
         done = history.validate(validated, quarantine, params.gx_passing_rows)
     publish_docs(
-        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, settings.ingest.retry
+        building, report_dir / DATA_DOCS_DIR, params.data_docs_s3, validator.last_result, retry=settings.ingest.retry
     )
     return results, done
 
