@@ -27,7 +27,8 @@ from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
 from feedbackflow.settings import load_settings
 
-SETTINGS = load_settings(ProjectPaths.discover().params).dag.drift_monitor
+_DAG = load_settings(ProjectPaths.discover().params).dag
+SETTINGS = _DAG.drift_monitor
 
 
 @dag(
@@ -38,6 +39,7 @@ SETTINGS = load_settings(ProjectPaths.discover().params).dag.drift_monitor
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=_DAG.paused_upon_creation,  # the daily check runs from the first day, as the nightly does
     doc_md=__doc__,
     tags=["feedbackflow", "monitoring", "governance"],
     default_args={"owner": "feedbackflow", "retries": SETTINGS.retries},

@@ -25,14 +25,15 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration.tasks import run_params
 from feedbackflow.settings import load_settings
 
-SETTINGS = load_settings(ProjectPaths.discover().params).dag.feedback_retrain
+_DAG = load_settings(ProjectPaths.discover().params).dag
+SETTINGS = _DAG.feedback_retrain
 
 
 @dag(
     dag_id="feedback_retrain",
     schedule=FEEDBACK_BATCH | DRIFT_RETRAIN,
     catchup=False,
-    is_paused_upon_creation=False,
+    is_paused_upon_creation=_DAG.paused_upon_creation,
     doc_md=__doc__,
     params=run_params(),
     tags=["feedbackflow", "retraining"],

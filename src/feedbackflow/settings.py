@@ -397,7 +397,8 @@ class DagSettings(_Section):
         gt=0, description="execution_timeout of the train task: a hung training frees its gpu pool slot"
     )
     paused_upon_creation: bool = Field(
-        description="create the DAG paused (the nightly schedule then waits until someone unpauses it)"
+        description="create the DAGs paused (nightly_retrain, drift_monitor and feedback_retrain then wait until "
+        "someone unpauses them)"
     )
     drift_monitor: DriftMonitorDagSettings
     feedback_retrain: FeedbackRetrainDagSettings
