@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.model:
         train_params["base_model"] = args.model
     settings = TrainSettings(**train_params)
-    oos = OutOfScopeSettings(**params.get("oos", {}))
-    base_seed = int(params.get("base", {}).get("seed", 42))
+    oos = OutOfScopeSettings(**params["oos"])
+    base_seed = int(params["base"]["seed"])
     labels = json.loads((args.data / "categories.json").read_text())
     train = pd.read_csv(args.data / "train.csv")
     test = pd.read_csv(args.data / "test.csv")

@@ -42,7 +42,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from feedbackflow.settings import parse_settings
+from feedbackflow.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_CANDIDATES = (ROOT / "data" / "banking77" / "train.csv", Path("/work/shared/datasets/banking77/train.csv"))
@@ -172,14 +172,14 @@ def next_batch(root: Path, rows: int) -> None:
 CHILD = """
 import json, resource, sys, time
 from feedbackflow.config import ProjectPaths
-from feedbackflow.settings import parse_settings
+from feedbackflow.settings import load_settings, parse_settings
 from feedbackflow.stages import monitor
 
 root, max_rows, encoder, dtype, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
-settings = parse_settings(
-    {"monitor": {"max_reference_rows": max_rows, "max_current_rows": max_rows, "embedding_model": encoder,
-                 "inference_dtype": dtype, "inference_threads": threads}}
-)
+params = load_settings(sys.argv[6]).model_dump(by_alias=True)
+params["monitor"].update({"max_reference_rows": max_rows, "max_current_rows": max_rows, "embedding_model": encoder,
+                          "inference_dtype": dtype, "inference_threads": threads})
+settings = parse_settings(params)
 paths = ProjectPaths(__import__("pathlib").Path(root))
 start, cpu_start = time.perf_counter(), sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 result = monitor.run(settings, paths)
@@ -202,7 +202,17 @@ print(json.dumps({
 def child(root: Path, max_rows: int, encoder: str, dtype: str, threads: int) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), str(max_rows), encoder, dtype, str(threads)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(root),
+            str(max_rows),
+            encoder,
+            dtype,
+            str(threads),
+            str(ROOT / "params.yaml"),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", action="store_true", help="also run float32 with torch's default threads")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
-    defaults = parse_settings({}).monitor
+    defaults = load_settings(ROOT / "params.yaml").monitor
     configs = {"params": (defaults.inference_dtype, defaults.inference_threads)}
     if args.baseline:  # the champion pass before bf16 and one thread; its cache is its own (per precision)
         configs["float32, default threads"] = ("float32", 0)

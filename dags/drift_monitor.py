@@ -14,6 +14,7 @@ the champion has not seen -> emit the `drift_retrain` Asset event (`feedback_ret
 unless `max_per_day` requests were made today or the last is younger than `cooldown_hours`; too little labelled
 data -> alert instead. Every decision is appended to `governance/retrain_decisions.jsonl` and shown under
 *Governance*. Alerts go through the connection named by `FEEDBACKFLOW_ALERT_CONN_ID` (webhook or SMTP).
+Schedule and retries: `dag.drift_monitor` in `params.yaml`.
 """
 
 from __future__ import annotations
@@ -23,17 +24,25 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from feedbackflow.assets import DRIFT_RETRAIN as RETRAIN_REQUEST
 from feedbackflow.assets import RUN_RECORDED
+from feedbackflow.config import ProjectPaths
+from feedbackflow.settings import load_settings
+
+_DAG = load_settings(ProjectPaths.discover().params).dag
+SETTINGS = _DAG.drift_monitor
 
 
 @dag(
     dag_id="drift_monitor",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"), assets=RUN_RECORDED),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.timezone), assets=RUN_RECORDED
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=_DAG.paused_upon_creation,  # the daily check runs from the first day, as the nightly does
     doc_md=__doc__,
     tags=["feedbackflow", "monitoring", "governance"],
-    default_args={"owner": "feedbackflow", "retries": 1},
+    default_args={"owner": "feedbackflow", "retries": SETTINGS.retries},
 )
 def drift_monitor() -> None:
     @task

@@ -10,6 +10,7 @@ Starts a retraining run when new feedback arrives, when the drift policy asks fo
 
 The run itself is a `nightly_retrain` run queued with these Params: that DAG runs one run at a time
 (`max_active_runs=1`), so a feedback-triggered run never races the nightly one on the same workspace and model.
+Retries and timeout: `dag.feedback_retrain` in `params.yaml`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,27 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, task
 
 from feedbackflow.assets import DRIFT_RETRAIN, FEEDBACK_BATCH
+from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration.tasks import run_params
+from feedbackflow.settings import load_settings
+
+_DAG = load_settings(ProjectPaths.discover().params).dag
+SETTINGS = _DAG.feedback_retrain
 
 
 @dag(
     dag_id="feedback_retrain",
     schedule=FEEDBACK_BATCH | DRIFT_RETRAIN,
     catchup=False,
-    is_paused_upon_creation=False,
+    is_paused_upon_creation=_DAG.paused_upon_creation,
     doc_md=__doc__,
     params=run_params(),
     tags=["feedbackflow", "retraining"],
-    default_args={"owner": "feedbackflow", "retries": 1, "execution_timeout": timedelta(minutes=5)},
+    default_args={
+        "owner": "feedbackflow",
+        "retries": SETTINGS.retries,
+        "execution_timeout": timedelta(minutes=SETTINGS.timeout_minutes),
+    },
 )
 def feedback_retrain() -> None:
     @task

@@ -1,8 +1,63 @@
-"""Small builders shared by test families: a custom-label corpus and a tiny randomly initialised BERT."""
+"""Small builders shared by test families: settings from params.yaml, a custom-label corpus, a tiny random BERT."""
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@functools.cache
+def _project_params() -> dict[str, Any]:
+    return yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict) and merged[key]
+        merged[key] = _merged(merged[key], value) if nested else value
+    return merged
+
+
+def params_dict(**sections: dict[str, Any]) -> dict[str, Any]:
+    """The repository's ``params.yaml`` as a mapping, each named section's keys overridden (nested mappings merge)."""
+    return _merged(copy.deepcopy(_project_params()), sections)
+
+
+def params_settings(**sections: dict[str, Any]):
+    """The repository's ``params.yaml`` as ``Settings``, with overrides: ``params_settings(split={"test_share": 0.2})``.
+
+    Tests run the production values (the one home of every value) and state only what they change.
+    """
+    from feedbackflow.settings import parse_settings
+
+    return parse_settings(params_dict(**sections))
+
+
+def section(name: str, **overrides: Any):
+    """One section of ``params.yaml`` (dotted for a nested one: ``ingest.retry``) as its model, keys overridden."""
+    keys = name.split(".")
+    nested: dict[str, Any] = overrides
+    for key in reversed(keys[1:]):
+        nested = {key: nested}
+    value: Any = params_settings(**{keys[0]: nested})
+    for key in keys:
+        value = getattr(value, "validate_" if key == "validate" else key)
+    return value
+
+
+def write_params(root: Path, **sections: dict[str, Any]) -> Path:
+    """Write the repository's ``params.yaml`` with ``sections`` overridden to ``root/params.yaml``; returns its path."""
+    target = root / "params.yaml"
+    target.write_text(yaml.safe_dump(params_dict(**sections), sort_keys=False), encoding="utf-8")
+    return target
+
 
 TEMPLATES = {
     "billing": [
@@ -77,7 +132,6 @@ def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, reg
     import pandas as pd
 
     from feedbackflow.config import ProjectPaths
-    from feedbackflow.settings import parse_settings
 
     paths = ProjectPaths(root)
     if registry:
@@ -89,8 +143,8 @@ def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, reg
     frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
     paths.anonymised.mkdir(parents=True)
     frame.to_parquet(paths.anonymised / "feedback.parquet")
-    settings = parse_settings(
-        {
+    settings = params_settings(
+        **{
             "validate": {"taxonomy": "labels.json"},
             "split": {"validation_share": shares, "test_share": shares},
             "train": {"base_model": str(build_tiny_bert(root / "tiny-bert")), **TINY_TRAIN},
@@ -125,6 +179,7 @@ def fine_tune_tiny(root: Path, settings, rows: int = 12):
         seed=1,
         output_dir=root / "model",
         checkpoint_dir=root / "checkpoints",
+        oos=section("oos"),
     )
 
 

@@ -18,7 +18,7 @@ import typer
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import FeedbackflowError
-from feedbackflow.settings import SettingsError, load_settings
+from feedbackflow.settings import Settings, SettingsError, load_settings
 from feedbackflow.stages._registry import stage_modules, stage_summary
 from feedbackflow.storage.dvc import StageSpec, pipeline
 
@@ -96,19 +96,20 @@ def _register_stages() -> None:
 _register_stages()
 
 
-def _oos_label() -> str:
-    """oos.label of the project's params.yaml (the default outside a project): one owner for the value."""
-    params = ProjectPaths.discover().params
-    if not params.is_file():
-        from feedbackflow.settings import OutOfScopeSettings
-
-        return OutOfScopeSettings().label
-    return load_settings(params).oos.label
+def _project_settings(paths: ProjectPaths) -> Settings:
+    """The project's params.yaml, the one owner of every value; exits 78 (config) when it cannot be read."""
+    try:
+        return load_settings(paths.params)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(78) from None
 
 
 @app.command()
 def generate(
-    landing: Annotated[Path, typer.Option(help="Landing folder that receives the batch files.")] = Path("data/landing"),
+    landing: Annotated[
+        Path | None, typer.Option(help="Landing folder that receives the batch files. Default: ingest.landing_dir.")
+    ] = None,
     corpus: Annotated[Path, typer.Option(help="Labelled CSV to draw messages from.")] = Path(
         "data/banking77/train.csv"
     ),
@@ -126,14 +127,26 @@ def generate(
     oos_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of out-of-scope messages (not banking), doubled from drift.")
     ] = 0.02,
-    canaries: Annotated[Path, typer.Option(help="Where to list the planted personal values (for leak tests).")] = Path(
-        "data/demo_canaries.json"
-    ),
+    canaries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to list the planted personal values (for leak tests). Default: anonymise.canary_file."
+        ),
+    ] = None,
 ) -> None:
     """Generate demo feedback batches from a labelled corpus (BANKING77 by default) into the landing folder."""
     from feedbackflow.demo.generate import generate as build
     from feedbackflow.demo.generate import load_corpus, merge_canaries, write_batches
 
+    paths = ProjectPaths.discover()
+    settings = _project_settings(paths)
+    landing = landing or paths.root / settings.ingest.landing_dir
+    if canaries is None and settings.anonymise.canary_file is None:
+        typer.echo(
+            "error: anonymise.canary_file is null: pass --canaries to say where to list planted values", err=True
+        )
+        raise typer.Exit(78)
+    canaries = canaries or paths.root / str(settings.anonymise.canary_file)
     data = build(
         load_corpus(corpus, text_column, label_column),
         nights=nights,
@@ -143,7 +156,7 @@ def generate(
         dirt_share=dirt_share,
         drift_from_night=drift_from_night,
         oos_share=oos_share,
-        oos_label=_oos_label(),
+        oos_label=settings.oos.label,
     )
     data.batches = data.batches[first_night - 1 :]
     try:

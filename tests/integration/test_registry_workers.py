@@ -20,12 +20,11 @@ from feedbackflow.cli import app
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json
 from feedbackflow.modeling.predict import model_digest
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import evaluate, promote, split, train
 from feedbackflow.storage import registry as reg
 from feedbackflow.storage.dvc import Dvc, DvcError
 from feedbackflow.storage.registry_store import S3Store
-from tests.helpers import TEMPLATES, tiny_corpus, tiny_training_project
+from tests.helpers import TEMPLATES, params_settings, tiny_corpus, tiny_training_project
 from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -94,7 +93,7 @@ def night(paths: ProjectPaths, challenger: Path, run_id: str, **evaluate_overrid
     """One night on one worker: take the champion from the registry, evaluate this challenger, maybe promote."""
     shutil.rmtree(paths.challenger, ignore_errors=True)
     shutil.copytree(challenger, paths.challenger)
-    settings = parse_settings({**SETTINGS, "evaluate": {**SETTINGS["evaluate"], **evaluate_overrides}})
+    settings = params_settings(**{**SETTINGS, "evaluate": {**SETTINGS["evaluate"], **evaluate_overrides}})
     reg.sync_champion(paths, Dvc(paths.root))
     evaluate.run(settings, paths)
     return promote.run(settings, paths, run_id=run_id)
@@ -165,7 +164,7 @@ def test_a_push_failure_then_a_retry_leaves_the_champion_pushed(workers, models)
     assert reg.sync_champion(b, Dvc(b.root)) is None
 
     (remote / "files").unlink()  # the remote is back; Airflow retries the promote task
-    retried = promote.run(parse_settings(SETTINGS), a, run_id="night-1")
+    retried = promote.run(params_settings(**SETTINGS), a, run_id="night-1")
     assert retried["promoted"] and retried["champion"]["version"] == "v1"
     assert reg.sync_champion(b, Dvc(b.root))["version"] == "v1"  # B pulls the files from the remote by hash
     assert model_digest(b.champion) == model_digest(models["weak"])

@@ -18,8 +18,8 @@ from feedbackflow.errors import ConfigError
 from feedbackflow.privacy import engine as privacy
 from feedbackflow.privacy import recognizers
 from feedbackflow.privacy.replace import anonymise_texts
-from feedbackflow.settings import DEFAULT_PII_ENTITIES, parse_settings
 from feedbackflow.stages import anonymise
+from tests.helpers import params_settings
 
 NAME = "Eleanor Whitfield"
 SIGN_OFF_NAME = "Thomas Baker"
@@ -66,7 +66,7 @@ EXPECTED_COUNTS = {
     "URL": 1,
 }
 # The report lists every configured entity, with 0 for those not found.
-REPORTED_COUNTS = {**dict.fromkeys(DEFAULT_PII_ENTITIES, 0), **EXPECTED_COUNTS}
+REPORTED_COUNTS = {**dict.fromkeys(params_settings().anonymise.entities, 0), **EXPECTED_COUNTS}
 
 
 def _luhn_ok(number: str) -> bool:
@@ -132,7 +132,7 @@ def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
     tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     paths = ProjectPaths(tmp_path)
-    settings = parse_settings({})
+    settings = params_settings()
     source = _frame(TEXTS)
     paths.validated.mkdir(parents=True)
     source.to_parquet(paths.validated / "feedback.parquet", index=False)
@@ -179,7 +179,7 @@ def test_stage_in_small_chunks_writes_what_one_pass_writes(
         paths = ProjectPaths(tmp_path / f"chunks-{chunk_rows}")
         paths.validated.mkdir(parents=True)
         _frame(TEXTS).to_parquet(paths.validated / "feedback.parquet", index=False)
-        results.append(anonymise.run(parse_settings({}), paths, chunk_rows=chunk_rows))
+        results.append(anonymise.run(params_settings(), paths, chunk_rows=chunk_rows))
         outputs.append(pd.read_parquet(paths.anonymised / "feedback.parquet"))
 
     pd.testing.assert_frame_equal(outputs[0], outputs[1])
@@ -232,6 +232,39 @@ def test_email_check_never_downloads_the_suffix_list(
 
 def test_unknown_entity_is_reported(engine: privacy.PrivacyEngine) -> None:
     assert privacy.unsupported_entities(engine.analyzer, ["PERSON", "NOT_AN_ENTITY"], "en") == ["NOT_AN_ENTITY"]
+
+
+@pytest.mark.parametrize("handed_over", [True, False], ids=["by-the-analyzer", "from-params-yaml"])
+def test_name_lists_read_the_configured_spacy_model(
+    handed_over: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The English words behind the name rules come from ``anonymise.spacy_model`` (before: the code default's model,
+    so a configured en_core_web_lg was ignored there)."""
+    import functools
+    import types
+
+    import spacy.util
+
+    from feedbackflow.privacy import names
+    from tests.helpers import write_params
+
+    loaded = []
+
+    def load_model(name: str, disable: list[str]) -> object:
+        loaded.append(name)
+        return types.SimpleNamespace(pipe_names=[])  # no lemmatizer: no words, nothing downloaded
+
+    monkeypatch.setattr(privacy, "resolve_spacy_model", lambda name: f"package-of-{name}")
+    monkeypatch.setattr(spacy.util, "load_model", load_model)
+    monkeypatch.setattr(names, "_spacy_model", {})  # this process has not built an analyzer yet
+    monkeypatch.setattr(names, "_english_words", functools.cache(names._english_words.__wrapped__))
+    if handed_over:
+        names.warm_up("en_core_web_lg")  # what build_analyzer does with settings.spacy_model
+    else:
+        write_params(tmp_path, anonymise={"spacy_model": "en_core_web_lg"})
+        monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+        names.english_words()
+    assert loaded == ["package-of-en_core_web_lg"]
 
 
 def test_missing_spacy_model_is_a_config_error() -> None:

@@ -19,9 +19,9 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import validate
 from feedbackflow.stages.ingest import ingest_folder, read_manifest
+from tests.helpers import params_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
@@ -116,7 +116,9 @@ def test_bad_input_gets_a_clear_outcome_and_loses_no_row(project: ProjectPaths, 
     content = generated(case.name)
     _deliver(project, case.name, content)
     # The quarantine share threshold is tested elsewhere: here every row-level outcome must surface as quarantine.
-    settings = parse_settings({"validate": {"taxonomy": "taxonomy.json", "max_quarantine_share": 1.0}})
+    settings = params_settings(
+        validate={"taxonomy": "taxonomy.json", "max_quarantine_share": 1.0, "min_rows_per_label": 0}
+    )
 
     if case.error_rule:
         with pytest.raises(DataQualityError) as error:
@@ -148,5 +150,5 @@ def test_a_redelivered_identical_batch_is_not_ingested_twice(project: ProjectPat
     second = _deliver(project, "monday-again.csv", content)
     assert second["new_batches"] == []
     assert {"key": "monday-again.csv", "duplicate_of": first["new_batches"][0]} in second["skipped"]
-    summary = validate.run(parse_settings({"validate": {"taxonomy": "taxonomy.json"}}), project)
+    summary = validate.run(params_settings(validate={"taxonomy": "taxonomy.json", "min_rows_per_label": 0}), project)
     assert summary["rows_read"] == summary["rows_accepted"] == 1

@@ -5,6 +5,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from feedbackflow.cli import app
+from tests.helpers import write_params
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def test_registry_show_of_a_missing_version_exits_66_not_the_outage_code(tmp_pat
 
 
 def test_unknown_params_key_exits_78_naming_the_key(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("train:\n  learning_rat: 0.1\n")
+    write_params(tmp_path, train={"learning_rat": 0.1})
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
     result = runner.invoke(app, ["split"])
     assert result.exit_code == 78
@@ -65,7 +66,7 @@ def test_unknown_params_key_exits_78_naming_the_key(tmp_path, monkeypatch):
 
 
 def test_bad_data_exits_65_without_traceback(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("validate:\n  taxonomy: labels.json\n")
+    write_params(tmp_path, validate={"taxonomy": "labels.json"})
     (tmp_path / "labels.json").write_text('["a", "b"]')
     (tmp_path / "data" / "raw").mkdir(parents=True)
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))

@@ -6,8 +6,8 @@ import pytest
 
 from feedbackflow.credentials import describe_error, dsn_passwords, redact, secret_values
 from feedbackflow.errors import SourceUnavailableError
-from feedbackflow.settings import RetrySettings
 from feedbackflow.sources.retry import delays, retrying
+from tests.helpers import section
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_describe_error_keeps_class_and_code_never_the_text():
 
 
 def test_backoff_doubles_up_to_the_cap_and_gives_up_after_the_attempts():
-    policy = RetrySettings(attempts=6, initial_delay_seconds=1, max_delay_seconds=5)
+    policy = section("ingest.retry", attempts=6, initial_delay_seconds=1, max_delay_seconds=5)
     assert list(delays(policy)) == [1, 2, 4, 5, 5]
     waited: list[float] = []
     calls = []
@@ -79,6 +79,11 @@ def test_a_configuration_error_is_not_retried():
 
     with pytest.raises(KeyError):
         retrying(
-            missing, policy=RetrySettings(), transient=lambda e: False, what="w", endpoint="e", sleep=lambda s: None
+            missing,
+            policy=section("ingest.retry"),
+            transient=lambda e: False,
+            what="w",
+            endpoint="e",
+            sleep=lambda s: None,
         )
     assert calls == [1]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from feedbackflow.monitoring import governance, workspace
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import monitor
+from tests.helpers import params_settings, section, write_params
 from tests.servers import s3_endpoint  # noqa: F401 (fixture)
 from tests.unit.test_monitor import SHIFTED, feedback, write_project
 
@@ -36,7 +36,9 @@ def nights(tmp_path_factory):
     old = feedback(400, seed=51, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
     new = plant(feedback(300, seed=52, weights=SHIFTED, batch="20260102T020000-bbbbbbbbbbbb", sequence=2))
     paths = write_project(tmp_path, old, [old, new])
-    settings = parse_settings({"monitor": {"max_reference_rows": 300}})
+    settings = params_settings(
+        monitor={"max_reference_rows": 300, "drift_share": 0.5, "embedding_auc": 0.55, "min_accuracy": 0.0}
+    )
     monitor.run(settings, paths)
     start = datetime(2026, 1, 2, 6, 0)
     refs = []
@@ -92,8 +94,8 @@ def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, mon
 
     old = feedback(60, seed=61, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
     paths = write_project(tmp_path, old, [old], champion=False)
-    paths.params.write_text("{}\n", encoding="utf-8")
-    monitor.run(parse_settings({}), paths)
+    write_params(paths.root)
+    monitor.run(params_settings(), paths)
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(paths.root))
     nights = {
         "scheduled__2026-03-01T02:00:00+00:00": datetime(2026, 3, 1, 2, 0, tzinfo=UTC),
@@ -242,7 +244,8 @@ def test_data_docs_keep_every_run_and_render_offline(tmp_path):
         building = paths.stage_reports("validate") / ".data_docs.partial"
         validator = suite.QualityValidator(spec, docs_dir=building, run_name=night)
         validator.validate_rows(frame)
-        publish_docs(building, paths.stage_reports("validate") / "data_docs", None, validator.last_result)
+        docs = paths.stage_reports("validate") / "data_docs"
+        publish_docs(building, docs, None, validator.last_result, retry=section("ingest.retry"))
         assert (paths.stage_reports("validate") / "data_docs" / VALIDATION_RESULT_FILE).is_file()
         pages.append(data_docs.add_validation(paths))
     assert data_docs.add_validation(paths) == pages[-1]  # recording the same validation again adds nothing

@@ -8,11 +8,11 @@ import pytest
 
 from feedbackflow.modeling.gate import Scored, decide, mcnemar, paired_bootstrap
 from feedbackflow.modeling.gate_report import render_html, render_markdown
-from feedbackflow.settings import EvaluateSettings
+from tests.helpers import section
 
 LABELS = ["billing", "delivery", "login", "praise"]
-RULES = EvaluateSettings(
-    min_accuracy=0.5, min_macro_f1=0.4, require_significant_gain=True, min_support=20, max_class_drop=0.05
+RULES = section(
+    "evaluate", min_accuracy=0.5, min_macro_f1=0.4, require_significant_gain=True, min_support=20, max_class_drop=0.05
 )
 
 

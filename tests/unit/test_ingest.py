@@ -6,9 +6,9 @@ import time
 import pytest
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import ingest
 from feedbackflow.storage.manifest import read_manifest
+from tests.helpers import params_settings
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def _drop(project, name, content):
 def test_new_files_are_copied_immutably_with_provenance(project, monkeypatch):
     monkeypatch.setenv("FEEDBACKFLOW_RUN_ID", "scheduled__2026-01-01")
     _drop(project, "a.csv", "id,text\n1,hello\n")
-    summary = ingest.run(parse_settings({}), project)
+    summary = ingest.run(params_settings(), project)
     assert summary["new_files"] == ["a.csv"]
     (entry,) = read_manifest(project.raw_manifest)
     raw = project.raw / entry["raw_file"]
@@ -40,35 +40,35 @@ def test_new_files_are_copied_immutably_with_provenance(project, monkeypatch):
 
 def test_rerun_with_nothing_new_changes_nothing(project):
     _drop(project, "a.csv", "id,text\n1,hello\n")
-    ingest.run(parse_settings({}), project)
+    ingest.run(params_settings(), project)
     before = {path.name: path.stat().st_mtime_ns for path in project.raw.iterdir()}
-    summary = ingest.run(parse_settings({}), project)
+    summary = ingest.run(params_settings(), project)
     assert summary["new_batches"] == []
     assert {path.name: path.stat().st_mtime_ns for path in project.raw.iterdir()} == before
 
 
 def test_redelivered_identical_file_is_recognised(project):
     _drop(project, "a.csv", "id,text\n1,hello\n")
-    first = ingest.run(parse_settings({}), project)
+    first = ingest.run(params_settings(), project)
     _drop(project, "a-resent.csv", "id,text\n1,hello\n")
-    second = ingest.run(parse_settings({}), project)
+    second = ingest.run(params_settings(), project)
     assert second["new_batches"] == []
     assert {"key": "a-resent.csv", "duplicate_of": first["new_batches"][0]} in second["skipped"]
 
 
 def test_each_run_gets_a_new_sequence_and_partial_files_are_ignored(project):
     _drop(project, "a.csv", "id,text\n1,a\n")
-    ingest.run(parse_settings({}), project)
+    ingest.run(params_settings(), project)
     _drop(project, "b.jsonl", '{"id": "2", "text": "b"}\n')
     _drop(project, ".c.csv.partial", "id,text\n3,c\n")
-    ingest.run(parse_settings({}), project)
+    ingest.run(params_settings(), project)
     entries = read_manifest(project.raw_manifest)
     assert [(e["key"], e["sequence"]) for e in entries] == [("a.csv", 1), ("b.jsonl", 2)]
 
 
 def test_missing_landing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="landing folder"):
-        ingest.run(parse_settings({}), ProjectPaths(tmp_path))
+        ingest.run(params_settings(), ProjectPaths(tmp_path))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_missing_landing_folder_is_a_clear_error(tmp_path):
 
 
 def _landing_settings(**ingest_params):
-    return parse_settings({"ingest": ingest_params})
+    return params_settings(ingest=ingest_params)
 
 
 def _age(path, seconds):
@@ -141,7 +141,7 @@ def test_symlinks_and_special_files_are_refused_with_a_reason(project, tmp_path)
     (landing / "folder.csv").mkdir()
     _drop(project, "real.csv", "id,text\n1,hello\n")
 
-    summary = ingest.run(parse_settings({}), project)
+    summary = ingest.run(params_settings(), project)
 
     assert summary["new_files"] == ["real.csv"]
     reasons = {item["key"]: item["reason"] for item in summary["refused"]}

@@ -13,12 +13,13 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import ConfigError, SourceUnavailableError
 from feedbackflow.orchestration.connections import postgres_environment
-from feedbackflow.settings import SettingsError, parse_settings
+from feedbackflow.settings import SettingsError
 from feedbackflow.sources import postgres as pg_source
 from feedbackflow.sources import s3 as s3_source
 from feedbackflow.stages import ingest
 from feedbackflow.storage import manifest as manifest_store
 from feedbackflow.storage.manifest import read_manifest
+from tests.helpers import params_settings
 from tests.servers import postgres_dsn, s3_client, s3_endpoint  # noqa: F401 (fixtures)
 
 CSV = b"id,text,label,channel,created_at\n1,my card is lost,lost_or_stolen_card,app,2024-05-01T10:00:00Z\n"
@@ -43,7 +44,7 @@ def bucket(s3_endpoint):  # noqa: F811
 
 def _s3_settings(name, endpoint, prefix="exports/"):
     s3 = {"bucket": name, "prefix": prefix, "endpoint_url": endpoint}
-    return parse_settings({"ingest": {"source": "s3", "s3": s3}})
+    return params_settings(ingest={"source": "s3", "s3": s3})
 
 
 def test_s3_objects_are_ingested_once_with_etag_and_provenance(paths, bucket, monkeypatch):
@@ -113,7 +114,7 @@ def test_a_crash_before_the_manifest_write_leaves_no_visible_batch(paths, bucket
 
 def test_s3_source_needs_a_bucket():
     with pytest.raises(SettingsError, match=r"ingest\.s3\.bucket"):
-        parse_settings({"ingest": {"source": "s3"}})
+        params_settings(ingest={"source": "s3"})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -152,13 +153,11 @@ FAST_RETRY = {"attempts": 3, "initial_delay_seconds": 0.05, "max_delay_seconds":
 
 
 def _pg_settings(table, batch_rows=1000, **postgres):
-    return parse_settings(
-        {
-            "ingest": {
-                "source": "postgres",
-                "postgres": {"table": table, "batch_rows": batch_rows, **postgres},
-                "retry": FAST_RETRY,
-            }
+    return params_settings(
+        ingest={
+            "source": "postgres",
+            "postgres": {"table": table, "batch_rows": batch_rows, **postgres},
+            "retry": FAST_RETRY,
         }
     )
 
@@ -194,8 +193,8 @@ def test_postgres_query_source_and_parameters_are_bound_not_formatted(paths, fee
     dsn, table = feedback_table
     monkeypatch.setenv(ingest.POSTGRES_DSN_ENV, dsn)
     _insert(dsn, table, _rows([1, 2], datetime(2026, 3, 1, tzinfo=UTC)))
-    settings = parse_settings(
-        {"ingest": {"source": "postgres", "postgres": {"query": f"SELECT * FROM {table} WHERE channel = 'app'"}}}
+    settings = params_settings(
+        ingest={"source": "postgres", "postgres": {"query": f"SELECT * FROM {table} WHERE channel = 'app'"}}
     )
     assert ingest.run(settings, paths)["rows_ingested"] == 2
     statement = pg_source.postgres_statement(settings.ingest.postgres, ["2026-03-01T00:00:00+00:00", 2])
@@ -210,8 +209,8 @@ def test_postgres_query_source_and_parameters_are_bound_not_formatted(paths, fee
 def test_postgres_missing_watermark_column_is_a_clear_error(paths, feedback_table, monkeypatch):
     dsn, table = feedback_table
     monkeypatch.setenv(ingest.POSTGRES_DSN_ENV, dsn)
-    settings = parse_settings(
-        {"ingest": {"source": "postgres", "postgres": {"table": table, "watermark_columns": ["modified", "id"]}}}
+    settings = params_settings(
+        ingest={"source": "postgres", "postgres": {"table": table, "watermark_columns": ["modified", "id"]}}
     )
     with pytest.raises(ConfigError, match="watermark_columns"):
         ingest.run(settings, paths)
@@ -302,13 +301,17 @@ def test_s3_skipped_duplicate_is_not_downloaded_again_on_later_runs(paths, bucke
     observed = s3_client(endpoint)
     gets = _count_gets(observed)
 
-    first = s3_source.ingest_s3(settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, client=observed)
+    first = s3_source.ingest_s3(
+        settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, settings.ingest.retry, client=observed
+    )
     assert sorted(gets) == ["exports/a-resent.csv", "exports/a.csv"] and len(first["skipped"]) == 1
     (entry,) = read_manifest(paths.raw_manifest)
     assert entry["aliases"][0]["key"] == first["skipped"][0]["key"]
 
     gets.clear()
-    again = s3_source.ingest_s3(settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, client=observed)
+    again = s3_source.ingest_s3(
+        settings.ingest.s3, ["*.csv"], paths.raw, paths.raw_manifest, settings.ingest.retry, client=observed
+    )
     assert gets == [] and again["new_batches"] == [] and again["skipped"] == []  # ETag and size matched: no GET
 
 
@@ -378,11 +381,9 @@ def test_postgres_updates_are_ingested_and_the_latest_version_wins_in_validate(t
     (tmp_path / "labels.json").write_text(json.dumps(["card_arrival", "lost_or_stolen_card"]), encoding="utf-8")
     paths = ProjectPaths(tmp_path)
     monkeypatch.setenv(ingest.POSTGRES_DSN_ENV, postgres_dsn)
-    settings = parse_settings(
-        {
-            "ingest": {"source": "postgres", "postgres": {"table": table}, "retry": FAST_RETRY},
-            "validate": {"taxonomy": "labels.json", "min_rows_per_label": 0, "max_quarantine_share": 0.2},
-        }
+    settings = params_settings(
+        ingest={"source": "postgres", "postgres": {"table": table}, "retry": FAST_RETRY},
+        validate={"taxonomy": "labels.json", "min_rows_per_label": 0, "max_quarantine_share": 0.2},
     )
     with psycopg.connect(postgres_dsn, autocommit=True) as connection:
         for i in range(1, 11):

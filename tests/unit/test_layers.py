@@ -43,13 +43,6 @@ LAYERS = (
     Layer("entry points", frozenset({"cli", "__main__", "demo", "dags", "plugins"}), lateral=True),
 )
 
-# Circles another change is removing; each names its modules exactly, so a larger circle still fails.
-KNOWN_MODULE_CYCLES = (
-    # privacy: engine -> names -> engine and recognizers -> names; removed by splitting recognizers.py into a
-    # package (issue 21). Delete this entry once that lands.
-    frozenset({"feedbackflow.privacy.engine", "feedbackflow.privacy.names", "feedbackflow.privacy.recognizers"}),
-)
-
 
 def module_files() -> dict[str, Path]:
     """Every module of the package, the DAG files and the plugins, by dotted name (``dags.x``, ``plugins.y``)."""
@@ -198,7 +191,7 @@ def test_imports_point_down_the_layers():
 
 def test_no_modules_import_each_other_in_a_circle():
     graph = import_graph()
-    found = [members for members in cycles(graph) if frozenset(members) not in KNOWN_MODULE_CYCLES]
+    found = cycles(graph)
     assert not found, "module import circles:\n" + "\n".join(_path(graph, members) for members in found)
 
 

@@ -16,7 +16,7 @@ from feedbackflow.privacy.leak_gate import (
     needs_a_digit,
     regex_needs_digit,
 )
-from feedbackflow.settings import parse_settings
+from tests.helpers import params_settings
 
 PII_EVAL = Path(__file__).resolve().parents[2] / "data" / "pii_eval" / "pii_eval.jsonl"
 
@@ -45,7 +45,7 @@ def test_a_pattern_needs_a_digit_only_when_every_match_consumes_one(pattern: str
 
 @pytest.fixture(scope="module")
 def second() -> SecondOpinion:
-    return build_second_opinion(parse_settings({}).anonymise)
+    return build_second_opinion(params_settings().anonymise)
 
 
 def test_only_recognizers_that_need_a_digit_are_skipped_on_texts_without_one(second: SecondOpinion) -> None:
@@ -53,11 +53,11 @@ def test_only_recognizers_that_need_a_digit_are_skipped_on_texts_without_one(sec
     assert {"PhoneRecognizer", "CreditCardRecognizer", "IbanRecognizer", "UsSsnRecognizer"} <= gated
     assert not gated & {"SpacyRecognizer", "EmailRecognizer", "UrlRecognizer", "IpRecognizer"}
     assert all(needs_a_digit(r) == (type(r).__name__ in gated) for r in second.analyzer.registry.recognizers)
-    assert second.batch_size == parse_settings({}).anonymise.batch_size
+    assert second.batch_size == params_settings().anonymise.batch_size
 
 
 def test_the_second_scan_still_catches_numbers_the_output_kept(second: SecondOpinion) -> None:
-    engine = privacy.build_engine(parse_settings({}).anonymise)
+    engine = privacy.build_engine(params_settings().anonymise)
     texts = ["My phone number is +44 20 7946 0018, call me.", "Card 4111 1111 1111 1111 was charged twice."]
     report = check_output(["phone", "card"], texts, engine, {}, second)
     assert report.rescan_hits.get("PHONE_NUMBER") == ["phone"]

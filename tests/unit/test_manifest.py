@@ -9,11 +9,11 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import StateCorruptError
 from feedbackflow.orchestration.tasks import NO_RETRY_EXIT_CODES
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import ingest, validate
 from feedbackflow.storage.manifest import read_manifest
+from tests.helpers import params_settings
 
-SETTINGS = parse_settings({"validate": {"taxonomy": "labels.json"}})
+SETTINGS = params_settings(validate={"taxonomy": "labels.json", "min_rows_per_label": 0})
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def project(tmp_path):
     (landing / "a.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
     (tmp_path / "labels.json").write_text('["card_arrival"]', encoding="utf-8")
     paths = ProjectPaths(tmp_path)
-    ingest.run(parse_settings({"ingest": {"settle_seconds": 0}}), paths)
+    ingest.run(params_settings(ingest={"settle_seconds": 0}), paths)
     return paths
 
 

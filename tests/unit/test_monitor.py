@@ -11,8 +11,8 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.monitoring import drift, embeddings
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages import monitor
+from tests.helpers import params_settings
 
 LABELS = [f"intent_{i:02d}" for i in range(20)]
 CHANNELS = ["app", "chat", "email", "phone", "web"]
@@ -231,7 +231,15 @@ def test_stage_compares_the_newest_batch_with_the_champions_training_data(tmp_pa
     # The champion's training split also holds rows of the new batch (a rerun): they must not be the reference.
     train = pd.concat([old, new.iloc[30:130]], ignore_index=True)
     paths = write_project(tmp_path, train, [old, new])
-    settings = parse_settings({"monitor": {"max_reference_rows": 300, "max_current_rows": 500}})
+    settings = params_settings(
+        monitor={
+            "max_reference_rows": 300,
+            "max_current_rows": 500,
+            "drift_share": 0.5,
+            "embedding_auc": 0.55,
+            "min_accuracy": 0.0,
+        }
+    )
 
     result = monitor.run(settings, paths)
 
@@ -337,7 +345,7 @@ def test_bfloat16_champion_pass_keeps_the_embeddings_and_its_own_cache(tmp_path)
 
 def test_stage_without_champion_says_so(tmp_path):
     paths = write_project(tmp_path, feedback(100, seed=31), [feedback(100, seed=31)], champion=False)
-    result = monitor.run(parse_settings({}), paths)
+    result = monitor.run(params_settings(), paths)
     summary = json.loads((paths.stage_reports("monitor") / "summary.json").read_text(encoding="utf-8"))
     assert result["status"] == summary["status"] == "skipped"
     assert "no champion" in summary["reason"]

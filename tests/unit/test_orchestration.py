@@ -35,7 +35,7 @@ def test_output_hashes_from_lock():
 def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_sources():
     from feedbackflow.orchestration.connections import postgres_environment
     from feedbackflow.orchestration.tasks import run_options
-    from feedbackflow.settings import parse_settings
+    from tests.helpers import params_settings
 
     connection = Connection(
         conn_id="feedback_db", conn_type="postgres", host="db", port=5433, login="ff", password="p w", schema="app"
@@ -43,10 +43,10 @@ def test_postgres_connection_becomes_a_dsn_and_ingest_is_forced_for_unhashable_s
     assert postgres_environment(connection) == {
         "FEEDBACKFLOW_POSTGRES_DSN": "host=db port=5433 user=ff password='p w' dbname=app"
     }
-    postgres = parse_settings({"ingest": {"source": "postgres", "postgres": {"table": "t"}}})
+    postgres = params_settings(ingest={"source": "postgres", "postgres": {"table": "t"}})
     assert run_options("ingest", None, postgres) == ({}, True)
     assert run_options("validate", None, postgres) == ({}, False)
-    assert run_options("ingest", None, parse_settings({"ingest": {"source": "folder"}})) == ({}, False)
+    assert run_options("ingest", None, params_settings(ingest={"source": "folder"})) == ({}, False)
 
 
 def test_stage_rules_name_exactly_the_stages_of_dvc_yaml():

@@ -12,8 +12,7 @@ from feedbackflow.privacy import engine as privacy
 from feedbackflow.privacy.leak_gate import build_second_opinion, check_output
 from feedbackflow.privacy.pseudonym import KEY_ENV, KEY_ID_FILE, NO_KEY, PseudonymKey, check_key_id, write_key_id
 from feedbackflow.privacy.replace import anonymise_texts
-from feedbackflow.settings import parse_settings
-from tests.helpers import replaced
+from tests.helpers import params_settings, replaced
 
 
 def _luhn(prefix: str, length: int) -> str:
@@ -216,14 +215,14 @@ def test_amounts_orders_dates_and_product_codes_are_kept(engine, text) -> None:
 
 
 def test_entities_can_be_switched_off() -> None:
-    settings = parse_settings({"anonymise": {"entities": ["EMAIL_ADDRESS"]}}).anonymise
+    settings = params_settings(anonymise={"entities": ["EMAIL_ADDRESS"]}).anonymise
     engine = privacy.build_engine(settings)
     out = replaced(engine, "My name is Eleanor Whitfield, mail eleanor@example.org")
     assert "Eleanor Whitfield" in out and "eleanor@example.org" not in out
 
 
 def test_second_opinion_catches_a_name_the_first_scan_was_made_to_miss() -> None:
-    settings = parse_settings({}).anonymise
+    settings = params_settings().anonymise
     blind = privacy.build_engine(settings)
     for name in ("SpacyRecognizer", "NameCueRecognizer", "KnownFirstNameRecognizer"):
         blind.analyzer.registry.remove_recognizer(name)
@@ -237,7 +236,7 @@ def test_second_opinion_catches_a_name_the_first_scan_was_made_to_miss() -> None
 
 
 def test_second_opinion_passes_clean_output_with_countries_and_card_networks() -> None:
-    settings = parse_settings({}).anonymise
+    settings = params_settings().anonymise
     engine = privacy.build_engine(settings)
     texts = ["My name is Eleanor Whitfield. Does my Mastercard work in Germany?", "Call +44 7123 456789."]
     out, _ = anonymise_texts(texts, engine)

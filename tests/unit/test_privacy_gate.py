@@ -18,8 +18,9 @@ from feedbackflow.privacy import engine as privacy
 from feedbackflow.privacy.leak_gate import canary_pattern, check_output, load_canaries
 from feedbackflow.privacy.pseudonym import KEY_CONN_ENV, KEY_ENV, PseudonymKey, load_key, normalise, pseudonym
 from feedbackflow.privacy.replace import anonymise_texts
-from feedbackflow.settings import SettingsError, parse_settings
+from feedbackflow.settings import SettingsError
 from feedbackflow.stages import anonymise
+from tests.helpers import params_settings, write_params
 
 KEY = "k3y-for-tests-only-0123456789abcdef"
 OTHER_KEY = "another-k3y-for-tests-0123456789ab"
@@ -115,13 +116,13 @@ def test_pseudonym_operator_without_key_fails_before_loading_the_model(monkeypat
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.setattr(privacy, "build_analyzer", lambda settings: pytest.fail("model loaded without a key"))
     with pytest.raises(ConfigError, match=KEY_ENV):
-        privacy.build_engine(parse_settings({"anonymise": {"operators": {"PERSON": "pseudonym"}}}).anonymise)
+        privacy.build_engine(params_settings(anonymise={"operators": {"PERSON": "pseudonym"}}).anonymise)
 
 
 def test_operators_must_name_configured_entities() -> None:
     with pytest.raises(SettingsError, match="NRP"):
-        parse_settings({"anonymise": {"operators": {"NRP": "pseudonym"}}})
-    settings = parse_settings({"anonymise": {"operators": {"PERSON": "pseudonym"}}}).anonymise
+        params_settings(anonymise={"operators": {"NRP": "pseudonym"}})
+    settings = params_settings(anonymise={"operators": {"PERSON": "pseudonym"}}).anonymise
     assert settings.operator_for("PERSON") == "pseudonym" and settings.operator_for("URL") == "placeholder"
 
 
@@ -164,7 +165,7 @@ def test_gate_fails_on_a_planted_value_the_analyzer_misses(
     monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
 
     with caplog.at_level(logging.DEBUG), pytest.raises(PrivacyLeakError) as failure:
-        anonymise.run(parse_settings({}), paths)
+        anonymise.run(params_settings(), paths)
 
     message = str(failure.value)
     assert "CUSTOMER_REF" in message and "n001-000004" in message
@@ -185,7 +186,7 @@ def test_a_leak_in_the_last_chunk_keeps_every_chunk_out_of_the_output(
     monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
 
     with pytest.raises(PrivacyLeakError, match="CUSTOMER_REF in 1 row"):
-        anonymise.run(parse_settings({}), paths, chunk_rows=len(texts) - 1)
+        anonymise.run(params_settings(), paths, chunk_rows=len(texts) - 1)
 
     assert not paths.anonymised.joinpath("feedback.parquet").exists()  # the clean first chunk was not published
     assert not list((tmp_path / ".work").rglob("*.partial"))
@@ -205,7 +206,7 @@ def test_gate_second_scan_fails_when_replacement_is_switched_off(
     stale.write_bytes(b"previous night's output")
 
     with pytest.raises(PrivacyLeakError) as failure:
-        anonymise.run(parse_settings({}), paths)
+        anonymise.run(params_settings(), paths)
 
     message = str(failure.value)
     assert "second scan EMAIL_ADDRESS in 2 row(s): n001-000000, n001-000001" in message
@@ -221,7 +222,7 @@ def test_stage_with_pseudonyms_writes_audit_without_values_or_key(
     tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
-    settings = parse_settings(ALL_PSEUDONYM)
+    settings = params_settings(**ALL_PSEUDONYM)
     paths = _project(tmp_path, TEXTS, {"EMAIL_ADDRESS": [EMAIL], "PHONE_NUMBER": [PHONE], "CREDIT_CARD": [CARD]})
     # Same analyzer as build_engine would load; operators and key come from the real settings and environment.
     real_build = privacy.build_engine
@@ -246,7 +247,7 @@ def test_stage_with_pseudonyms_writes_audit_without_values_or_key(
     assert audit["key_id"] == PseudonymKey(KEY.encode()).key_id
     assert audit["operators"] == {entity: "pseudonym" for entity in settings.anonymise.entities}
     assert audit["config_hash"] == anonymise.config_hash(settings.anonymise)
-    assert audit["config_hash"] != anonymise.config_hash(parse_settings({}).anonymise)
+    assert audit["config_hash"] != anonymise.config_hash(params_settings().anonymise)
     assert audit["entities"]["EMAIL_ADDRESS"] == 2 and audit["leak_gate"]["passed"] is True
     assert audit["leak_gate"]["canaries_checked"] == 3
     assert result["leak_gate"]["passed"] is True
@@ -287,7 +288,7 @@ def test_cli_exits_77_on_a_leak_naming_rows_not_values(
 
     secret = "CUST-77120-ZZ"
     _project(tmp_path, [*TEXTS, f"Reference {secret} please."], {"CUSTOMER_REF": [secret]})
-    (tmp_path / "params.yaml").write_text("anonymise:\n  score_threshold: 0.5\n", encoding="utf-8")
+    write_params(tmp_path, anonymise={"score_threshold": 0.5})
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
     monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
 
@@ -337,7 +338,7 @@ def test_second_scan_findings_within_the_share_are_held_back_and_the_night_goes_
     _blind_to_one_name(monkeypatch)
 
     with caplog.at_level(logging.DEBUG):
-        result = anonymise.run(parse_settings({"anonymise": {"max_held_share": 0.1}}), paths, chunk_rows=4)
+        result = anonymise.run(params_settings(anonymise={"max_held_share": 0.1}), paths, chunk_rows=4)
 
     published = pd.read_parquet(paths.anonymised / "feedback.parquet")
     held = pd.read_parquet(paths.held_back / anonymise.HELD_FILE)
@@ -361,7 +362,7 @@ def test_second_scan_findings_above_the_share_fail_and_publish_nothing(
     _blind_to_one_name(monkeypatch)
 
     with pytest.raises(PrivacyLeakError) as failure:
-        anonymise.run(parse_settings({"anonymise": {"max_held_share": 0.05}}), paths)
+        anonymise.run(params_settings(anonymise={"max_held_share": 0.05}), paths)
 
     message = str(failure.value)
     assert "flagged 1 of 10 row(s)" in message and "max_held_share=0.05" in message and "n001-000009" in message
@@ -377,7 +378,7 @@ def test_worker_processes_give_the_same_output_as_one_process(tmp_path: Path) ->
     outputs = {}
     for n_process in (1, 2):
         paths = _project(tmp_path / str(n_process), texts, {"EMAIL_ADDRESS": [EMAIL]})
-        result = anonymise.run(parse_settings({"anonymise": {"n_process": n_process}}), paths, chunk_rows=3)
+        result = anonymise.run(params_settings(anonymise={"n_process": n_process}), paths, chunk_rows=3)
         assert result["rows"] == len(texts) == result["rows_out"] and result["leak_gate"]["passed"]
         report = json.loads((paths.stage_reports("anonymise") / "anonymise.json").read_text())
         assert report["settings"]["n_process"] == n_process

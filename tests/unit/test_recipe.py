@@ -16,8 +16,7 @@ from feedbackflow.modeling.recipe import (
     layerwise_parameter_groups,
     rdrop_loss,
 )
-from feedbackflow.settings import TrainSettings
-from tests.helpers import TINY_TRAIN, build_tiny_bert, fine_tune_tiny
+from tests.helpers import TINY_TRAIN, build_tiny_bert, fine_tune_tiny, section
 
 
 def _logits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +82,8 @@ def test_layerwise_groups_decay_the_rate_downwards_and_cover_every_parameter(tmp
 
 
 def test_a_tiny_run_with_smoothing_rdrop_and_layerwise_decay_learns(tmp_path):
-    settings = TrainSettings(
+    settings = section(
+        "train",
         base_model=str(build_tiny_bert(tmp_path / "tiny-bert")),
         **{**TINY_TRAIN, "learning_rate": 0.006},
         label_smoothing=0.1,
@@ -132,7 +132,7 @@ def test_a_student_distilled_from_a_teacher_follows_the_teacher_not_the_labels(t
     texts = [row["text"] for row in train]
     tiny = {**TINY_TRAIN, "epochs": 15, "learning_rate": 0.006}
 
-    def run(folder: str, train_relabel: dict[str, str], settings: TrainSettings):
+    def run(folder: str, train_relabel: dict[str, str], settings):
         # validation always as the teacher sees it: the kept (best) epoch is the one that agrees most with it
         return fine_tune(
             base,
@@ -143,16 +143,22 @@ def test_a_student_distilled_from_a_teacher_follows_the_teacher_not_the_labels(t
             seed=1,
             output_dir=tmp_path / folder,
             checkpoint_dir=tmp_path / f"{folder}-checkpoints",
+            oos=section("oos"),
         )
 
     def agreement(said: list[str], truth: list[str]) -> float:
         return float(np.mean([a == b for a, b in zip(said, truth, strict=True)]))
 
-    run("teacher", swap, TrainSettings(base_model=base, **tiny))
+    run("teacher", swap, section("train", base_model=base, **tiny))
     teacher_says = predict_labels(tmp_path / "teacher", texts)
     assert agreement(teacher_says, [swap.get(row["label"], row["label"]) for row in train]) >= 0.9
-    student = TrainSettings(
-        base_model=base, **tiny, teacher=[str(tmp_path / "teacher")], distill_alpha=1.0, distill_temperature=1.0
+    student = section(
+        "train",
+        base_model=base,
+        **tiny,
+        teacher=[str(tmp_path / "teacher")],
+        distill_alpha=1.0,
+        distill_temperature=1.0,
     )
     result = run("student", {}, student)  # taught the true labels, at weight 0
     assert result.metrics["distilled"] is True
@@ -169,7 +175,7 @@ def test_ensemble_logits_average_the_members_in_the_taxonomy_order_and_refuse_a_
     from feedbackflow.modeling.recipe import ensemble_logits
     from tests.helpers import TEMPLATES
 
-    settings = TrainSettings(base_model=str(build_tiny_bert(tmp_path / "tiny-bert")), **{**TINY_TRAIN, "epochs": 1})
+    settings = section("train", base_model=str(build_tiny_bert(tmp_path / "tiny-bert")), **{**TINY_TRAIN, "epochs": 1})
     fine_tune_tiny(tmp_path, settings)
     texts = ["where is my package", "I cannot log in"]
     logits, id2label = predict_logits(tmp_path / "model", texts)
@@ -228,7 +234,7 @@ def test_weight_averaged_run_saves_the_average_and_resumes_exactly_from_a_mid_tr
 
     base = str(build_tiny_bert(tmp_path / "tiny-bert"))
     tiny = {**TINY_TRAIN, "learning_rate": 0.006}
-    settings = TrainSettings(base_model=base, **tiny, ema_decay=0.9, checkpoint_steps=4)
+    settings = section("train", base_model=base, **tiny, ema_decay=0.9, checkpoint_steps=4)
     corpus = tiny_corpus(24)
     train = [row for index, row in enumerate(corpus) if index % 4]
     validation = [row for index, row in enumerate(corpus) if not index % 4]
@@ -248,6 +254,7 @@ def test_weight_averaged_run_saves_the_average_and_resumes_exactly_from_a_mid_tr
             output_dir=tmp_path / name,
             checkpoint_dir=checkpoints,
             on_checkpoint=lambda folder: shutil.copytree(folder, kept / folder.name, dirs_exist_ok=True),
+            oos=section("oos"),
         )
         return load_file(tmp_path / name / "model.safetensors")
 

@@ -6,11 +6,12 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
 from feedbackflow.orchestration.tasks import retrain_request, run_options, run_trigger
-from feedbackflow.settings import IngestSettings, SettingsError, parse_settings, with_source_override
+from feedbackflow.settings import SettingsError, with_source_override
+from tests.helpers import params_settings, section
 
 
 def test_source_override_forms():
-    base = IngestSettings()
+    base = section("ingest")
     assert with_source_override(base, None) is base
     s3 = with_source_override(base, "s3://campaign-bucket/2026/11")
     assert (s3.source, s3.s3.bucket, s3.s3.prefix) == ("s3", "campaign-bucket", "2026/11")
@@ -25,7 +26,7 @@ def test_source_override_forms():
 
 
 def test_run_options_per_stage():
-    folder = parse_settings({})
+    folder = params_settings()
 
     def options(stage: str, params: dict | None) -> tuple[dict, bool]:
         return run_options(stage, params, folder)

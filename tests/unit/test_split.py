@@ -1,7 +1,7 @@
 import pandas as pd
 
-from feedbackflow.settings import SplitSettings
 from feedbackflow.stages.split import assign_splits, split_frame
+from tests.helpers import params_settings, section
 
 
 def _frame(n, labels=("a", "b", "c")):
@@ -9,7 +9,7 @@ def _frame(n, labels=("a", "b", "c")):
 
 
 def test_a_message_keeps_its_split_when_new_data_arrives():
-    shares = SplitSettings(validation_share=0.1, test_share=0.2)
+    shares = section("split", validation_share=0.1, test_share=0.2)
     night1 = _frame(1000)
     night2 = pd.concat([night1, _frame(3000).iloc[1000:]], ignore_index=True)
     first = dict(zip(night1["id"], assign_splits(night1, shares, seed=7), strict=True))
@@ -18,7 +18,7 @@ def test_a_message_keeps_its_split_when_new_data_arrives():
 
 
 def test_shares_are_respected_per_label():
-    parts = split_frame(_frame(9000), SplitSettings(validation_share=0.1, test_share=0.2), seed=1)
+    parts = split_frame(_frame(9000), section("split", validation_share=0.1, test_share=0.2), seed=1)
     for label in "abc":
         counts = {name: int((part["label"] == label).sum()) for name, part in parts.items()}
         assert abs(counts["test"] / 3000 - 0.2) < 0.03
@@ -28,8 +28,8 @@ def test_shares_are_respected_per_label():
 def test_seed_changes_the_assignment_and_unlabelled_rows_are_left_out():
     frame = _frame(500)
     frame.loc[:9, "label"] = None
-    a = split_frame(frame, SplitSettings(), seed=1)
-    b = split_frame(frame, SplitSettings(), seed=2)
+    a = split_frame(frame, section("split", test_share=0.1), seed=1)
+    b = split_frame(frame, section("split", test_share=0.1), seed=2)
     assert sum(len(part) for part in a.values()) == 490
     assert set(a["test"]["id"]) != set(b["test"]["id"])
 
@@ -39,10 +39,9 @@ def test_an_empty_validation_split_is_a_clear_data_error_not_an_index_error(tmp_
 
     from feedbackflow.config import ProjectPaths
     from feedbackflow.errors import DataQualityError
-    from feedbackflow.settings import parse_settings
     from feedbackflow.stages import split
 
-    settings = parse_settings({"split": {"validation_share": 0.1, "test_share": 0.2}})
+    settings = params_settings(split={"validation_share": 0.1, "test_share": 0.2})
     candidates = _frame(40)
     names = assign_splits(candidates, settings.split, settings.base.seed)
     frame = candidates[names != "validation"].head(12)  # labelled rows, none of which hashes to validation
@@ -62,10 +61,9 @@ def test_an_empty_validation_split_is_a_clear_data_error_not_an_index_error(tmp_
 
 def test_the_stage_streams_in_chunks_and_writes_what_one_pass_over_all_rows_gives(tmp_path):
     from feedbackflow.config import ProjectPaths
-    from feedbackflow.settings import parse_settings
     from feedbackflow.stages import split
 
-    settings = parse_settings({"split": {"validation_share": 0.2, "test_share": 0.2}})
+    settings = params_settings(split={"validation_share": 0.2, "test_share": 0.2})
     frame = _frame(500).assign(text="hello")
     frame.loc[::7, "label"] = None  # unlabelled rows spread over every chunk
     paths = ProjectPaths(tmp_path)

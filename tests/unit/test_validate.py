@@ -16,10 +16,10 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.quality import suite
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages.ingest import ingest_folder, read_manifest
 from feedbackflow.stages.validate import run
 from feedbackflow.storage.manifest import write_manifest
+from tests.helpers import params_settings
 
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
 HEADER = ["id", "text", "label", "channel", "created_at"]
@@ -39,7 +39,7 @@ def paths(tmp_path: Path) -> ProjectPaths:
 
 
 def settings(**validate):
-    return parse_settings({"validate": {"taxonomy": "taxonomy.json", **validate}})
+    return params_settings(validate={"taxonomy": "taxonomy.json", "min_rows_per_label": 0, **validate})
 
 
 def deliver(paths: ProjectPaths, files: dict[str, object], source: str | None = None) -> list[dict]:

@@ -196,7 +196,7 @@ def test_a_data_docs_upload_to_an_unreachable_endpoint_is_retried_then_fails_cle
     paths: ProjectPaths, monkeypatch, caplog
 ) -> None:
     from feedbackflow.errors import SourceUnavailableError
-    from feedbackflow.settings import parse_settings
+    from tests.helpers import params_settings
     from tests.servers import free_port
 
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -205,11 +205,9 @@ def test_a_data_docs_upload_to_an_unreachable_endpoint_is_retried_then_fails_cle
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED_AWS_SECRET)
     deliver(paths, {"a.csv": [HEADER, row("a")]})
     fast = {"attempts": 2, "initial_delay_seconds": 0.1, "max_delay_seconds": 0.1, "timeout_seconds": 1}
-    configured = parse_settings(
-        {
-            "validate": {"taxonomy": "taxonomy.json", "data_docs_s3": "s3://governance/docs"},
-            "ingest": {"retry": fast},
-        }
+    configured = params_settings(
+        validate={"taxonomy": "taxonomy.json", "data_docs_s3": "s3://governance/docs", "min_rows_per_label": 0},
+        ingest={"retry": fast},
     )
 
     with pytest.raises(SourceUnavailableError) as failed:  # before: botocore's EndpointConnectionError, a traceback

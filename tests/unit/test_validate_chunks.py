@@ -19,9 +19,9 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.quality.readers import RawBatch, read_raw_batch
-from feedbackflow.settings import parse_settings
 from feedbackflow.stages.ingest import read_manifest
 from feedbackflow.stages.validate import run
+from tests.helpers import params_settings
 from tests.unit.test_validate import deliver
 
 TAXONOMY = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
@@ -107,15 +107,14 @@ def _outputs(paths: ProjectPaths) -> tuple[bytes, bytes, dict]:
 
 
 def _validate(paths: ProjectPaths, chunk_rows: int, gx_passing_rows: int | None) -> tuple[bytes, bytes, dict, str]:
-    settings = parse_settings(
-        {
-            "validate": {
-                "taxonomy": "taxonomy.json",
-                "max_quarantine_share": 0.5,
-                "chunk_rows": chunk_rows,
-                "gx_passing_rows": gx_passing_rows,
-                "volume_min_history": 100,
-            }
+    settings = params_settings(
+        validate={
+            "taxonomy": "taxonomy.json",
+            "max_quarantine_share": 0.5,
+            "chunk_rows": chunk_rows,
+            "gx_passing_rows": gx_passing_rows,
+            "volume_min_history": 100,
+            "min_rows_per_label": 0,
         }
     )
     try:
@@ -169,7 +168,7 @@ def test_raw_chunks_hold_exactly_the_rows_of_the_whole_file(history: ProjectPath
 def test_id_claims_are_exact_on_the_hash_path_and_the_arrow_path(monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow as pa
 
-    from feedbackflow.quality import suite
+    from feedbackflow.quality import ids, suite
 
     rng = np.random.default_rng(7)
     stored = pa.array([f"id-{n}" for n in rng.integers(0, 5_000, 3_000)], pa.large_string())
@@ -181,8 +180,8 @@ def test_id_claims_are_exact_on_the_hash_path_and_the_arrow_path(monkeypatch: py
     by_hash = suite.IdClaims(stored, positions, versioned)
     assert not by_hash._collisions
     hashed = (by_hash.repeated(asked, at, candidate, version), by_hash.shared(asked, candidate), by_hash._index(asked))
-    original = suite._hash_ids
-    monkeypatch.setattr(suite, "_hash_ids", lambda ids: original(ids) % np.uint64(97))  # many ids share a hash
+    original = ids._hash_ids
+    monkeypatch.setattr(ids, "_hash_ids", lambda ids: original(ids) % np.uint64(97))  # many ids share a hash
     by_arrow = suite.IdClaims(stored, positions, versioned)
     assert by_arrow._collisions
     assert np.array_equal(hashed[0], by_arrow.repeated(asked, at, candidate, version))

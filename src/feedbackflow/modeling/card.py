@@ -85,7 +85,22 @@ def model_card(
         anonymisation: lines from :func:`anonymisation_summary`.
         calibration: the model's ``calibration.json`` (temperature, ``unknown`` threshold, validation figures).
     """
-    header = [
+    return "\n".join(
+        [
+            *_front_matter(base_model, len(labels)),
+            *_data_and_parameters(data_version, metrics, params, seed),
+            *_metrics_table(metrics),
+            *_epoch_table(history),
+            *calibration_section(calibration),
+            *_use_and_limits(params.get("max_length")),
+            *_anonymisation_section(anonymisation),
+        ]
+    )
+
+
+def _front_matter(base_model: str, label_count: int) -> list[str]:
+    """The YAML header and the card's opening paragraph."""
+    return [
         "---",
         "library_name: transformers",
         "pipeline_tag: text-classification",
@@ -96,8 +111,16 @@ def model_card(
         "# feedbackflow challenger: customer-feedback intent classifier",
         "",
         f"Fine-tuned from `{base_model}` by the feedbackflow `train` stage to sort customer feedback into "
-        f"{len(labels)} intents. Class ids follow the taxonomy file (`label_map.json`).",
+        f"{label_count} intents. Class ids follow the taxonomy file (`label_map.json`).",
         "",
+    ]
+
+
+def _data_and_parameters(
+    data_version: dict[str, str], metrics: dict[str, Any], params: dict[str, Any], seed: int
+) -> list[str]:
+    """The split files' hashes and row counts, and the training parameters."""
+    return [
         "## Data version",
         "",
         "| split file | MD5 (as in dvc.lock) |",
@@ -113,25 +136,37 @@ def model_card(
         f"| base.seed | {seed} |",
         *[f"| train.{key} | {value} |" for key, value in params.items()],
         "",
+    ]
+
+
+_SHOWN_METRICS = (
+    "validation_accuracy",
+    "validation_macro_f1",
+    "train_loss",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "device",
+    "precision",
+    "non_padding_token_fraction",
+    "train_seconds",
+)
+
+
+def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+    """The validation metrics of the best epoch and how the run went."""
+    return [
         "## Metrics (validation split, best epoch)",
         "",
         "| metric | value |",
         "|---|---|",
+        *[f"| {key} | {metrics[key]} |" for key in _SHOWN_METRICS if key in metrics],
     ]
-    shown = (
-        "validation_accuracy",
-        "validation_macro_f1",
-        "train_loss",
-        "best_epoch",
-        "epochs_run",
-        "stopped_early",
-        "device",
-        "precision",
-        "non_padding_token_fraction",
-        "train_seconds",
-    )
-    body = [f"| {key} | {metrics[key]} |" for key in shown if key in metrics]
-    curve = [
+
+
+def _epoch_table(history: list[dict[str, Any]]) -> list[str]:
+    """One row per epoch, and where the test-split scores and the confusion matrix are."""
+    return [
         "",
         "Per epoch (`reports/train/history.csv`, plotted by `dvc plots show`):",
         "",
@@ -146,12 +181,17 @@ def model_card(
         "Test-split scores against the current champion are in `reports/evaluate/` (the promotion gate); the "
         "validation confusion matrix is `reports/train/confusion_matrix.png`.",
         "",
-        *calibration_section(calibration),
+    ]
+
+
+def _use_and_limits(max_length: Any) -> list[str]:
+    """What the model is for and where it stops being reliable."""
+    return [
         "## Intended use",
         "",
         "Routing and counting customer feedback by intent inside the feedbackflow pipeline, with a person able to "
         "review and correct the label. Messages in English, short (training truncates at "
-        f"{params.get('max_length')} tokens, and so does inference).",
+        f"{max_length} tokens, and so does inference).",
         "",
         "## Limits",
         "",
@@ -163,6 +203,12 @@ def model_card(
         "(see the monitor stage's drift report).",
         "- Not for decisions about individuals (credit, complaints handling outcomes) without human review.",
         "",
+    ]
+
+
+def _anonymisation_section(anonymisation: list[str]) -> list[str]:
+    """The anonymisation applied to the training data, from :func:`anonymisation_summary`."""
+    return [
         "## Anonymisation applied to the training data",
         "",
         *anonymisation,
@@ -170,7 +216,6 @@ def model_card(
         "No text from the data set appears in this card or the other artifacts: counts, hashes and metrics only.",
         "",
     ]
-    return "\n".join(header + body + curve)
 
 
 def calibration_section(calibration: dict[str, Any] | None) -> list[str]:

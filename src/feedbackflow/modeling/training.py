@@ -14,6 +14,7 @@ is configured rather than rewritten. What this module adds:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -31,42 +32,12 @@ import numpy as np
 from feedbackflow.modeling.metrics import classification_metrics
 from feedbackflow.modeling.model import pick_device, pick_precision
 from feedbackflow.modeling.oos import CALIBRATION_FILE, fit_calibration
-from feedbackflow.modeling.recipe import (
-    Distillation,
-    WeightAverage,
-    classification_loss,
-    ensemble_logits,
-    layerwise_parameter_groups,
-    rdrop_loss,
-)
+from feedbackflow.modeling.recipe import WeightAverage, classification_loss, ensemble_logits
 from feedbackflow.settings import OutOfScopeSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-#: the batch key of the teacher's logits (never passed to the model)
-TEACHER_KEY = "teacher_logits"
-#: with weight averaging, a checkpoint's model holds the average and this file the raw weights training resumes from
-RAW_WEIGHTS = "raw_weights.safetensors"
-
-
-class EncodedTexts:
-    """A map-style dataset of tokenized texts and label ids (what ``Trainer`` consumes)."""
-
-    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int], teacher_logits: Any = None) -> None:
-        self.encodings = encodings
-        self.labels = labels
-        self.teacher_logits = teacher_logits  # (rows, labels) soft targets for distillation, or None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {key: values[index] for key, values in self.encodings.items()}
-        item["labels"] = self.labels[index]
-        if self.teacher_logits is not None:
-            item[TEACHER_KEY] = self.teacher_logits[index].tolist()
-        return item
 
 
 @dataclass
@@ -130,7 +101,8 @@ def fine_tune(
     output_dir: Path,
     checkpoint_dir: Path,
     on_checkpoint: Callable[[Path], None] | None = None,
-    oos: OutOfScopeSettings | None = None,
+    *,
+    oos: OutOfScopeSettings,
     teacher_logits: Any = None,
 ) -> TrainResult:
     """Fine-tune ``base_model`` on ``train`` (texts, labels) and save it to ``output_dir``.
@@ -160,164 +132,7 @@ def fine_tune(
         model's validation predictions (for the confusion matrix).
     """
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-        set_seed,
-    )
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    class EpochSeededLengthSampler(LengthGroupedSampler):  # type: ignore[misc]
-        """Length-grouped order drawn from ``seed + epoch``: the same batches whether or not the run was resumed."""
-
-        def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
-            super().__init__(batch_size, lengths=lengths)
-            self.seed = seed
-            self.set_epoch(0)
-
-        def set_epoch(self, epoch: int) -> None:
-            self.generator = torch.Generator().manual_seed(self.seed + epoch)
-
-    class ResumableTrainer(Trainer):  # type: ignore[misc]
-        """The Trainer with an epoch-seeded length-grouped sampler (the Trainer calls its ``set_epoch``), R-Drop,
-        distillation, weight averaging and layer-wise learning-rate decay when the settings ask for them."""
-
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            return EpochSeededLengthSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                lengths,
-                self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-            )
-
-        def compute_loss(
-            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
-        ) -> Any:
-            teacher = inputs.pop(TEACHER_KEY, None)
-            rdrop = bool(settings.rdrop_alpha and model.training)
-            if not (rdrop or (teacher is not None and model.training)):
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            distillation = None
-            if teacher is not None:
-                distillation = Distillation(teacher, settings.distill_alpha, settings.distill_temperature)
-            features = {key: value for key, value in inputs.items() if key != "labels"}
-            if rdrop:  # both dropout passes in one forward of the doubled batch
-                features = {key: torch.cat([value, value]) for key, value in features.items()}
-            outputs = model(**features)
-            if rdrop:
-                first, second = outputs.logits.chunk(2)
-                loss = rdrop_loss(
-                    first,
-                    second,
-                    inputs["labels"],
-                    settings.rdrop_alpha,
-                    loss_weights,
-                    settings.label_smoothing,
-                    num_items_in_batch,
-                    distillation,
-                )
-                outputs.logits = first
-            else:
-                loss = classification_loss(
-                    outputs.logits,
-                    inputs["labels"],
-                    loss_weights,
-                    settings.label_smoothing,
-                    num_items_in_batch,
-                    distillation,
-                )
-            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-                loss = loss * self.accelerator.num_processes  # as the Trainer's own compute_loss does under DDP
-            return (loss, outputs) if return_outputs else loss
-
-        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-            if average is None:
-                return super().evaluate(*args, **kwargs)
-            with average.applied(self.model):
-                return super().evaluate(*args, **kwargs)
-
-        def _save_checkpoint(self, model: Any, trial: Any) -> None:
-            if average is None:
-                return super()._save_checkpoint(model, trial)
-            from safetensors.torch import save_file
-
-            own: Any = self.model
-            if self.args.should_save:  # rank 0; raw weights first, so trainer_state.json still marks a complete save
-                folder = checkpoint_dir / f"checkpoint-{self.state.global_step}"
-                folder.mkdir(parents=True, exist_ok=True)
-                raw = {name: value.detach().cpu().contiguous() for name, value in own.named_parameters()}
-                save_file(raw, str(folder / RAW_WEIGHTS))
-            with average.applied(self.model):  # the checkpoint's model (and so the best model) is the average
-                super()._save_checkpoint(model, trial)
-
-        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-            raw_file = Path(resume_from_checkpoint) / RAW_WEIGHTS
-            if average is None or not raw_file.is_file():
-                return
-            from safetensors.torch import load_file
-
-            own: Any = self.model
-            average.reset(own, int(Path(resume_from_checkpoint).name.split("-")[1]))  # checkpoint-<step>
-            raw = load_file(str(raw_file))
-            with torch.no_grad():
-                for name, value in own.named_parameters():
-                    value.copy_(raw[name])
-
-        def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
-            if settings.layerwise_lr_decay >= 1 or self.optimizer is not None:
-                return super().create_optimizer(*args, **kwargs)
-            model: Any = self.model
-            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
-            groups = layerwise_parameter_groups(
-                model,
-                self.args.learning_rate,
-                settings.layerwise_lr_decay,
-                self.args.weight_decay,
-                set(self.get_decay_parameter_names(model)),
-            )
-            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
-            return self.optimizer
-
-    class Checkpoints(TrainerCallback):  # type: ignore[misc]
-        """Mid-epoch checkpoints every ``checkpoint_steps`` (the Trainer saves at epoch ends for the best model)."""
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            epoch_end = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6  # saved at the epoch end anyway
-            if state.global_step % settings.checkpoint_steps == 0 and not epoch_end:
-                control.should_save = True
-
-        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            # loss is logged at every checkpoint and epoch end, so a resumed run logs the same per-epoch losses
-            control.should_log = True
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            log.info("checkpoint saved at step %d/%d", state.global_step, state.max_steps)
-            if on_checkpoint is not None and is_main_process():
-                on_checkpoint(checkpoint_dir / f"checkpoint-{state.global_step}")
-
-    class Averaging(TrainerCallback):  # type: ignore[misc]
-        """Folds the weights into the average after every optimiser step."""
-
-        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            if average is not None and model is not None:
-                average.update(model, state.global_step)
-
-    class ProgressLog(TrainerCallback):  # type: ignore[misc]
-        """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            every = max(1, state.max_steps // 20)
-            if state.global_step % every == 0 or state.global_step == state.max_steps:
-                log.info("train step %d/%d (epoch %.2f)", state.global_step, state.max_steps, state.epoch or 0)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            shown = {key: round(value, 4) for key, value in (logs or {}).items() if isinstance(value, float)}
-            log.info("epoch %.2f: %s", state.epoch or 0, shown)
+    from transformers import set_seed
 
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
@@ -325,6 +140,61 @@ def fine_tune(
     precision = pick_precision(device)
     set_seed(seed)
     label2id = {label: index for index, label in enumerate(labels)}
+    tokenizer, model = _load_base_model(base_model, labels, label2id)
+    teacher_logits = _teacher_logits(teacher_logits, settings, train[0], labels, device)
+    data = _prepare(tokenizer, settings.max_length, label2id, train, validation, oos.label, teacher_logits)
+    trainer = _build_trainer(model, tokenizer, data, settings, seed, (device, precision), checkpoint_dir, on_checkpoint)
+    resumed_step, seconds = _run(trainer, checkpoint_dir)
+    history = _history(trainer.state.log_history)
+    scores, predicted, calibration = _evaluate(trainer, data, oos, len(labels))
+    run = _Run(device, precision, seed, resumed_step, seconds, history, trainer.state.log_history)
+    metrics = _metrics(settings, data, run, scores, calibration)
+    if trainer.is_world_process_zero():
+        _save(trainer, tokenizer, output_dir, settings.max_length, label2id, metrics, calibration.to_dict())
+    log.info("trained on %d rows in %.1fs: %s", len(data.train_set), seconds, metrics)
+    return TrainResult(metrics, history, list(data.validation_set.labels), predicted, calibration.to_dict())
+
+
+@dataclass
+class _Prepared:
+    """The encoded splits of one run and what was held out of them."""
+
+    tokenizer: Any
+    max_length: int
+    label2id: dict[str, int]
+    train_set: Any
+    validation_set: Any
+    negatives: list[str]
+    distilled: bool
+
+    @property
+    def lengths(self) -> list[int]:
+        """The token count of every training row."""
+        return [len(ids) for ids in self.train_set.encodings["input_ids"]]
+
+    def encode(self, texts: list[str], names: list[str] | None = None) -> Any:
+        """Tokenize; ``names`` None marks out-of-scope rows (label -100: the loss ignores them)."""
+        return _encode(self.tokenizer, self.max_length, self.label2id, texts, names)
+
+
+@dataclass
+class _Run:
+    """Facts of the training run itself, for the metrics."""
+
+    device: str
+    precision: str | None
+    seed: int
+    resumed_step: int | None
+    seconds: float
+    history: list[dict[str, float]]
+    log_history: list[dict[str, float]]
+
+
+def _load_base_model(base_model: str, labels: list[str], label2id: dict[str, int]) -> tuple[Any, Any]:
+    """The tokenizer and a classifier with a new head of ``len(labels)`` classes, in fp32."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = AutoModelForSequenceClassification.from_pretrained(
         base_model,
@@ -336,29 +206,66 @@ def fine_tune(
         # mixed precision comes from autocast, an fp16/bf16 checkpoint trained as is overflows
         dtype=torch.float32,
     )
+    return tokenizer, model
 
-    def encode(texts: list[str], names: list[str] | None = None) -> EncodedTexts:
-        """Tokenize; ``names`` None marks out-of-scope rows (label -100: the loss ignores them)."""
-        encodings = tokenizer(texts, truncation=True, max_length=settings.max_length)
-        return EncodedTexts(dict(encodings), [label2id[name] for name in names] if names else [-100] * len(texts))
 
-    oos = oos or OutOfScopeSettings()
+def _teacher_logits(
+    given: Any, settings: TrainSettings, texts: list[str], labels: list[str], device: str
+) -> np.ndarray | None:
+    """The distillation targets: ``given``, else the mean logits of ``train.teacher``'s folders, else None."""
     teachers = [Path(folder) for folder in settings.teacher]
-    if teacher_logits is None and teachers:
-        log.info("distillation: computing the logits of %d teacher model(s) on %d rows", len(teachers), len(train[0]))
-        teacher_logits = ensemble_logits(teachers, train[0], labels, device=device)
-    in_scope, negatives = _separate(train, validation, label2id, oos.label)
-    train_set, validation_set = encode(*in_scope[0]), encode(*in_scope[1])
+    if given is None and teachers:
+        log.info("distillation: computing the logits of %d teacher model(s) on %d rows", len(teachers), len(texts))
+        given = ensemble_logits(teachers, texts, labels, device=device)
+    if given is None:
+        return None
+    logits = np.asarray(given, dtype=np.float32)
+    if logits.shape != (len(texts), len(labels)):
+        raise ValueError(f"teacher logits have shape {logits.shape}, want {(len(texts), len(labels))}")
+    return logits
+
+
+def _encode(
+    tokenizer: Any, max_length: int, label2id: dict[str, int], texts: list[str], names: list[str] | None = None
+) -> Any:
+    """Tokenize ``texts``; ``names`` None marks out-of-scope rows (label -100: the loss ignores them)."""
+    from feedbackflow.modeling.trainer import EncodedTexts
+
+    encodings = tokenizer(texts, truncation=True, max_length=max_length)
+    return EncodedTexts(dict(encodings), [label2id[name] for name in names] if names else [-100] * len(texts))
+
+
+def _prepare(
+    tokenizer: Any,
+    max_length: int,
+    label2id: dict[str, int],
+    train: tuple[list[str], list[str]],
+    validation: tuple[list[str], list[str]],
+    oos_label: str,
+    teacher_logits: np.ndarray | None,
+) -> _Prepared:
+    """Hold the out-of-scope rows out, encode both splits and attach the teacher's logits of the rows kept."""
+    in_scope, negatives = _separate(train, validation, label2id, oos_label)
+    train_set = _encode(tokenizer, max_length, label2id, *in_scope[0])
+    validation_set = _encode(tokenizer, max_length, label2id, *in_scope[1])
     if teacher_logits is not None:
-        teacher_logits = np.asarray(teacher_logits, dtype=np.float32)
-        if teacher_logits.shape != (len(train[0]), len(labels)):
-            raise ValueError(f"teacher logits have shape {teacher_logits.shape}, want {(len(train[0]), len(labels))}")
-        kept = np.array([not _is_negative(name, label2id, oos.label) for name in train[1]], dtype=bool)
+        kept = np.array([not _is_negative(name, label2id, oos_label) for name in train[1]], dtype=bool)
         train_set.teacher_logits = teacher_logits[kept]
-    lengths = [len(ids) for ids in train_set.encodings["input_ids"]]
-    # on GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x
-    pad_multiple = 8 if device == "cuda" else None
-    args = TrainingArguments(
+    return _Prepared(tokenizer, max_length, label2id, train_set, validation_set, negatives, teacher_logits is not None)
+
+
+def _pad_multiple(device: str) -> int | None:
+    """On GPUs every new batch shape costs an attention-plan build: rounding lengths to 8 cuts the shapes ~4x."""
+    return 8 if device == "cuda" else None
+
+
+def _training_arguments(
+    settings: TrainSettings, seed: int, device: str, precision: str | None, checkpoint_dir: Path
+) -> Any:
+    """The Trainer's arguments for ``settings``: epoch evaluation and saves, best model at the end, resumable."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -392,36 +299,67 @@ def fine_tune(
         disable_tqdm=not sys.stderr.isatty(),
     )
 
-    def compute_metrics(prediction: Any) -> dict[str, float]:
-        predicted = np.argmax(prediction.predictions, axis=-1)
-        scores = classification_metrics(list(prediction.label_ids), list(predicted), list(range(len(labels))))
-        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
+def _compute_metrics(label_count: int, prediction: Any) -> dict[str, float]:
+    """Validation accuracy and macro-F1 of the Trainer's predictions."""
+    predicted = np.argmax(prediction.predictions, axis=-1)
+    scores = classification_metrics(list(prediction.label_ids), list(predicted), list(range(label_count)))
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
+def _plain_loss(
+    loss_weights: Any, label_smoothing: float, outputs: Any, targets: Any, num_items_in_batch: Any = None
+) -> Any:
+    """The weighted, smoothed cross-entropy the Trainer uses where ``compute_loss`` adds nothing."""
+    return classification_loss(outputs["logits"], targets, loss_weights, label_smoothing, num_items_in_batch)
+
+
+def _build_trainer(
+    model: Any,
+    tokenizer: Any,
+    data: _Prepared,
+    settings: TrainSettings,
+    seed: int,
+    hardware: tuple[str, str | None],
+    checkpoint_dir: Path,
+    on_checkpoint: Callable[[Path], None] | None,
+) -> Any:
+    """A :class:`~feedbackflow.modeling.trainer.ResumableTrainer` with the recipe's loss, averaging and callbacks."""
+    import torch
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+
+    from feedbackflow.modeling.trainer import Averaging, Checkpoints, ProgressLog, ResumableTrainer
+
+    device, precision = hardware
     loss_weights = None
     if settings.class_weights == "balanced":
-        loss_weights = torch.tensor(class_weights(train_set.labels, len(labels)), dtype=torch.float32)
-
-    def compute_loss_func(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
-        return classification_loss(
-            outputs["logits"], targets, loss_weights, settings.label_smoothing, num_items_in_batch
-        )
-
+        loss_weights = torch.tensor(class_weights(data.train_set.labels, len(data.label2id)), dtype=torch.float32)
     average = WeightAverage(settings.ema_decay) if settings.ema_decay else None
-    callbacks: list[Any] = [ProgressLog(), Averaging()]
+    callbacks: list[Any] = [ProgressLog(), Averaging(average)]
     if settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.early_stopping_patience))
-    callbacks.append(Checkpoints())
-    trainer = ResumableTrainer(
+    callbacks.append(
+        Checkpoints(settings.checkpoint_steps, checkpoint_dir, on_checkpoint if is_main_process() else None)
+    )
+    return ResumableTrainer(
+        recipe=settings,
+        lengths=data.lengths,
+        loss_weights=loss_weights,
+        average=average,
+        checkpoint_dir=checkpoint_dir,
         model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=validation_set,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple),
-        compute_metrics=compute_metrics,
-        compute_loss_func=compute_loss_func,
+        args=_training_arguments(settings, seed, device, precision, checkpoint_dir),
+        train_dataset=data.train_set,
+        eval_dataset=data.validation_set,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=_pad_multiple(device)),
+        compute_metrics=functools.partial(_compute_metrics, len(data.label2id)),
+        compute_loss_func=functools.partial(_plain_loss, loss_weights, settings.label_smoothing),
         callbacks=callbacks,
     )
 
+
+def _run(trainer: Any, checkpoint_dir: Path) -> tuple[int | None, float]:
+    """Train, resuming from the newest complete checkpoint; returns the step resumed from and the seconds taken."""
     resume = last_checkpoint(checkpoint_dir)
     resumed_step = int(resume.name.split("-")[1]) if resume is not None else None
     if resume is not None:
@@ -430,75 +368,96 @@ def fine_tune(
         log.info("no checkpoint in %s: training from the start", checkpoint_dir)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.perf_counter() - started
-    history = _history(trainer.state.log_history)
-    final = trainer.predict(cast(Any, validation_set), metric_key_prefix="eval")
+    return resumed_step, time.perf_counter() - started
+
+
+def _evaluate(trainer: Any, data: _Prepared, oos: OutOfScopeSettings, label_count: int) -> tuple[dict, list, Any]:
+    """The best model's validation scores and predictions, and its calibration fitted with the held-out negatives."""
+    final = trainer.predict(cast(Any, data.validation_set), metric_key_prefix="eval")
     predicted = np.argmax(final.predictions, axis=-1).tolist()
-    scores = final.metrics or {}
-    negative_logits: Any = np.zeros((0, len(labels)), dtype=np.float32)
-    if negatives:
+    negative_logits: Any = np.zeros((0, label_count), dtype=np.float32)
+    if data.negatives:
         trainer.compute_metrics = None  # no intent to score: only their logits are needed
-        negative_logits = trainer.predict(cast(Any, encode(negatives)), metric_key_prefix="oos").predictions
+        negative_logits = trainer.predict(cast(Any, data.encode(data.negatives)), metric_key_prefix="oos").predictions
     calibration = fit_calibration(
         np.concatenate([np.asarray(final.predictions), np.asarray(negative_logits)]),
-        [*validation_set.labels, *[-1] * len(negatives)],
+        [*data.validation_set.labels, *[-1] * len(data.negatives)],
         method=oos.method,
         target_precision=oos.target_precision,
         oos_label=oos.label,
-        oos_class_id=label2id.get(oos.label),
+        oos_class_id=data.label2id.get(oos.label),
         bins=oos.calibration_bins,
     )
+    return final.metrics or {}, predicted, calibration
+
+
+def _padding_share(settings: TrainSettings, lengths: list[int], seed: int, pad_multiple: int | None) -> float:
+    """The real-token share of the batches the sampler draws for the first epoch."""
+    from feedbackflow.modeling.trainer import EpochSeededLengthSampler
 
     sampler = EpochSeededLengthSampler(settings.batch_size * settings.gradient_accumulation_steps, lengths, seed)
     order = list(sampler)
     batches = [order[start : start + settings.batch_size] for start in range(0, len(order), settings.batch_size)]
-    epochs_run = len(history)
+    return non_padding_fraction(lengths, batches, pad_multiple)
+
+
+def _metrics(settings: TrainSettings, data: _Prepared, run: _Run, scores: dict, calibration: Any) -> dict[str, Any]:
+    """``train_metrics.json``: what ran, how it scored on validation, its calibration and its speed."""
+    lengths, seconds = data.lengths, run.seconds
+    epochs_run = len(run.history)
     best_metric = f"validation_{settings.early_stopping_metric}"
-    best = max(history, key=lambda row: row.get(best_metric, -1.0)) if history else {}
-    samples = len(train_set) * epochs_run
-    metrics = {
-        "device": device,
-        "precision": precision,
-        "train_rows": len(train_set),
-        "validation_rows": len(validation_set),
+    best = max(run.history, key=lambda row: row.get(best_metric, -1.0)) if run.history else {}
+    samples = len(data.train_set) * epochs_run
+    chosen = calibration.validation["methods"][calibration.method]
+    return {
+        "device": run.device,
+        "precision": run.precision,
+        "train_rows": len(data.train_set),
+        "validation_rows": len(data.validation_set),
         "epochs": settings.epochs,
         "epochs_run": epochs_run,
         "best_epoch": best.get("epoch"),
         "stopped_early": epochs_run < math.ceil(settings.epochs),
-        "resumed_from_step": resumed_step,
-        "train_loss": _train_loss(trainer.state.log_history),
+        "resumed_from_step": run.resumed_step,
+        "train_loss": _train_loss(run.log_history),
         "validation_accuracy": round(float(scores["eval_accuracy"]), 6),
         "validation_macro_f1": round(float(scores["eval_macro_f1"]), 6),
-        "oos_rows_held_out": len(negatives),
-        "distilled": teacher_logits is not None,
+        "oos_rows_held_out": len(data.negatives),
+        "distilled": data.distilled,
         "weight_average_decay": settings.ema_decay or None,
         "temperature": calibration.temperature,
         "oos_method": calibration.method,
         "oos_threshold": calibration.to_dict()["threshold"],
         **{f"validation_{key}": calibration.validation[key] for key in ("ece_before", "ece_after")},
-        **{
-            f"validation_{key}": calibration.validation["methods"][calibration.method][key]
-            for key in ("in_scope_coverage", "oos_recall")
-        },
-        "validation_precision_at_threshold": calibration.validation["methods"][calibration.method]["precision"],
-        "non_padding_token_fraction": round(non_padding_fraction(lengths, batches, pad_multiple), 4),
+        **{f"validation_{key}": chosen[key] for key in ("in_scope_coverage", "oos_recall")},
+        "validation_precision_at_threshold": chosen["precision"],
+        "non_padding_token_fraction": round(_padding_share(settings, lengths, run.seed, _pad_multiple(run.device)), 4),
         "train_seconds": round(seconds, 2),
         "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
         "tokens_per_second": round(sum(lengths) * epochs_run / seconds, 1) if seconds > 0 else None,
     }
-    if trainer.is_world_process_zero():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(output_dir))
-        # the Trainer also pickles its arguments there: not needed to load the model, and no pickles in artifacts
-        (output_dir / "training_args.bin").unlink(missing_ok=True)
-        # inference must truncate where training did; the tokenizer carries that limit with the model
-        tokenizer.model_max_length = settings.max_length
-        tokenizer.save_pretrained(str(output_dir))
-        (output_dir / "label_map.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
-        (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        (output_dir / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
-    log.info("trained on %d rows in %.1fs: %s", len(train_set), seconds, metrics)
-    return TrainResult(metrics, history, list(validation_set.labels), predicted, calibration.to_dict())
+
+
+def _save(
+    trainer: Any,
+    tokenizer: Any,
+    output_dir: Path,
+    max_length: int,
+    label2id: dict[str, int],
+    metrics: dict[str, Any],
+    calibration: dict[str, Any],
+) -> None:
+    """Write the model, its tokenizer, the label map, the metrics and the calibration to ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(output_dir))
+    # the Trainer also pickles its arguments there: not needed to load the model, and no pickles in artifacts
+    (output_dir / "training_args.bin").unlink(missing_ok=True)
+    # inference must truncate where training did; the tokenizer carries that limit with the model
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(str(output_dir))
+    (output_dir / "label_map.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output_dir / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
 
 
 def _separate(

@@ -68,10 +68,10 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 class Thresholds:
     """The test conditions' thresholds (``monitor`` section of ``params.yaml``)."""
 
-    drift_share: float = 0.5
-    p_value: float = 0.05
-    embedding_auc: float = 0.55
-    min_accuracy: float = 0.0
+    drift_share: float
+    p_value: float
+    embedding_auc: float
+    min_accuracy: float
 
 
 @dataclass

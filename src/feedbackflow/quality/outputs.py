@@ -120,7 +120,7 @@ VALIDATION_RESULT_FILE = "validation_result.json"
 
 
 def publish_docs(
-    building: Path, docs_dir: Path, s3_url: str | None, result: Any = None, retry: RetrySettings | None = None
+    building: Path, docs_dir: Path, s3_url: str | None, result: Any = None, *, retry: RetrySettings
 ) -> None:
     """Move the freshly built Data Docs into place (replacing the previous run's) and upload them to S3 if set.
 
@@ -144,7 +144,7 @@ def publish_docs(
         upload_data_docs(docs_dir, s3_url, retry)
 
 
-def upload_data_docs(docs_dir: Path, s3_url: str, retry: RetrySettings | None = None) -> list[str]:
+def upload_data_docs(docs_dir: Path, s3_url: str, retry: RetrySettings) -> list[str]:
     """Upload a Data Docs folder to ``s3://bucket/prefix`` (credentials and endpoint from the ``AWS_*`` environment).
 
     Network faults are retried with ``retry`` (the stage passes ``ingest.retry``) like the S3 source's; messages carry
@@ -163,9 +163,9 @@ def upload_data_docs(docs_dir: Path, s3_url: str, retry: RetrySettings | None = 
     from feedbackflow.settings import S3SourceSettings
     from feedbackflow.sources.s3 import is_transient, s3_client
 
-    retry = retry or RetrySettings()
     bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
-    client = s3_client(S3SourceSettings(bucket=bucket), retry)
+    # the URL names bucket and prefix; the endpoint comes from the environment (AWS or AWS_ENDPOINT_URL)
+    client = s3_client(S3SourceSettings(bucket=bucket, prefix=prefix, endpoint_url=None), retry)
     endpoint = str(client.meta.endpoint_url)
     keys = []
     for path in sorted(p for p in docs_dir.rglob("*") if p.is_file()):

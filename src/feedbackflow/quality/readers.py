@@ -26,7 +26,7 @@ def read_raw_batch(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Parse one raw batch without coercing any value.
 
     CSV is read with every column as a string (a BOM is tolerated); JSON Lines values keep their JSON types; Parquet
-    keeps its column types. :func:`feedbackflow.quality.suite.as_text` turns them into strings later.
+    keeps its column types. :func:`feedbackflow.quality.masks.as_text` turns them into strings later.
 
     Args:
         path: A file in ``data/raw`` (opened read-only).

@@ -258,8 +258,8 @@ def ingest_postgres(
     settings: PostgresSourceSettings,
     raw_dir: Path,
     manifest: Path,
+    retry: RetrySettings,
     dsn: str | None = None,
-    retry: RetrySettings | None = None,
 ) -> dict:
     """Read rows newer than the manifest's watermark (minus the look-back) and write them as Parquet batches.
 
@@ -270,7 +270,6 @@ def ingest_postgres(
     """
     import psycopg
 
-    retry = retry or RetrySettings()
     batches = RawBatches(raw_dir, manifest, "postgres")
     key = settings.table or "query"
     dsn = dsn if dsn is not None else os.environ.get(POSTGRES_DSN_ENV, "")

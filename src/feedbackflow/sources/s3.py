@@ -31,7 +31,7 @@ TRANSIENT_CODES = frozenset(
 CHUNK_BYTES = 1 << 20
 
 
-def s3_client(settings: S3SourceSettings, retry: RetrySettings | None = None) -> Any:
+def s3_client(settings: S3SourceSettings, retry: RetrySettings) -> Any:
     """A boto3 S3 client; credentials, region and (when not in params) the endpoint come from the environment.
 
     botocore's own retries are cut to one extra try: the stage's bounded backoff (``ingest.retry``) does the waiting.
@@ -39,7 +39,6 @@ def s3_client(settings: S3SourceSettings, retry: RetrySettings | None = None) ->
     import boto3
     from botocore.config import Config
 
-    retry = retry or RetrySettings()
     config = Config(
         retries={"total_max_attempts": 2, "mode": "standard"},
         connect_timeout=retry.timeout_seconds,
@@ -84,8 +83,8 @@ def ingest_s3(
     patterns: list[str],
     raw_dir: Path,
     manifest: Path,
+    retry: RetrySettings,
     client: Any = None,
-    retry: RetrySettings | None = None,
 ) -> dict:
     """Download every not-yet-ingested object under the configured prefix into ``raw_dir``.
 
@@ -95,7 +94,6 @@ def ingest_s3(
     """
     from botocore.exceptions import ClientError
 
-    retry = retry or RetrySettings()
     client = client or s3_client(settings, retry)
     endpoint = settings.endpoint_url or str(client.meta.endpoint_url)
     batches = RawBatches(raw_dir, manifest, "s3")

@@ -201,8 +201,6 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     import pyarrow.parquet as pq
 
     source = paths.validated / "feedback.parquet"
-    target = paths.anonymised / "feedback.parquet"
-    held_target = paths.held_back / HELD_FILE
     config = settings.anonymise
     parquet = pq.ParquetFile(source)
     schema = data_schema(parquet.schema_arrow)
@@ -215,12 +213,51 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     check_key_id(paths.root, key_id)
 
     started = time.perf_counter()
+    summary, gate, seconds, audit = _anonymise_in_place(
+        paths, (source, parquet, schema), config, canaries, key_id, chunk_rows or CHUNK_ROWS
+    )
+    wall = time.perf_counter() - started
+    write_json(
+        paths.stage_reports("anonymise") / "anonymise.json", _report(config, summary, gate, audit, seconds, wall)
+    )
+    logger.info(
+        "anonymised %d rows (%d changed) in %.1fs: %s; leak gate passed (%d planted values checked, %d row(s) held "
+        "back by the second scan)",
+        summary["rows"],
+        summary["rows_changed"],
+        wall,
+        ", ".join(f"{entity}={count}" for entity, count in summary["entities"].items()),
+        gate.canaries_checked,
+        summary["rows_held_back"],
+    )
+    return {**summary, "leak_gate": gate.summary()}
+
+
+def _anonymise_in_place(
+    paths: ProjectPaths,
+    validated: tuple[Path, pq.ParquetFile, pa.Schema],
+    config: AnonymiseSettings,
+    canaries: dict[str, list[str]],
+    key_id: str | None,
+    chunk_rows: int,
+) -> tuple[dict, LeakReport, dict[str, float], dict]:
+    """Anonymise and gate every chunk into files aside, write the audit, and move the files into place if it passed.
+
+    Returns:
+        The summary, the leak gate's report, the summed timings and the audit record.
+
+    Raises:
+        PrivacyLeakError: the leak gate failed; the previous outputs are removed and nothing new is written.
+    """
+    source, parquet, schema = validated
+    target = paths.anonymised / "feedback.parquet"
+    held_target = paths.held_back / HELD_FILE
     aside = paths.anonymise_work
     building, holding = aside / f"{target.name}.partial", aside / f"{held_target.name}.partial"
     aside.mkdir(parents=True, exist_ok=True)
     try:
         summary, gate, seconds, model = _anonymise_chunks(
-            parquet, schema, (building, holding), config, canaries, chunk_rows or CHUNK_ROWS
+            parquet, schema, (building, holding), config, canaries, chunk_rows
         )
         audit = audit_record(config, model, key_id, summary, gate)
         write_json(paths.stage_reports("anonymise") / "audit.json", audit)
@@ -239,16 +276,21 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     finally:
         building.unlink(missing_ok=True)
         holding.unlink(missing_ok=True)
-    wall = time.perf_counter() - started
+    return summary, gate, seconds, audit
 
-    report = {
+
+def _report(
+    config: AnonymiseSettings, summary: dict, gate: LeakReport, audit: dict, seconds: dict[str, float], wall: float
+) -> dict:
+    """``reports/anonymise/anonymise.json``: the summary, the gate's counts, the settings used and the timings."""
+    return {
         **summary,
         "run_id": audit["run_id"],
         "leak_gate": gate.summary(),
         "settings": {
             "language": config.language,
             "spacy_model": config.spacy_model,
-            "spacy_pipeline": model,
+            "spacy_pipeline": audit["spacy_pipeline"],
             "entities": list(config.entities),
             "operators": audit["operators"],
             "key_id": audit["key_id"],
@@ -269,18 +311,6 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
             "texts_per_second": round(summary["rows"] / wall, 1) if wall > 0 else None,
         },
     }
-    write_json(paths.stage_reports("anonymise") / "anonymise.json", report)
-    logger.info(
-        "anonymised %d rows (%d changed) in %.1fs: %s; leak gate passed (%d planted values checked, %d row(s) held "
-        "back by the second scan)",
-        summary["rows"],
-        summary["rows_changed"],
-        wall,
-        ", ".join(f"{entity}={count}" for entity, count in summary["entities"].items()),
-        gate.canaries_checked,
-        summary["rows_held_back"],
-    )
-    return {**summary, "leak_gate": gate.summary()}
 
 
 def data_schema(schema: pa.Schema) -> pa.Schema:

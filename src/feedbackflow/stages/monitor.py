@@ -149,12 +149,22 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     current_all = drift.latest_batch(feedback)
     if current_all.empty:
         raise DataQualityError(f"nothing to check: {feedback_file} has no rows; ingest feedback and rerun")
-    batches = sorted(current_all["batch_id"].astype(str).unique().tolist())
     champion = champions.champion_reference(paths)
     counts = governance_counts(paths)
-    seed = settings.base.seed
-    summary: dict[str, Any] = {
-        "current_batch": batches,
+    summary = _summary_head(current_all, champion, counts, settings.base.seed)
+    pages = _check(settings, paths, feedback, current_all, champion, summary)
+    return _write_reports(paths, summary, counts, pages)
+
+
+def _summary_head(
+    current_all: pd.DataFrame,
+    champion: champions.ChampionReference | None,
+    counts: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """What the summary says whatever the outcome: the batch, the champion, the governance counts."""
+    return {
+        "current_batch": _batch_ids(current_all),
         "current_sequence": int(current_all["sequence"].max()),
         "current_unlabelled_rows": int((~_labelled(current_all)).sum()),
         "champion": None
@@ -164,74 +174,119 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "seed": seed,
         "evidently_version": version("evidently"),
     }
-    out = paths.stage_reports("monitor")
-    snapshot_json: str = "{}"
+
+
+def _batch_ids(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame["batch_id"].astype(str).unique().tolist())
+
+
+def _check(
+    settings: Settings,
+    paths: ProjectPaths,
+    feedback: pd.DataFrame,
+    current_all: pd.DataFrame,
+    champion: champions.ChampionReference | None,
+    summary: dict[str, Any],
+) -> tuple[str, str, str]:
+    """Compare the batch with the champion's training rows (or say why not) into ``summary``.
+
+    Returns:
+        The HTML page, Evidently's JSON and the loadable snapshot (``"{}"`` when skipped).
+    """
     if champion is None:
         summary.update(status="skipped", reason="no champion yet: nothing was trained on earlier data to compare with")
         summary["new_labelled_rows"] = int(_labelled(feedback).sum())
-        page, evidently_json = _skipped_page(summary["reason"]), "{}"
-    else:
-        training = champions.reference_rows(paths, champion, exclude_batches=set())
-        trained_batches = set(training["batch_id"].astype(str)) if "batch_id" in training else set()
-        new_rows = feedback[~feedback["batch_id"].astype(str).isin(trained_batches)]
-        summary["new_labelled_rows"] = int(_labelled(new_rows).sum())
-        reference_all = training[~training["batch_id"].astype(str).isin(batches)] if trained_batches else training
-        if reference_all.empty:
-            summary.update(status="skipped", reason=f"champion {champion.version} was trained on this batch only")
-            page, evidently_json = _skipped_page(summary["reason"]), "{}"
-        else:
-            reference = drift.sample_rows(reference_all, settings.monitor.max_reference_rows, seed)
-            current = drift.sample_rows(current_all, settings.monitor.max_current_rows, seed)
-            summary["sampling"] = {
-                "reference_rows_total": len(reference_all),
-                "reference_rows_used": len(reference),
-                "current_rows_total": len(current_all),
-                "current_rows_used": len(current),
-                "method": f"uniform without replacement, seed {seed}",
-                "note": "rows beyond monitor.max_reference_rows / monitor.max_current_rows are not compared",
-            }
-            summary["encoder"] = {
-                "model": settings.monitor.embedding_model,
-                "dtype": embeddings.resolve_dtype(settings.monitor.inference_dtype),
-                "threads": settings.monitor.inference_threads,
-            }
-            thresholds = drift.Thresholds(
-                drift_share=settings.monitor.drift_share,
-                p_value=settings.monitor.p_value,
-                embedding_auc=settings.monitor.embedding_auc,
-                min_accuracy=settings.monitor.min_accuracy,
-            )
-            started = time.perf_counter()
-            reference_features = _features(settings, paths, reference, champion)
-            featured = time.perf_counter()
-            current_features = _features(settings, paths, current, champion)
-            compared = time.perf_counter()
-            report = drift.compare(reference_features, current_features, thresholds)
-            summary.update(drift.summarise(report), status="checked", training_rows=len(training))
-            summary["seconds"] = {
-                "reference_features": round(featured - started, 2),  # embeddings + predictions (cached by hash)
-                "current_features": round(compared - featured, 2),
-                "evidently": round(time.perf_counter() - compared, 2),
-            }
-            if "prediction" in current_features:
-                summary["prediction_distribution"] = {
-                    "current": drift.label_distribution(current_features["prediction"]),
-                    "reference": drift.label_distribution(reference_features["prediction"]),
-                }
-                summary["unknown_share"] = {
-                    side: round(float((frame["prediction"].astype(str) == UNKNOWN).mean()), 6)
-                    for side, frame in (("current", current_features), ("reference", reference_features))
-                }
-            report.snapshot.set_name(f"drift {', '.join(batches)}")
-            rendering = time.perf_counter()
-            page, evidently_json = report.snapshot.get_html_str(as_iframe=False), report.snapshot.json()
-            snapshot_json = report.snapshot.dumps()
-            summary["seconds"]["render"] = round(time.perf_counter() - rendering, 2)
+        return _skipped_page(summary["reason"]), "{}", "{}"
+    training = champions.reference_rows(paths, champion, exclude_batches=set())
+    trained_batches = set(training["batch_id"].astype(str)) if "batch_id" in training else set()
+    new_rows = feedback[~feedback["batch_id"].astype(str).isin(trained_batches)]
+    summary["new_labelled_rows"] = int(_labelled(new_rows).sum())
+    batches = _batch_ids(current_all)
+    reference_all = training[~training["batch_id"].astype(str).isin(batches)] if trained_batches else training
+    if reference_all.empty:
+        summary.update(status="skipped", reason=f"champion {champion.version} was trained on this batch only")
+        return _skipped_page(summary["reason"]), "{}", "{}"
+    return _compare(settings, paths, champion, (reference_all, current_all), len(training), summary)
+
+
+def _compare(
+    settings: Settings,
+    paths: ProjectPaths,
+    champion: champions.ChampionReference,
+    sides: tuple[pd.DataFrame, pd.DataFrame],
+    training_rows: int,
+    summary: dict[str, Any],
+) -> tuple[str, str, str]:
+    """Sample both sides, compute their features, run Evidently and render its report."""
+    monitor, seed = settings.monitor, settings.base.seed
+    reference_all, current_all = sides
+    reference = drift.sample_rows(reference_all, monitor.max_reference_rows, seed)
+    current = drift.sample_rows(current_all, monitor.max_current_rows, seed)
+    summary["sampling"] = {
+        "reference_rows_total": len(reference_all),
+        "reference_rows_used": len(reference),
+        "current_rows_total": len(current_all),
+        "current_rows_used": len(current),
+        "method": f"uniform without replacement, seed {seed}",
+        "note": "rows beyond monitor.max_reference_rows / monitor.max_current_rows are not compared",
+    }
+    summary["encoder"] = {
+        "model": monitor.embedding_model,
+        "dtype": embeddings.resolve_dtype(monitor.inference_dtype),
+        "threads": monitor.inference_threads,
+    }
+    thresholds = drift.Thresholds(
+        drift_share=monitor.drift_share,
+        p_value=monitor.p_value,
+        embedding_auc=monitor.embedding_auc,
+        min_accuracy=monitor.min_accuracy,
+    )
+    started = time.perf_counter()
+    reference_features = _features(settings, paths, reference, champion)
+    featured = time.perf_counter()
+    current_features = _features(settings, paths, current, champion)
+    compared = time.perf_counter()
+    report = drift.compare(reference_features, current_features, thresholds)
+    summary.update(drift.summarise(report), status="checked", training_rows=training_rows)
+    summary["seconds"] = {
+        "reference_features": round(featured - started, 2),  # embeddings + predictions (cached by hash)
+        "current_features": round(compared - featured, 2),
+        "evidently": round(time.perf_counter() - compared, 2),
+    }
+    summary.update(_predictions(reference_features, current_features))
+    report.snapshot.set_name(f"drift {', '.join(_batch_ids(current_all))}")
+    rendering = time.perf_counter()
+    pages = report.snapshot.get_html_str(as_iframe=False), report.snapshot.json(), report.snapshot.dumps()
+    summary["seconds"]["render"] = round(time.perf_counter() - rendering, 2)
+    return pages
+
+
+def _predictions(reference_features: pd.DataFrame, current_features: pd.DataFrame) -> dict[str, Any]:
+    """The champion's label distribution and ``unknown`` share on both sides (nothing without predictions)."""
+    if "prediction" not in current_features:
+        return {}
+    return {
+        "prediction_distribution": {
+            "current": drift.label_distribution(current_features["prediction"]),
+            "reference": drift.label_distribution(reference_features["prediction"]),
+        },
+        "unknown_share": {
+            side: round(float((frame["prediction"].astype(str) == UNKNOWN).mean()), 6)
+            for side, frame in (("current", current_features), ("reference", reference_features))
+        },
+    }
+
+
+def _write_reports(
+    paths: ProjectPaths, summary: dict[str, Any], counts: dict[str, Any], pages: tuple[str, str, str]
+) -> dict[str, Any]:
+    """Write the pages, ``summary.json`` and ``metrics.json``; return the run's outcome and the report paths."""
+    out = paths.stage_reports("monitor")
 
     def relative(name: str) -> str:
         return (out / name).relative_to(paths.root).as_posix()
 
-    for name, text in (("drift.html", page), ("drift.json", evidently_json), ("snapshot.json", snapshot_json)):
+    for name, text in zip(("drift.html", "drift.json", "snapshot.json"), pages, strict=True):
         with atomic_path(out / name) as partial:
             partial.write_text(text, encoding="utf-8")
     summary.update(html=relative("drift.html"), json=relative("drift.json"), snapshot=relative("snapshot.json"))

@@ -31,7 +31,7 @@ from feedbackflow.io import read_json, write_json
 from feedbackflow.modeling.card import anonymisation_summary, confusion_matrix_png, file_md5, model_card
 from feedbackflow.modeling.model import resolve_base_model
 from feedbackflow.modeling.predict import model_digest
-from feedbackflow.modeling.training import fine_tune, is_main_process
+from feedbackflow.modeling.training import TrainResult, fine_tune, is_main_process
 from feedbackflow.settings import Settings, TrainSettings
 from feedbackflow.storage.checkpoints import CheckpointMirror
 from feedbackflow.taxonomy import load_taxonomy
@@ -105,24 +105,13 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     base_model = resolve_base_model(settings.train.base_model, paths.root)  # fail before reading any data
     teachers = [teacher_folder(name, paths.root) for name in settings.train.teacher]
     train_settings = settings.train.model_copy(update={"teacher": [str(folder) for folder in teachers]})
-    taxonomy = paths.root / settings.validate_.taxonomy
-    labels = load_taxonomy(taxonomy)
-    train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
-    train = pd.read_parquet(train_file)
-    validation = pd.read_parquet(validation_file)
-    data_version = {path.relative_to(paths.root).as_posix(): file_md5(path) for path in (train_file, validation_file)}
-    inputs = {**data_version, settings.validate_.taxonomy: file_md5(taxonomy)}
+    labels = load_taxonomy(paths.root / settings.validate_.taxonomy)
+    train, validation, data_version = _read_splits(paths)
+    inputs = {**data_version, settings.validate_.taxonomy: file_md5(paths.root / settings.validate_.taxonomy)}
     inputs.update({f"teacher:{folder}": model_digest(folder) for folder in teachers})  # a retrained teacher counts
     key = fingerprint(inputs, train_settings, settings.base.seed, base_model)
     checkpoints = paths.train_checkpoints
-    mirror = None
-    if settings.train.shared_checkpoints:
-        mirror = CheckpointMirror.of_project(paths.root, key, checkpoints / key)
-    if is_main_process():
-        _remove_stale(checkpoints, keep=key)
-        shutil.rmtree(paths.challenger, ignore_errors=True)
-        if mirror is not None:
-            mirror.restore()  # a killed attempt on another worker left them in shared storage
+    mirror = _prepare_checkpoints(settings, paths, checkpoints, key)
     result = fine_tune(
         base_model=base_model,
         labels=labels,
@@ -142,6 +131,41 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     if not is_main_process():
         return result.metrics
 
+    _write_reports(settings, paths, labels, data_version, result)
+    shutil.rmtree(checkpoints / key, ignore_errors=True)
+    if mirror is not None:
+        mirror.clear()
+    return result.metrics
+
+
+def _read_splits(paths: ProjectPaths) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The train and validation splits and their files' MD5s (the model card's data version)."""
+    train_file, validation_file = paths.split / "train.parquet", paths.split / "validation.parquet"
+    train = pd.read_parquet(train_file)
+    validation = pd.read_parquet(validation_file)
+    data_version = {path.relative_to(paths.root).as_posix(): file_md5(path) for path in (train_file, validation_file)}
+    return train, validation, data_version
+
+
+def _prepare_checkpoints(
+    settings: Settings, paths: ProjectPaths, checkpoints: Path, key: str
+) -> CheckpointMirror | None:
+    """Clear other inputs' checkpoints and the old challenger; bring back shared checkpoints of these inputs."""
+    mirror = None
+    if settings.train.shared_checkpoints:
+        mirror = CheckpointMirror.of_project(paths.root, key, checkpoints / key)
+    if is_main_process():
+        _remove_stale(checkpoints, keep=key)
+        shutil.rmtree(paths.challenger, ignore_errors=True)
+        if mirror is not None:
+            mirror.restore()  # a killed attempt on another worker left them in shared storage
+    return mirror
+
+
+def _write_reports(
+    settings: Settings, paths: ProjectPaths, labels: list[str], data_version: dict[str, str], result: TrainResult
+) -> None:
+    """``reports/train/`` (metrics, history, confusion matrix) and the challenger's model card."""
     reports = paths.stage_reports("train")
     write_json(reports / "metrics.json", result.metrics)
     with (reports / "history.csv").open("w", newline="", encoding="utf-8") as handle:
@@ -170,10 +194,6 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         ),
     )
     (paths.challenger / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(checkpoints / key, ignore_errors=True)
-    if mirror is not None:
-        mirror.clear()
-    return result.metrics
 
 
 def _remove_stale(checkpoints: Path, keep: str) -> None:

@@ -44,9 +44,10 @@ from feedbackflow.quality.batches import (
     label_errors,
     volume_errors,
 )
-from feedbackflow.quality.history import History
+from feedbackflow.quality.history import History, Validated
 from feedbackflow.quality.outputs import VALIDATED_SCHEMA, ParquetSink, publish_docs, quarantine_schema
-from feedbackflow.quality.suite import QUARANTINE_RULES, QualityValidator, RuleSpec
+from feedbackflow.quality.rules import QUARANTINE_RULES, RuleSpec
+from feedbackflow.quality.validator import QualityValidator
 from feedbackflow.settings import Settings, ValidateSettings
 from feedbackflow.storage.manifest import read_manifest
 from feedbackflow.taxonomy import load_taxonomy
@@ -79,31 +80,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     # out-of-scope rows (label oos.label) are valid feedback: the model learns to say unknown from them
     spec = RuleSpec.from_settings(params, [*taxonomy, settings.oos.label])
     entries = _entries(paths, settings.ingest.landing_dir)
-    report_dir = paths.stage_reports("validate")
-    building = paths.data_docs.with_name(f".{paths.data_docs.name}.partial")
-    shutil.rmtree(building, ignore_errors=True)
-    validator = QualityValidator(
-        spec, docs_dir=building, run_name=safe_run_name(run_id()), gx_passing_rows=params.gx_passing_rows
-    )
-
-    accepted_ids = set(params.batches_accepted)
-    results = [
-        BatchResult(entry=entry, position=position, accepted=entry["batch_id"] in accepted_ids)
-        for position, entry in enumerate(entries)
-    ]
-    history = History(results, paths.raw, paths.raw_manifest, spec, validator, params.chunk_rows)
-    history.mark_superseded(params.max_quarantine_share)
-    validated_path = paths.validated / VALIDATED_FILE
-    quarantine_path = paths.quarantine / QUARANTINE_FILE
-    with (
-        ParquetSink(VALIDATED_SCHEMA, validated_path) as validated,
-        ParquetSink(quarantine_schema(spec.carried_columns), quarantine_path) as quarantine,
-    ):
-        done = history.validate(validated, quarantine, params.gx_passing_rows)
-    publish_docs(building, paths.data_docs, params.data_docs_s3, validator.last_result, settings.ingest.retry)
+    results, done = _validate_history(settings, paths, spec, entries)
 
     # Paths in messages and the report are relative to the project root: the report is a DVC output shared by workers.
     raw_dir = paths.raw.relative_to(paths.root)
+    validated_path, quarantine_path = paths.validated / VALIDATED_FILE, paths.quarantine / QUARANTINE_FILE
     newest = max(entry["sequence"] for entry in entries)
     volume = check_volume(
         results,
@@ -126,6 +107,58 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "success": not errors,
         "errors": errors,
         "newest_sequence": newest,
+        **_rules_and_outcomes(paths, spec, params, results, done, volume, labels),
+    }
+    report_dir = paths.stage_reports("validate")
+    write_json(report_dir / REPORT_FILE, report)
+    summary["report"] = str(report_dir / REPORT_FILE)
+    _log(results, summary, raw_dir, params.max_quarantine_share)
+    if errors:
+        raise DataQualityError("\n".join(errors))
+    return summary
+
+
+def _validate_history(
+    settings: Settings, paths: ProjectPaths, spec: RuleSpec, entries: list[dict]
+) -> tuple[list[BatchResult], Validated]:
+    """Check every batch of the history, write the validated and quarantined rows, publish the Data Docs.
+
+    Returns:
+        One :class:`BatchResult` per manifest entry, and what :meth:`History.validate` counted.
+    """
+    params = settings.validate_
+    building = paths.data_docs.with_name(f".{paths.data_docs.name}.partial")
+    shutil.rmtree(building, ignore_errors=True)
+    validator = QualityValidator(
+        spec, docs_dir=building, run_name=safe_run_name(run_id()), gx_passing_rows=params.gx_passing_rows
+    )
+    accepted_ids = set(params.batches_accepted)
+    results = [
+        BatchResult(entry=entry, position=position, accepted=entry["batch_id"] in accepted_ids)
+        for position, entry in enumerate(entries)
+    ]
+    history = History(results, paths.raw, paths.raw_manifest, spec, validator, params.chunk_rows)
+    history.mark_superseded(params.max_quarantine_share)
+    with (
+        ParquetSink(VALIDATED_SCHEMA, paths.validated / VALIDATED_FILE) as validated,
+        ParquetSink(quarantine_schema(spec.carried_columns), paths.quarantine / QUARANTINE_FILE) as quarantine,
+    ):
+        done = history.validate(validated, quarantine, params.gx_passing_rows)
+    publish_docs(building, paths.data_docs, params.data_docs_s3, validator.last_result, retry=settings.ingest.retry)
+    return results, done
+
+
+def _rules_and_outcomes(
+    paths: ProjectPaths,
+    spec: RuleSpec,
+    params: ValidateSettings,
+    results: list[BatchResult],
+    done: Validated,
+    volume: dict[str, Any],
+    labels: dict[str, Any],
+) -> dict[str, Any]:
+    """The report's rules, per-batch results, volume and label checks, GX outcomes and output paths."""
+    return {
         "max_quarantine_share": params.max_quarantine_share,
         "rules": _rules_report(spec, params),
         "batches": [result.as_report(params.max_quarantine_share) for result in results],
@@ -134,14 +167,11 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         "data_docs": _relative(paths, paths.data_docs / "index.html"),
         "expectations": [outcome.as_dict() for outcome in done.rows.outcomes],
         "expectations_rows_checked": done.rows.gx_rows,
-        "outputs": {"validated": _relative(paths, validated_path), "quarantine": _relative(paths, quarantine_path)},
+        "outputs": {
+            "validated": _relative(paths, paths.validated / VALIDATED_FILE),
+            "quarantine": _relative(paths, paths.quarantine / QUARANTINE_FILE),
+        },
     }
-    write_json(report_dir / REPORT_FILE, report)
-    summary["report"] = str(report_dir / REPORT_FILE)
-    _log(results, summary, raw_dir, params.max_quarantine_share)
-    if errors:
-        raise DataQualityError("\n".join(errors))
-    return summary
 
 
 def safe_run_name(name: str) -> str:
