@@ -245,7 +245,7 @@ def test_name_lists_read_the_configured_spacy_model(
 
     import spacy.util
 
-    from feedbackflow.privacy import names
+    from feedbackflow.privacy import names, spacy_model
     from tests.helpers import write_params
 
     loaded = []
@@ -254,7 +254,7 @@ def test_name_lists_read_the_configured_spacy_model(
         loaded.append(name)
         return types.SimpleNamespace(pipe_names=[])  # no lemmatizer: no words, nothing downloaded
 
-    monkeypatch.setattr(privacy, "resolve_spacy_model", lambda name: f"package-of-{name}")
+    monkeypatch.setattr(spacy_model, "resolve_spacy_model", lambda name: f"package-of-{name}")
     monkeypatch.setattr(spacy.util, "load_model", load_model)
     monkeypatch.setattr(names, "_spacy_model", {})  # this process has not built an analyzer yet
     monkeypatch.setattr(names, "_english_words", functools.cache(names._english_words.__wrapped__))
