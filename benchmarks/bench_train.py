@@ -584,6 +584,7 @@ def run_setup(
         ran with (``precision``, ``tf32``, ``parameters``, ``non_embedding_parameters``).
     """
     from feedbackflow.modeling.training import fine_tune
+    from feedbackflow.settings import load_settings
 
     recorder = EpochRecorder(device)
     settings = train_settings(train_section, config, setup, device)
@@ -600,6 +601,7 @@ def run_setup(
                 seed=config.seed,
                 output_dir=folder / "model",
                 checkpoint_dir=folder / "checkpoints",
+                oos=load_settings(DEFAULT_PARAMS).oos,  # no benchmark row carries the out-of-scope label
             )
             seconds = time.perf_counter() - started
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.helpers import TEMPLATES, build_tiny_bert, params_dict, tiny_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -80,7 +80,7 @@ def make_project(base: Path, ingest: dict | None = None) -> Path:
     params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
     params["split"].update({"validation_share": 0.15, "test_share": 0.2})
     params["anonymise"]["operators"] = {"PERSON": "pseudonym", "EMAIL_ADDRESS": "pseudonym", "IBAN_CODE": "pseudonym"}
-    params["ingest"].update(ingest or {})
+    params["ingest"] = params_dict(ingest=ingest or {})["ingest"]  # nested sections merge: every key stays set
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
     run(["git", "init", "-q"], project)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from feedbackflow.credentials import dsn_passwords
+from tests.helpers import params_dict
 from tests.servers import free_port, postgres_dsn, s3_endpoint  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -39,8 +40,7 @@ def _project(base: Path, ingest: dict) -> Path:
     (project / ".dvc").mkdir()
     for name in ("config", ".gitignore"):
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["ingest"].update(ingest)
+    params = params_dict(ingest=ingest)  # nested sections (s3, postgres) merge: every key stays set
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     return project
