@@ -181,11 +181,18 @@ def runs(cluster):
     cluster.start_worker("worker-gpu", name="worker-gpu-2")  # a replacement, on a fresh workspace
 
     def finished() -> list[tuple]:
-        rows = _query(dsn, "SELECT run_id, state, start_date, end_date FROM dag_run ORDER BY start_date")
+        # nightly_retrain's runs only: drift_monitor, created unpaused, may start its own before the pause above
+        rows = _query(
+            dsn,
+            "SELECT run_id, state, start_date, end_date FROM dag_run WHERE dag_id = 'nightly_retrain' "
+            "ORDER BY start_date",
+        )
         return rows if len(rows) == 2 and all(row[1] in ("success", "failed") for row in rows) else []
 
     dag_runs = _wait(finished, 900, "both runs to finish", cluster)
-    tasks = _query(dsn, "SELECT run_id, task_id, state, try_number, queue FROM task_instance")
+    tasks = _query(
+        dsn, "SELECT run_id, task_id, state, try_number, queue FROM task_instance WHERE dag_id = 'nightly_retrain'"
+    )
     return cluster, client, dag_runs, tasks, log_at_kill
 
 
