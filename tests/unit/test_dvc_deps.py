@@ -6,53 +6,30 @@ package ``__init__`` files included, as Python executes them); the stage's ``src
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import yaml
 
+from tests.unit.test_layers import import_graph, module_files
+
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src"
-
-
-def _module_file(module: str) -> Path | None:
-    base = SRC.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """The feedbackflow modules ``path`` imports (``from package import submodule`` counts the submodule)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}")}
-    return {name for name in found if name.split(".")[0] == "feedbackflow" and _module_file(name)}
 
 
 def import_closure(module: str) -> set[Path]:
-    """Every file of the package that importing ``module`` and running it can execute, parents' ``__init__`` too."""
+    """Every file of the package that importing ``module`` and running it can execute, parents' ``__init__`` too.
+
+    The import graph is the layering test's (one parser of the project's imports).
+    """
+    graph, files = import_graph(), module_files()
     seen: set[str] = set()
     todo = [module]
     while todo:
-        name = todo.pop()
-        parts = name.split(".")
+        parts = todo.pop().split(".")
         for parent in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
-            if parent not in seen and _module_file(parent):
+            if parent in files and parent not in seen:
                 seen.add(parent)
-                todo.extend(_imports(_module_file(parent), parent))  # type: ignore[arg-type]
-    return {_module_file(name) for name in seen}  # type: ignore[misc]
+                todo.extend(graph[parent])
+    return {files[name] for name in seen}
 
 
 def _dep_files(dep: str) -> set[Path]:

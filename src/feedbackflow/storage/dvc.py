@@ -177,8 +177,8 @@ def pipeline(dvc_yaml: Path) -> dict[str, StageSpec]:
     ``dvc.yaml`` is the one owner of the stage list and graph: the DAG's stage tasks and edges, the CLI's help and
     the orchestrator's report list are derived from this.
     """
-    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
-    edges = stage_edges(dvc_yaml)
+    stages = _read_stages(dvc_yaml)
+    edges = _edges(stages)
     specs: dict[str, StageSpec] = {}
 
     def edges_into(name: str) -> set[str]:
@@ -204,7 +204,14 @@ def stage_edges(dvc_yaml: Path) -> set[tuple[str, str]]:
     Edges implied by a longer path are dropped (transitive reduction), so the result is the wiring an orchestrator
     needs: ``ingest -> validate -> ... -> split -> train``, not also ``anonymise -> train``.
     """
-    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    return _edges(_read_stages(dvc_yaml))
+
+
+def _read_stages(dvc_yaml: Path) -> dict[str, Any]:
+    return yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+
+
+def _edges(stages: dict[str, Any]) -> set[tuple[str, str]]:
     outs = {
         name: _entry_paths(stage.get("outs")) + _entry_paths(stage.get("metrics")) for name, stage in stages.items()
     }
