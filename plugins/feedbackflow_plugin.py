@@ -179,6 +179,7 @@ def _run_row(relative: str, summary: dict[str, Any]) -> dict[str, Any]:
         "dataset_drift": monitor.get("dataset_drift") if isinstance(monitor, dict) else None,
         "drift_check": _drift_check(monitor),
         "drift_share": monitor.get("drift_share") if isinstance(monitor, dict) else None,
+        "drifted_columns": ", ".join(monitor.get("drifted_columns") or []) if isinstance(monitor, dict) else None,
         "experiment": summary.get("experiment"),
     }
 

@@ -283,8 +283,12 @@ class EvaluateSettings(_Section):
     require_significant_gain: bool = Field(
         description="promote only when the interval lies above 0 (significantly better), not merely not worse"
     )
-    min_support: int = Field(ge=1, description="intents and channels with fewer test rows are reported, not gated")
-    max_class_drop: float = Field(ge=0, le=1, description="largest F1 loss allowed for any intent or channel")
+    group_test: Literal["credible", "threshold"] = Field(
+        description="per intent and channel, block on a drop over max_class_drop that is credible (exact McNemar, "
+        "Holm over all groups at 1 - confidence), or on any such drop in groups of min_support rows (threshold)"
+    )
+    min_support: int = Field(ge=1, description="threshold test only: groups with fewer test rows are not gated")
+    max_class_drop: float = Field(ge=0, le=1, description="F1 loss of an intent or channel that counts as a drop")
     require_approval: bool = Field(description="a human approves (Airflow ApprovalOperator) before promote")
     approval_timeout_hours: float = Field(
         gt=0, lt=24, description="unanswered approvals resolve as Reject after this long, before the next night"

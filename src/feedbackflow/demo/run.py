@@ -120,11 +120,12 @@ def main() -> int:
         f"{gate.get('canaries_checked')} canaries checked, {gate.get('rows_held_back', 0)} rows held back)"
     )
     print(f"  challenger       : {_scores(evaluation['challenger'])}")
-    print(f"  champion (before): {_scores(evaluation['champion'])}")
+    print(f"  champion (before): {_champion(evaluation, summary.get('champion'))}")
     print(f"  gate             : {_decision(evaluation['gate'])}")
     for reason in evaluation["gate"]["reasons"]:
         print(f"                     - {reason}")
-    print(f"  drift report     : {summary['monitor']['report']} (dataset drift: {summary['monitor']['dataset_drift']})")
+    print(f"  drift check      : {_drift(summary['monitor'])}")
+    print(f"  drift report     : {summary['monitor']['report']}")
     print(f"  saved experiment : {summary.get('experiment')}")
     print(f"  summary          : {summary_file.relative_to(paths.root)}")
     return 0
@@ -134,6 +135,29 @@ def _decision(gate: dict) -> str:
     """The gate's decision of this run; evaluate skipped means no decision (not last night's)."""
     decision = gate.get("decision") or ("promote" if gate.get("promote") else "keep champion")
     return "skipped (evaluate up to date: no decision this run)" if decision == "skipped" else decision.upper()
+
+
+def _champion(evaluation: dict, registered: dict | None) -> str:
+    """The champion the challenger was compared with; on a night without a comparison, the registry's champion."""
+    if evaluation.get("champion"):
+        return _scores(evaluation["champion"])
+    if not registered:
+        return "none (the first model is promoted on the minimums alone)"
+    return f"{registered['version']} ({_scores(registered.get('metrics'))}; not re-scored this run)"
+
+
+def _drift(monitor: dict) -> str:
+    """The drift check's verdict (any gating test), with the failed tests and the drifted columns."""
+    failed = monitor.get("drift_failed")
+    if failed is None:
+        return "not run"
+    share = monitor.get("drift_share")
+    figures = f"drift share {share:.2f}" if isinstance(share, int | float) else "drift share -"
+    if not failed:
+        return f"passed ({figures})"
+    tests = ", ".join(monitor.get("failed_tests") or []) or "-"
+    columns = ", ".join(monitor.get("drifted_columns") or []) or "none"
+    return f"FAILED (tests: {tests}; {figures}; drifted columns: {columns})"
 
 
 def _counts(counts: dict[str, int] | None) -> str:

@@ -2,12 +2,15 @@
 
 Both models are scored on the same test rows, so the comparison is paired: the bootstrap resamples rows (the same
 resample for both models) and reports a confidence interval of the macro-F1 difference; McNemar's exact test on the
-rows exactly one model gets right is reported beside it. Every rule returns its figures, so the gate report shows
-why a challenger passed or failed. Pure functions over label lists: no model, no file, no message text.
+rows exactly one model gets right is reported beside it. A class or channel blocks only when its F1 drop is both
+larger than a margin and credible: a one-sided exact McNemar test on the rows that group's F1 depends on, Holm-corrected
+over every class and channel, so noise in one small group does not keep a better model out night after night. Every
+rule returns its figures, so the gate report shows why a challenger passed or failed. Pure functions over label lists: no model, no file, no message text.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +54,7 @@ class GateReport:
     paired: dict[str, Any] | None = None
     per_class: list[dict[str, Any]] = field(default_factory=list)
     per_channel: list[dict[str, Any]] = field(default_factory=list)
+    group_test: dict[str, Any] = field(default_factory=dict)
     confusion_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -207,38 +211,128 @@ def _paired_rules(paired: dict[str, Any], test: dict[str, Any], rules: EvaluateS
     return found
 
 
-def _group_drops(
-    name: str, groups: dict[str, list[int]], score: Any, rules: EvaluateSettings
-) -> tuple[list[dict[str, Any]], Rule]:
-    """Score every group on champion and challenger; groups with enough rows may not drop by more than allowed."""
-    rows, failing = [], []
-    for group, members in sorted(groups.items()):
-        champion, challenger = score(members, "champion"), score(members, "challenger")
-        checked = len(members) >= rules.min_support
-        drop = champion - challenger
-        ok = not checked or drop <= rules.max_class_drop + 1e-12
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: a group is credible at level alpha when its adjusted p is below alpha.
+
+    Controls the chance of blocking on any group by luck (the family-wise error rate) without assuming the groups
+    are independent; rows of one class and of one channel overlap, so a method that needs independence would not do.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def min_credible_rows(groups: int, alpha: float) -> int:
+    """Fewest rows on which a drop can be credible: with every row going against the challenger, the exact one-sided
+    test gives p = 0.5**rows, which must get below Holm's strictest step, alpha / groups."""
+    return max(1, math.ceil(math.log2(groups / alpha)))
+
+
+def drop_p_value(truth: Sequence[str], champion: Sequence[str], challenger: Sequence[str]) -> float:
+    """One-sided exact McNemar test that the challenger gets more of these rows wrong than the champion does."""
+    from scipy.stats import binomtest
+
+    lost = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if b == t != a)
+    gained = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if a == t != b)
+    return float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+
+
+@dataclass
+class _Group:
+    """One class (its test rows) or channel (the rows that came through it), and both models' F1 on it."""
+
+    kind: str
+    name: str
+    rows: list[int]
+    champion: float
+    challenger: float
+
+    @property
+    def drop(self) -> float:
+        return self.champion - self.challenger
+
+
+def _groups(truth: Sequence[str], channels: Sequence[str], predictions: dict[str, Sequence[str]]) -> list[_Group]:
+    """Every class and channel. Each row is in one class group, so a misrouted message counts once: against the
+    class it truly belongs to (the class a wrong answer lands in is another class's loss of its own rows)."""
+    classes = sorted(set(truth))
+    f1 = {model: _per_class_f1(truth, predicted, classes) for model, predicted in predictions.items()}
+    groups = [
+        _Group(
+            "class",
+            label,
+            [i for i, t in enumerate(truth) if t == label],
+            f1["champion"][label],
+            f1["challenger"][label],
+        )
+        for label in classes
+    ]
+    members: dict[str, list[int]] = {}
+    for i, channel in enumerate(channels):
+        members.setdefault(str(channel), []).append(i)
+    for channel, rows in sorted(members.items()):
+        sub_truth = [truth[i] for i in rows]
+        score = {m: _macro_f1(sub_truth, [p[i] for i in rows]) for m, p in predictions.items()}
+        groups.append(_Group("channel", channel, rows, score["champion"], score["challenger"]))
+    return groups
+
+
+def _group_verdicts(
+    groups: list[_Group], truth: Sequence[str], predictions: dict[str, Sequence[str]], rules: EvaluateSettings
+) -> list[dict[str, Any]]:
+    """Each group's figures and verdict under ``rules.group_test`` (credible: margin and Holm; threshold: margin)."""
+    alpha = 1 - rules.confidence
+    p_values = [
+        drop_p_value(*([seq[i] for i in g.rows] for seq in (truth, predictions["champion"], predictions["challenger"])))
+        for g in groups
+    ]
+    adjusted = holm(p_values)
+    enough = min_credible_rows(len(groups), alpha)
+    rows = []
+    for group, p, p_holm in zip(groups, p_values, adjusted, strict=True):
+        large = group.drop > rules.max_class_drop + 1e-12
+        checked = len(group.rows) >= (enough if rules.group_test == "credible" else rules.min_support)
+        credible = p_holm < alpha or rules.group_test == "threshold"
+        passed = not (checked and large and credible)
         rows.append(
             {
-                name: group,
-                "support": len(members),
-                "champion": round(champion, 4),
-                "challenger": round(challenger, 4),
-                "change": round(challenger - champion, 4),
+                group.kind: group.name,
+                "support": len(group.rows),
+                "champion": round(group.champion, 4),
+                "challenger": round(group.challenger, 4),
+                "change": round(-group.drop, 4),
+                "p_value": round(p, 6),
+                "p_holm": round(p_holm, 6),
                 "checked": checked,
-                "passed": ok,
+                "passed": passed,
             }
         )
-        if not ok:
-            failing.append(f"{group} {champion:.3f} -> {challenger:.3f}")
-    checked_groups = sum(row["checked"] for row in rows)
-    detail = (
-        f"no {name} with >= {rules.min_support} test rows loses more than {rules.max_class_drop:.3f} F1 "
-        f"({checked_groups} checked)"
-    )
-    if failing:
-        detail = f"{name} F1 dropped by more than {rules.max_class_drop:.3f}: " + ", ".join(failing)
-    rule = Rule(f"{name}_non_regression", not failing, detail, {"checked": checked_groups, "failing": failing})
-    return rows, rule
+    return rows
+
+
+def _group_rule(kind: str, rows: list[dict[str, Any]], rules: EvaluateSettings, enough: int) -> Rule:
+    failing = [f"{row[kind]} {row['champion']:.3f} -> {row['challenger']:.3f}" for row in rows if not row["passed"]]
+    checked = sum(row["checked"] for row in rows)
+    if rules.group_test == "credible":
+        level = f"{rules.confidence:.0%}"
+        detail = (
+            f"no {kind} lost more than {rules.max_class_drop:.3f} F1 with a drop credible at {level} after Holm's "
+            f"correction over all classes and channels ({checked} with >= {enough} test rows, "
+            f"{len(rows) - checked} too small to tell)"
+        )
+        if failing:
+            detail = f"{kind} F1 dropped by more than {rules.max_class_drop:.3f}, credibly: " + ", ".join(failing)
+    else:
+        detail = (
+            f"no {kind} with >= {rules.min_support} test rows loses more than {rules.max_class_drop:.3f} F1 "
+            f"({checked} checked)"
+        )
+        if failing:
+            detail = f"{kind} F1 dropped by more than {rules.max_class_drop:.3f}: " + ", ".join(failing)
+    return Rule(f"{kind}_non_regression", not failing, detail, {"checked": checked, "failing": failing})
 
 
 def _confusion_changes(
@@ -309,22 +403,18 @@ def _compare(
     report.paired["mcnemar"] = mcnemar(truth, challenger.predicted, champion.predicted)
     report.rules.extend(_paired_rules(report.paired, report.paired["mcnemar"], rules))
 
-    classes = sorted(set(truth))
-    per_class = {name: _per_class_f1(truth, predicted, classes) for name, predicted in predictions.items()}
-    by_class = {label: [i for i, t in enumerate(truth) if t == label] for label in classes}
-    report.per_class, class_rule = _group_drops(
-        "class", by_class, lambda members, model: per_class[model][truth[members[0]]], rules
+    groups = _groups(truth, channels, predictions)
+    verdicts = _group_verdicts(groups, truth, predictions, rules)
+    enough = min_credible_rows(len(groups), 1 - rules.confidence)
+    report.per_class = [row for row in verdicts if "class" in row]
+    report.per_channel = [row for row in verdicts if "channel" in row]
+    report.group_test = {"method": rules.group_test, "min_rows": enough, "groups": len(groups)}
+    report.rules.extend(
+        [
+            _group_rule("class", report.per_class, rules, enough),
+            _group_rule("channel", report.per_channel, rules, enough),
+        ]
     )
-
-    by_channel: dict[str, list[int]] = {}
-    for i, channel in enumerate(channels):
-        by_channel.setdefault(str(channel), []).append(i)
-
-    def channel_score(members: list[int], model: str) -> float:
-        return _macro_f1([truth[i] for i in members], [predictions[model][i] for i in members])
-
-    report.per_channel, channel_rule = _group_drops("channel", by_channel, channel_score, rules)
-    report.rules.extend([class_rule, channel_rule])
     report.confusion_changes = _confusion_changes(truth, challenger.predicted, champion.predicted)
 
 

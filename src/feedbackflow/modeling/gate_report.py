@@ -20,8 +20,8 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}.pass{color:#1761
 {% for row in models %}<tr><td>{{ row.name }}</td><td>{{ row.version }}</td><td><code>{{ row.sha }}</code></td></tr>
 {% endfor %}</table>
 <h2>Rules</h2>
-<table><tr><th>rule</th><th>result</th><th>figures</th></tr>
-{% for rule in report.rules %}<tr><td>{{ rule.name }}</td>
+<table><tr><th>rule</th><th>what it asks</th><th>result</th><th>figures</th></tr>
+{% for rule in report.rules %}<tr><td>{{ rule.name }}</td><td>{{ meaning(rule.name) }}</td>
 <td class="{{ 'pass' if rule.passed else 'fail' }}">{{ 'pass' if rule.passed else 'FAIL' }}</td>
 <td>{{ rule.detail }}</td></tr>
 {% endfor %}</table>
@@ -38,11 +38,12 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}.pass{color:#1761
 {% for row in coverage %}<tr><td>{{ row.coverage }}</td><td>{{ row.accuracy }}</td></tr>
 {% endfor %}</table>{% endif %}
 {% for section, key, rows in groups %}{% if rows %}<h2>{{ section }}</h2>
-<table><tr><th>{{ key }}</th><th>support</th><th>champion F1</th><th>challenger F1</th><th>change</th>
-<th>checked</th></tr>
+<p>{{ group_note }}</p>
+<table><tr><th>{{ key }}</th><th>test rows</th><th>champion F1</th><th>challenger F1</th><th>change</th>
+<th>p (Holm)</th><th>checked</th></tr>
 {% for row in rows %}<tr><td>{{ row[key] }}</td><td>{{ row.support }}</td><td>{{ row.champion }}</td>
 <td>{{ row.challenger }}</td><td class="{{ 'pass' if row.passed else 'fail' }}">{{ '%+.4f' % row.change }}</td>
-<td>{{ 'yes' if row.checked else 'no (support < ' ~ min_support ~ ')' }}</td></tr>
+<td>{{ p_cell(row) }}</td><td>{{ 'yes' if row.checked else 'no (too small)' }}</td></tr>
 {% endfor %}</table>{% endif %}{% endfor %}
 {% if report.confusion_changes %}<h2>Confusion difference (largest changes in error cells)</h2>
 <table><tr><th>true</th><th>predicted</th><th>champion</th><th>challenger</th><th>change</th></tr>
@@ -102,9 +103,41 @@ def _context(report: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             ("Per-class F1", "class", report.get("per_class") or []),
             ("Per-channel macro-F1", "channel", report.get("per_channel") or []),
         ],
-        "min_support": meta.get("min_support"),
+        "group_note": _group_note(report, meta),
+        "meaning": lambda name: RULE_MEANINGS.get(name, ""),
+        "p_cell": _p_cell,
         **_oos_context(report.get("out_of_scope")),
     }
+
+
+RULE_MEANINGS = {
+    "challenger_labels": "The new model knows exactly the intents of the taxonomy, so it can be scored at all.",
+    "champion_labels": "The current model knows the same intents, so the two can be compared row by row.",
+    "min_accuracy": "The new model answers at least this share of the test messages right.",
+    "min_macro_f1": "The new model is good enough on average over intents, small intents counting as much as big ones.",
+    "champion": "There is no current model yet, so the new one only has to meet the minimums.",
+    "not_significantly_worse": "On the same test messages, the new model is not clearly worse than the current one.",
+    "min_improvement": "The new model's average score over intents is at least the required margin above the current.",
+    "significant_gain": "The gain is larger than chance: the whole confidence interval of the difference is above 0.",
+    "class_non_regression": "No intent got worse by more than the margin in a way too large to be chance.",
+    "channel_non_regression": "No channel (app, e-mail, ...) got worse by more than the margin beyond chance.",
+}
+
+
+def _group_note(report: dict[str, Any], meta: dict[str, Any]) -> str:
+    """One sentence on which groups were checked and why the others were only reported."""
+    test = report.get("group_test") or {}
+    if test.get("method") == "credible":
+        return (
+            f"Checked: groups with at least {test['min_rows']} test rows. With {test['groups']} classes and channels "
+            f"tested together (Holm's correction), fewer rows could not show a credible drop even if the new model "
+            f"got every one of them wrong; fewer than {test['min_rows']} test rows is too small to tell."
+        )
+    return f"Checked: groups with at least {meta.get('min_support')} test rows (threshold rule, no statistics)."
+
+
+def _p_cell(row: dict[str, Any]) -> str:
+    return "-" if row.get("p_holm") is None else f"{row['p_holm']:.3g}"
 
 
 OOS_ROWS = (
@@ -169,8 +202,16 @@ def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
     )
     lines += ["## Rules", ""]
     lines += _table(
-        ["rule", "result", "figures"],
-        [[rule["name"], "pass" if rule["passed"] else "**FAIL**", rule["detail"]] for rule in report["rules"]],
+        ["rule", "what it asks", "result", "figures"],
+        [
+            [
+                rule["name"],
+                RULE_MEANINGS.get(rule["name"], ""),
+                "pass" if rule["passed"] else "**FAIL**",
+                rule["detail"],
+            ]
+            for rule in report["rules"]
+        ],
     )
     lines += ["## Comparison", "", *_table(["metric", "champion", "challenger", "change"], ctx["comparison"])]
     if ctx["oos_rows"]:
@@ -181,9 +222,9 @@ def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
     for section, key, rows in ctx["groups"]:
         if not rows:
             continue
-        lines += [f"## {section} (checked: support >= {meta.get('min_support')})", ""]
+        lines += [f"## {section}", "", ctx["group_note"], ""]
         lines += _table(
-            [key, "support", "champion", "challenger", "change", "checked"],
+            [key, "test rows", "champion", "challenger", "change", "p (Holm)", "checked"],
             [
                 [
                     row[key],
@@ -191,7 +232,8 @@ def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
                     f"{row['champion']:.4f}",
                     f"{row['challenger']:.4f}",
                     f"{row['change']:+.4f}" + ("" if row["passed"] else " **FAIL**"),
-                    "yes" if row["checked"] else "no",
+                    _p_cell(row),
+                    "yes" if row["checked"] else "no (too small)",
                 ]
                 for row in rows
             ],

@@ -160,6 +160,7 @@ def build_summary(
         "registry": {"generation": state["generation"], "champion": state["champion"]} if state else None,
         "monitor": {
             "drift_failed": monitor.get("drift_failed"),  # the check's verdict (any gating test), not one test
+            "failed_tests": monitor.get("failed_tests", []),
             "dataset_drift": monitor.get("dataset_drift"),
             "drift_share": monitor.get("drift_share"),
             "drifted_columns": monitor.get("drifted_columns", []),
