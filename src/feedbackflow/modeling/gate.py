@@ -3,9 +3,10 @@
 Both models are scored on the same test rows, so the comparison is paired: the bootstrap resamples rows (the same
 resample for both models) and reports a confidence interval of the macro-F1 difference; McNemar's exact test on the
 rows exactly one model gets right is reported beside it. A class or channel blocks only when its F1 drop is both
-larger than a margin and credible: a one-sided exact McNemar test on the rows that group's F1 depends on, Holm-corrected
-over every class and channel, so noise in one small group does not keep a better model out night after night. Every
-rule returns its figures, so the gate report shows why a challenger passed or failed. Pure functions over label lists: no model, no file, no message text.
+larger than a margin and credible: a one-sided exact McNemar test on the group's rows, Holm-corrected over every
+class and channel, so noise in one small group does not keep a better model out night after night. Every rule
+returns its figures, so the gate report shows why a challenger passed or failed. Pure functions over label lists:
+no model, no file, no message text.
 """
 
 from __future__ import annotations
