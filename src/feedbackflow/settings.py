@@ -283,9 +283,10 @@ class EvaluateSettings(_Section):
     require_significant_gain: bool = Field(
         description="promote only when the interval lies above 0 (significantly better), not merely not worse"
     )
-    group_test: Literal["credible", "threshold"] = Field(
-        description="per intent and channel, block on a drop over max_class_drop that is credible (exact McNemar, "
-        "Holm over all groups at 1 - confidence), or on any such drop in groups of min_support rows (threshold)"
+    group_test: Literal["tarone", "holm", "threshold"] = Field(
+        description="per intent and channel, block on a drop over max_class_drop that is credible (one-sided exact "
+        "McNemar at 1 - confidence, corrected over all groups by Tarone or Holm), or on any such drop in groups of "
+        "min_support test rows (threshold: no statistics)"
     )
     min_support: int = Field(ge=1, description="threshold test only: groups with fewer test rows are not gated")
     max_class_drop: float = Field(ge=0, le=1, description="F1 loss of an intent or channel that counts as a drop")

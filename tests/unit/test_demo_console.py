@@ -25,8 +25,6 @@ def test_a_passed_and_a_missing_drift_check():
 
 def test_a_night_without_a_comparison_names_the_registry_champion():
     registered = {"version": "v1", "metrics": {"accuracy": 0.9, "macro_f1": 0.887}}
-    assert _champion({"champion": None}, registered) == (
-        "v1 (accuracy 0.900, macro_f1 0.887; not re-scored this run)"
-    )
+    assert _champion({"champion": None}, registered) == ("v1 (accuracy 0.900, macro_f1 0.887; not re-scored this run)")
     assert _champion({"champion": {"accuracy": 0.9, "macro_f1": 0.8}}, registered) == "accuracy 0.900, macro_f1 0.800"
     assert _champion({"champion": None}, None).startswith("none")

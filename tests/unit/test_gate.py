@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from feedbackflow.modeling.gate import Scored, decide, holm, mcnemar, min_credible_rows, paired_bootstrap
+from feedbackflow.modeling.gate import (
+    Scored,
+    decide,
+    drop_test,
+    holm,
+    mcnemar,
+    min_credible_rows,
+    paired_bootstrap,
+    tarone_k,
+)
 from feedbackflow.modeling.gate_report import render_html, render_markdown
 from tests.helpers import section
 
@@ -209,52 +218,89 @@ def _many_class_night(small_rows: int, seed: int = 3) -> tuple[list[str], list[s
     return truth, channels, champion, challenger
 
 
-def test_noise_on_a_small_intent_does_not_block_a_better_challenger():
+@pytest.mark.parametrize("method", ["tarone", "holm"])
+def test_noise_on_a_small_intent_does_not_block_a_better_challenger(method):
     truth, channels, champion, challenger = _many_class_night(small_rows=22)
-    first_small = truth.index("small")
-    challenger[first_small] = MANY[0]  # one message of 22: F1 1.000 -> 0.977 (the issue's night)
+    challenger[truth.index("small")] = MANY[0]  # one message of 22: F1 1.000 -> 0.977 (the issue's night)
     labels = [*MANY, "small"]
-    rules = RULES.model_copy(update={"max_class_drop": 0.01})
+    rules = RULES.model_copy(update={"max_class_drop": 0.01, "group_test": method})
     report = decide(truth, channels, labels, Scored(challenger, labels), Scored(champion, labels, "champion"), rules)
     small = next(row for row in report.per_class if row["class"] == "small")
-    assert small["change"] < -0.01 and small["checked"] and small["p_holm"] > 0.05
+    assert small["change"] < -0.01 and small["passed"]
     assert report.promote, report.reasons
     threshold = rules.model_copy(update={"group_test": "threshold"})  # the old rule refuses the same night
     old = decide(truth, channels, labels, Scored(challenger, labels), Scored(champion, labels, "champion"), threshold)
     assert [rule.name for rule in old.rules if not rule.passed] == ["class_non_regression"]
 
 
-def test_a_real_one_intent_regression_blocks_under_the_credible_rule():
+@pytest.mark.parametrize("method", ["tarone", "holm"])
+def test_a_real_one_intent_regression_blocks(method):
     truth, channels, champion, challenger = _many_class_night(small_rows=0)
     lost = [i for i, t in enumerate(truth) if t == MANY[5] and champion[i] == t][:25]
     for i in lost:  # the challenger misroutes most of one intent's messages
         challenger[i] = MANY[6]
-    report = decide(truth, channels, MANY, Scored(challenger, MANY), Scored(champion, MANY, "champion"), RULES)
+    rules = RULES.model_copy(update={"group_test": method})
+    report = decide(truth, channels, MANY, Scored(challenger, MANY), Scored(champion, MANY, "champion"), rules)
     assert report.paired["ci_low"] > 0  # better overall, significantly
     failed = {rule.name: rule for rule in report.rules if not rule.passed}
     assert list(failed) == ["class_non_regression"], report.reasons
     assert failed["class_non_regression"].figures["failing"][0].startswith(f"{MANY[5]} ")
     row = next(row for row in report.per_class if row["class"] == MANY[5])
-    assert row["p_holm"] < 0.05 and not row["passed"]
+    assert row["p_adjusted"] < 0.05 and not row["passed"]
+
+
+def test_tarone_finds_a_lost_eight_row_intent_that_holm_cannot():
+    """Real models share most of their answers: few groups have enough disagreements to ever be credible."""
+    truth = [label for label in MANY for _ in range(40)] + ["small"] * 8
+    channels = ["app" if i % 2 else "web" for i in range(len(truth))]
+    champion = [MANY[(MANY.index(t) + 1) % 30] if t != "small" and i % 40 < 6 else t for i, t in enumerate(truth)]
+    challenger = list(champion)
+    for label in MANY:  # one more message of each intent right ...
+        challenger[truth.index(label)] = label
+    for i, t in enumerate(truth):  # ... and all eight of the small intent lost: p = 0.5**8, above 0.05 / 33
+        if t == "small":
+            challenger[i] = MANY[0]
+    labels = [*MANY, "small"]
+    lenient = RULES.model_copy(update={"require_significant_gain": False, "min_improvement": -1.0})
+    failed = {}  # the per-group rules only: losing a whole intent also costs 1/31 of macro-F1
+    for method in ("tarone", "holm"):
+        rules = lenient.model_copy(update={"group_test": method})
+        report = decide(
+            truth, channels, labels, Scored(challenger, labels), Scored(champion, labels, "champion"), rules
+        )
+        failed[method] = [rule.name for rule in report.rules if not rule.passed and "non_regression" in rule.name]
+        small = next(row for row in report.per_class if row["class"] == "small")
+        if method == "tarone":
+            assert report.group_test["testable"] == 2  # the small intent and the web channel (34 disagreements)
+            assert small["checked"] and small["p_adjusted"] == pytest.approx(2 * 0.5**8, abs=1e-6)
+        else:
+            assert not small["checked"]  # 8 rows < min_credible_rows(33, 0.05): too small to tell under Holm
+    assert failed == {"tarone": ["class_non_regression"], "holm": []}
 
 
 def test_groups_too_small_to_show_a_credible_drop_are_reported_not_gated():
-    truth, channels, champion, challenger = _many_class_night(small_rows=6)
-    for i, t in enumerate(truth):  # the small intent loses every message, yet 6 rows can never be credible
+    truth, channels, champion, challenger = _many_class_night(small_rows=3)
+    for i, t in enumerate(truth):  # the small intent loses every message, yet 3 rows can never be credible
         if t == "small":
             challenger[i] = MANY[0]
     labels = [*MANY, "small"]
     report = decide(truth, channels, labels, Scored(challenger, labels), Scored(champion, labels, "champion"), RULES)
     small = next(row for row in report.per_class if row["class"] == "small")
-    assert not small["checked"] and small["passed"] and small["change"] == -1.0
-    assert report.group_test == {"method": "credible", "min_rows": min_credible_rows(33, 0.05), "groups": 33}
+    assert not small["checked"] and small["passed"] and small["change"] == -1.0 and small["p_adjusted"] is None
+    assert report.group_test["method"] == "tarone" and report.group_test["groups"] == 33
     meta = {"run_id": "r1", "challenger_sha256": "a", "champion_version": "v1", "champion_sha256": "b"}
-    html = render_html(report.to_dict(), meta)
-    assert "no (too small)" in html and "fewer than 10 test rows" in render_markdown(report.to_dict(), meta)
+    html, markdown = render_html(report.to_dict(), meta), render_markdown(report.to_dict(), meta)
+    assert "no (too small)" in html and "too small to tell" in markdown
+    assert f"disagree on at least {report.group_test['min_disagreements']} test rows" in markdown
 
 
-def test_holm_adjustment_and_the_smallest_credible_group():
+def test_holm_tarone_and_the_smallest_credible_group():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5]
     assert min_credible_rows(82, 0.05) == 11  # 0.5**11 < 0.05 / 82 <= 0.5**10
     assert 0.5 ** min_credible_rows(82, 0.05) < 0.05 / 82 <= 0.5 ** (min_credible_rows(82, 0.05) - 1)
+    # 80 groups with 2 disagreements can never reach p <= 0.05 / K: only the 3 with many disagreements count
+    assert tarone_k([2] * 80 + [20, 15, 12], 0.05) == 3
+    assert tarone_k([30] * 5, 0.05) == 5
+    assert drop_test(["a"] * 4, ["a"] * 4, ["b"] * 4) == (pytest.approx(0.0625), 4)
+    assert drop_test(["a", "a"], ["b", "a"], ["a", "b"]) == (pytest.approx(0.75), 2)

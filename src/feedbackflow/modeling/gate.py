@@ -232,13 +232,30 @@ def min_credible_rows(groups: int, alpha: float) -> int:
     return max(1, math.ceil(math.log2(groups / alpha)))
 
 
-def drop_p_value(truth: Sequence[str], champion: Sequence[str], challenger: Sequence[str]) -> float:
-    """One-sided exact McNemar test that the challenger gets more of these rows wrong than the champion does."""
+def drop_test(truth: Sequence[str], champion: Sequence[str], challenger: Sequence[str]) -> tuple[float, int]:
+    """One-sided exact McNemar test that the challenger gets more of these rows wrong than the champion does.
+
+    Returns the p-value and the number of rows the two models disagree on (right for one only); conditional on
+    that number the smallest p-value the test can give is 0.5 ** disagreements.
+    """
     from scipy.stats import binomtest
 
     lost = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if b == t != a)
     gained = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if a == t != b)
-    return float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+    disagree = lost + gained
+    return (float(binomtest(lost, disagree, 0.5, alternative="greater").pvalue) if disagree else 1.0), disagree
+
+
+def tarone_k(disagreements: Sequence[int], alpha: float) -> int:
+    """Tarone's count of testable groups: the smallest K such that at most K groups could reach p <= alpha / K.
+
+    A group whose smallest possible p-value (0.5 ** disagreements) exceeds alpha / K can never be found credible, so
+    it cannot cause a false block and need not be paid for in the correction (Tarone 1990, Biometrics 46:515).
+    """
+    for k in range(1, len(disagreements) + 1):
+        if sum(1 for d in disagreements if 0.5**d <= alpha / k) <= k:
+            return k
+    return max(1, len(disagreements))
 
 
 @dataclass
@@ -281,23 +298,41 @@ def _groups(truth: Sequence[str], channels: Sequence[str], predictions: dict[str
     return groups
 
 
+def _adjusted(
+    tests: list[tuple[float, int]], sizes: list[int], rules: EvaluateSettings
+) -> tuple[list[float | None], list[bool], dict[str, Any]]:
+    """Per group: the adjusted p-value (None: no statistics), whether it is checked, and what the method needed."""
+    alpha, p_values = 1 - rules.confidence, [p for p, _ in tests]
+    if rules.group_test == "tarone":
+        k = tarone_k([d for _, d in tests], alpha)
+        testable = [0.5**d <= alpha / k for _, d in tests]
+        adjusted = [min(1.0, k * p) if ok else None for p, ok in zip(p_values, testable, strict=True)]
+        need = min_credible_rows(k, alpha)
+        return adjusted, testable, {"method": "tarone", "groups": len(tests), "testable": k, "min_disagreements": need}
+    if rules.group_test == "holm":
+        need = min_credible_rows(len(tests), alpha)
+        return (
+            list(holm(p_values)),
+            [n >= need for n in sizes],
+            {"method": "holm", "groups": len(tests), "min_rows": need},
+        )
+    checked = [n >= rules.min_support for n in sizes]
+    return [None] * len(tests), checked, {"method": "threshold", "groups": len(tests), "min_rows": rules.min_support}
+
+
 def _group_verdicts(
     groups: list[_Group], truth: Sequence[str], predictions: dict[str, Sequence[str]], rules: EvaluateSettings
-) -> list[dict[str, Any]]:
-    """Each group's figures and verdict under ``rules.group_test`` (credible: margin and Holm; threshold: margin)."""
-    alpha = 1 - rules.confidence
-    p_values = [
-        drop_p_value(*([seq[i] for i in g.rows] for seq in (truth, predictions["champion"], predictions["challenger"])))
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each group's figures and verdict: it fails when it is checked, drops by more than the margin, and the drop is
+    credible (adjusted p below 1 - confidence; the threshold method asks no statistics)."""
+    tests = [
+        drop_test(*([seq[i] for i in g.rows] for seq in (truth, predictions["champion"], predictions["challenger"])))
         for g in groups
     ]
-    adjusted = holm(p_values)
-    enough = min_credible_rows(len(groups), alpha)
+    adjusted, checked, method = _adjusted(tests, [len(g.rows) for g in groups], rules)
     rows = []
-    for group, p, p_holm in zip(groups, p_values, adjusted, strict=True):
-        large = group.drop > rules.max_class_drop + 1e-12
-        checked = len(group.rows) >= (enough if rules.group_test == "credible" else rules.min_support)
-        credible = p_holm < alpha or rules.group_test == "threshold"
-        passed = not (checked and large and credible)
+    for group, (p, disagree), p_adj, ok in zip(groups, tests, adjusted, checked, strict=True):
+        credible = p_adj is None or p_adj < 1 - rules.confidence
         rows.append(
             {
                 group.kind: group.name,
@@ -305,34 +340,37 @@ def _group_verdicts(
                 "champion": round(group.champion, 4),
                 "challenger": round(group.challenger, 4),
                 "change": round(-group.drop, 4),
+                "disagreements": disagree,
                 "p_value": round(p, 6),
-                "p_holm": round(p_holm, 6),
-                "checked": checked,
-                "passed": passed,
+                "p_adjusted": None if p_adj is None else round(p_adj, 6),
+                "checked": ok,
+                "passed": not (ok and group.drop > rules.max_class_drop + 1e-12 and credible),
             }
         )
-    return rows
+    return rows, method
 
 
-def _group_rule(kind: str, rows: list[dict[str, Any]], rules: EvaluateSettings, enough: int) -> Rule:
+METHOD_WORDS = {
+    "tarone": "Tarone's correction for discrete tests over all classes and channels",
+    "holm": "Holm's correction over all classes and channels",
+}
+
+
+def _group_rule(kind: str, rows: list[dict[str, Any]], rules: EvaluateSettings) -> Rule:
     failing = [f"{row[kind]} {row['champion']:.3f} -> {row['challenger']:.3f}" for row in rows if not row["passed"]]
     checked = sum(row["checked"] for row in rows)
-    if rules.group_test == "credible":
-        level = f"{rules.confidence:.0%}"
+    margin = f"{rules.max_class_drop:.3f}"
+    if rules.group_test in METHOD_WORDS:
         detail = (
-            f"no {kind} lost more than {rules.max_class_drop:.3f} F1 with a drop credible at {level} after Holm's "
-            f"correction over all classes and channels ({checked} with >= {enough} test rows, "
-            f"{len(rows) - checked} too small to tell)"
+            f"no {kind} lost more than {margin} F1 with a drop credible at {rules.confidence:.0%} after "
+            f"{METHOD_WORDS[rules.group_test]} ({checked} checked, {len(rows) - checked} too small to tell)"
         )
         if failing:
-            detail = f"{kind} F1 dropped by more than {rules.max_class_drop:.3f}, credibly: " + ", ".join(failing)
+            detail = f"{kind} F1 dropped by more than {margin}, credibly: " + ", ".join(failing)
     else:
-        detail = (
-            f"no {kind} with >= {rules.min_support} test rows loses more than {rules.max_class_drop:.3f} F1 "
-            f"({checked} checked)"
-        )
+        detail = f"no {kind} with >= {rules.min_support} test rows loses more than {margin} F1 ({checked} checked)"
         if failing:
-            detail = f"{kind} F1 dropped by more than {rules.max_class_drop:.3f}: " + ", ".join(failing)
+            detail = f"{kind} F1 dropped by more than {margin}: " + ", ".join(failing)
     return Rule(f"{kind}_non_regression", not failing, detail, {"checked": checked, "failing": failing})
 
 
@@ -405,17 +443,10 @@ def _compare(
     report.rules.extend(_paired_rules(report.paired, report.paired["mcnemar"], rules))
 
     groups = _groups(truth, channels, predictions)
-    verdicts = _group_verdicts(groups, truth, predictions, rules)
-    enough = min_credible_rows(len(groups), 1 - rules.confidence)
+    verdicts, report.group_test = _group_verdicts(groups, truth, predictions, rules)
     report.per_class = [row for row in verdicts if "class" in row]
     report.per_channel = [row for row in verdicts if "channel" in row]
-    report.group_test = {"method": rules.group_test, "min_rows": enough, "groups": len(groups)}
-    report.rules.extend(
-        [
-            _group_rule("class", report.per_class, rules, enough),
-            _group_rule("channel", report.per_channel, rules, enough),
-        ]
-    )
+    report.rules.extend([_group_rule(kind, getattr(report, f"per_{kind}"), rules) for kind in ("class", "channel")])
     report.confusion_changes = _confusion_changes(truth, challenger.predicted, champion.predicted)
 
 

@@ -40,7 +40,7 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}.pass{color:#1761
 {% for section, key, rows in groups %}{% if rows %}<h2>{{ section }}</h2>
 <p>{{ group_note }}</p>
 <table><tr><th>{{ key }}</th><th>test rows</th><th>champion F1</th><th>challenger F1</th><th>change</th>
-<th>p (Holm)</th><th>checked</th></tr>
+<th>p (adjusted)</th><th>checked</th></tr>
 {% for row in rows %}<tr><td>{{ row[key] }}</td><td>{{ row.support }}</td><td>{{ row.champion }}</td>
 <td>{{ row.challenger }}</td><td class="{{ 'pass' if row.passed else 'fail' }}">{{ '%+.4f' % row.change }}</td>
 <td>{{ p_cell(row) }}</td><td>{{ 'yes' if row.checked else 'no (too small)' }}</td></tr>
@@ -127,7 +127,14 @@ RULE_MEANINGS = {
 def _group_note(report: dict[str, Any], meta: dict[str, Any]) -> str:
     """One sentence on which groups were checked and why the others were only reported."""
     test = report.get("group_test") or {}
-    if test.get("method") == "credible":
+    if test.get("method") == "tarone":
+        return (
+            f"Checked: groups where the two models disagree on at least {test['min_disagreements']} test rows. Of "
+            f"{test['groups']} classes and channels, {test['testable']} had enough disagreements to ever show a "
+            f"credible drop, and the test is corrected for those {test['testable']} (Tarone); the others are too "
+            f"small to tell this night, even if the new model got every disputed row wrong."
+        )
+    if test.get("method") == "holm":
         return (
             f"Checked: groups with at least {test['min_rows']} test rows. With {test['groups']} classes and channels "
             f"tested together (Holm's correction), fewer rows could not show a credible drop even if the new model "
@@ -137,7 +144,7 @@ def _group_note(report: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def _p_cell(row: dict[str, Any]) -> str:
-    return "-" if row.get("p_holm") is None else f"{row['p_holm']:.3g}"
+    return "-" if row.get("p_adjusted") is None else f"{row['p_adjusted']:.3g}"
 
 
 OOS_ROWS = (
@@ -224,7 +231,7 @@ def render_markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
             continue
         lines += [f"## {section}", "", ctx["group_note"], ""]
         lines += _table(
-            [key, "test rows", "champion", "challenger", "change", "p (Holm)", "checked"],
+            [key, "test rows", "champion", "challenger", "change", "p (adjusted)", "checked"],
             [
                 [
                     row[key],
