@@ -23,7 +23,7 @@ BENCH_DRIFT_ARGS ?=
 BENCH_ACCURACY_ARGS ?= --seeds 3 --oos-share 0.1
 EVIDENTLY_PORT ?= 8000
 
-.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift
+.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift bench-gate
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -137,6 +137,9 @@ screenshots: install ## Offline PNGs (headless chromium) of the dashboards after
 
 bench-drift: install ## Drift check of 100k current vs 100k reference rows with embeddings: wall time, peak RSS, report size
 	$(BIN)/python -m benchmarks.bench_drift --json-out docs/benchmarks/results/drift.json $(BENCH_DRIFT_ARGS)
+
+bench-gate: install ## The gate's promotion rates on simulated BANKING77 nights (better/equal/one-intent-worse challengers), per per-group rule
+	$(BIN)/python -m benchmarks.bench_gate --json-out docs/benchmarks/results/gate.json $(BENCH_GATE_ARGS)
 
 constraints: ## Recompile requirements/constraints-3.11.txt from requirements/requirements.in (needs uv)
 	uv pip compile requirements/requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
