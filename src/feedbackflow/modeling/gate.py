@@ -3,10 +3,10 @@
 Both models are scored on the same test rows, so the comparison is paired: the bootstrap resamples rows (the same
 resample for both models) and reports a confidence interval of the macro-F1 difference; McNemar's exact test on the
 rows exactly one model gets right is reported beside it. A class or channel blocks only when its F1 drop is both
-larger than a margin and credible: a one-sided exact McNemar test on the group's rows, Holm-corrected over every
-class and channel, so noise in one small group does not keep a better model out night after night. Every rule
-returns its figures, so the gate report shows why a challenger passed or failed. Pure functions over label lists:
-no model, no file, no message text.
+larger than a margin and credible: a one-sided exact McNemar test on the group's rows, corrected over every class
+and channel (``evaluate.group_test``: Tarone or Holm), so noise in one small group does not keep a better model
+out night after night. Every rule returns its figures, so the gate report shows why a challenger passed or
+failed. Pure functions over label lists: no model, no file, no message text.
 """
 
 from __future__ import annotations
@@ -123,12 +123,18 @@ def paired_bootstrap(
     }
 
 
+def _discordant(truth: Sequence[str], first: Sequence[str], second: Sequence[str]) -> tuple[int, int]:
+    """Rows only ``first`` gets right, and rows only ``second`` gets right (McNemar's discordant pairs)."""
+    only_first = sum(1 for t, a, b in zip(truth, first, second, strict=True) if a == t != b)
+    only_second = sum(1 for t, a, b in zip(truth, first, second, strict=True) if b == t != a)
+    return only_first, only_second
+
+
 def mcnemar(truth: Sequence[str], challenger: Sequence[str], champion: Sequence[str]) -> dict[str, Any]:
     """McNemar's exact test on accuracy: rows only the challenger gets right vs rows only the champion gets right."""
     from scipy.stats import binomtest
 
-    only_challenger = sum(1 for t, a, b in zip(truth, challenger, champion, strict=True) if a == t != b)
-    only_champion = sum(1 for t, a, b in zip(truth, challenger, champion, strict=True) if b == t != a)
+    only_challenger, only_champion = _discordant(truth, challenger, champion)
     discordant = only_challenger + only_champion
     p_value = binomtest(only_challenger, discordant, 0.5).pvalue if discordant else 1.0
     return {"only_challenger_right": only_challenger, "only_champion_right": only_champion, "p_value": p_value}
@@ -228,7 +234,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 def min_credible_rows(groups: int, alpha: float) -> int:
     """Fewest rows on which a drop can be credible: with every row going against the challenger, the exact one-sided
-    test gives p = 0.5**rows, which must get below Holm's strictest step, alpha / groups."""
+    test gives p = 0.5**rows, which must get below the strictest step, alpha / groups (Holm: all groups; Tarone:
+    the testable ones)."""
     return max(1, math.ceil(math.log2(groups / alpha)))
 
 
@@ -240,8 +247,7 @@ def drop_test(truth: Sequence[str], champion: Sequence[str], challenger: Sequenc
     """
     from scipy.stats import binomtest
 
-    lost = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if b == t != a)
-    gained = sum(1 for t, b, a in zip(truth, champion, challenger, strict=True) if a == t != b)
+    lost, gained = _discordant(truth, champion, challenger)
     disagree = lost + gained
     return (float(binomtest(lost, disagree, 0.5, alternative="greater").pvalue) if disagree else 1.0), disagree
 
