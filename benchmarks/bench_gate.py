@@ -5,10 +5,13 @@ Run from the repository root (``make bench-gate`` does)::
     python -m benchmarks.bench_gate [--nights 40] [--json-out PATH]
 
 Each simulated night draws, from BANKING77's *train* split only (its test split is never read), a test set of
-``5 x T`` rows (the first ``T`` of them are the demo-sized test set: the demo's second night, 9,000 rows times
-``split.test_share``) and trains, on the remaining rows, a champion and four challengers. The models are logistic
-regressions on the packaged all-MiniLM-L6-v2 sentence embeddings (cached under ``.work/bench_gate``): cheap enough for
-many nights, and as noisy on small intents as a fine-tuned model (the gate only sees their predictions):
+``5 x T`` rows, ``T`` being the demo's second night's test size (9,000 rows times ``split.test_share``). The
+demo-sized test set is picked from that block as the split stage picks it: the first ``T`` rows, with every intent
+topped up to ``split.min_test_rows_per_label`` from the next ``9,000 x split.validation_share`` rows (the validation
+rows). The 5x test set is the whole block. The night trains, on the remaining rows, a champion and four challengers.
+The models are logistic regressions on the packaged all-MiniLM-L6-v2 sentence embeddings (cached under
+``.work/bench_gate``): cheap enough for many nights, and as noisy on small intents as a fine-tuned model (the gate
+only sees their predictions):
 
 * ``better``: trained on ``--better-rows`` rows, a superset of the champion's ``--champion-rows``: really better, by
   about what the demo's second night gains (+0.03 to +0.05 accuracy);
@@ -96,16 +99,33 @@ def night(x: np.ndarray, y: np.ndarray, big: int, champion_rows: int, better_row
     return {"test": test, "predictions": predictions, "channels": channels, "lost_intent": lost}
 
 
-def verdicts(data: dict[str, Any], y: np.ndarray, names: list[str], size: int, rules: dict[str, Any]) -> dict:
-    """Whether each challenger is promoted over the champion on the first ``size`` test rows, under each rule."""
+def demo_rows(block_labels: np.ndarray, shares: Any) -> np.ndarray:
+    """The demo-sized test rows of a night's test block, as the split stage picks them.
+
+    A row's position in the block stands for its hash unit (position / block size): the first ``test_share`` of the
+    block is the plain test draw, the next ``validation_share`` the validation rows that ``split`` tops small labels
+    up from (:func:`feedbackflow.stages.split.cuts_of_units`, ``split.min_test_rows_per_label``).
+    """
+    from feedbackflow.stages.split import cuts_of_units
+
+    units = np.arange(block_labels.size) / block_labels.size
+    labels = block_labels.astype(str)
+    cuts = cuts_of_units([(labels, units)], shares)
+    cut = np.array([cuts.get(label, -1.0) for label in labels])
+    edge = shares.test_share + shares.validation_share
+    return np.flatnonzero((units < shares.test_share) | ((units < edge) & (units <= cut)))
+
+
+def verdicts(data: dict[str, Any], y: np.ndarray, names: list[str], rows: np.ndarray, rules: dict[str, Any]) -> dict:
+    """Whether each challenger is promoted over the champion on the test block's ``rows``, under each rule."""
     from feedbackflow.modeling.gate import Scored, decide
 
-    truth = [names[label] for label in y[data["test"][:size]]]
-    channels = [str(channel) for channel in data["channels"][:size]]
-    champion = Scored([names[p] for p in data["predictions"]["champion"][:size]], names, "champion")
+    truth = [names[label] for label in y[data["test"][rows]]]
+    channels = [str(channel) for channel in data["channels"][rows]]
+    champion = Scored([names[p] for p in data["predictions"]["champion"][rows]], names, "champion")
     found: dict[str, dict[str, bool]] = {}
     for kind in KINDS:
-        challenger = Scored([names[p] for p in data["predictions"][kind][:size]], names)
+        challenger = Scored([names[p] for p in data["predictions"][kind][rows]], names)
         found[kind] = {
             test: decide(truth, channels, names, challenger, champion, evaluate, seed=0).promote
             for test, evaluate in rules.items()
@@ -123,14 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(ROOT / "params.yaml")
     demo = round(DEMO_ROWS * settings.split.test_share)
     sizes = {"demo": demo, "5x demo": 5 * demo}
+    # the demo's shares of a 5x-demo block: its plain test draw and the validation rows small labels are topped up from
+    validation = 0.2 * settings.split.validation_share / settings.split.test_share
+    block_shares = settings.split.model_copy(update={"test_share": 0.2, "validation_share": validation})
     rules = {test: settings.evaluate.model_copy(update={"group_test": test}) for test in METHODS}
     texts, y, names = corpus()
     started = time.perf_counter()
     x = embeddings(texts)
     counts = {size: {kind: dict.fromkeys(rules, 0) for kind in KINDS} for size in sizes}
+    tested = dict.fromkeys(sizes, 0)
     for seed in range(args.nights):
         data = night(x, y, sizes["5x demo"], args.champion_rows, args.better_rows, seed)
-        for size, rows in sizes.items():
+        picked = {"demo": demo_rows(y[data["test"]], block_shares), "5x demo": np.arange(sizes["5x demo"])}
+        for size, rows in picked.items():
+            tested[size] += rows.size
             for kind, promoted in verdicts(data, y, names, rows, rules).items():
                 for test, value in promoted.items():
                     counts[size][kind][test] += int(value)
@@ -144,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "nights": args.nights,
             "test_rows": sizes,
+            "mean_test_rows": {size: round(n / args.nights, 1) for size, n in tested.items()},
+            "min_test_rows_per_label": settings.split.min_test_rows_per_label,
             "champion_rows": args.champion_rows,
             "better_rows": args.better_rows,
             "evaluate": settings.evaluate.model_dump(),

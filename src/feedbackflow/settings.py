@@ -205,6 +205,9 @@ class AnonymiseSettings(_Section):
 class SplitSettings(_Section):
     validation_share: float = Field(gt=0.0, lt=1.0)
     test_share: float = Field(gt=0.0, lt=1.0)
+    min_test_rows_per_label: int = Field(
+        ge=0, description="test rows each label is topped up to from its validation rows; 0: off"
+    )
 
     @model_validator(mode="after")
     def _shares(self) -> SplitSettings:

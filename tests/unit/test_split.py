@@ -1,3 +1,5 @@
+import math
+
 import pandas as pd
 
 from feedbackflow.stages.split import assign_splits, split_frame
@@ -63,7 +65,8 @@ def test_the_stage_streams_in_chunks_and_writes_what_one_pass_over_all_rows_give
     from feedbackflow.config import ProjectPaths
     from feedbackflow.stages import split
 
-    settings = params_settings(split={"validation_share": 0.2, "test_share": 0.2})
+    # a minimum above every label's plain test rows: the chunked cuts must equal the cuts of all rows at once
+    settings = params_settings(split={"validation_share": 0.2, "test_share": 0.2, "min_test_rows_per_label": 40})
     frame = _frame(500).assign(text="hello")
     frame.loc[::7, "label"] = None  # unlabelled rows spread over every chunk
     paths = ProjectPaths(tmp_path)
@@ -78,4 +81,53 @@ def test_the_stage_streams_in_chunks_and_writes_what_one_pass_over_all_rows_give
         pd.testing.assert_frame_equal(written, whole[name], check_dtype=False)
         assert summary["rows"][name] == len(whole[name])
     assert summary["unlabelled_rows"] == len(frame[::7])
+    assert summary["labels_topped_up"] == 3 and all((whole["test"]["label"] == label).sum() == 40 for label in "abc")
     assert not list(tmp_path.joinpath("data").glob(".*partial"))
+
+
+def _small_label(n_small, n_big=3000):
+    big = _frame(n_big, labels=("big",))
+    small = pd.DataFrame({"id": [f"small-{i}" for i in range(n_small)], "label": "small"})
+    return pd.concat([big, small], ignore_index=True)
+
+
+def test_a_small_label_is_topped_up_to_the_minimum_from_validation_never_from_train():
+    frame = _small_label(70)
+    shares = section("split", validation_share=0.3, test_share=0.05, min_test_rows_per_label=12)
+    plain = dict(zip(frame["id"], assign_splits(frame, shares, seed=3), strict=True))
+    parts = split_frame(frame, shares, seed=3)
+    test = parts["test"]
+    assert sum(name == "test" for key, name in plain.items() if key.startswith("small")) < 12  # the draw fell short
+    assert (test["label"] == "small").sum() == 12
+    assert all(plain[key] in ("test", "validation") for key in test["id"])  # no train row is moved
+    assert set(parts["train"]["id"]) == {key for key, name in plain.items() if name == "train"}
+    assert (test["label"] == "big").sum() == sum(name == "test" for key, name in plain.items() if "id-" in key)
+
+
+def test_a_message_never_enters_test_from_train_and_leaves_extra_test_rows_as_its_label_grows():
+    shares = section("split", validation_share=0.3, test_share=0.05, min_test_rows_per_label=12)
+    night1 = _small_label(70)
+    grown = pd.DataFrame({"id": [f"small-{i}" for i in range(70, 400)], "label": "small"})
+    night2 = pd.concat([night1, grown], ignore_index=True)
+    first = set(split_frame(night1, shares, seed=3)["test"]["id"])
+    second = split_frame(night2, shares, seed=3)
+    assert set(second["test"]["id"]) & set(night1["id"]) <= first  # the label now has the full minimum
+    assert set(second["train"]["id"]) & set(night1["id"]) == set(split_frame(night1, shares, seed=3)["train"]["id"])
+
+
+def test_the_minimum_is_off_at_zero():
+    frame = _small_label(70)
+    shares = section("split", validation_share=0.1, test_share=0.15, min_test_rows_per_label=0)
+    plain = assign_splits(frame, shares, seed=3)
+    assert split_frame(frame, shares, seed=3)["test"]["id"].tolist() == frame["id"][plain == "test"].tolist()
+
+
+def test_a_small_label_keeps_half_its_expected_validation_rows():
+    shares = section("split", validation_share=0.1, test_share=0.15, min_test_rows_per_label=12)
+    for seed in range(20):
+        frame = _small_label(60)
+        plain = assign_splits(frame, shares, seed=seed)[frame["id"].str.startswith("small")]
+        non_train, plain_test = int((plain != "train").sum()), int((plain == "test").sum())
+        keep = math.ceil(non_train * 0.1 / 0.25 / 2)  # half the label's expected validation rows
+        parts = split_frame(frame, shares, seed=seed)
+        assert (parts["test"]["label"] == "small").sum() == max(plain_test, min(12, non_train - keep))
