@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbackflow.settings import load_settings
+from feedbackflow.storage import partitions
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_CANDIDATES = (ROOT / "data" / "banking77" / "train.csv", Path("/work/shared/datasets/banking77/train.csv"))
@@ -146,9 +147,8 @@ def build_project(root: Path, rows: int, fit_rows: int = 3000) -> None:
     reference = batch(source, rows, seed=1, batch_id="20260601T020000-reference00", sequence=1, shift=False)
     current = batch(source, rows, seed=2, batch_id="20260602T020000-current0001", sequence=2, shift=True)
     paths.split.mkdir(parents=True)
-    paths.anonymised.mkdir(parents=True)
     reference.to_parquet(paths.split / "train.parquet", index=False)
-    pd.concat([reference, current]).to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    partitions.write_frame(paths.anonymised, pd.concat([reference, current]))
     fitted_champion(paths.champion, fit_rows)
     write_json(
         paths.registry / "champion.json",
@@ -164,9 +164,9 @@ def next_batch(root: Path, rows: int) -> None:
     import pandas as pd
 
     source = corpus()
-    feedback = root / "data" / "anonymised" / "feedback.parquet"
+    feedback = root / "data" / "anonymised"
     new = batch(source, rows, seed=3, batch_id="20260603T020000-current0002", sequence=3, shift=True)
-    pd.concat([pd.read_parquet(feedback), new]).to_parquet(feedback, index=False)
+    partitions.write_frame(feedback, pd.concat([partitions.read_frame(feedback), new]))
 
 
 CHILD = """

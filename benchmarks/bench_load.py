@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -236,8 +235,12 @@ def run_size(
             if stage == "anonymise" and anonymise_rows is not None and accepted > anonymise_rows:
                 results[stage] = {**_spawn(stage, _sample_project(project, anonymise_rows), cores), "sampled": True}
                 # split reads ids and labels only: the validated rows stand in for the anonymised ones
-                (project / "data" / "anonymised").mkdir(parents=True)
-                shutil.copy(project / "data/validated/feedback.parquet", project / "data/anonymised/feedback.parquet")
+                import pandas as pd
+
+                from feedbackflow.storage import partitions
+
+                validated = pd.read_parquet(project / "data/validated/feedback.parquet")
+                partitions.write_frame(project / "data" / "anonymised", validated)
             else:
                 results[stage] = _spawn(stage, project, cores)
             figures = results[stage]

@@ -107,7 +107,7 @@ def _ours(params: Path) -> tuple[Any, Any]:
     settings = load_settings(params).anonymise
     # Detection only: operators decide how findings are replaced, so the bench runs without a pseudonym key.
     config = settings.model_copy(update={"operator": "placeholder", "operators": {}})
-    engine = privacy.build_engine(config)
+    engine = privacy.build_engine(config, REPO_ROOT / "models" / "detector")  # read when anonymise.detector is on
 
     def detect(texts: list[str]) -> list[list[tuple[int, int, str]]]:
         with privacy.presidio_logs_without_text():

@@ -5,7 +5,8 @@ Starts a retraining run when new feedback arrives, when the drift policy asks fo
 
 * **Asset-triggered**: scheduled on the Assets `feedbackflow://feedback/batch` (a feedback collector posts an event
   when a batch lands; its `extra` may carry `batch` (the content hash), `source` and `reason`) and
-  `feedbackflow://drift/retrain` (the drift policy's event).
+  `feedbackflow://drift/retrain` (the drift policy's event) and `feedbackflow://erasure/retrain` (an erasure
+  request removed rows a model was trained on).
 * **Manual**: the trigger form (typed Params), `airflow dags trigger feedback_retrain --conf '{...}'` or the REST API.
 
 The run itself is a `nightly_retrain` run queued with these Params: that DAG runs one run at a time
@@ -20,7 +21,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
-from feedbackflow.assets import DRIFT_RETRAIN, FEEDBACK_BATCH
+from feedbackflow.assets import DRIFT_RETRAIN, ERASURE_RETRAIN, FEEDBACK_BATCH
 from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration.tasks import run_params
 from feedbackflow.settings import load_settings
@@ -31,7 +32,7 @@ SETTINGS = _DAG.feedback_retrain
 
 @dag(
     dag_id="feedback_retrain",
-    schedule=FEEDBACK_BATCH | DRIFT_RETRAIN,
+    schedule=FEEDBACK_BATCH | DRIFT_RETRAIN | ERASURE_RETRAIN,
     catchup=False,
     is_paused_upon_creation=_DAG.paused_upon_creation,
     doc_md=__doc__,

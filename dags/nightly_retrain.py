@@ -7,6 +7,12 @@ Retrains the feedback classifier every night, governed end to end:
 with `monitor` (Evidently drift report) after `anonymise` whatever the gate decides, then `summarise` (run summary,
 DVC experiment) and `record` (governance record and Evidently snapshot; its Asset event starts `drift_monitor`).
 
+The review loop (docs/labelling.md) rides along: `label_pull` takes the reviewers' new labels before `ingest`, so they
+arrive that night as a delivery of source `review`; `label_push` sends the next review batch once the champion is
+decided (after `promote`, run or skipped). With `labelling.budget: 0` both do nothing; without
+`labelling.label_studio_url` they use import/export JSON files. A labelling server that is down never fails the
+night: the task succeeds, and the run summary says what failed.
+
 The champion lives in the shared registry in the DVC remote: `evaluate` takes it from there (any worker sees the
 same one), `gate` records refused challengers, `promote` pushes the model and then moves the registry pointer.
 With `evaluate.require_approval: true` the `approve` task (Airflow's ApprovalOperator) shows the gate report and
@@ -38,9 +44,10 @@ from feedbackflow.approval import GateApprovalOperator
 from feedbackflow.assets import RUN_RECORDED
 from feedbackflow.config import ProjectPaths
 from feedbackflow.monitoring.alerts import alert_on_failure
+from feedbackflow.orchestration.exclusion import wait_for_erasure
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import log_task_failure
-from feedbackflow.orchestration.tasks import APPROVE_TASK, run_params
+from feedbackflow.orchestration.tasks import APPROVE_TASK, record_failed_night, run_params
 from feedbackflow.settings import load_settings
 from feedbackflow.storage.dvc import pipeline
 
@@ -53,12 +60,15 @@ TRAIN_GPUS = _PARAMS.train.num_gpus
 
 @dag(
     dag_id="nightly_retrain",
-    schedule=CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.timezone),
+    # run_immediately=0: a new deployment's first run is the next scheduled time. Airflow's default starts the missed
+    # run when it is under 2.4 h old, so what a fresh install did depended on the hour it was unpaused.
+    schedule=CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.timezone, run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     is_paused_upon_creation=SETTINGS.paused_upon_creation,
     doc_md=__doc__,
     params=run_params(),
+    on_failure_callback=record_failed_night,  # a failed night gets its run summary too (status: failed, the reason)
     tags=["feedbackflow", "retraining"],
     default_args={
         "owner": "feedbackflow",
@@ -96,6 +106,18 @@ def nightly_retrain() -> None:
 
         return record_run(run_id or "manual", "nightly_retrain")
 
+    @task(task_id="label_pull")
+    def label_pull() -> dict:  # the reviewers' labels become tonight's review delivery
+        from feedbackflow.orchestration.labelling_tasks import label_pull_task
+
+        return label_pull_task()
+
+    @task(task_id="label_push", trigger_rule="none_failed")  # promote skipped (gate refused): the champion stays
+    def label_push(anonymised: dict, params: dict | None = None) -> dict:
+        from feedbackflow.orchestration.labelling_tasks import label_push_task
+
+        return label_push_task([anonymised], params)
+
     @task(trigger_rule="none_failed")
     def summarise(
         *results: dict, run_id: str | None = None, params: dict | None = None, dag_run=None, ti=None
@@ -116,7 +138,9 @@ def nightly_retrain() -> None:
     for spec in pipeline(PATHS.dvc_yaml).values():
         task_options = gpu if STAGE_RULES[spec.name].gpu else {}
         results[spec.name] = stage(spec.name, **task_options)(*(results[name] for name in spec.upstream))
+    wait_for_erasure(_PARAMS.erasure) >> [results[s.name] for s in pipeline(PATHS.dvc_yaml).values() if not s.upstream]
     anonymised, evaluated, monitored = results["anonymise"], results["evaluate"], results["monitor"]
+    label_pull() >> results["ingest"]
     decision = gate(evaluated)
     promoted = promote(evaluated)
     if APPROVAL.require_approval:
@@ -132,8 +156,8 @@ def nightly_retrain() -> None:
         decision >> approve >> promoted
     else:
         decision >> promoted
-    # summarise reads approve's XCom: an edge from approve would skip it on Reject
-    record(promoted >> summarise(evaluated, monitored, anonymised))
+    # summarise reads approve's XCom: an edge from approve would skip it on Reject; label_push's result goes in too
+    record(promoted >> label_push(anonymised) >> summarise(evaluated, monitored, anonymised))
 
 
 nightly_retrain()

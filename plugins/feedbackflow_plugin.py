@@ -8,6 +8,8 @@ autoescaping.
 * ``/feedbackflow/``                          index: latest run, governance records, key reports, every report file
 * ``/feedbackflow/runs/<dag_id>/<run_id>``    one run: the Airflow run, ``dvc.lock`` hashes, validation (and its
   Data Docs), anonymiser config hash and audit counts, model version and gate decision, drift tests and snapshot
+* ``/feedbackflow/lineage/<version>``          one model's lineage as a graph: source batches, data hashes, run,
+  model, gate and who decided (:mod:`feedbackflow.governance.chain`)
 * ``/feedbackflow/files/<path>``              one report file, confined to the project's ``reports`` folder
 * ``/feedbackflow/api/reports``               the listing as JSON
 
@@ -242,10 +244,34 @@ def render(template: str, **context: Any) -> str:
 
 
 def render_index(
-    data: dict[str, Any], records: list[dict[str, Any]] | None = None, decisions: list[dict[str, Any]] | None = None
+    data: dict[str, Any],
+    records: list[dict[str, Any]] | None = None,
+    decisions: list[dict[str, Any]] | None = None,
+    erasures: list[dict[str, Any]] | None = None,
+    review: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The governance index: latest run, governance records, retrain decisions, key reports, runs, report files."""
-    return render("governance_index.html", data=data, records=records or [], decisions=decisions or [])
+    """The governance index: latest run, governance records, retrain decisions, erasure requests, the review loop
+    per night, key reports, runs, report files."""
+    return render(
+        "governance_index.html",
+        data=data,
+        records=records or [],
+        decisions=decisions or [],
+        erasures=erasures or [],
+        review=review or [],
+    )
+
+
+def erasure_requests(paths: ProjectPaths) -> list[dict[str, Any]]:
+    """The erasure requests and their state (certificates in ``erasure.records_dir``); none without params.yaml."""
+    from feedbackflow.governance.erasure_certificate import list_requests
+    from feedbackflow.settings import SettingsError, load_settings
+
+    try:
+        records = paths.root / load_settings(paths.params).erasure.records_dir
+    except (OSError, SettingsError):
+        return []
+    return list_requests(records)
 
 
 def airflow_run(dag_id: str, run_id: str) -> dict[str, Any] | None:
@@ -319,10 +345,16 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def index() -> HTMLResponse:
-        from feedbackflow.monitoring.governance import recent_decisions, recent_records
+        from feedbackflow.monitoring.governance import recent_decisions, recent_records, review_loop
 
         paths = project_paths()
-        page = render_index(catalogue(paths), recent_records(paths), recent_decisions(paths))
+        page = render_index(
+            catalogue(paths),
+            recent_records(paths),
+            recent_decisions(paths),
+            erasure_requests(paths),
+            review_loop(paths),
+        )
         return HTMLResponse(page, headers=no_store)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=dependencies)
@@ -331,6 +363,20 @@ def create_app(require_auth: bool | None = None) -> FastAPI:
 
         view = run_view(project_paths(), dag_id, run_id, airflow_run(dag_id, run_id))
         return HTMLResponse(render("governance_run.html", run=view), headers=no_store)
+
+    @app.get("/lineage/{version}", response_class=HTMLResponse, dependencies=dependencies)
+    def lineage_page(version: str) -> HTMLResponse:
+        from feedbackflow.errors import FeedbackflowError
+        from feedbackflow.governance.chain import chain_graph, model_chain
+        from feedbackflow.storage.registry import Registry
+
+        paths = project_paths()
+        try:
+            chain = model_chain(paths, Registry.open(paths.root).head(), version)
+        except FeedbackflowError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        page = render("governance_lineage.html", chain=chain, graph=chain_graph(chain))
+        return HTMLResponse(page, headers=no_store)
 
     @app.get("/api/reports", dependencies=dependencies)
     def api_reports() -> JSONResponse:

@@ -12,9 +12,14 @@ import yaml
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
+#: params.yaml keys tests run with other values: the learned detector is off (training it takes minutes of CPU; its
+#: own tests train a tiny one, tests/unit/test_detector.py)
+TEST_PARAMS = {"anonymise": {"detector": False}}
+
+
 @functools.cache
 def _project_params() -> dict[str, Any]:
-    return yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    return _merged(yaml.safe_load(PARAMS.read_text(encoding="utf-8")), TEST_PARAMS)
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +28,20 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         nested = isinstance(value, dict) and isinstance(merged.get(key), dict) and merged[key]
         merged[key] = _merged(merged[key], value) if nested else value
     return merged
+
+
+def copy_stage_inputs(project: Path) -> None:
+    """Copy the committed files dvc.yaml's stages depend on into a test project: the erased-subjects list (validate)
+    and the detector's corpora (the detector stage; not read while it is off)."""
+    import shutil
+
+    params = _project_params()
+    root = PARAMS.parent
+    subjects = params["erasure"]["subjects_file"]
+    (project / subjects).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / subjects, project / subjects)
+    for corpus in params["detector"]["corpora"]:
+        shutil.copytree(root / corpus, project / corpus)
 
 
 def params_dict(**sections: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +151,7 @@ def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, reg
     import pandas as pd
 
     from feedbackflow.config import ProjectPaths
+    from feedbackflow.storage import partitions
 
     paths = ProjectPaths(root)
     if registry:
@@ -141,8 +161,7 @@ def tiny_training_project(root: Path, rows: list[dict], shares: float = 0.2, reg
     (root / "labels.json").write_text(json.dumps(sorted(TEMPLATES)))
     frame = pd.DataFrame(rows)
     frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
-    paths.anonymised.mkdir(parents=True)
-    frame.to_parquet(paths.anonymised / "feedback.parquet")
+    partitions.write_frame(paths.anonymised, frame)
     settings = params_settings(
         **{
             "validate": {"taxonomy": "labels.json"},
@@ -192,7 +211,9 @@ def run_bench_pii(argv: list[str], json_out: Path) -> dict:
 
     from benchmarks import bench_pii
 
-    assert bench_pii.main([*argv, "--json-out", str(json_out)]) == 0
+    params = json_out.parent / "params.yaml"  # the tests' params: the learned detector off (see TEST_PARAMS)
+    params.write_text(yaml.safe_dump(params_dict(), sort_keys=False), encoding="utf-8")
+    assert bench_pii.main([*argv, "--params", str(params), "--json-out", str(json_out)]) == 0
     return json.loads(json_out.read_text())
 
 
@@ -224,3 +245,13 @@ def intent_bench_data(root: Path) -> tuple[Path, Path]:
     others.iloc[:80].to_csv(oos / "train.csv", index=False)
     others.iloc[80:].to_csv(oos / "test.csv", index=False)
     return data, oos
+
+
+def assert_no_planted_value_missed(gate: dict[str, Any]) -> None:
+    """The planted-value check is a hard failure in tests: the stage holds such a row back and the night goes on
+    (production), but a test that plants values and runs the pipeline fails on any planted value the gate found, held
+    back or not. ``gate`` is the leak gate's counts (``LeakReport.summary()``: counts and entity types only)."""
+    assert gate["passed"] is True, gate
+    assert not gate.get("canary_hits") and not gate.get("planted_value_missed"), (
+        f"planted value missed (held back in production): {gate.get('canary_hits')}"
+    )

@@ -115,7 +115,7 @@ def generate(
     ),
     text_column: Annotated[str, typer.Option(help="Text column of the corpus.")] = "text",
     label_column: Annotated[str, typer.Option(help="Label column of the corpus.")] = "category",
-    nights: Annotated[int, typer.Option(min=1, help="Number of nightly batches.")] = 1,
+    nights: Annotated[int, typer.Option(min=1, help="The last night to build (nights are numbered from 1).")] = 1,
     first_night: Annotated[
         int, typer.Option(min=1, help="Write batches from this night on (earlier ones skipped).")
     ] = 1,
@@ -147,6 +147,13 @@ def generate(
         )
         raise typer.Exit(78)
     canaries = canaries or paths.root / str(settings.anonymise.canary_file)
+    if first_night > nights:  # else nothing is written, yet the run would plant and list values
+        typer.echo(
+            f"error: --first-night {first_night} is after the last night (--nights {nights}): nothing to write; "
+            f"nights {first_night} to {first_night + 1} are --first-night {first_night} --nights {first_night + 1}",
+            err=True,
+        )
+        raise typer.Exit(2)
     data = build(
         load_corpus(corpus, text_column, label_column),
         nights=nights,
@@ -298,7 +305,7 @@ def experiment(
         str | None, typer.Argument(help="An Airflow run id (e.g. scheduled__2026-11-30T02:00:00+00:00).")
     ] = None,
 ) -> None:
-    """Map Airflow run ids to DVC experiment names: one run id, or every run summary kept in reports/runs/."""
+    """Map Airflow run ids to DVC experiment names: one run id, or every run kept in reports/runs/ with its status."""
     from feedbackflow.config import experiment_name
     from feedbackflow.io import read_json
 
@@ -307,9 +314,8 @@ def experiment(
         return
     for path in sorted(ProjectPaths.discover().run_records.glob("*.json")):
         summary = read_json(path, {}) or {}
-        typer.echo(
-            f"{summary.get('run_id', '?')}\t{path.stem}\t{'saved' if summary.get('experiment') else 'not saved'}"
-        )
+        saved = "saved" if summary.get("experiment") else "not saved"
+        typer.echo(f"{summary.get('run_id', '?')}\t{path.stem}\t{saved}\t{summary.get('status', 'succeeded')}")
 
 
 @app.command()
@@ -338,7 +344,8 @@ def remotes(
 
 @app.command()
 def pools() -> None:
-    """Create the Airflow pool of the train task (dag.train_pool, one slot per GPU) in the metadata database."""
+    """Create the Airflow pools: the train task's (dag.train_pool, one slot per GPU) and the erasure guards'
+    (erasure.lock_pool, one slot), in the metadata database."""
     from feedbackflow.orchestration.pools import create_pools
 
     _setup_logging()
@@ -354,8 +361,54 @@ def pools() -> None:
             err=True,
         )
         raise typer.Exit(78)
-    create_pools(settings.dag)
+    create_pools(settings.dag, settings.erasure)
     typer.echo(f"pool {settings.dag.train_pool}: {settings.dag.train_pool_slots} slot(s)")
+    typer.echo(f"pool {settings.erasure.lock_pool}: 1 slot")
+
+
+label_app = typer.Typer(
+    help="The review loop (docs/labelling.md): send the rows the champion is least sure of to reviewers (Label "
+    "Studio, or import JSON files), take their labels back as a delivery the next ingest validates.",
+    no_args_is_help=True,
+)
+app.add_typer(label_app, name="label")
+
+
+def _label_call(action: str) -> None:
+    from feedbackflow.labelling import loop
+
+    _setup_logging()
+    paths = ProjectPaths.discover()
+    settings = _project_settings(paths)
+    try:
+        result = getattr(loop, action)(settings, paths)
+    except FeedbackflowError as error:
+        typer.echo(f"error in label {action}: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
+@label_app.command("push")
+def label_push() -> None:
+    """Select tonight's review batch (champion's unknown rows, least margin, a QC sample; labelling.budget) from the
+    newest anonymised rows and send it to Label Studio, or write its import JSON to data/labelling/import/."""
+    _label_call("push")
+
+
+@label_app.command("pull")
+def label_pull() -> None:
+    """Take reviewers' labels back (Label Studio export, or export JSON in data/labelling/export/) as a delivery in
+    <landing_dir>/review/ that the next ingest and validate take; ids reviewers disagree on are held in
+    data/labelling/disputed.jsonl."""
+    _label_call("pull")
+
+
+@label_app.command("status")
+def label_status() -> None:
+    """The review loop per night: sent, labelled, disputed, turnaround, QC agreement, unknown share (JSON)."""
+    from feedbackflow.labelling.metrics import review_loop
+
+    typer.echo(json.dumps(review_loop(ProjectPaths.discover()), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -384,3 +437,99 @@ def dashboards(
     evidently = shutil.which("evidently") or str(Path(sys.executable).with_name("evidently"))
     typer.echo(f"Evidently UI on http://{host}:{port} (workspace {location})")
     os.execv(evidently, [evidently, "ui", "--workspace", location, "--host", host, "--port", str(port)])
+
+
+@app.command()
+def lineage(
+    version: Annotated[str, typer.Argument(help="A model version of the registry, e.g. v3.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON.")] = False,
+) -> None:
+    """One model's lineage: source deliveries, data hashes, the run, the model, the gate and who decided."""
+
+    def show(paths: ProjectPaths, registry) -> None:  # type: ignore[no-untyped-def]
+        from feedbackflow.governance.chain import format_chain, model_chain
+
+        chain = model_chain(paths, registry.head(), version)
+        typer.echo(json.dumps(chain, indent=2, sort_keys=True) if as_json else format_chain(chain))
+
+    _registry_call(show)
+
+
+@app.command()
+def forget(
+    request_id: Annotated[str | None, typer.Option(help="The erasure request's id (named in the certificate).")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="The subject's e-mail address (repeatable).")] = None,
+    phone: Annotated[list[str] | None, typer.Option(help="A phone number, in any format (repeatable).")] = None,
+    customer_id: Annotated[list[str] | None, typer.Option(help="A customer or account id (repeatable).")] = None,
+    name: Annotated[list[str] | None, typer.Option(help="The subject's name (repeatable).")] = None,
+    requested_by: Annotated[str | None, typer.Option(help="Who asked (default: the login name).")] = None,
+    approved_by: Annotated[str | None, typer.Option(help="Who approved, when approval is required.")] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Instead of a request: retire the model versions whose erasure.grace_days have passed and delete "
+            "their weights (the champion moves off them first). Run it daily, between nightly runs.",
+        ),
+    ] = False,
+) -> None:
+    """Erase one customer from every dataset, data version, DVC cache and remote; mark models; write a certificate.
+
+    The identifiers are read from the options only and never written anywhere: the certificate, the logs and the
+    erased-subjects list hold keyed hashes (key: FEEDBACKFLOW_ERASURE_KEY, else FEEDBACKFLOW_PSEUDONYM_KEY).
+    See docs/erasure.md.
+    """
+    import getpass
+
+    from feedbackflow.governance.erasure import ErasureRequest
+    from feedbackflow.governance.erasure import forget as erase
+
+    _setup_logging()
+    paths = ProjectPaths.discover()
+    settings = _project_settings(paths)
+    if sweep:
+        _sweep(paths, request_id)
+        return
+    if request_id is None:
+        typer.echo("error: --request-id is required (or --sweep)", err=True)
+        raise typer.Exit(64)
+    identifiers = {"email": email or [], "phone": phone or [], "customer_id": customer_id or [], "name": name or []}
+    request = ErasureRequest(request_id, identifiers, requested_by or getpass.getuser(), approved_by)
+    try:
+        certificate = erase(paths, settings, request)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(64) from None
+    except FeedbackflowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(json.dumps({key: certificate[key] for key in ("request_id", "state", "rows_removed")}, indent=2))
+    if certificate["state"] != "done":
+        raise typer.Exit(75)
+
+
+def _sweep(paths: ProjectPaths, request_id: str | None) -> None:
+    """``forget --sweep``: retire the versions past their grace period; exit 64 when a request id came with it."""
+    from feedbackflow.governance.erasure_sweep import sweep
+
+    if request_id is not None:
+        typer.echo("error: --sweep takes no --request-id: it retires every version whose grace period ended", err=True)
+        raise typer.Exit(64)
+    typer.echo(json.dumps(sweep(paths), indent=2))
+
+
+@app.command()
+def restore(
+    revision: Annotated[str, typer.Argument(help="A Git revision or a DVC experiment name (run-...).")],
+) -> None:
+    """Restore the data of an earlier version; refuses clearly when an erasure request deleted some of it."""
+    from feedbackflow.governance.erasure_restore import restore as put_back
+
+    paths = ProjectPaths.discover()
+    settings = _project_settings(paths)
+    try:
+        outputs = put_back(paths, paths.root / settings.erasure.records_dir, revision)
+    except FeedbackflowError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(f"restored {len(outputs)} outputs of {revision}")

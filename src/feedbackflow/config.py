@@ -82,6 +82,11 @@ class ProjectPaths:
         return self.data / "validated"
 
     @property
+    def validate_parts(self) -> Path:
+        """validate's reusable work: each raw batch read and normalised once, one part per batch (restricted)."""
+        return self.data / "validate_parts"
+
+    @property
     def quarantine(self) -> Path:
         """Rows that failed validation, with every rule they broke (restricted)."""
         return self.data / "quarantine"
@@ -100,12 +105,51 @@ class ProjectPaths:
         return self.data / "split"
 
     @property
+    def labelling(self) -> Path:
+        """The review loop's state: queue, labels, disputes (anonymised text only; outside DVC and Git)."""
+        return self.data / "labelling"
+
+    @property
+    def review_queue(self) -> Path:
+        """Rows sent for review, one JSON line each (id, task id, reason, margin, anonymised text)."""
+        return self.labelling / "queue.jsonl"
+
+    @property
+    def review_labels(self) -> Path:
+        """Reviewers' labels taken back, one JSON line each (id, label, annotator, time, task id)."""
+        return self.labelling / "labels.jsonl"
+
+    @property
+    def review_disputes(self) -> Path:
+        """Ids two reviewers labelled differently, with both values, held until they agree."""
+        return self.labelling / "disputed.jsonl"
+
+    @property
+    def review_import(self) -> Path:
+        """Label Studio import JSON of each batch, when no server is configured."""
+        return self.labelling / "import"
+
+    @property
+    def review_export(self) -> Path:
+        """Where Label Studio export JSON is dropped to be read back, when no server is configured."""
+        return self.labelling / "export"
+
+    def review_deliveries(self, landing_dir: str) -> Path:
+        """Reviewed labels as deliveries: ingested with source ``review`` from beside the landing folder's files."""
+        return self.root / landing_dir / "review"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 
     @property
     def challenger(self) -> Path:
         return self.models / "challenger"
+
+    @property
+    def detector(self) -> Path:
+        """The learned name and location detector (the ``detector`` stage's output; the anonymiser reads it)."""
+        return self.models / "detector"
 
     @property
     def champion(self) -> Path:
@@ -115,6 +159,11 @@ class ProjectPaths:
     def registry(self) -> Path:
         """Champion pointer and the append-only promotion history."""
         return self.root / "registry"
+
+    @property
+    def train_start(self) -> Path:
+        """What ``train`` starts from (the base model, or the champion's version and hash): a train dependency."""
+        return self.registry / "train_start.json"
 
     @property
     def reports(self) -> Path:
@@ -203,6 +252,11 @@ class ProjectPaths:
     def monitor_cache(self) -> Path:
         """The monitor stage's cached embeddings of the reference side (vectors and labels, no text)."""
         return self.work / "monitor"
+
+    @property
+    def erasure_work(self) -> Path:
+        """Pending erasure requests' state (row ids found, never identifiers), so an interrupted one resumes."""
+        return self.work / "erasure"
 
     @property
     def run_lock(self) -> Path:

@@ -174,9 +174,9 @@ class AnonymiseSettings(_Section):
     max_held_share: float = Field(
         ge=0.0,
         le=1.0,
-        description="leak gate: share of rows in which the second scan may still find personal data; they are held "
-        "back (restricted storage, with the entity types found) and the run goes on; above it the stage fails. A "
-        "planted value found always fails",
+        description="leak gate: share of rows in which a planted value is found or the second scan still finds "
+        "personal data; they are held back (restricted storage, with the entity types and the reason) and the run "
+        "goes on; above it the stage fails",
     )
     operator: Literal["placeholder", "pseudonym"] = Field(
         description="how a finding is replaced unless `operators` names its entity"
@@ -189,17 +189,62 @@ class AnonymiseSettings(_Section):
         description="JSON of planted values ({entity: [value, ...]}) the leak gate checks for; kept in restricted "
         "storage; a missing file means no planted values to check"
     )
+    languages: list[str] = Field(
+        min_length=1,
+        description="languages (ISO 639-1) the configured detectors read; a row identified as written in another is "
+        "held back with its language as the reason",
+    )
+    language_hold_below: float = Field(
+        gt=0.0,
+        lt=1.0,
+        description="a row is held back when the language identifier gives the covered languages together less "
+        "than this probability (measured: docs/privacy.md, Languages)",
+    )
+    language_min_letters: int = Field(
+        ge=0, description="rows with fewer letters than this are never held back for their language (too short to tell)"
+    )
+    detector: bool = Field(
+        description="run the learned name and location detector (models/detector, the detector stage) beside spaCy"
+    )
+    detector_threshold: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        description="the detector's probability threshold; null: the one the detector stage chose on dev",
+    )
 
     @model_validator(mode="after")
     def _operators_name_entities(self) -> AnonymiseSettings:
         unknown = sorted(set(self.operators) - set(self.entities))
         if unknown:
             raise ValueError(f"operators names entities not in anonymise.entities: {unknown}")
+        if self.language not in self.languages:
+            raise ValueError(f"languages {self.languages} must include the detectors' language {self.language!r}")
         return self
 
     def operator_for(self, entity: str) -> str:
         """The operator (``placeholder`` or ``pseudonym``) that replaces values of ``entity``."""
         return self.operators.get(entity, self.operator)
+
+
+class DetectorSettings(_Section):
+    base_model: str = Field(
+        description="encoder fine-tuned as the token classifier (folder, model package or hub name)"
+    )
+    corpora: list[str] = Field(
+        min_length=1, description="folders of human-labelled corpora with train.jsonl and dev.jsonl (and test.jsonl)"
+    )
+    max_length: int = Field(ge=8, le=512, description="sub-words per training sentence and per inference window")
+    epochs: int = Field(ge=1, description="epochs at most; the best by dev F2 is kept")
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0.0)
+    warmup_ratio: float = Field(ge=0.0, lt=1.0)
+    thresholds: list[float] = Field(min_length=1, description="probability thresholds tried on dev; the best F2 wins")
+    device: Literal["auto", "cpu", "cuda"]
+    num_threads: int = Field(ge=0, description="torch CPU threads; 0: torch's default")
+    int8: bool = Field(
+        description="run the detector's linear layers in int8 (torch dynamic quantisation) on the CPU; dev chooses "
+        "the threshold with it as it runs, and detector.json records it"
+    )
 
 
 class SplitSettings(_Section):
@@ -214,6 +259,29 @@ class SplitSettings(_Section):
         if self.validation_share + self.test_share >= 1.0:
             raise ValueError("validation_share + test_share must be below 1")
         return self
+
+
+class TrainWindowSettings(_Section):
+    """The training set's policy: a bounded window of the newest rows, every label kept, optionally a warm start."""
+
+    max_rows: int | None = Field(
+        ge=1, description="the newest this many training rows (by created_at, then id); null: no row limit"
+    )
+    max_days: float | None = Field(
+        gt=0, description="rows created at most this many days before the newest row; null: no age limit"
+    )
+    min_rows_per_label: int = Field(
+        ge=0, description="a label with fewer rows in the window gets its newest older rows up to this count"
+    )
+    replay_share: float = Field(
+        ge=0,
+        le=1,
+        description="a seeded random sample of the older rows, this share of the window's size, is trained on too",
+    )
+    warm_start: bool = Field(
+        description="start from the champion's weights (same label set) instead of train.base_model; none or "
+        "another label set: the base model, with a log line"
+    )
 
 
 class TrainSettings(_Section):
@@ -273,11 +341,18 @@ class TrainSettings(_Section):
         description="torchrun/accelerate: one process per GPU (DDP) when num_gpus > 1"
     )
     num_gpus: int = Field(ge=1, description="GPUs one training uses (processes started by the launcher)")
+    window: TrainWindowSettings
 
 
 class EvaluateSettings(_Section):
     min_accuracy: float = Field(ge=0, le=1)
     min_macro_f1: float = Field(ge=0, le=1)
+    min_in_scope_coverage: float = Field(
+        ge=0,
+        le=1,
+        description="share of in-scope test rows the challenger must accept (not answer unknown); below it too much "
+        "feedback would go to review (docs/registry-and-gate.md)",
+    )
     min_improvement: float = Field(description="challenger macro-F1 minus champion macro-F1 must reach this")
     confidence: float = Field(
         gt=0.5, lt=1, description="confidence level of the paired bootstrap interval of the macro-F1 difference"
@@ -314,6 +389,31 @@ class OutOfScopeSettings(_Section):
         gt=0, le=1, description="share of accepted (not unknown) validation predictions that must be right"
     )
     calibration_bins: int = Field(ge=2, description="confidence bins of the expected calibration error")
+
+
+class LabellingSettings(_Section):
+    """The review loop: which anonymised rows go to reviewers each night, and where (Label Studio or files)."""
+
+    budget: int = Field(ge=0, description="rows sent for review per night at most (0: the loop is off)")
+    unknown_share: float = Field(
+        ge=0, le=1, description="share of the budget the champion's `unknown` rows may take (least margin first)"
+    )
+    qc_share: float = Field(
+        ge=0, le=1, description="share of the budget for a seeded random sample of confident rows (quality control)"
+    )
+    newest_batches: int = Field(ge=1, description="rows of this many newest deliveries are candidates")
+    label_studio_url: str | None = Field(
+        description="Label Studio server, e.g. http://127.0.0.1:8080 (token: LABEL_STUDIO_API_KEY); null: import "
+        "JSON written to data/labelling/import/, export JSON read from data/labelling/export/"
+    )
+    project_title: str = Field(min_length=1, description="Label Studio project, created on first use")
+    out_of_scope_choice: str = Field(min_length=1, description="the reviewers' choice that becomes oos.label")
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> LabellingSettings:
+        if self.unknown_share + self.qc_share > 1:
+            raise ValueError("unknown_share + qc_share must be at most 1")
+        return self
 
 
 class RetrainPolicySettings(_Section):
@@ -412,17 +512,44 @@ class DagSettings(_Section):
     feedback_retrain: FeedbackRetrainDagSettings
 
 
+class ErasureSettings(_Section):
+    """Erasure requests (``feedbackflow forget``): where hashes and certificates live, what happens to models."""
+
+    subjects_file: str = Field(
+        description="keyed hashes of every erased subject's identifiers (never the values): validate quarantines a "
+        "re-delivery carrying them under the rule erased_subject"
+    )
+    records_dir: str = Field(description="certificates (JSON and HTML) and the erasure log, one pair per request")
+    phone_region: str = Field(min_length=2, max_length=2, description="region of phone numbers written without +")
+    policy: Literal["retrain_next_run", "retire_now"] = Field(
+        description="models trained on erased rows: retrained without them on the next run and retired after the "
+        "grace period, or retired at once"
+    )
+    grace_days: float = Field(ge=0, description="retrain_next_run: days before affected versions are retired")
+    require_approval: bool = Field(description="the erasure_request DAG waits for a person's approval (HITL)")
+    approval_timeout_hours: float = Field(gt=0, description="unanswered approval: Reject, nothing is erased")
+    lock_pool: str = Field(
+        description="Airflow pool (one slot) of the two guards that keep an erasure and a nightly run apart: "
+        "erasure_request's wait_for_night and nightly_retrain's wait_for_erasure"
+    )
+    wait_hours: float = Field(gt=0, description="how long either guard waits for the other run before it fails")
+    wait_poke_seconds: int = Field(ge=1, description="how often a waiting guard looks again (reschedule mode)")
+
+
 class Settings(_Section):
     base: BaseSettings
     ingest: IngestSettings
     validate_: ValidateSettings = Field(alias="validate")
     anonymise: AnonymiseSettings
+    detector: DetectorSettings
     split: SplitSettings
     train: TrainSettings
     evaluate: EvaluateSettings
     oos: OutOfScopeSettings
+    labelling: LabellingSettings
     monitor: MonitorSettings
     dag: DagSettings
+    erasure: ErasureSettings
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -28,14 +28,18 @@ def test_no_import_errors(dagbag):
 def test_task_graph(dag):
     downstream = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
     assert downstream == {
+        "label_pull": ["ingest"],  # the reviewers' labels are tonight's review delivery
+        "wait_for_erasure": ["detector", "ingest"],
         "ingest": ["validate"],
         "validate": ["anonymise"],
-        "anonymise": ["monitor", "split", "summarise"],
+        "detector": ["anonymise"],
+        "anonymise": ["label_push", "monitor", "split", "summarise"],
         "split": ["train"],
         "train": ["evaluate"],
         "evaluate": ["gate", "promote", "summarise"],
         "gate": ["promote"],
-        "promote": ["summarise"],
+        "promote": ["label_push"],  # the batch is picked by the champion that serves tomorrow
+        "label_push": ["summarise"],
         "monitor": ["summarise"],
         "summarise": ["record"],
         "record": [],
@@ -52,8 +56,28 @@ def test_policies(dag):
         assert task.retries >= 1, task.task_id
         assert task.retry_delay == timedelta(minutes=5)
     assert dag.get_task("summarise").trigger_rule == "none_failed"
+    assert dag.get_task("label_push").trigger_rule == "none_failed"  # runs when the gate refused (promote skipped)
     assert dag.get_task("train").queue == "gpu"
     assert dag.is_paused_upon_creation is False
+
+
+@pytest.mark.parametrize("hour", [1, 2, 3, 4, 12, 23])
+def test_first_run_is_the_next_scheduled_time_whatever_the_hour(dag, monkeypatch, hour):
+    """Unpausing a new deployment never starts a run at once, at 02:30 as at noon (CI once ran at 02:20 and got one)."""
+    import pendulum
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = decode_timetable(encode_timetable(dag.timetable))  # what the scheduler reads from the serialised DAG
+
+    now = pendulum.datetime(2026, 12, 6, hour, 30, tz="Europe/London")
+    monkeypatch.setattr("airflow.timetables.trigger.utcnow", lambda: now.in_timezone("UTC"))
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=TimeRestriction(earliest=None, latest=None, catchup=False)
+    )
+    expected = now.replace(hour=2, minute=0) if hour < 2 else now.add(days=1).replace(hour=2, minute=0)
+    assert info is not None and info.run_after == expected
 
 
 def test_every_task_has_an_execution_timeout(dag):
@@ -119,7 +143,7 @@ def test_manual_runs_take_typed_params(dag):
 def test_feedback_retrain_starts_on_either_asset_and_queues_a_nightly_run(dagbag, dag):
     feedback = dagbag.dags["feedback_retrain"]
     uris = {asset.uri for asset in feedback.timetable.asset_condition.objects}
-    assert uris == {"feedbackflow://feedback/batch", "feedbackflow://drift/retrain"}
+    assert uris == {"feedbackflow://feedback/batch", "feedbackflow://drift/retrain", "feedbackflow://erasure/retrain"}
     assert feedback.params.dump() == dag.params.dump()
     trigger = feedback.get_task("start_retrain")
     assert trigger.trigger_dag_id == "nightly_retrain"
@@ -151,3 +175,14 @@ def test_a_leak_gate_failure_raises_the_governance_alert(dag):
 
     for task in dag.tasks:
         assert alert_on_failure in task.on_failure_callback, task.task_id
+
+
+def test_a_night_waits_behind_a_running_erasure_before_its_first_stage(dag):
+    """The guard sits before every stage without upstream, in the one-slot pool the erasure's guard shares."""
+    from feedbackflow.settings import load_settings
+
+    erasure = load_settings(DAGS.parent / "params.yaml").erasure
+    guard = dag.get_task("wait_for_erasure")
+    assert guard.upstream_task_ids == set()
+    assert guard.pool == erasure.lock_pool and guard.mode == "reschedule"
+    assert guard.timeout == erasure.wait_hours * 3600 and guard.poke_interval == erasure.wait_poke_seconds

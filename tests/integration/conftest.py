@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import TEMPLATES, build_tiny_bert, params_dict, tiny_corpus
+from tests.helpers import TEMPLATES, build_tiny_bert, copy_stage_inputs, params_dict, tiny_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -61,11 +61,12 @@ def make_project(base: Path, ingest: dict | None = None) -> Path:
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
+    copy_stage_inputs(project)
     (project / ".dvc").mkdir()
     for name in ("config", ".gitignore"):
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
 
-    (project / "data").mkdir()
+    (project / "data").mkdir(exist_ok=True)  # copy_stage_inputs made it
     (project / "data" / "labels.json").write_text(json.dumps(sorted(TEMPLATES)), encoding="utf-8")
     corpus = project / "corpus.csv"
     import pandas as pd
@@ -73,10 +74,11 @@ def make_project(base: Path, ingest: dict | None = None) -> Path:
     pd.DataFrame(tiny_corpus()).to_csv(corpus, index=False)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["validate"]["taxonomy"] = "data/labels.json"
+    params["anonymise"]["detector"] = False  # the detector stage only marks it off (tests/helpers.TEST_PARAMS)
     params["train"].update(
         {"base_model": str(build_tiny_bert(base / "tiny-bert")), "epochs": 2, "batch_size": 16, "max_length": 32}
     )
-    params["evaluate"].update({"min_accuracy": 0.0, "min_macro_f1": 0.0})
+    params["evaluate"].update({"min_accuracy": 0.0, "min_macro_f1": 0.0, "min_in_scope_coverage": 0.0})
     params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
     params["split"].update({"validation_share": 0.15, "test_share": 0.2})
     params["anonymise"]["operators"] = {"PERSON": "pseudonym", "EMAIL_ADDRESS": "pseudonym", "IBAN_CODE": "pseudonym"}

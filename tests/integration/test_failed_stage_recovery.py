@@ -88,6 +88,9 @@ def test_a_failed_night_ends_with_the_stages_own_message_and_no_traceback(projec
     assert "broken.csv" in message and "'required_columns'" in message and "missing required column(s) label" in message
     assert "re-deliver" in message and "validate.batches_accepted" in message  # what to do
     assert done.stderr.rstrip().endswith(message.rstrip())  # the console ends with the stage's own message
+    summary = _summary(project)  # the DAG's failure callback recorded the night: not the previous good one
+    assert summary["status"] == "failed" and summary["failed"]["stage"] == "validate"
+    assert summary["failed"]["message"] == message and summary["failed"]["exit_code"] == 65
 
     log = (project / "airflow_home" / "logs" / "demo-dags-test.log").read_text(encoding="utf-8")
     reason = log.rindex("validate failed: ")  # the failure callback's line, after Airflow's traceback
@@ -113,6 +116,11 @@ def test_the_fixed_redelivery_runs_through_with_nothing_lost(project: Path, fail
     assert report["rows_read"] == report["rows_accepted"] + report["rows_quarantined"]  # nothing lost
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a (partitioned) output folder by name, with its bytes."""
+    return {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+
+
 def test_a_leak_gate_failure_does_not_wedge_the_next_run(project: Path, failed_validate) -> None:
     params_file = project / "params.yaml"
     good = params_file.read_text(encoding="utf-8")
@@ -120,13 +128,13 @@ def test_a_leak_gate_failure_does_not_wedge_the_next_run(project: Path, failed_v
     params["anonymise"]["entities"].remove("PERSON")  # a misconfiguration: the planted names are not replaced
     params["anonymise"]["operators"].pop("PERSON")
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    anonymised = (project / "data" / "anonymised" / "feedback.parquet").read_bytes()
+    anonymised = _files(project / "data" / "anonymised")
 
     with pytest.raises(DvcError) as raised:
         _task(project, "anonymise")
 
     assert raised.value.exit_code == 77 and str(raised.value).startswith("leak gate: ")
-    assert "planted value PERSON" in str(raised.value)
+    assert "planted value missed: PERSON" in str(raised.value)
     (record,) = (json.loads(path.read_text()) for path in _failures(project, "anonymise"))
     assert record["kept"] == ["reports/anonymise/audit.json"]  # written before the gate stopped the stage
 
@@ -134,7 +142,7 @@ def test_a_leak_gate_failure_does_not_wedge_the_next_run(project: Path, failed_v
     result = _task(project, "anonymise")  # no manual clean-up in between
 
     assert result["ran"] is False  # the last good outputs are back, and they match the fixed params
-    assert (project / "data" / "anonymised" / "feedback.parquet").read_bytes() == anonymised
+    assert _files(project / "data" / "anonymised") == anonymised and "_index.json" in anonymised
 
 
 def test_a_train_task_killed_after_writing_does_not_wedge_its_retry(project: Path, failed_validate) -> None:

@@ -1,4 +1,5 @@
-"""`feedbackflow pools` creates the train task's pool in a real Airflow metadata database, sized from params.yaml."""
+"""`feedbackflow pools` creates the train task's pool (sized from params.yaml) and the erasure guards' one-slot pool in
+a real Airflow metadata database."""
 
 from __future__ import annotations
 
@@ -18,3 +19,6 @@ def test_pools_command_creates_the_gpu_pool(tmp_path):
     assert "pool gpu: 1 slot(s)" in done.stdout
     pools = json.loads(run([str(BIN / "airflow"), "pools", "get", "gpu", "--output", "json"], ROOT, env).stdout)
     assert [(pool["pool"], int(pool["slots"])) for pool in pools] == [("gpu", 1)]
+    assert "pool erasure_lock: 1 slot" in done.stdout
+    lock = json.loads(run([str(BIN / "airflow"), "pools", "get", "erasure_lock", "--output", "json"], ROOT, env).stdout)
+    assert [(pool["pool"], int(pool["slots"])) for pool in lock] == [("erasure_lock", 1)]

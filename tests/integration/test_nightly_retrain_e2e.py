@@ -8,16 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from feedbackflow.storage import partitions
+from tests.helpers import TEMPLATES, assert_no_planted_value_missed
+
 from .conftest import BIN, PSEUDONYM_KEY, airflow_env, run
 
 pytestmark = pytest.mark.integration
 
 
-def _dag_test(project: Path, conf: dict | None = None) -> str:
+def _dag_test(project: Path, conf: dict | None = None, env: dict | None = None) -> str:
     done = run(
         [str(BIN / "airflow"), "dags", "test", "nightly_retrain", *(["--conf", json.dumps(conf)] if conf else [])],
         project,
-        airflow_env(project, project.parent / "airflow"),
+        {**airflow_env(project, project.parent / "airflow"), **(env or {})},
     )
     return done.stdout + done.stderr
 
@@ -27,8 +30,21 @@ def _remote_objects(project: Path, name: str) -> set[str]:
     return {"".join(path.relative_to(root).parts[-2:]) for path in root.rglob("*") if path.is_file()}
 
 
+#: feedback nobody has labelled yet, in a delivery of its own (the newest): the review loop's candidates
+UNLABELLED = 24
+
+
 @pytest.fixture(scope="module")
 def first_run(tiny_project):
+    import csv
+
+    phrases = [phrase for values in TEMPLATES.values() for phrase in values]
+    with (tiny_project / "data" / "landing" / "zz-unlabelled.csv").open("w", newline="", encoding="utf-8") as handle:
+        rows = [
+            [f"u{n}", f"{phrases[n % len(phrases)]} (ticket {n})", "", "app", "2026-12-01T08:00:00Z"]
+            for n in range(UNLABELLED)
+        ]
+        csv.writer(handle).writerows([["id", "text", "label", "channel", "created_at"], *rows])
     log = _dag_test(tiny_project)
     return tiny_project, log
 
@@ -42,7 +58,7 @@ def test_first_run_produces_every_artifact(first_run):
         == summary["validate"]["rows_read"]
     )
     assert sum(summary["anonymise"]["entities_replaced"].values()) > 0
-    assert summary["anonymise"]["leak_gate"]["passed"] is True
+    assert_no_planted_value_missed(summary["anonymise"]["leak_gate"])
     assert summary["evaluate"]["challenger"]["accuracy"] is not None
     assert summary["evaluate"]["gate"]["promote"] is True
     assert summary["champion"]["version"] == "v1"
@@ -58,12 +74,36 @@ def test_first_run_produces_every_artifact(first_run):
     }
     gate = json.loads((project / "reports" / "evaluate" / "gate.json").read_text())
     assert gate["promote"] and gate["reasons"]
+    assert any("in-scope coverage" in reason for reason in gate["reasons"])  # the coverage rule is among the rules
+
+
+def test_first_run_sends_a_review_batch_picked_by_the_new_champion(first_run):
+    """No Label Studio configured: label_push writes the import JSON; the summary and the view carry the night."""
+    project, _ = first_run
+    review = json.loads((project / "reports" / "run_summary.json").read_text())["review"]
+    assert review["pull"] == {
+        "mode": "files",
+        "status": "ok",
+        "labelled": 0,
+        "disputed": 0,
+        "not_sent_by_loop": 0,
+        "delivery": None,
+    }  # nothing answered yet
+    push = review["push"]
+    assert (push["mode"], push["status"]) == ("files", "ok") and push["candidates"] == UNLABELLED, push
+    assert 0 < push["sent"] <= UNLABELLED
+    batch = json.loads((project / push["destination"]).read_text())
+    assert len(batch) == push["sent"] == review["night"]["sent"]
+    queue = [json.loads(line) for line in (project / "data" / "labelling" / "queue.jsonl").read_text().splitlines()]
+    assert {row["model_version"] for row in queue} == {"v1"}  # tonight's champion picked them
+    assert {row["id"] for row in queue} <= {f"u{n}" for n in range(UNLABELLED)}  # unlabelled rows only
 
 
 def test_dvc_lock_and_remotes(first_run):
     project, _ = first_run
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"ingest", "validate", "anonymise", "split", "train", "evaluate", "monitor"}
+    stages = {"ingest", "validate", "detector", "anonymise", "split", "train", "evaluate", "monitor"}
+    assert set(lock["stages"]) == stages
     general, restricted = _remote_objects(project, "dvc-general"), _remote_objects(project, "dvc-restricted")
     outs = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage["outs"]}
     # directory manifests are stored as <md5>.dir
@@ -107,10 +147,21 @@ def test_a_fresh_clone_with_an_empty_cache_restores_the_run_exactly(first_run, t
 
 
 def test_second_run_without_new_data_trains_nothing(first_run):
+    """... and a labelling server that is down (nothing listens on its port) is recorded, not a failed night."""
     project, _ = first_run
     lock_before = (project / "dvc.lock").read_text()
-    _dag_test(project)
+    params = (project / "params.yaml").read_text()
+    settings = yaml.safe_load(params)
+    settings["labelling"]["label_studio_url"] = "http://127.0.0.1:9"  # discard port: no server
+    (project / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    try:
+        _dag_test(project, env={"LABEL_STUDIO_API_KEY": "token-of-a-server-that-is-down"})
+    finally:
+        (project / "params.yaml").write_text(params)
     summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    for step in ("pull", "push"):
+        assert summary["review"][step]["status"] == "failed", summary["review"]
+        assert summary["review"][step]["error"].startswith("SourceUnavailableError: Label Studio at http://127.0.0.1:9")
     assert summary["stages"]["train"] is False
     assert summary["stages"]["evaluate"] is False
     assert summary["ingest"]["new_batches"] == []
@@ -140,7 +191,7 @@ def test_dry_run_stops_after_anonymise(first_run):
     project, _ = first_run
     _dag_test(project, {"dry_run": True, "reason": "check a delivery"})
     summary = json.loads((project / "reports" / "run_summary.json").read_text())
-    assert set(summary["stages"]) == {"ingest", "validate", "anonymise"}
+    assert set(summary["stages"]) == {"ingest", "validate", "detector", "anonymise"}
     assert summary["trigger"]["params"]["dry_run"] is True
 
 
@@ -158,7 +209,7 @@ def _text_of(path: Path) -> str:
 
 def _artifacts(project: Path) -> list[Path]:
     """Everything that may legitimately leave the restricted area after a run, plus every log of the run."""
-    roots = [project / "data" / name for name in ("anonymised", "split")]
+    roots = [project / "data" / name for name in ("anonymised", "split", "labelling")]  # labelling: sent to reviewers
     roots += [project / name for name in ("models", "reports", "registry")]
     roots += [project / "storage" / "dvc-general", project.parent / "airflow" / "logs"]
     files = [path for root in roots if root.exists() for path in root.rglob("*") if path.is_file()]
@@ -172,7 +223,8 @@ def test_no_planted_personal_data_in_any_artifact_or_log(first_run):
     planted = [value for values in canaries.values() for value in values]
     assert planted, "the generator planted no personal data"
     files = _artifacts(project)
-    for required in ("data/anonymised", "data/split", "models/challenger", "reports/anonymise", "storage/dvc-general"):
+    required_roots = ("data/anonymised", "data/split", "data/labelling", "models/challenger", "reports/anonymise")
+    for required in (*required_roots, "storage/dvc-general"):
         assert any(path.is_relative_to(project / required) for path in files), f"nothing scanned under {required}"
     assert any(path.name == "audit.json" for path in files) and any(path.suffix == ".html" for path in files)
     corpus = "\n".join(_text_of(path) for path in files) + log
@@ -192,7 +244,7 @@ def test_pseudonyms_come_from_the_connection_key_and_the_audit_names_only_its_id
     project, _ = first_run
     key = PseudonymKey(PSEUDONYM_KEY.encode())
     canaries = json.loads((project / "data" / "demo_canaries.json").read_text())
-    anonymised = _text_of(project / "data" / "anonymised" / "feedback.parquet")
+    anonymised = "\n".join(_text_of(part) for part in partitions.part_files(project / "data" / "anonymised"))
     # Each planted e-mail that reached the anonymised data (valid rows) is there as its keyed token.
     tokens = [pseudonym(key, "EMAIL_ADDRESS", value) for value in canaries["EMAIL_ADDRESS"]]
     assert sum(token in anonymised for token in tokens) >= len(tokens) // 2
@@ -200,9 +252,8 @@ def test_pseudonyms_come_from_the_connection_key_and_the_audit_names_only_its_id
     audit = json.loads((project / "reports" / "anonymise" / "audit.json").read_text())
     assert audit["key_id"] == key.key_id
     assert audit["operators"]["PERSON"] == "pseudonym" and audit["operators"]["URL"] == "placeholder"
-    assert audit["leak_gate"]["passed"] is True and audit["leak_gate"]["canaries_checked"] == sum(
-        len(values) for values in canaries.values()
-    )
+    assert_no_planted_value_missed(audit["leak_gate"])
+    assert audit["leak_gate"]["canaries_checked"] == sum(len(values) for values in canaries.values())
 
 
 def test_rotated_key_in_the_connection_re_runs_anonymise_and_everything_after(first_run):

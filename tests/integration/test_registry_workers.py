@@ -35,6 +35,7 @@ SETTINGS = {
     "evaluate": {
         "min_accuracy": 0.0,
         "min_macro_f1": 0.0,
+        "min_in_scope_coverage": 0.0,
         "require_significant_gain": True,
         "bootstrap_resamples": 500,
         "min_support": 20,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from feedbackflow.credentials import dsn_passwords
-from tests.helpers import params_dict
+from tests.helpers import copy_stage_inputs, params_dict
 from tests.servers import free_port, postgres_dsn, s3_endpoint  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,7 @@ def _project(base: Path, ingest: dict) -> Path:
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
+    copy_stage_inputs(project)
     (project / ".dvc").mkdir()
     for name in ("config", ".gitignore"):
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
@@ -224,6 +225,7 @@ def test_anonymise_failure_path_leaks_no_pseudonym_key(tmp_path, monkeypatch, ca
 
     from feedbackflow.storage.dvc import DvcError
 
+    stage_task("detector", [], "scheduled__2026-11-30")  # anonymise reads its output (a marker: the detector is off)
     with caplog.at_level(logging.INFO), pytest.raises((DvcError, AirflowFailException)) as error:
         stage_task("anonymise", [], "scheduled__2026-11-30")
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import TEMPLATES, build_tiny_bert, tiny_corpus
+from tests.helpers import TEMPLATES, build_tiny_bert, copy_stage_inputs, tiny_corpus
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +198,7 @@ def _dvc_project(base: Path, tiny_bert: Path) -> Path:
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
+    copy_stage_inputs(project)
     for name in ("config", ".gitignore"):  # the real config: remotes in storage/ beside the project
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
     report = {"rows": 360, "rows_changed": 0, "entities": {"PERSON": 0}}

@@ -19,6 +19,7 @@ from feedbackflow.privacy import engine as privacy
 from feedbackflow.privacy import recognizers
 from feedbackflow.privacy.replace import anonymise_texts
 from feedbackflow.stages import anonymise
+from feedbackflow.storage import partitions
 from tests.helpers import params_settings
 
 NAME = "Eleanor Whitfield"
@@ -137,12 +138,12 @@ def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
     paths.validated.mkdir(parents=True)
     source.to_parquet(paths.validated / "feedback.parquet", index=False)
     # The engine is the one build_engine makes for these settings; reusing it saves loading spaCy again.
-    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    monkeypatch.setattr(anonymise, "build_engine", lambda config, detector_dir=None: engine)
 
     with caplog.at_level(logging.DEBUG):
         result = anonymise.run(settings, paths)
 
-    output = pd.read_parquet(paths.anonymised / "feedback.parquet")
+    output = partitions.read_frame(paths.anonymised)
     assert list(output.columns) == list(source.columns)
     pd.testing.assert_frame_equal(output.drop(columns="text"), source.drop(columns="text"))
     assert output["text"].tolist()[-len(UNCHANGED) :] == UNCHANGED
@@ -173,14 +174,14 @@ def test_stage_writes_anonymised_parquet_and_report_without_raw_values(
 def test_stage_in_small_chunks_writes_what_one_pass_writes(
     tmp_path: Path, engine: privacy.PrivacyEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(anonymise, "build_engine", lambda config: engine)
+    monkeypatch.setattr(anonymise, "build_engine", lambda config, detector_dir=None: engine)
     results, outputs = [], []
     for chunk_rows in (None, 4):  # one chunk; then 4 chunks of 4 and one of 1
         paths = ProjectPaths(tmp_path / f"chunks-{chunk_rows}")
         paths.validated.mkdir(parents=True)
         _frame(TEXTS).to_parquet(paths.validated / "feedback.parquet", index=False)
         results.append(anonymise.run(params_settings(), paths, chunk_rows=chunk_rows))
-        outputs.append(pd.read_parquet(paths.anonymised / "feedback.parquet"))
+        outputs.append(partitions.read_frame(paths.anonymised))
 
     pd.testing.assert_frame_equal(outputs[0], outputs[1])
     assert results[0] == results[1] and results[1]["entities"] == REPORTED_COUNTS

@@ -34,7 +34,7 @@ def test_stage_commands_come_from_the_stage_modules_and_dvc_yaml():
 def test_stage_help_says_what_it_reads_writes_and_exits_with():
     output = " ".join(runner.invoke(app, ["validate", "--help"]).output.split())
     assert "data-quality rules" in output  # the module's docstring
-    assert "Reads: data/raw, <validate.taxonomy>." in output
+    assert "Reads: data/raw, <validate.taxonomy>, <erasure.subjects_file>." in output
     assert "Writes: data/validated, data/quarantine, reports/validate/validate.json" in output
     assert "65: A batch broke a data-quality rule" in output and "77: Personal data survived" in output
     assert "Not a dvc.yaml stage" in runner.invoke(app, ["promote", "--help"]).output

@@ -172,6 +172,10 @@ def test_dashboard_panels_name_each_series_and_draw_outcomes_as_bars(nights):
     outcomes = [panel for title, panel in panels.items() if title.startswith(("Gate outcome", "Drift test"))]
     assert len(outcomes) == 2 and all(panel.plot_params["plot_type"] == "bar" for panel in outcomes)
     assert {value.legend for panel in outcomes for value in panel.values} == {"promoted", "refused", "passed", "failed"}
+    # the review loop and the coverage behind it: each series a MeanValue of the governance snapshot's columns
+    review = [panel for title, panel in panels.items() if title.startswith(("Review", "In-scope coverage", "Expected"))]
+    columns = {value.metric_labels["column"] for panel in review for value in panel.values}
+    assert columns == {*workspace.REVIEW_SERIES, *workspace.COVERAGE_SERIES}
 
 
 def test_text_descriptors_use_one_method_whatever_the_sample_size(nights):
@@ -292,3 +296,14 @@ def test_an_s3_workspace_holds_the_same_snapshots_and_no_personal_data(nights, s
         body = s3.get_object(Bucket="governance", Key=key)["Body"].read().decode("utf-8", errors="replace")
         assert not any(value in body for value in PLANTED), key
         assert not any(message in body for message in new["text"]), key
+
+
+def test_a_dashboard_made_before_the_review_panels_gains_them(tmp_path):
+    ws = workspace.open_workspace("evidently", tmp_path)
+    name = workspace.PROJECT_PREFIX + workspace.DEFAULT_MODEL
+    ws.create_project(name, description="made by an earlier release, before the review loop's panels")
+    project = workspace.project_for(ws, workspace.DEFAULT_MODEL, ["text_length"], ["PERSON"])
+    titles = [panel.title for panel in project.dashboard.model().panels]
+    assert "Review loop per night: rows sent, labels taken back" in titles
+    again = workspace.project_for(ws, workspace.DEFAULT_MODEL, ["text_length"], ["PERSON"])
+    assert [panel.title for panel in again.dashboard.model().panels] == titles  # added once, not every night

@@ -507,3 +507,20 @@ def test_compose_and_the_local_celery_cluster_stay_in_step(compose: dict[str, An
     }
     assert same <= local and same <= shared
     assert cluster.env("control")["AIRFLOW__CORE__EXECUTOR"] == compose["x-airflow-env"]["AIRFLOW__CORE__EXECUTOR"]
+
+
+# ------------------------------------------------------------------------------------------------ lineage
+def test_marquez_receives_the_airflow_tasks_lineage(compose: dict[str, Any], raw_compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"marquez", "marquez-db", "marquez-web"} <= set(services)
+    env = compose["x-airflow-env"]
+    assert env["OPENLINEAGE_URL"] == "http://marquez:5000"  # the marquez service's API port, inside the network
+    assert env["AIRFLOW__OPENLINEAGE__EXTRACTORS"] == "feedbackflow.orchestration.lineage.DvcStageExtractor"
+    marquez = services["marquez"]
+    assert marquez["environment"]["POSTGRES_HOST"] == "marquez-db"
+    assert marquez["environment"]["MARQUEZ_PORT"] == "5000" and "5001" in str(marquez["healthcheck"]["test"])
+    assert marquez["depends_on"]["marquez-db"]["condition"] == "service_healthy"
+    assert services["marquez-web"]["environment"]["MARQUEZ_HOST"] == "marquez"
+    assert dict(variables(raw_compose)).get("MARQUEZ_DB_PASSWORD") == ":?", "the Marquez database password is a secret"
+    for name in ("marquez", "marquez-db", "marquez-web"):
+        assert services[name]["healthcheck"]["test"], name

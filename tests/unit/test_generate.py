@@ -95,6 +95,10 @@ def test_cli_generate_refuses_a_clash_and_merges_canaries(tmp_path):
     first = json.loads(canaries.read_text())
     clash = runner.invoke(app, [*common, "--rows-per-night", "250", "--seed", "7"])
     assert clash.exit_code == 1 and "already in the landing folder" in clash.output
+    listed = canaries.read_text()
+    nothing = runner.invoke(app, [*common, "--nights", "1", "--first-night", "2", "--rows-per-night", "200"])
+    assert nothing.exit_code == 2 and "--first-night 2 --nights 3" in nothing.output
+    assert canaries.read_text() == listed  # nothing planted for batches never written
     night2 = runner.invoke(app, [*common, "--nights", "2", "--first-night", "2", "--rows-per-night", "200"])
     assert night2.exit_code == 0, night2.output
     after = json.loads(canaries.read_text())

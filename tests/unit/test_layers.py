@@ -2,9 +2,9 @@
 
 Layers, lowest first (a module may import its own package, and anything in a lower layer):
 
-1. core: the top-level modules ``feedbackflow.{settings,config,io,errors,taxonomy,credentials}``;
+1. core: the top-level modules ``feedbackflow.{settings,config,io,errors,taxonomy,credentials,progress}``;
 2. concern packages, in this order: ``storage`` <- ``sources`` <- ``quality``, ``privacy``, ``modeling``,
-   ``evaluation`` (independent of one another) <- ``monitoring`` <- ``governance``;
+   ``evaluation`` (independent of one another) <- ``labelling`` (the review loop) <- ``monitoring`` <- ``governance``;
 3. ``stages`` (one module per ``dvc.yaml`` stage);
 4. ``orchestration``, with ``approval`` and ``assets`` (what Airflow runs);
 5. entry points: ``dags/``, ``plugins/``, ``feedbackflow.cli``, ``feedbackflow.__main__``, ``feedbackflow.demo``.
@@ -32,10 +32,15 @@ class Layer:
 
 
 LAYERS = (
-    Layer("core", frozenset({"", "settings", "config", "io", "errors", "taxonomy", "credentials"}), lateral=True),
+    Layer(
+        "core",
+        frozenset({"", "settings", "config", "io", "errors", "taxonomy", "credentials", "progress"}),
+        lateral=True,
+    ),
     Layer("storage", frozenset({"storage"})),
     Layer("sources", frozenset({"sources"})),
     Layer("quality, privacy, modeling, evaluation", frozenset({"quality", "privacy", "modeling", "evaluation"})),
+    Layer("labelling", frozenset({"labelling"})),
     Layer("monitoring", frozenset({"monitoring"})),
     Layer("governance", frozenset({"governance"})),
     Layer("stages", frozenset({"stages"})),

@@ -16,6 +16,7 @@ AUDIT = {
     "key_id": "k-2026-11",
     "config_hash": "abc123",
     "leak_gate": {"passed": True, "canaries_found": 0, "details": ["never shown"]},
+    "rows_held_back_by_language": {"zh": 2, "es": 1},
 }
 
 
@@ -49,6 +50,7 @@ def test_card_has_every_section_a_reviewer_needs():
         "PERSON -> pseudonymise",
         "`k-2026-11`",
         "Leak gate: passed True, canaries_found 0",
+        "Rows held back in languages the detectors do not read: es 1, zh 2.",
     ):
         assert expected in card, expected
     assert "never shown" not in card

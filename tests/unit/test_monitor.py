@@ -12,6 +12,7 @@ import pytest
 from feedbackflow.config import ProjectPaths
 from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.stages import monitor
+from feedbackflow.storage import partitions
 from tests.helpers import params_settings
 
 LABELS = [f"intent_{i:02d}" for i in range(20)]
@@ -205,9 +206,8 @@ def write_project(tmp_path, train: pd.DataFrame, batches: list[pd.DataFrame], ch
 
     paths = ProjectPaths(tmp_path)
     paths.split.mkdir(parents=True)
-    paths.anonymised.mkdir(parents=True)
     train.to_parquet(paths.split / "train.parquet", index=False)
-    pd.concat(batches, ignore_index=True).to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    partitions.write_frame(paths.anonymised, pd.concat(batches, ignore_index=True))
     if champion:
         digest = build_champion(paths)
         write_json(paths.registry / "champion.json", {"version": "v1", "model_sha256": digest, "run_id": "night-1"})

@@ -59,3 +59,20 @@ def test_stage_rules_name_exactly_the_stages_of_dvc_yaml():
     stages = yaml.safe_load(ProjectPaths.discover().root.joinpath("dvc.yaml").read_text())["stages"]
     assert set(STAGE_RULES) == set(stages)
     assert {kind for rule in STAGE_RULES.values() for kind in rule.connections} <= set(CONNECTIONS)
+
+
+def test_train_starts_from_the_base_model_file_while_warm_start_is_off(tmp_path):
+    """train's start file says base model without touching the registry, so a promotion re-runs no training."""
+    import json
+
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.orchestration.rules import STAGE_RULES
+    from tests.helpers import write_params
+
+    paths = ProjectPaths(tmp_path)
+    write_params(tmp_path)  # the repository's params: warm start off, no DVC remote here to sync from
+    STAGE_RULES["train"].before(paths, {})
+    assert json.loads(paths.train_start.read_text()) == {"warm_start": False}
+    stamp = paths.train_start.stat().st_mtime_ns
+    STAGE_RULES["train"].before(paths, {})
+    assert paths.train_start.stat().st_mtime_ns == stamp, "unchanged: not rewritten"

@@ -97,6 +97,36 @@ def test_index_lists_runs_and_reports(client) -> None:
     assert "notes.bin" not in page and ".hidden.json" not in page and "secret" not in page
 
 
+def test_index_shows_the_review_loop_per_night(client, project: Path) -> None:
+    from feedbackflow.config import ProjectPaths
+    from feedbackflow.labelling import store
+
+    paths = ProjectPaths(project)
+    sent = "2026-12-01T02:30:00+00:00"
+    queue = [
+        {"id": "a", "reason": "unknown", "predicted": "unknown", "sent_at": sent},
+        {"id": "b", "reason": "uncertain", "predicted": "billing", "sent_at": sent},
+        {"id": "c", "reason": "qc", "predicted": "billing", "sent_at": sent},
+        {"id": "d", "reason": "qc", "predicted": "login", "sent_at": sent},
+    ]
+    at = "2026-12-01T08:30:00+00:00"  # six hours after sending
+    labels = [
+        {"id": "a", "label": "oos", "annotated_at": at, "reviewers": 1},
+        {"id": "c", "label": "billing", "annotated_at": at, "reviewers": 2},
+        {"id": "d", "label": "billing", "annotated_at": at, "reviewers": 1},
+    ]
+    store.append_lines(paths.review_queue, queue)
+    store.append_lines(paths.review_labels, labels)
+    store.write_lines(paths.review_disputes, [{"id": "b", "values": []}])
+    page = client.get("/").text
+    assert "<h2>Review loop</h2>" in page
+    # sent 4 (1 unknown), labelled 3, disputed 1, turnaround 6 h, QC 2 labelled with half agreeing with the model,
+    # reviewer agreement 1 of 2 rows seen by several reviewers, unknown share 0.25
+    assert "<td>2026-12-01</td><td>4</td><td>1</td><td>3</td>" in page
+    assert '<td class="fail">1</td><td>6.000</td>' in page
+    assert "<td>2</td><td>0.500</td><td>0.500</td>\n<td>0.250</td>" in page
+
+
 def test_api_lists_the_same(client) -> None:
     data = client.get("/api/reports").json()
     assert data["latest_run"]["promote"] is False
@@ -280,9 +310,93 @@ def test_per_run_view_joins_the_records_and_escapes(client, project: Path) -> No
     assert "manual__&lt;script&gt;" in text and "<script>" not in text
     assert "d41d8cd98f00b204e9800998ecf8427e.dir" in text and "k-1" in text and "v2" in text
     assert "skipped" in text  # evaluate skipped: the gate says so
+    assert 'href="../../lineage/v2"' in text  # the champion's lineage graph, relative to /feedbackflow/runs/<dag>/<run>
     assert "text_length: 10" in text and "PERSON: 5" in text
     missing = client.get("/runs/nightly_retrain/never-ran")
     assert missing.status_code == 200 and "kept no record" in missing.text
+
+
+def test_per_run_view_shows_the_review_loop_a_failed_server_and_coverage_below_the_minimum(
+    client, project: Path
+) -> None:
+    from feedbackflow.config import experiment_name
+
+    down = "SourceUnavailableError: Label Studio at http://127.0.0.1:8090: ConnectionError"
+    run = {
+        "run_id": "scheduled__2026-12-06",
+        "evaluate": {
+            "gate": {"promote": False, "reasons": ["FAIL: challenger in-scope coverage 0.5000 < minimum 0.6000"]},
+            "out_of_scope": {
+                "in_scope_coverage": 0.5,
+                "min_in_scope_coverage": 0.6,
+                "review_load": 310,
+                "review_budget": 200,
+            },
+        },
+        "review": {
+            "pull": {"mode": "label_studio", "status": "failed", "error": down},
+            "push": {"mode": "label_studio", "status": "ok", "sent": 200},
+            "night": {"sent": 200, "unknown_sent": 120, "labelled": 0, "disputed": 1, "turnaround_hours": None},
+        },
+    }
+    (project / "reports" / "runs" / f"{experiment_name(run['run_id'])}.json").write_text(json.dumps(run))
+    text = client.get("/runs/nightly_retrain/scheduled__2026-12-06").text
+    assert "<h2>Review loop</h2>" in text
+    assert f'class="fail">failed (label_studio): {down} (the night went on without it)' in text
+    assert 'class="fail">0.500 (gate minimum 0.600)' in text  # coverage under the gate's minimum, in red
+    assert 'class="fail">310 rows (budget 200)' in text  # more unknown rows a night than reviewers can label
+    assert "sent 200 (unknown 120), labelled 0, disputed 1" in text
+
+
+def test_per_run_view_shows_a_planted_value_missed_in_red_and_rows_held_back_by_language(client, project: Path) -> None:
+    from feedbackflow.config import experiment_name
+
+    run = {
+        "run_id": "scheduled__held",
+        "anonymise": {
+            "rows": 1000,
+            "rows_held_back": 4,
+            "rows_held_back_by_language": {"zh": 2, "es": 1},
+            "leak_gate": {"passed": True, "planted_value_missed": 1, "canary_hits": {"PERSON": 1}},
+        },
+    }
+    (project / "reports" / "runs" / f"{experiment_name(run['run_id'])}.json").write_text(json.dumps(run))
+    text = client.get("/runs/nightly_retrain/scheduled__held").text
+    assert '<td class="fail">planted value missed in 1 row(s) (PERSON)' in text
+    assert "language es: 1" in text and "language zh: 2" in text and ">4<br>" in text
+
+
+def test_a_failed_night_is_recorded_and_its_reason_shown(client, project: Path) -> None:
+    """The DAG's failure callback writes the failed night's summary from the stage's record; the page shows it."""
+    from types import SimpleNamespace
+
+    from feedbackflow.orchestration.tasks import record_failed_night
+
+    failed = project / ".work" / "failed" / "validate" / "20261206T020500Z-scheduled__bad"
+    failed.mkdir(parents=True)
+    message = "broken.csv row 1: missing required column(s) label (rule 'required_columns')"
+    record = {"stage": "validate", "run_id": "scheduled__bad", "exit_code": 65, "message": message, "kept": []}
+    (failed / "failure.json").write_text(json.dumps(record))
+    context = {
+        "run_id": "scheduled__bad",
+        "ti": SimpleNamespace(task_id="validate"),
+        "dag_run": SimpleNamespace(run_type="scheduled", run_id="scheduled__bad"),
+        "params": {"reason": None},
+    }
+    record_failed_night(context)
+
+    summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    assert summary["run_id"] == "scheduled__bad" and summary["status"] == "failed"
+    assert summary["failed"] == {
+        "tasks": ["validate"],
+        "stage": "validate",
+        "exit_code": 65,
+        "message": message,
+        "kept": ".work/failed/validate",
+    }
+    assert summary["trigger"]["run_type"] == "scheduled"
+    text = client.get("/runs/nightly_retrain/scheduled__bad").text
+    assert "The run failed" in text and "(exit 65)" in text and "missing required column(s) label" in text
 
 
 ACCESS_SCRIPT = """
@@ -335,3 +449,27 @@ def test_only_governance_users_get_the_views(tmp_path: Path, project: Path) -> N
     assert data["governance_lead"] == [200, 200, 200]
     assert data["analyst"] == [403, 403, 403]
     assert data["anonymous"] == 401
+
+
+def test_index_lists_erasure_requests_and_their_state(client, project: Path) -> None:
+    from tests.helpers import write_params
+
+    write_params(project)
+    records = project / "governance" / "erasure"
+    records.mkdir(parents=True)
+    certificate = {
+        "request_id": "DSR-1<i>",
+        "state": "incomplete",
+        "received_at": "2026-12-06T03:00:00+00:00",
+        "completed_at": None,
+        "rows_removed": {"raw": 3, "split": 2},
+        "objects_deleted": {"cache": {"objects": ["ab"], "versions": 2}, "general": {"objects": [], "versions": 1}},
+        "models": {"versions": ["v2"]},
+        "verification": {"found": 0},
+    }
+    (records / "DSR-1_i_.json").write_text(json.dumps(certificate))
+
+    page = client.get("/").text
+
+    assert "Erasure requests" in page and "DSR-1&lt;i&gt;" in page and "<i>" not in page
+    assert '<td class="fail">incomplete</td>' in page and "<td>5</td>" in page and "<td>3</td>" in page

@@ -104,6 +104,19 @@ def webhook():
     server.shutdown()
 
 
+@pytest.fixture
+def alert_webhook(webhook, monkeypatch) -> list[dict]:
+    """The alerts' connection pointed at the test webhook; the alerts it receives."""
+    from feedbackflow.monitoring import alerts
+
+    port, received = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
+    )
+    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    return received
+
+
 def test_alert_is_posted_to_the_webhook_connection(webhook, monkeypatch):
     from feedbackflow.monitoring import alerts
 
@@ -152,15 +165,12 @@ def _failure(exit_code: int) -> BaseException:
         return failure
 
 
-def test_leak_gate_failure_alerts_and_other_failures_do_not(webhook, monkeypatch):
+def test_leak_gate_failure_alerts_and_other_failures_do_not(alert_webhook):
     from feedbackflow.errors import DataQualityError, PrivacyLeakError
     from feedbackflow.monitoring import alerts
 
-    port, received = webhook
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
-    )
-    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    received = alert_webhook
+
     ti = type("TI", (), {"dag_id": "nightly_retrain", "run_id": "scheduled__1", "task_id": "anonymise"})()
     alerts.alert_on_failure({"ti": ti, "exception": _failure(DataQualityError.exit_code)})
     assert received == []
@@ -170,14 +180,11 @@ def test_leak_gate_failure_alerts_and_other_failures_do_not(webhook, monkeypatch
     assert alert["details"] == {"task_id": "anonymise", "exit_code": PrivacyLeakError.exit_code}
 
 
-def test_refused_promotion_alerts_for_gate_and_approver_but_not_a_promotion(webhook, monkeypatch):
+def test_refused_promotion_alerts_for_gate_and_approver_but_not_a_promotion(alert_webhook):
     from feedbackflow.monitoring import alerts
 
-    port, received = webhook
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FEEDBACKFLOW_ALERTS", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
-    )
-    monkeypatch.setenv(alerts.ALERT_CONN_ENV, "feedbackflow_alerts")
+    received = alert_webhook
+
     context = {"run_id": "scheduled__2"}
     refused = {"evaluate": {"gate": {"promote": False, "decision": "keep champion", "reasons": ["macro_f1 fell"]}}}
     rejected = {"evaluate": {"gate": {"promote": True, "decision": "rejected by approver", "reasons": []}}}
@@ -189,3 +196,26 @@ def test_refused_promotion_alerts_for_gate_and_approver_but_not_a_promotion(webh
     assert alerts.alert_refused_promotion(rejected, context)["refused_by"] == "approver"
     assert [alert["kind"] for alert in received] == ["promotion_refused", "promotion_refused"]
     assert "macro_f1 fell" in received[0]["message"] and received[1]["details"]["refused_by"] == "approver"
+
+
+def test_a_planted_value_missed_alerts_with_counts_and_types_only(alert_webhook):
+    from feedbackflow.monitoring import alerts
+
+    received = alert_webhook
+
+    context = {"run_id": "scheduled__3"}
+    clean = {"anonymise": {"leak_gate": {"passed": True, "planted_value_missed": 0, "canary_hits": {}}}}
+    missed = {
+        "anonymise": {
+            "leak_gate": {"passed": True, "planted_value_missed": 2, "canary_hits": {"PERSON": 1, "IBAN_CODE": 1}}
+        }
+    }
+    assert alerts.alert_planted_value_missed(clean, context) is None
+    assert alerts.alert_planted_value_missed({}, context) is None
+    assert alerts.alert_planted_value_missed(missed, context) == {
+        "rows_held_back": 2,
+        "entity_types": ["IBAN_CODE", "PERSON"],
+    }
+    (alert,) = received
+    assert alert["kind"] == "planted_value_missed" and alert["run_id"] == "scheduled__3"
+    assert alert["message"].startswith("planted value missed in 2 row(s) (IBAN_CODE, PERSON): held back")

@@ -3,6 +3,7 @@ import math
 import pandas as pd
 
 from feedbackflow.stages.split import assign_splits, split_frame
+from feedbackflow.storage import partitions
 from tests.helpers import params_settings, section
 
 
@@ -49,14 +50,13 @@ def test_an_empty_validation_split_is_a_clear_data_error_not_an_index_error(tmp_
     frame = candidates[names != "validation"].head(12)  # labelled rows, none of which hashes to validation
     assert not frame.empty and set(assign_splits(frame, settings.split, settings.base.seed)) == {"train", "test"}
     paths = ProjectPaths(tmp_path)
-    paths.anonymised.mkdir(parents=True)
-    frame.assign(text="hello").to_parquet(paths.anonymised / "feedback.parquet")
+    partitions.write_frame(paths.anonymised, frame.assign(text="hello"))
 
     with pytest.raises(DataQualityError) as raised:
         split.run(settings, paths)
 
     message = str(raised.value)
-    assert "data/anonymised/feedback.parquet" in message and "validation split(s) came out empty" in message
+    assert "data/anonymised" in message and "validation split(s) came out empty" in message
     assert "validation 0" in message and "split.validation_share=0.1" in message and "Ingest more" in message
     assert not paths.split.exists()  # nothing half-written for train to pick up
 
@@ -70,8 +70,8 @@ def test_the_stage_streams_in_chunks_and_writes_what_one_pass_over_all_rows_give
     frame = _frame(500).assign(text="hello")
     frame.loc[::7, "label"] = None  # unlabelled rows spread over every chunk
     paths = ProjectPaths(tmp_path)
-    paths.anonymised.mkdir(parents=True)
-    frame.to_parquet(paths.anonymised / "feedback.parquet", index=False)
+    partitions.write_frame(paths.anonymised, frame.assign(batch_id=[f"b{n // 120}" for n in range(len(frame))]))
+    frame = partitions.read_frame(paths.anonymised)  # five parts, read back in order
     whole = split_frame(frame, settings.split, settings.base.seed)
 
     summary = split.run(settings, paths, chunk_rows=37)  # 14 chunks, the last one short

@@ -50,7 +50,11 @@ def test_evaluate_writes_metrics_and_gate(trained):
     gate = read_json(paths.stage_reports("evaluate") / "gate.json")
     assert result["promote"] is True and gate["promote"] is True
     assert gate["champion"] is None
-    assert [rule["name"] for rule in gate["rules"]] == ["challenger_labels", "min_accuracy", "min_macro_f1", "champion"]
+    assert [rule["name"] for rule in gate["rules"]] == [
+        *("challenger_labels", "min_accuracy", "min_macro_f1", "min_in_scope_coverage", "champion")
+    ]
+    coverage = next(rule for rule in gate["rules"] if rule["name"] == "min_in_scope_coverage")
+    assert coverage["figures"]["value"] == gate["out_of_scope"]["challenger"]["in_scope_coverage"]
     report = (paths.stage_reports("evaluate") / "gate.md").read_text()
     assert report.startswith("# Gate report: challenger vs no champion") and "**Decision: PROMOTE**" in report
     assert (paths.stage_reports("evaluate") / "gate.html").read_text().startswith("<!doctype html>")

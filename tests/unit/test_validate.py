@@ -173,6 +173,7 @@ def test_each_rule_quarantines_exactly_the_rows_that_break_it(paths: ProjectPath
         "required_columns": 0,
         "file_readable": 0,
         "superseded": 0,
+        "erased_subject": 0,
     }
     assert report["quarantined_by_rule"] == expected_counts == result["quarantined_by_rule"]
 

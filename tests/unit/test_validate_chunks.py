@@ -1,14 +1,16 @@
 """validate reads the raw history chunk by chunk: the outputs must not depend on the chunk size.
 
 A multi-batch history that exercises every cross-batch rule (ids repeated within and across batches, versions of an
-updating source, a superseded batch, a batch missing a column, an unreadable file, JSON Lines keys that appear late,
-a Parquet integer column with a null) is validated with chunks of 1, 3 and 7 rows and with each batch in one chunk.
+updating source, reviewers' labels replacing earlier rows, a superseded batch, a batch missing a column, an
+unreadable file, JSON Lines keys that appear late, a Parquet integer column with a null) is validated with chunks of
+1, 3 and 7 rows and with each batch in one chunk.
 The validated Parquet, the quarantine Parquet and the report must be the same bytes (the report less its run time).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,12 +95,18 @@ def _history(root: Path) -> ProjectPaths:
     # 5: d.csv fixed (supersedes delivery 3's), newer versions of two records, a header-only file
     deliver(paths, {"d.csv": [HEADER, *(_row(f"d{n}", 0) for n in range(12))], "header.csv": [HEADER]})
     deliver(paths, {"pg.csv": [HEADER, _row("p1", 0), _row("p4", 2), _row("a1", 0)]}, source="postgres")
+    # 6: reviewers' labels: a review replaces every earlier row of its id, the latest review wins
+    deliver(
+        paths, {"review-1.csv": [HEADER, _row("a2", 1), _row("p4", 1), _row("d3", 2), _row("a5", 7)]}, source="review"
+    )
+    deliver(paths, {"review-2.csv": [HEADER, _row("a2", 2)]}, source="review")
     return paths
 
 
 def _outputs(paths: ProjectPaths) -> tuple[bytes, bytes, dict]:
     report = json.loads((paths.stage_reports("validate") / "validate.json").read_text(encoding="utf-8"))
     report.pop("run_id")
+    report.pop("incremental")  # how many batches came from their parts: the chunk size never changes the rest
     return (
         (paths.validated / "feedback.parquet").read_bytes(),
         (paths.quarantine / "quarantine.parquet").read_bytes(),
@@ -106,7 +114,12 @@ def _outputs(paths: ProjectPaths) -> tuple[bytes, bytes, dict]:
     )
 
 
-def _validate(paths: ProjectPaths, chunk_rows: int, gx_passing_rows: int | None) -> tuple[bytes, bytes, dict, str]:
+def _validate(
+    paths: ProjectPaths, chunk_rows: int, gx_passing_rows: int | None, fresh: bool = True
+) -> tuple[bytes, bytes, dict, str]:
+    """Validate with ``chunk_rows``; ``fresh``: from the raw files (else the batches' parts are read in chunks)."""
+    if fresh:
+        shutil.rmtree(paths.validate_parts, ignore_errors=True)
     settings = params_settings(
         validate={
             "taxonomy": "taxonomy.json",
@@ -140,12 +153,15 @@ def test_outputs_do_not_depend_on_the_chunk_size(history: ProjectPaths, gx_passi
     rules = set(";".join(quarantine["rules"]).split(";"))
     assert {"id_unique", "superseded", "required_columns", "value_types", "text_not_empty"} <= rules
     assert validated["id"].is_unique and "p1" in validated["id"].tolist()
+    labels = dict(zip(validated["id"], validated["label"], strict=True))
+    assert (labels["a2"], labels["p4"], labels["d3"]) == (TAXONOMY[2], TAXONOMY[1], TAXONOMY[2])  # latest review wins
+    assert labels["a5"] != "no_such_label"  # a review that breaks a rule replaces nothing
     assert report["rows_read"] == report["rows_accepted"] + report["rows_quarantined"]
     assert "nolabel.csv" in whole[3] and "empty.csv" in whole[3]  # the stage still fails on the broken batches
     assert report["expectations_rows_checked"] < report["rows_read"] or gx_passing_rows is None
 
-    for chunk_rows in (7, 3, 1):
-        chunked = _validate(history, chunk_rows, gx_passing_rows)
+    for chunk_rows, fresh in ((7, True), (3, True), (1, True), (3, False)):
+        chunked = _validate(history, chunk_rows, gx_passing_rows, fresh)
         assert chunked[0] == whole[0], f"validated Parquet differs with chunks of {chunk_rows} rows"
         assert chunked[1] == whole[1], f"quarantine Parquet differs with chunks of {chunk_rows} rows"
         assert chunked[2] == whole[2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -66,16 +67,35 @@ def _run_dag(dag_id: str, log_file: Path | None) -> int:
         assert process.stdout is not None
         for line in process.stdout:
             handle.write(line)
-            if shown(line):
-                print(line, end="")
+            text = console_line(line)
+            if text is not None:
+                print(text, flush=True)
         return process.wait()
 
 
-def shown(line: str) -> bool:
-    """Whether a line of the ``dags test`` output goes to the console: progress, not tracebacks or DVC's echo."""
+#: A stage's own log line as the task log carries it: ``<stamp> [info] <date> <time>,<ms> LEVEL feedbackflow.x: msg``
+_STAGE_LINE = re.compile(r"\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),\d+ (INFO|WARNING|ERROR) feedbackflow\.[\w.]+: (.*)$")
+#: Airflow's structured-log trailer on every line (``[logger] loc=file.py:113 key=value ...``)
+_TRAILER = re.compile(r"\s+\[[\w.]+\]\s+loc=\S+.*$")
+#: ``dags test`` says which task it starts
+_TASK_START = re.compile(r"^(\S+)T(\d\d:\d\d:\d\d)\S* \[info\s*\] \[DAG TEST\] starting task_id=(\w+)")
+
+
+def console_line(line: str) -> str | None:
+    """What the console shows of one ``dags test`` output line, or None: the task starting, DVC running a stage and
+    the stages' own log lines (counts, progress with the time left), never tracebacks or DVC's echo of the output.
+    """
     if "Task failed with exception" in line or line.startswith((" ", "Traceback", "\t")):
-        return False
-    return " INFO - " in line or "Running stage" in line
+        return None
+    body = _TRAILER.sub("", line.rstrip())
+    if start := _TASK_START.match(body):
+        return f"{start.group(2)} task {start.group(3)}"
+    if stage := _STAGE_LINE.search(body):
+        clock, level, message = stage.groups()
+        return f"{clock}   {message}" if level == "INFO" else f"{clock}   {level}: {message}"
+    if "Running stage" in body:
+        return f"{body[body.index('Running stage') :]}"
+    return None
 
 
 def failure_records(paths: ProjectPaths, since: float) -> list[dict]:
@@ -119,6 +139,7 @@ def main() -> int:
         f"  leak gate        : {'passed' if gate.get('passed') else 'FAILED'} ({gate.get('rows_scanned')} rows, "
         f"{gate.get('canaries_checked')} canaries checked, {gate.get('rows_held_back', 0)} rows held back)"
     )
+    print(f"  held back        : {_held_back(anonymise)}")
     print(f"  challenger       : {_scores(evaluation['challenger'])}")
     print(f"  champion (before): {_champion(evaluation, summary.get('champion'))}")
     print(f"  gate             : {_decision(evaluation['gate'])}")
@@ -131,6 +152,19 @@ def main() -> int:
     return 0
 
 
+def _held_back(anonymise: dict) -> str:
+    """Rows held back by reason; a planted value missed is printed in red on a terminal."""
+    gate = anonymise.get("leak_gate") or {}
+    parts = [f"{anonymise.get('rows_held_back') or 0} rows"]
+    if gate.get("planted_value_missed"):
+        missed = f"planted value missed in {gate['planted_value_missed']} ({', '.join(gate.get('canary_hits') or {})})"
+        parts.append(f"\033[31m{missed}\033[0m" if sys.stdout.isatty() else missed.upper())
+    if gate.get("second_scan_rows"):
+        parts.append(f"second scan {gate['second_scan_rows']}")
+    parts += [f"language {code} {count}" for code, count in (anonymise.get("rows_held_back_by_language") or {}).items()]
+    return ", ".join(parts)
+
+
 def _decision(gate: dict) -> str:
     """The gate's decision of this run; evaluate skipped means no decision (not last night's)."""
     decision = gate.get("decision") or ("promote" if gate.get("promote") else "keep champion")
@@ -138,10 +172,14 @@ def _decision(gate: dict) -> str:
 
 
 def _champion(evaluation: dict, registered: dict | None) -> str:
-    """The champion the challenger was compared with; on a night without a comparison, the registry's champion."""
+    """The champion the challenger was compared with; on a night without a comparison, the registry's champion.
+
+    ``registered`` is the registry's champion after the run: on a night whose gate decided without a champion it is
+    the model this run promoted, not the one before.
+    """
     if evaluation.get("champion"):
         return _scores(evaluation["champion"])
-    if not registered:
+    if evaluation.get("ran") or not registered:  # evaluate ran with no champion to compare with
         return "none (the first model is promoted on the minimums alone)"
     return f"{registered['version']} ({_scores(registered.get('metrics'))}; not re-scored this run)"
 

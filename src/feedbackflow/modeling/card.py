@@ -57,6 +57,10 @@ def anonymisation_summary(anonymise_report: dict[str, Any] | None, audit: dict[s
             shown = {key: value for key, value in gate.items() if isinstance(value, bool | int | float | str)}
             if shown:
                 lines.append("- Leak gate: " + ", ".join(f"{key} {value}" for key, value in shown.items()))
+        languages = audit.get("rows_held_back_by_language")
+        if isinstance(languages, dict) and languages:
+            counts = ", ".join(f"{code} {count}" for code, count in sorted(languages.items()))
+            lines.append(f"- Rows held back in languages the detectors do not read: {counts}.")
     return lines
 
 
@@ -116,6 +120,24 @@ def _front_matter(base_model: str, label_count: int) -> list[str]:
     ]
 
 
+def _training_set(chosen: dict[str, Any] | None) -> list[str]:
+    """What ``train.window`` kept and where training started (nothing for a model trained before the window)."""
+    if not chosen:
+        return []
+    start = (
+        f"warm-started from champion {chosen['champion_version']} (weights sha256 `{chosen['champion_sha256'][:12]}`)"
+        if chosen.get("warm_start")
+        else "started from the base model"
+    )
+    kept = (
+        f"{chosen['rows_selected']} of {chosen['rows_available']} training rows: {chosen['rows_in_window']} in the "
+        f"window, {chosen['rows_added_for_label_minimum']} for the per-label minimum, {chosen['replay_rows']} replayed"
+        if chosen.get("bounded")
+        else f"all {chosen['rows_available']} training rows (no window)"
+    )
+    return [f"Training set (`train.window`): {kept}; {start}.", ""]
+
+
 def _data_and_parameters(
     data_version: dict[str, str], metrics: dict[str, Any], params: dict[str, Any], seed: int
 ) -> list[str]:
@@ -129,6 +151,7 @@ def _data_and_parameters(
         "",
         f"Rows: {metrics.get('train_rows')} for training, {metrics.get('validation_rows')} for validation.",
         "",
+        *_training_set(metrics.get("training_set")),
         "## Training parameters",
         "",
         "| param | value |",

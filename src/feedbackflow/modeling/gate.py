@@ -184,6 +184,21 @@ def _floor_rules(scores: dict[str, float], rules: EvaluateSettings) -> list[Rule
     return found
 
 
+def coverage_rule(coverage: float | None, minimum: float) -> Rule:
+    """The challenger must accept (not answer ``unknown``) at least ``minimum`` of the in-scope test rows.
+
+    Below it, too much of a night's feedback would go to review for reviewers to keep up (docs/labelling.md).
+    ``coverage`` None: not measured (no in-scope test rows, or a model without an unknown decision); the rule passes.
+    """
+    if coverage is None:
+        return Rule("min_in_scope_coverage", True, "in-scope coverage not measured", {"minimum": minimum})
+    ok = coverage >= minimum
+    detail = f"challenger in-scope coverage {coverage:.4f} {'>=' if ok else '<'} minimum {minimum:.4f}" + (
+        "" if ok else f": it answers unknown for {1 - coverage:.0%} of in-scope messages, all sent to review"
+    )
+    return Rule("min_in_scope_coverage", ok, detail, {"value": coverage, "minimum": minimum})
+
+
 def _paired_rules(paired: dict[str, Any], test: dict[str, Any], rules: EvaluateSettings) -> list[Rule]:
     level = f"{paired['confidence']:.0%}"
     interval = f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]"
@@ -402,15 +417,21 @@ def decide(
     champion: Scored | None,
     rules: EvaluateSettings,
     seed: int = 0,
+    coverage: float | None = None,
 ) -> GateReport:
     """Apply every gate rule; the challenger is promoted only when all of them pass.
 
-    First run (no champion): the label set and the floors only. With a champion: its label set must match the
-    taxonomy, then the paired test, the improvement margin, the significance rule (when required) and the
-    per-class and per-channel non-regression rules.
+    ``coverage`` is the challenger's in-scope coverage on the test rows (its unknown decision), held to
+    ``rules.min_in_scope_coverage``. First run (no champion): the label set and the floors (coverage included)
+    only. With a champion: its label set must match the taxonomy, then the paired test, the improvement margin, the
+    significance rule (when required) and the per-class and per-channel non-regression rules.
     """
     scores = {"accuracy": _accuracy(truth, challenger.predicted), "macro_f1": _macro_f1(truth, challenger.predicted)}
-    found = [label_set_rule(challenger, taxonomy), *_floor_rules(scores, rules)]
+    found = [
+        label_set_rule(challenger, taxonomy),
+        *_floor_rules(scores, rules),
+        coverage_rule(coverage, rules.min_in_scope_coverage),
+    ]
     report = GateReport(False, found, len(truth), {k: round(v, 6) for k, v in scores.items()}, None)
     if champion is None:
         found.append(Rule("champion", True, "no champion yet: the challenger only has to meet the minimums"))

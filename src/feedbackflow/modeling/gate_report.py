@@ -115,6 +115,8 @@ RULE_MEANINGS = {
     "champion_labels": "The current model knows the same intents, so the two can be compared row by row.",
     "min_accuracy": "The new model answers at least this share of the test messages right.",
     "min_macro_f1": "The new model is good enough on average over intents, small intents counting as much as big ones.",
+    "min_in_scope_coverage": "The new model gives an intent (not unknown) to at least this share of in-scope "
+    "messages, so the unknown ones it sends to review stay within what reviewers can label.",
     "champion": "There is no current model yet, so the new one only has to meet the minimums.",
     "not_significantly_worse": "On the same test messages, the new model is not clearly worse than the current one.",
     "min_improvement": "The new model's average score over intents is at least the required margin above the current.",
@@ -172,6 +174,8 @@ def _oos_context(section: dict[str, Any] | None) -> dict[str, Any]:
     newest = challenger.get("newest_batch") or {}
     title = f"unknown share of the newest batch (sequence {newest.get('sequence')}, {newest.get('rows_scored')} rows)"
     rows.append([title, "-", _any(newest.get("unknown_share"))])
+    load = f"expected review load per night (its unknown rows; labelling.budget {newest.get('review_budget')})"
+    rows.append([load, "-", _any(newest.get("review_load"))])
     return {"oos_rows": rows, "coverage": challenger.get("coverage_accuracy") or [], "oos_label": section.get("label")}
 
 

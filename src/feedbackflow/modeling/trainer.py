@@ -12,6 +12,7 @@ This module imports torch and transformers at its top: :mod:`feedbackflow.modeli
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from feedbackflow.modeling.recipe import (
     layerwise_parameter_groups,
     rdrop_loss,
 )
+from feedbackflow.progress import eta
 from feedbackflow.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -245,10 +247,19 @@ class Averaging(TrainerCallback):  # type: ignore[misc]
 class ProgressLog(TrainerCallback):  # type: ignore[misc]
     """Readable progress lines for logs (Airflow task logs) where tqdm's bars are unreadable."""
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started, self.first_step = time.monotonic(), state.global_step  # a resumed run starts past step 0
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         every = max(1, state.max_steps // 20)
         if state.global_step % every == 0 or state.global_step == state.max_steps:
-            log.info("train step %d/%d (epoch %.2f)", state.global_step, state.max_steps, state.epoch or 0)
+            done = state.global_step - getattr(self, "first_step", 0)
+            elapsed = time.monotonic() - getattr(self, "started", time.monotonic())
+            left = elapsed * (state.max_steps - state.global_step) / done if done else 0.0
+            log.info(
+                "train step %d/%d (epoch %.2f), about %s left",
+                *(state.global_step, state.max_steps, state.epoch or 0, eta(left)),
+            )
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         shown = {key: round(value, 4) for key, value in (logs or {}).items() if isinstance(value, float)}

@@ -14,7 +14,9 @@ callback (``on_failure_callback=GovernanceAlert(kind="leak_gate", ...)``) or cal
 From the nightly run: :func:`alert_on_failure` (in the DAG's ``on_failure_callback`` list) raises ``leak_gate``
 when a task stopped on the leak gate (personal data survived anonymisation), and :func:`alert_refused_promotion`
 (called by the ``record`` task, which runs whatever the gate decided) raises ``promotion_refused`` when the gate or
-the approver refused the challenger. The drift_monitor DAG raises the drift and quarantine alerts.
+the approver refused the challenger; :func:`alert_planted_value_missed` (same task) raises ``planted_value_missed``
+when the leak gate held back rows in which a planted value survived (the night went on without them). The
+drift_monitor DAG raises the drift and quarantine alerts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 ALERT_CONN_ENV = "FEEDBACKFLOW_ALERT_CONN_ID"
-KINDS = ("drift_failed", "too_little_labelled_data", "quarantine_share", "leak_gate", "promotion_refused")
+KINDS = (
+    "drift_failed",
+    "too_little_labelled_data",
+    "quarantine_share",
+    "leak_gate",
+    "promotion_refused",
+    "planted_value_missed",
+)
 log = logging.getLogger(__name__)
 
 
@@ -170,3 +179,25 @@ def alert_refused_promotion(run_summary: dict[str, Any], context: Any) -> dict[s
         reasons = "; ".join(refusal["reasons"]) or refusal["decision"] or "no reason recorded"
         send("promotion_refused", f"challenger not promoted ({refusal['refused_by']}): {reasons}", context, refusal)
     return refusal
+
+
+def alert_planted_value_missed(run_summary: dict[str, Any], context: Any) -> dict[str, Any] | None:
+    """Send ``planted_value_missed`` when the run's leak gate held back rows with a planted value in their output.
+
+    The night went on without those rows; the alert says how many and of which entity types (counts only), so the
+    privacy owner knows the detector has a blind spot. Returns the details sent (or None).
+    """
+    gate = (run_summary.get("anonymise") or {}).get("leak_gate") or {}
+    rows = gate.get("planted_value_missed") or 0
+    if not rows:
+        return None
+    types = sorted(gate.get("canary_hits") or {})
+    details: dict[str, Any] = {"rows_held_back": rows, "entity_types": types}
+    send(
+        "planted_value_missed",
+        f"planted value missed in {rows} row(s) ({', '.join(types)}): held back by the leak gate, the run went on "
+        "without them",
+        context,
+        details,
+    )
+    return details

@@ -4,7 +4,8 @@ Sources, all written by the pipeline: the run record ``reports/runs/<experiment>
 validation and anonymisation counts, gate decision, champion), the governance record
 ``governance/runs/<experiment>.json`` (drift tests and the Evidently snapshot id, quarantine and PII counts, the
 anonymiser config hash) and, for the latest run, ``reports/run_summary.json``. Only whitelisted fields are copied:
-no message text, no row values, no quarantined rows.
+no message text, no row values, no quarantined rows. The review loop's figures per night come from its own state
+(:func:`feedbackflow.labelling.metrics.review_loop`, re-exported here for the view).
 """
 
 from __future__ import annotations
@@ -14,8 +15,19 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.io import read_json, write_json
+from feedbackflow.labelling.metrics import review_loop
 from feedbackflow.monitoring import data_docs
 from feedbackflow.monitoring.policy import history
+
+__all__ = [
+    "data_docs_page",
+    "held_back",
+    "recent_decisions",
+    "recent_records",
+    "review_loop",
+    "run_view",
+    "write_record",
+]
 
 
 def write_record(paths: ProjectPaths, run_id: str, dag_id: str | None, snapshot: dict[str, Any]) -> Path:
@@ -77,6 +89,28 @@ def _gate(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def review_view(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The review loop of one night from its run summary: what each of its tasks did (or why it failed), the night's
+    figures, and the challenger's in-scope coverage and expected review load beside the minimum and the budget."""
+    review = summary.get("review")
+    coverage = (summary.get("evaluate") or {}).get("out_of_scope") or {}
+    if not review and not coverage:
+        return None
+
+    def task(result: dict[str, Any] | None) -> dict[str, Any]:
+        result = result or {}
+        return {key: result.get(key) for key in ("mode", "status", "error", "sent", "labelled", "disputed", "reason")}
+
+    review = review or {}
+    keys = ("in_scope_coverage", "min_in_scope_coverage", "review_load", "review_budget")
+    return {
+        "pull": task(review.get("pull")),
+        "push": task(review.get("push")),
+        "night": review.get("night") or {},
+        "coverage": {key: coverage.get(key) for key in keys},
+    }
+
+
 def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the per-run governance page shows, or ``found: False`` when the pipeline kept no record."""
     summary = read_json(paths.run_record(run_id)) or {}
@@ -92,6 +126,8 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
         "dag_id": dag_id,
         "run_id": run_id,
         "airflow": airflow_run or {},
+        "status": summary.get("status"),
+        "failed": summary.get("failed"),  # a failed night: its stage, exit code and the stage's own message
         "data_versions": {str(k): str(v) for k, v in sorted((summary.get("data_versions") or {}).items())},
         "validation": {
             key: (summary.get("validate") or {}).get(key)
@@ -106,12 +142,27 @@ def run_view(paths: ProjectPaths, dag_id: str, run_id: str, airflow_run: dict[st
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities_replaced") or governance.get("pii_by_entity") or {},
             "leak_gate": anonymise.get("leak_gate"),
+            "held_back": held_back(anonymise),
         },
         "model": {"champion_version": champion.get("version"), "model_sha256": champion.get("model_sha256")},
         "gate": _gate(summary) if summary else None,
+        "review": review_view(summary),
         "drift": record.get("drift") or {},
         "snapshot": record.get("snapshot") or {},
         "decision": next((item for item in recent_decisions(paths, 500) if item.get("run_id") == run_id), None),
+    }
+
+
+def held_back(anonymise: dict[str, Any]) -> dict[str, Any]:
+    """Rows the anonymise stage held back, by reason: planted values missed (with their entity types), second-scan
+    findings and each language the detectors do not read. Counts and entity types only."""
+    gate = anonymise.get("leak_gate") or {}
+    return {
+        "rows": anonymise.get("rows_held_back"),
+        "planted_value_missed": gate.get("planted_value_missed") or 0,
+        "planted_entities": sorted(gate.get("canary_hits") or {}),
+        "second_scan": gate.get("second_scan_rows") or 0,
+        "by_language": dict(sorted((anonymise.get("rows_held_back_by_language") or {}).items())),
     }
 
 

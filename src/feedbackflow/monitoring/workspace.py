@@ -88,7 +88,41 @@ def governance_values(monitor: dict[str, Any], run: dict[str, Any], rules: list[
     values["drift_passed"] = OUTCOME_VALUES[not failed] if checked else None
     values.update({quarantine_column(rule): float(by_rule.get(rule, 0.0)) for rule in rules})
     values.update({pii_column(entity): float(by_entity.get(entity, 0)) for entity in entities})
+    values.update(review_values(run))
     return values
+
+
+#: dashboard series of the review loop -> key of the run summary's ``review.night`` figures
+REVIEW_SERIES = {
+    "review_sent": "sent",
+    "review_labelled": "labelled",
+    "review_turnaround_hours": "turnaround_hours",
+    "review_reviewer_agreement": "reviewer_agreement",
+    "review_qc_model_agreement": "qc_model_agreement",
+    "review_unknown_share": "unknown_share",
+}
+#: dashboard series of the challenger's coverage -> key of the run summary's ``evaluate.out_of_scope``
+COVERAGE_SERIES = {
+    "in_scope_coverage": "in_scope_coverage",
+    "in_scope_coverage_minimum": "min_in_scope_coverage",
+    "review_load": "review_load",
+    "review_budget": "review_budget",
+}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def review_values(run: dict[str, Any]) -> dict[str, float | None]:
+    """The night's review-loop figures and the challenger's coverage and expected review load (None: not measured,
+    e.g. a drift_monitor run, or no label taken back so no turnaround)."""
+    night = (run.get("review") or {}).get("night") or {}
+    coverage = (run.get("evaluate") or {}).get("out_of_scope") or {}
+    return {
+        **{column: _number(night.get(key)) for column, key in REVIEW_SERIES.items()},
+        **{column: _number(coverage.get(key)) for column, key in COVERAGE_SERIES.items()},
+    }
 
 
 def governance_snapshot(values: dict[str, float | None]) -> Snapshot:
@@ -123,6 +157,7 @@ def _panels(rules: list[str], entities: list[str]) -> list[Any]:
         text_panel(title="feedbackflow governance", description="One point per pipeline or drift_monitor run"),
         *_model_panels(),
         *_pipeline_panels(rules, entities),
+        *_review_panels(),
     ]
 
 
@@ -221,11 +256,57 @@ def _pipeline_panels(rules: list[str], entities: list[str]) -> list[Any]:
     ]
 
 
+def _review_panels() -> list[Any]:
+    """Per night: the challenger's in-scope coverage against the gate's minimum, the review load it would bring
+    against the budget, and what the review loop sent, took back and how well reviewers and model agree."""
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
+
+    return [
+        line_plot_panel(
+            title="In-scope coverage of the challenger (messages not answered unknown)",
+            values=[
+                _mean("in_scope_coverage", "coverage"),
+                _mean("in_scope_coverage_minimum", "gate minimum (evaluate.min_in_scope_coverage)"),
+            ],
+            size="half",
+        ),
+        line_plot_panel(
+            title="Expected review load per night (unknown rows of a night like the newest)",
+            values=[_mean("review_load", "expected load"), _mean("review_budget", "budget (labelling.budget)")],
+            size="half",
+        ),
+        bar_plot_panel(
+            title="Review loop per night: rows sent, labels taken back",
+            values=[_mean("review_sent", "sent"), _mean("review_labelled", "labelled")],
+            size="half",
+        ),
+        line_plot_panel(
+            title="Review agreement and the unknown share of the batch sent",
+            values=[
+                _mean("review_reviewer_agreement", "reviewer agreement"),
+                _mean("review_qc_model_agreement", "QC agreement with the model"),
+                _mean("review_unknown_share", "unknown share"),
+            ],
+            size="half",
+        ),
+        line_plot_panel(
+            title="Review turnaround (median hours from sending to answer)",
+            values=[_mean("review_turnaround_hours", "hours")],
+            size="half",
+        ),
+    ]
+
+
 def project_for(workspace: Workspace, model: str, rules: list[str], entities: list[str]) -> Project:
-    """The project of ``model``, created with its dashboard on first use."""
+    """The project of ``model``, created with its dashboard on first use; panels added to the code since the project
+    was created are appended (by title), so an existing dashboard gains them."""
     name = PROJECT_PREFIX + model
     for project in workspace.search_project(name):
         if project.name == name:
+            titles = {panel.title for panel in project.dashboard.model().panels}
+            for panel in _panels(rules, entities):
+                if panel.title not in titles:
+                    project.dashboard.add_panel(panel)
             return project
     project = workspace.create_project(name, description=f"Drift, data quality, privacy and promotions of {model}")
     for panel in _panels(rules, entities):

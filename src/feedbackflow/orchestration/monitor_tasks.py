@@ -61,6 +61,7 @@ def record(run_id: str, dag_id: str, context: Any = None) -> dict[str, Any]:
     run = read_json(paths.run_summary, {}) or {}
     if run.get("run_id") == run_id and context is not None:  # drift_monitor finds the last nightly's: not its own
         alerts.alert_refused_promotion(run, context)
+        alerts.alert_planted_value_missed(run, context)
     return snapshot
 
 

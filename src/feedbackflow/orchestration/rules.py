@@ -30,6 +30,22 @@ def sync_champion(paths: ProjectPaths, env: dict[str, str]) -> None:
     log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
 
 
+def train_start(paths: ProjectPaths, env: dict[str, str]) -> None:
+    """Write what train starts from, its dependency: the base model, or with ``train.window.warm_start`` the
+    champion synced from the shared registry. A promotion re-runs train only when train starts from the champion."""
+    from feedbackflow.io import read_json, write_json
+    from feedbackflow.settings import load_settings
+    from feedbackflow.storage.registry import read_pointer
+
+    start: dict[str, object] = {"warm_start": False}
+    if load_settings(paths.params).train.window.warm_start:
+        sync_champion(paths, env)
+        champion = read_pointer(paths)
+        start = {"warm_start": True, "champion": champion.get("version"), "model_md5": champion.get("model_md5")}
+    if read_json(paths.train_start, None) != start:  # rewritten only when it changes
+        write_json(paths.train_start, start)
+
+
 def write_key_id(paths: ProjectPaths, env: dict[str, str]) -> None:
     """The pseudonym key's id (never the key), a dvc.yaml dependency: a rotated key re-runs anonymise."""
     import os
@@ -62,9 +78,11 @@ STAGE_RULES: dict[str, StageRule] = {
         connections=("aws", "postgres"), in_dry_run=True, takes_source=True, always_runs=_source_not_hashable
     ),
     "validate": StageRule(in_dry_run=True),
+    "detector": StageRule(in_dry_run=True),  # skipped by DVC unless its corpora, code or params changed
     "anonymise": StageRule(connections=("aws", "pseudonym_key"), in_dry_run=True, before=write_key_id),
     "split": StageRule(),
-    "train": StageRule(forced_by="force_retrain", gpu=True),
+    # with train.window.warm_start the champion is train's start (registry/train_start.json, one of its deps)
+    "train": StageRule(forced_by="force_retrain", gpu=True, before=train_start),
     "evaluate": StageRule(before=sync_champion),
     "monitor": StageRule(before=sync_champion),  # drift against the shared registry's champion and its training data
 }

@@ -169,6 +169,7 @@ def stage_failure(
         {
             "stage": stage,
             "run_id": run_id,
+            "failed_at": datetime.now(UTC).isoformat(),
             "exit_code": error.exit_code,
             "message": message,
             "kept": [path.relative_to(folder).as_posix() for path in kept],

@@ -96,7 +96,9 @@ def _evaluation(evaluation: dict[str, Any], ran: bool, approval: dict[str, Any] 
         "challenger": _scores(evaluation.get("challenger")),
         "champion": _scores(evaluation.get("champion")),
         "gate": {"promote": promote, "decision": decision, "reasons": evaluation.get("reasons", [])},
-        "out_of_scope": _out_of_scope(evaluation.get("out_of_scope")),
+        "out_of_scope": _out_of_scope(
+            evaluation.get("out_of_scope"), (evaluation.get("thresholds") or {}).get("min_in_scope_coverage")
+        ),
         "approval": approval if approval and approval.get("approved") is not None else None,
         "report": _PROJECT.gate_report(".html").as_posix(),
     }
@@ -108,8 +110,12 @@ def build_summary(
     stage_results: dict[str, Any] | None = None,
     trigger: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Collect the stage reports into one dictionary (counts, metrics and paths only, never text)."""
+    """Collect the stage reports into one dictionary (counts, metrics and paths only, never text).
+
+    ``review`` holds the results of the review loop's tasks (``label_pull``, ``label_push``) when the run had them.
+    """
     reports = paths.reports
     ingest = read_json(reports / "ingest" / "ingest.json", {}) or {}
     validate = read_json(reports / "validate" / "validate.json", {}) or {}
@@ -122,6 +128,7 @@ def build_summary(
     state = _registry_state(paths)
     return {
         "run_id": run_id,
+        "status": "succeeded",
         "finished_at": datetime.now(UTC).isoformat(),
         "trigger": trigger or {"run_type": "manual"},
         "stages": stage_results or {},
@@ -136,11 +143,14 @@ def build_summary(
         "anonymise": {
             "rows": anonymise.get("rows"),
             "rows_out": anonymise.get("rows_out"),
-            "rows_held_back": anonymise.get("rows_held_back"),  # flagged by the leak gate's second scan
+            "rows_held_back": anonymise.get("rows_held_back"),  # planted value missed, second scan, or language
+            "rows_held_back_by_language": anonymise.get("rows_held_back_by_language") or {},
             "rows_changed": anonymise.get("rows_changed"),
             "entities_replaced": anonymise.get("entities", {}),
             "leak_gate": anonymise.get("leak_gate"),
             "key_id": (anonymise.get("settings") or {}).get("key_id"),
+            # batches and rows reused from earlier nights' parts, and anonymised this night
+            "incremental": anonymise.get("incremental"),
         },
         "train": {
             key: train.get(key)
@@ -168,11 +178,24 @@ def build_summary(
             "report": str((reports / "monitor" / "drift.html").relative_to(paths.root)),
         },
         "data_versions": output_hashes(lock),
+        "review": review_section(paths, review),
     }
 
 
-def _out_of_scope(section: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The challenger's out-of-scope and calibration figures on the test split (the gate report has the curve)."""
+def review_section(paths: ProjectPaths, tasks: dict[str, Any] | None, now: datetime | None = None) -> dict[str, Any]:
+    """What the review loop did this night: its tasks' results (a failure is kept here, never fails the run) and
+    the night's figures (sent, labelled, turnaround, agreement, unknown share; :func:`labelling.metrics.night_figures`).
+    """
+    from feedbackflow.labelling.metrics import night_figures
+
+    night = (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    tasks = tasks or {}
+    return {"pull": tasks.get("label_pull"), "push": tasks.get("label_push"), "night": night_figures(paths, night)}
+
+
+def _out_of_scope(section: dict[str, Any] | None, minimum: float | None = None) -> dict[str, Any] | None:
+    """The challenger's out-of-scope and calibration figures on the test split (the gate report has the curve), the
+    gate's coverage minimum and the expected review load per night beside the budget."""
     challenger = (section or {}).get("challenger")
     if not challenger:
         return None
@@ -182,7 +205,11 @@ def _out_of_scope(section: dict[str, Any] | None) -> dict[str, Any] | None:
     )
     return {
         **{key: challenger.get(key) for key in keys},
+        "min_in_scope_coverage": minimum,
         "newest_batch_unknown_share": (challenger.get("newest_batch") or {}).get("unknown_share"),
+        # the review queue's expected inflow per night if this challenger served, beside the nightly budget
+        "review_load": (challenger.get("newest_batch") or {}).get("review_load"),
+        "review_budget": (challenger.get("newest_batch") or {}).get("review_budget"),
     }
 
 
@@ -199,9 +226,14 @@ def write_summary(
     save_experiment: bool = True,
     trigger: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``reports/run_summary.json`` and ``reports/runs/<name>.json``, then save both in a DVC experiment."""
-    summary = build_summary(paths, run_id, stage_results, trigger, approval)
+    summary = build_summary(paths, run_id, stage_results, trigger, approval, review)
+    return _write(paths, run_id, summary, save_experiment)
+
+
+def _write(paths: ProjectPaths, run_id: str, summary: dict[str, Any], save_experiment: bool) -> dict[str, Any]:
     name = experiment_name(run_id)
     summary["experiment"] = name if save_experiment else None
     write_json(paths.run_record(run_id), summary)
@@ -211,3 +243,43 @@ def write_summary(
         write_json(paths.run_record(run_id), summary)
         write_json(paths.run_summary, summary)
     return summary
+
+
+def failure_of(paths: ProjectPaths, run_id: str) -> dict[str, Any] | None:
+    """The newest ``failure.json`` a stage of ``run_id`` left in ``.work/failed/`` (stage, exit code, its message)."""
+    found = [read_json(path, {}) or {} for path in paths.failed_runs.glob("*/*/failure.json")]
+    mine = [record for record in found if record.get("run_id") == run_id]
+    return max(mine, key=lambda record: record.get("failed_at") or "", default=None)
+
+
+def write_failed_summary(
+    paths: ProjectPaths,
+    run_id: str,
+    failed_tasks: list[str],
+    trigger: dict[str, Any] | None = None,
+    save_experiment: bool = True,
+) -> dict[str, Any]:
+    """Record a night that failed: ``status: failed``, the failed tasks and the failed stage's own message.
+
+    The summary and the run record say what the night was and why it stopped, so the governance view and the
+    experiment list show the failure instead of the previous good night. The champion and the data versions are the
+    ones in place after the failure (the failed stage's outputs were set aside, persistent outputs rolled back).
+    """
+    failure = failure_of(paths, run_id) or {}
+    state = _registry_state(paths)
+    summary = {
+        "run_id": run_id,
+        "status": "failed",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "trigger": trigger or {"run_type": "manual"},
+        "failed": {
+            "tasks": sorted(failed_tasks),
+            "stage": failure.get("stage"),
+            "exit_code": failure.get("exit_code"),
+            "message": failure.get("message"),
+            "kept": (paths.failed_runs / failure["stage"]).relative_to(paths.root).as_posix() if failure else None,
+        },
+        "champion": champion_of(state) if state else None,
+        "data_versions": output_hashes(Dvc(paths.root).lock()),
+    }
+    return _write(paths, run_id, summary, save_experiment)

@@ -159,7 +159,7 @@ def stage_reports(paths: ProjectPaths) -> list[str]:
     ]
 
 
-def _pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[str]) -> ProjectPaths:
+def pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[str]) -> ProjectPaths:
     """Bring the named upstream outputs into this worker's workspace, by hash, from the DVC remote."""
     paths = ProjectPaths.discover()
     dvc = Dvc(paths.root)
@@ -176,6 +176,8 @@ def _known_outputs(dvc: Dvc) -> set[str]:
 
 
 APPROVE_TASK = "approve"
+#: the review loop's tasks (:mod:`feedbackflow.orchestration.labelling_tasks`): the summary keeps their results
+LABEL_PULL_TASK, LABEL_PUSH_TASK = "label_pull", "label_push"
 DECISION_KEY = "decision"
 """The XCom key under which the ``approve`` task (:mod:`feedbackflow.approval`) keeps its decision."""
 GATE_REPORTS = [
@@ -198,7 +200,7 @@ def gate_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any = 
     from feedbackflow.stages.promote import record_rejection, should_promote
 
     with _fail_without_retry():
-        paths = _pull_upstream(upstream, GATE_REPORTS)
+        paths = pull_upstream(upstream, GATE_REPORTS)
         allowed, reason = should_promote(paths)
         if load_gate(paths) and not load_gate(paths).get("promote"):
             record_rejection(paths, run_id, "gate", reason)
@@ -229,7 +231,7 @@ def promote_task(upstream: Iterable[dict[str, Any] | None], run_id: str, ti: Any
 
     approval = approval_decision_of(ti)
     with _fail_without_retry():
-        paths = _pull_upstream(upstream, [*GATE_REPORTS, ProjectPaths.relative().challenger.as_posix()])
+        paths = pull_upstream(upstream, [*GATE_REPORTS, ProjectPaths.relative().challenger.as_posix()])
         approver = approval["by"] if approval else None
         return promote.run(load_settings(paths.params), paths, run_id=run_id, approved_by=approver)
 
@@ -239,7 +241,7 @@ def record_rejection_task(upstream: Iterable[dict[str, Any] | None], run_id: str
     from feedbackflow.stages.promote import record_rejection
 
     with _fail_without_retry():
-        paths = _pull_upstream(upstream, GATE_REPORTS)
+        paths = pull_upstream(upstream, GATE_REPORTS)
         entry = record_rejection(paths, run_id, by, f"rejected in the approval task by {by}")
     log.info("approval: rejected by %s, recorded as %s", by, entry["version"] if entry else "-")
 
@@ -250,18 +252,42 @@ def summarise_task(
     """Write the run summary and save the run as a DVC experiment; returns the headline figures.
 
     ``trigger`` says how the run started (run type, reason, the batch hash of an Asset event, the Params); with
-    ``ti`` the decision of the ``approve`` task (when the DAG has one) goes into the summary.
+    ``ti`` the decision of the ``approve`` task (when the DAG has one) and the review loop's task results go into the
+    summary.
     """
     from feedbackflow.orchestration.summary import write_summary
 
     approval = approval_decision_of(ti)
+    review = (
+        {task: ti.xcom_pull(task_ids=task) for task in (LABEL_PULL_TASK, LABEL_PUSH_TASK)} if ti is not None else None
+    )
     results = [result for result in results if result]
     with _fail_without_retry():
-        paths = _pull_upstream(results, stage_reports(ProjectPaths.discover()))
+        paths = pull_upstream(results, stage_reports(ProjectPaths.discover()))
         ran = merge_ran(results)
-        summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval)
+        summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval, review=review)
     return {
         "experiment": summary.get("experiment"),
         "promote": summary["evaluate"]["gate"]["promote"],
         "challenger": summary["evaluate"]["challenger"],
     }
+
+
+def record_failed_night(context: Any) -> None:
+    """Airflow DAG ``on_failure_callback``: the failed night gets a run summary and record too (``status: failed``).
+
+    Without it ``summarise`` (which needs its upstream to succeed) never runs, and the run summary, the governance
+    view and the experiment list keep showing the previous good night. A failure to record is logged, never raised:
+    the run has failed already and its own reason must stay the one Airflow shows.
+    """
+    from feedbackflow.orchestration.summary import write_failed_summary
+
+    ti = context.get("ti") or context.get("task_instance")
+    run_id = str(context.get("run_id") or getattr(context.get("dag_run"), "run_id", None) or "manual")
+    try:
+        trigger = run_trigger(context.get("dag_run"), context.get("params"))
+        summary = write_failed_summary(ProjectPaths.discover(), run_id, [ti.task_id] if ti else [], trigger)
+    except Exception:  # recording is best effort: the run has failed already
+        log.exception("could not record the failed run %s", run_id)
+        return
+    log.error("run %s failed at %s: recorded in the run summary", run_id, summary["failed"]["stage"] or ti)

@@ -27,6 +27,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedbackflow.errors import ConfigError
@@ -208,8 +209,9 @@ def _fast_artifacts(nlp_engine: SpacyNlpEngine) -> None:
 _REPLACED = ("EmailRecognizer", "UrlRecognizer", "PhoneRecognizer")
 
 
-def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
-    """Build a Presidio ``AnalyzerEngine`` for ``settings.language`` backed by ``settings.spacy_model``.
+def build_analyzer(settings: AnonymiseSettings, detector_dir: Path | None = None) -> AnalyzerEngine:
+    """Build a Presidio ``AnalyzerEngine`` for ``settings.language`` backed by ``settings.spacy_model``, with the
+    learned name detector in ``detector_dir`` when ``settings.detector`` is on.
 
     Raises:
         ConfigError: the spaCy model is not installed, or ``settings.entities`` names an entity no recognizer finds.
@@ -246,6 +248,7 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
         person.name_after_verb_recognizer(language),
         person.known_name_recognizer(language),
         *cue.cue_recognizers(language, settings.entities),
+        *_learned_detector(settings, detector_dir),
     ]
     for recognizer in added:
         registry.add_recognizer(recognizer)
@@ -269,6 +272,23 @@ def build_analyzer(settings: AnonymiseSettings) -> AnalyzerEngine:
             f"remove them or add a recognizer"
         )
     return analyzer
+
+
+def _learned_detector(settings: AnonymiseSettings, detector_dir: Path | None) -> list:
+    """The learned detector's recognizer when ``anonymise.detector`` is on (none otherwise).
+
+    Raises:
+        ConfigError: the detector is on and ``detector_dir`` holds no trained detector.
+    """
+    if not settings.detector:
+        return []
+    from feedbackflow.privacy.detector import NameDetector
+    from feedbackflow.privacy.recognizers.detector import LearnedNameRecognizer
+
+    if detector_dir is None:
+        raise ConfigError("anonymise.detector is on but no detector folder was given (models/detector)")
+    detector = NameDetector.load(detector_dir, settings.detector_threshold)
+    return [LearnedNameRecognizer(detector, supported_language=settings.language)]
 
 
 # Entities whose every value holds a digit: their pattern recognizers need not look at a text without one.
@@ -367,8 +387,9 @@ def pseudonym_key(settings: AnonymiseSettings) -> PseudonymKey | None:
     return None
 
 
-def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
-    """Load everything :func:`feedbackflow.privacy.replace.anonymise_texts` needs (loads the spaCy model).
+def build_engine(settings: AnonymiseSettings, detector_dir: Path | None = None) -> PrivacyEngine:
+    """Load everything :func:`feedbackflow.privacy.replace.anonymise_texts` needs (loads the spaCy model, and the
+    learned detector from ``detector_dir`` when ``anonymise.detector`` is on).
 
     Raises:
         ConfigError: an entity is to be pseudonymised and no key is set (checked before the model is loaded), the
@@ -378,7 +399,7 @@ def build_engine(settings: AnonymiseSettings) -> PrivacyEngine:
 
     operators = {entity: settings.operator_for(entity) for entity in settings.entities}
     key = pseudonym_key(settings)
-    analyzer = build_analyzer(settings)
+    analyzer = build_analyzer(settings, detector_dir)
     return PrivacyEngine(
         analyzer=analyzer,
         anonymizer=AnonymizerEngine(),
@@ -456,6 +477,9 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
     if not texts:
         return []
     shown = [case_normalised(text) for text in texts]
+    learned = _learned_recognizer(engine)
+    if learned is not None:
+        learned.prime(shown)
     findings = BatchAnalyzerEngine(engine.analyzer).analyze_iterator(
         shown,
         language=engine.language,
@@ -467,6 +491,11 @@ def analyze_texts(texts: Sequence[str], engine: PrivacyEngine) -> list[list[Reco
         regex_flags=regex.IGNORECASE,
     )
     return [_clean(text, results) for text, results in zip(shown, findings, strict=True)]
+
+
+def _learned_recognizer(engine: PrivacyEngine) -> Any:
+    registry = engine.analyzer.registry
+    return next((r for r in registry.recognizers if getattr(r, "name", "") == "LearnedNameRecognizer"), None)
 
 
 def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:

@@ -5,7 +5,9 @@ Two independent checks run over every anonymised text:
 1. **Planted values.** The demo generator (or a test) writes every value it planted to a canary file that lives in
    restricted storage next to the raw data (``anonymise.canary_file``). None of them may appear in the output, in any
    letter case, written as planted or (numbers) with their spaces and dashes removed. One compiled regular
-   expression scans all texts for all values in a single pass.
+   expression scans all texts for all values in a single pass. A row in which one is found is held back
+   (``planted value missed``), like a second-scan finding below: a missed value proves a blind spot of the detector,
+   and the row that shows it is kept out of the output; the night goes on within the same share.
 2. **A second opinion.** A detector that shares none of the first scan's filters re-scans the output
    (:func:`build_second_opinion`): Presidio's *unmodified* predefined recognizers (its own phone recognizer, card
    patterns, context words and thresholds) and its own spaCy NER pass over the full pipeline, without our allow-list,
@@ -52,14 +54,21 @@ if TYPE_CHECKING:
     from feedbackflow.settings import AnonymiseSettings
 
 
+#: The reason a row is held back when a planted value was found in its anonymised text.
+PLANTED_MISSED = "planted value missed"
+#: The reason a row is held back when the second scan still found something in it.
+SECOND_SCAN = "second scan"
+
+
 @dataclass
 class LeakReport:
     """What the gate found: row ids per entity type, for planted values and for second-scan findings.
 
-    The verdict: a planted value found anywhere fails. Rows in which the second scan still finds something are held
-    back from the output (the stage keeps them in restricted storage) as long as they are at most ``max_held_share``
-    of the rows scanned; more than that fails, because a detector that misses that much is broken, not unlucky. The
-    default share of 0 makes any second-scan finding fail.
+    The verdict: a row with a planted value in its output (``planted value missed``) or a second-scan finding is held
+    back from the output (the stage keeps it in restricted storage), and the night goes on as long as the rows held
+    back are at most ``max_held_share`` of the rows scanned; more than that fails, because a detector that misses that
+    much is broken, not unlucky. The default share of 0 makes any finding fail. Tests that plant values assert that
+    none was missed (``canary_hits`` empty), so a miss stays a hard failure there.
     """
 
     rows_scanned: int
@@ -70,12 +79,25 @@ class LeakReport:
 
     @property
     def held_back(self) -> set[str]:
-        """Ids of the rows with a second-scan finding: kept out of the output."""
-        return {row for rows in self.rescan_hits.values() for row in rows}
+        """Ids of the rows with a planted value or a second-scan finding: kept out of the output."""
+        return {row for hits in (self.canary_hits, self.rescan_hits) for rows in hits.values() for row in rows}
 
     @property
     def passed(self) -> bool:
-        return not self.canary_hits and len(self.held_back) <= self.max_held_share * self.rows_scanned
+        return len(self.held_back) <= self.max_held_share * self.rows_scanned
+
+    def held_rows(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Each held-back row id -> (its reasons, the entity types found), planted values first; no value."""
+        rows: dict[str, tuple[list[str], list[str]]] = {}
+        for reason, hits in ((PLANTED_MISSED, self.canary_hits), (SECOND_SCAN, self.rescan_hits)):
+            for entity, ids in sorted(hits.items()):
+                for row in ids:
+                    reasons, entities = rows.setdefault(row, ([], []))
+                    if reason not in reasons:
+                        reasons.append(reason)
+                    if entity not in entities:
+                        entities.append(entity)
+        return rows
 
     def merge(self, other: LeakReport) -> None:
         """Add ``other``'s rows and findings (the report of the next chunk) to this one."""
@@ -86,12 +108,15 @@ class LeakReport:
 
     def summary(self) -> dict:
         """Counts only (for the audit record and XComs): no value and no row id."""
+        planted_rows = {row for rows in self.canary_hits.values() for row in rows}
         return {
             "passed": self.passed,
             "rows_scanned": self.rows_scanned,
             "canaries_checked": self.canaries_checked,
             "canary_hits": {entity: len(rows) for entity, rows in sorted(self.canary_hits.items())},
             "second_scan_hits": {entity: len(rows) for entity, rows in sorted(self.rescan_hits.items())},
+            "planted_value_missed": len(planted_rows),
+            "second_scan_rows": len({row for rows in self.rescan_hits.values() for row in rows}),
             "rows_held_back": len(self.held_back),
             "max_held_share": self.max_held_share,
         }
@@ -100,17 +125,17 @@ class LeakReport:
         """A failure message naming entity types and row ids (at most ``max_rows`` per type), never a value."""
         parts = []
         held = len(self.held_back)
-        if held and not self.canary_hits:
+        if held > self.max_held_share * self.rows_scanned:
             parts.append(
-                f"the second scan flagged {held} of {self.rows_scanned} row(s), more than "
-                f"anonymise.max_held_share={self.max_held_share:g} allows to hold back"
+                f"the leak gate held back {held} of {self.rows_scanned} row(s), more than "
+                f"anonymise.max_held_share={self.max_held_share:g} allows"
             )
-        for label, hits in (("planted value", self.canary_hits), ("second scan", self.rescan_hits)):
+        for label, hits in ((PLANTED_MISSED, self.canary_hits), (SECOND_SCAN, self.rescan_hits)):
             for entity, rows in sorted(hits.items()):
                 shown = ", ".join(rows[:max_rows]) + (
                     f" and {len(rows) - max_rows} more" if len(rows) > max_rows else ""
                 )
-                parts.append(f"{label} {entity} in {len(rows)} row(s): {shown}")
+                parts.append(f"{label}: {entity} in {len(rows)} row(s): {shown}")
         return "; ".join(parts)
 
 

@@ -51,11 +51,13 @@ class BatchResult:
     superseded_by: str | None = None  # batch id of the later re-delivery of the same file
     accepted: bool = False  # listed in validate.batches_accepted by an operator
     rows_replaced: int = 0  # quarantined only because a later version of the record replaced them (not bad rows)
+    rows_erased: int = 0  # quarantined because they carry an erased subject's identifier (not bad rows)
 
     @property
     def share(self) -> float:
-        """Share of the batch's rows quarantined as bad (replaced versions of updated records do not count)."""
-        return (self.rows_quarantined - self.rows_replaced) / self.rows_read if self.rows_read else 0.0
+        """Share of the batch's rows quarantined as bad (replaced versions and erased subjects' rows do not count)."""
+        bad = self.rows_quarantined - self.rows_replaced - self.rows_erased
+        return bad / self.rows_read if self.rows_read else 0.0
 
     def broken_rule(self, max_share: float) -> str | None:
         """The batch rule this batch broke (``file_readable``, ``required_columns`` or the share), if any."""
@@ -83,6 +85,7 @@ class BatchResult:
             "rows_read": self.rows_read,
             "rows_accepted": self.rows_read - self.rows_quarantined,
             "rows_quarantined": self.rows_quarantined,
+            "rows_erased": self.rows_erased,
             "quarantine_share": round(self.share, 6),
             "over_threshold": self.share > max_share,
             "quarantined_by_rule": {rule: count for rule, count in self.by_rule.items() if count},

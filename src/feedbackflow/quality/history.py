@@ -6,13 +6,16 @@ read twice, one chunk of ``validate.chunk_rows`` rows at a time:
 
 1. **Pass 1** reads every batch: header rules, row counts, and for each row that passes every rule but ``id_unique``
    (an id candidate) its id and position. From these, :class:`~feedbackflow.quality.ids.IdClaims` (one entry per
-   distinct id) decides ``id_unique`` for any row, and the superseded batches are marked.
-2. **Pass 2** reads the batches again, computes every rule, and streams accepted rows into the validated Parquet file
-   and failing, superseded and rejected rows into the quarantine (:class:`~feedbackflow.quality.outputs.ParquetSink`),
-   counting per batch, rule and label. The rows GX re-checks are kept as they pass: every flagged row, every row
-   sharing an id among candidates, and the seeded sample of ``validate.gx_passing_rows`` other rows that
-   :func:`~feedbackflow.quality.expectations.gx_positions` draws on the whole history (the same rows: the sample's
-   ranks are drawn before pass 2 from the number of such rows).
+   distinct id) decides ``id_unique`` for any row, and the superseded batches are marked. A batch read from its raw
+   file leaves a part (:mod:`feedbackflow.quality.batch_parts`: its tagged rows and each row's candidate flag); a
+   batch whose part from an earlier run is reusable is not read from raw at all, and when none of its rows was dated
+   in the future its candidates and counts come from the part without running a rule.
+2. **Pass 2** reads the batches again (from their parts), computes every rule, and streams accepted rows into the
+   validated Parquet file and failing, superseded and rejected rows into the quarantine
+   (:class:`~feedbackflow.quality.outputs.ParquetSink`), counting per batch, rule and label. The rows GX re-checks are
+   kept as they pass: every flagged row, every row sharing an id among candidates, and the seeded sample of
+   ``validate.gx_passing_rows`` other rows that :func:`~feedbackflow.quality.expectations.gx_positions` draws on the
+   whole history (the same rows: the sample's ranks are drawn before pass 2 from the number of such rows).
 
 The outputs are those of validating the whole history as one frame (``tests/unit/test_validate_chunks.py`` compares
 them byte for byte with chunks of 7 rows). Memory: one chunk of rows (and its derived columns), plus the id claims
@@ -24,7 +27,7 @@ parse (a NUL byte, a ragged row) is read whole before it is cut into chunks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feedbackflow.errors import ConfigError
+from feedbackflow.quality.batch_parts import BatchParts, PartWriter, read_part
 from feedbackflow.quality.batches import BatchResult, later_redeliveries
 from feedbackflow.quality.expectations import gx_view
 from feedbackflow.quality.ids import IdClaims
@@ -48,10 +52,13 @@ from feedbackflow.quality.masks import (
 from feedbackflow.quality.outputs import ParquetSink
 from feedbackflow.quality.readers import RawBatch, RestartBatchError, UnreadableBatchError
 from feedbackflow.quality.rules import (
+    CREATED_AT_NOT_FUTURE,
+    ERASED_SUBJECT,
     FILE_READABLE,
     ID_NOT_EMPTY,
     ID_UNIQUE,
     REQUIRED_COLUMNS,
+    REVIEW_SOURCES,
     ROW_RULES,
     SUPERSEDED,
     TYPE_ERROR,
@@ -66,7 +73,18 @@ from feedbackflow.storage.manifest import PROVENANCE_COLUMNS
 # Bookkeeping columns carried next to the data columns while validating; never written out.
 POSITION = "_batch_position"
 ROW = "_row_in_batch"
+#: Picks the rows of a tagged chunk carrying an erased subject's identifier (rule ``erased_subject``).
+ErasedRows = Callable[[pd.DataFrame], np.ndarray]
 _SHARED = "shared ids"
+
+
+#: A part's column saying whether the row passed every rule but ``id_unique`` (an id candidate) when it was written.
+CANDIDATE = "_id_candidate"
+
+
+def part_columns(spec: RuleSpec) -> list[str]:
+    """The columns a batch's part keeps (:mod:`.batch_parts`): the rest of a tagged chunk is its manifest entry's."""
+    return [*spec.carried_columns, TYPE_ERROR, "row_number", ROW, CANDIDATE]
 
 
 @dataclass
@@ -109,6 +127,7 @@ class Validated:
     accepted: int
     quarantined: int
     label_counts: dict[str, int]
+    incremental: dict[str, int] = field(default_factory=dict)  # batches reused from their parts, read from raw
 
 
 class History:
@@ -122,8 +141,13 @@ class History:
         spec: RuleSpec,
         validator: QualityValidator,
         chunk_rows: int,
+        erased: ErasedRows | None = None,
+        parts: BatchParts | None = None,
     ) -> None:
         """Pass 1: read every batch, apply the header rules and collect the id candidates.
+
+        ``erased`` picks rows of erased subjects: they are quarantined under ``erased_subject`` before any other rule
+        and never claim an id.
 
         Raises:
             ConfigError: a raw file listed in the manifest is missing.
@@ -135,8 +159,15 @@ class History:
         self._readers: dict[int, RawBatch] = {}
         self._offsets: dict[int, int] = {}  # position in validation order of each readable batch's first row
         self._flagged: dict[int, int] = {}  # rows of each readable batch that broke a rule other than id_unique
+        self._erased_rows = erased
+        self._erased: dict[int, int] = {}  # rows of each readable batch carrying an erased subject's identifier
         self._candidates = _Candidates()
+        self._parts = parts
+        self._stored: dict[int, Path] = {}  # batch position -> the part holding its tagged rows (read, not raw)
+        self.chunk_rows = chunk_rows
         for result in results:
+            if parts is not None and self._reuse_part(result, parts):
+                continue
             raw_file = raw_dir / result.entry["raw_file"]
             if not raw_file.is_file():
                 raise ConfigError(
@@ -144,64 +175,140 @@ class History:
                     "restore data/raw (e.g. `dvc pull`) before validating"
                 )
             self._readers[result.position] = RawBatch(raw_file, chunk_rows)
-            while True:
-                try:
-                    self._first_pass(result)
-                    break
-                except RestartBatchError:
-                    continue
-                except UnreadableBatchError as error:
-                    result.rows_read, result.failed_rule = 0, FILE_READABLE
-                    result.problem = f"cannot be parsed: {error}"
-                    break
+            self._read_raw(result)
+
+    def _read_raw(self, result: BatchResult) -> None:
+        """Pass 1 over a raw file; a readable batch with rows leaves its part (read in pass 2 instead of the file)."""
+        writer = self._parts.writer(result.entry) if self._parts is not None else None
+        while True:
+            try:
+                self._first_pass(result, self._raw_tagged(result), writer)
+                break
+            except RestartBatchError:
+                if writer is not None:
+                    writer.abandon()
+                continue
+            except UnreadableBatchError as error:
+                result.rows_read, result.failed_rule = 0, FILE_READABLE
+                result.problem = f"cannot be parsed: {error}"
+                break
+        if writer is None or self._parts is None:
+            return
+        if result.failed_rule is None and result.rows_read:
+            position = result.position
+            header = {"extra_columns": result.extra_columns, "future_rows": writer.future_rows}
+            header |= {"flagged": self._flagged[position], "erased": self._erased[position]}
+            self._parts.add(position, writer.close(header))
+            self._stored[position] = writer.path
+        else:
+            writer.abandon()
+
+    def _reuse_part(self, result: BatchResult, parts: BatchParts) -> bool:
+        """Pass 1 over the batch's part from an earlier run, when one is reusable (see :mod:`.batch_parts`)."""
+        found = parts.reusable(result.position, result.entry)
+        if found is None:
+            return False
+        path, entry = found
+        self._stored[result.position] = path
+        result.extra_columns = list(entry["extra_columns"])
+        if entry["future_rows"]:  # a row dated in the future may pass tonight: every row rule again
+            self._first_pass(result, self._tagged(result))
+        else:  # no rule of pass 1 depends on the time: its candidates and counts are the part's
+            self._candidates_of_part(result, path, entry)
+        return True
+
+    def _candidates_of_part(self, result: BatchResult, path: Path, entry: dict) -> None:
+        """Pass 1 of a reused part written with no row dated in the future: its ids and flags, no rule run."""
+        import pyarrow.parquet as pq
+
+        offset = sum(self.results[p].rows_read for p in self._offsets)
+        table = pq.read_table(path, columns=["id", CANDIDATE, ROW])
+        chosen = table[CANDIDATE].to_numpy(zero_copy_only=False)
+        ids = table["id"].filter(table[CANDIDATE]).combine_chunks()
+        self._candidates.ids.append(ids.cast(pa.large_string()))
+        self._candidates.positions.append(offset + table[ROW].to_numpy(zero_copy_only=False)[chosen])
+        self._candidates.batches.append(np.full(len(ids), result.position, dtype=np.int64))
+        result.rows_read, result.failed_rule, result.problem = table.num_rows, None, None
+        self._offsets[result.position] = offset
+        self._flagged[result.position] = entry["flagged"]
+        self._erased[result.position] = entry["erased"]
 
     @property
     def rows(self) -> int:
         """Rows of the readable batches (the history the row rules see, superseded batches included)."""
         return sum(result.rows_read for result in self.results if result.position in self._offsets)
 
-    def _first_pass(self, result: BatchResult) -> None:
+    def _first_pass(
+        self, result: BatchResult, chunks: Iterator[pd.DataFrame], writer: PartWriter | None = None
+    ) -> None:
+        """Count the batch's rows and collect its id candidates from its tagged chunks (written to ``writer``)."""
         result.rows_read, result.failed_rule, result.problem = 0, None, None
-        candidates, flagged = _Candidates(), 0
+        candidates, flagged, erased = _Candidates(), 0, 0
         offset = sum(self.results[p].rows_read for p in self._offsets)
         rows = 0
-        chunks = self._readers[result.position].chunks()
-        for number, (frame, row_numbers) in enumerate(chunks):
-            if number == 0:
-                if len(frame.columns) == 0:
-                    # No header and no rows: nothing can be lost, but an export that writes nothing at all is broken.
-                    result.rows_read = len(frame) + sum(len(rest) for rest, _ in chunks)
-                    result.failed_rule, result.problem = FILE_READABLE, "empty file (no header, no rows)"
-                    return
-                _, missing = self.validator.check_columns(frame)
-                if missing:
-                    result.failed_rule = REQUIRED_COLUMNS
-                    # Found column names are not listed: a file without a header row would put data values there.
-                    result.problem = f"missing required column(s) {', '.join(missing)}"
-                    if len(frame.columns) == 1:
-                        result.problem += " (the header has a single column: is the file comma-separated?)"
-                    rows = len(frame) + sum(len(rest) for rest, _ in chunks)
-                    result.rows_read = result.rows_quarantined = rows
-                    result.by_rule = {REQUIRED_COLUMNS: rows}
-                    return
-                # Names are listed only once the header is known to be real (every required column found).
-                known = {*self.columns, *PROVENANCE_COLUMNS}
-                result.extra_columns = [str(column) for column in frame.columns if column not in known]
-            tagged = self.tag(frame, result, row_numbers, rows)
+        for tagged in chunks:
             masks = field_masks(tagged, self.spec, Prepared.of(tagged, self.spec.now))
             candidate = ~any_rule(masks).to_numpy()
             flagged += int((~candidate).sum())
+            gone = self.erased_mask(tagged)
+            erased += int((gone & candidate).sum())
+            candidate &= ~gone
+            if writer is not None:
+                writer.write(tagged.assign(**{CANDIDATE: candidate}), int(masks[CREATED_AT_NOT_FUTURE].sum()))
             ids = tagged["id"][candidate]
             candidates.ids.append(pa.array(ids.to_numpy(dtype=object), type=pa.large_string()))
             candidates.positions.append(offset + rows + np.flatnonzero(candidate))
             candidates.batches.append(np.full(len(ids), result.position, dtype=np.int64))
-            rows += len(frame)
+            rows += len(tagged)
+        if result.failed_rule is not None:  # a header rule rejected the batch (rows_read is set)
+            return
         result.rows_read = rows
         if not rows:
             result.problem = "header only (no rows)"
         self._offsets[result.position] = offset
         self._flagged[result.position] = flagged
+        self._erased[result.position] = erased
         self._candidates.extend(candidates)
+
+    def _raw_tagged(self, result: BatchResult) -> Iterator[pd.DataFrame]:
+        """The raw file's tagged chunks; stops early when a header rule breaks."""
+        rows = 0
+        chunks = self._readers[result.position].chunks()
+        for number, (frame, row_numbers) in enumerate(chunks):
+            if number == 0 and not self._header_ok(result, frame, chunks):
+                return
+            tagged = self.tag(frame, result, row_numbers, rows)
+            rows += len(frame)
+            yield tagged
+
+    def _header_ok(self, result: BatchResult, frame: pd.DataFrame, chunks: Iterator) -> bool:
+        """Apply the header rules to the first chunk; a broken one rejects the batch (counting its rows)."""
+        if len(frame.columns) == 0:
+            # No header and no rows: nothing can be lost, but an export that writes nothing at all is broken.
+            result.rows_read = len(frame) + sum(len(rest) for rest, _ in chunks)
+            result.failed_rule, result.problem = FILE_READABLE, "empty file (no header, no rows)"
+            return False
+        _, missing = self.validator.check_columns(frame)
+        if missing:
+            result.failed_rule = REQUIRED_COLUMNS
+            # Found column names are not listed: a file without a header row would put data values there.
+            result.problem = f"missing required column(s) {', '.join(missing)}"
+            if len(frame.columns) == 1:
+                result.problem += " (the header has a single column: is the file comma-separated?)"
+            rows = len(frame) + sum(len(rest) for rest, _ in chunks)
+            result.rows_read = result.rows_quarantined = rows
+            result.by_rule = {REQUIRED_COLUMNS: rows}
+            return False
+        # Names are listed only once the header is known to be real (every required column found).
+        known = {*self.columns, *PROVENANCE_COLUMNS}
+        result.extra_columns = [str(column) for column in frame.columns if column not in known]
+        return True
+
+    def erased_mask(self, tagged: pd.DataFrame) -> np.ndarray:
+        """True for rows carrying an erased subject's identifier (none when nothing was erased)."""
+        if self._erased_rows is None or not len(tagged):
+            return np.zeros(len(tagged), dtype=bool)
+        return np.asarray(self._erased_rows(tagged), dtype=bool)
 
     def tag(self, frame: pd.DataFrame, result: BatchResult, row_numbers: np.ndarray, first_row: int) -> pd.DataFrame:
         """Keep the carried columns as text (missing ones as null, ``text`` normalised) and add provenance columns."""
@@ -225,6 +332,19 @@ class History:
         tagged[ROW] = first_row + np.arange(len(tagged), dtype=np.int64)
         return tagged
 
+    def _retag(self, stored: pd.DataFrame, result: BatchResult) -> pd.DataFrame:
+        """A tagged chunk rebuilt from a part: the same columns, order and types as :meth:`tag` gives."""
+        entry = result.entry
+        tagged = stored[[*self.columns, TYPE_ERROR]].copy()
+        tagged["batch_id"] = entry["batch_id"]
+        tagged["sequence"] = np.int64(entry["sequence"])
+        tagged["source"] = entry.get("source", "folder")
+        tagged["source_file"] = entry["key"]
+        tagged["row_number"] = stored["row_number"].to_numpy(dtype=np.int64)
+        tagged[POSITION] = result.position
+        tagged[ROW] = stored[ROW].to_numpy(dtype=np.int64)
+        return tagged
+
     def mark_superseded(self, max_share: float) -> None:
         """Mark each batch that broke a batch rule and was re-delivered later under the same name as superseded.
 
@@ -240,11 +360,12 @@ class History:
         if not due or not self.rows:
             return
         ids, positions, batches = self._candidates.arrays()
-        versioned = self._versioned(batches)
-        claims = IdClaims(ids, positions, versioned)
-        repeated = claims.repeated(ids, positions, np.ones(len(positions), bool), versioned)
-        # a replaced version of an updated record (only id_unique, from an updating source) is no bad row
-        bad = pd.Series(repeated & ~versioned).groupby(batches).sum()
+        versioned, reviewed = self._versioned(batches), self._reviewed(batches)
+        claims = IdClaims(ids, positions, versioned, reviewed)
+        repeated = claims.repeated(ids, positions, np.ones(len(positions), bool), versioned, reviewed)
+        # a replaced version of an updated record (only id_unique, from an updating source) is no bad row, nor is a
+        # row whose label a reviewer replaced
+        bad = pd.Series(repeated & ~versioned & ~claims.reviewed_later(ids, positions)).groupby(batches).sum()
         for result in due:
             if not result.rows_read:
                 continue
@@ -256,14 +377,19 @@ class History:
         updating = [r.position for r in self.results if r.entry.get("source", "folder") in UPDATE_SOURCES]
         return np.isin(batches, updating)
 
+    def _reviewed(self, batches: np.ndarray) -> np.ndarray:
+        reviews = [r.position for r in self.results if r.entry.get("source", "folder") in REVIEW_SOURCES]
+        return np.isin(batches, reviews)
+
     def validate(self, validated: ParquetSink, quarantine: ParquetSink, gx_passing_rows: int | None) -> Validated:
         """Pass 2: every rule on every row of the batches not superseded; write the rows; cross-check with GX."""
         checked = {p for p in self._offsets if self.results[p].superseded_by is None}
         ids, positions, batches = self._candidates.arrays(checked)
-        claims = IdClaims(ids, positions, self._versioned(batches))
+        claims = IdClaims(ids, positions, self._versioned(batches), self._reviewed(batches))
         self._candidates = _Candidates()  # the claims hold what is needed from here on
         checked_rows = sum(self.results[p].rows_read for p in checked)
-        involved = sum(self._flagged[p] for p in checked) + int(claims.shared(ids, np.ones(len(ids), bool)).sum())
+        involved = sum(self._flagged[p] + self._erased[p] for p in checked)
+        involved += int(claims.shared(ids, np.ones(len(ids), bool)).sum())
         sample = _GxSample(checked_rows, checked_rows - involved, gx_passing_rows)
         labels: Counter[str] = Counter()
         accepted = 0
@@ -296,6 +422,12 @@ class History:
         return pd.DataFrame(empty)
 
     def _tagged(self, result: BatchResult) -> Iterator[pd.DataFrame]:
+        stored = self._stored.get(result.position)
+        if stored is not None:
+            for frame in read_part(stored, self.chunk_rows):
+                if len(frame):
+                    yield self._retag(frame, result)
+            return
         rows = 0
         for frame, row_numbers in self._readers[result.position].chunks():
             if len(frame):
@@ -315,13 +447,20 @@ class History:
         per_rule = dict.fromkeys(ROW_RULES, 0)
         quarantined = replaced = accepted = 0
         offset = self._offsets[result.position]
-        for tagged in self._tagged(result):
+        erased = 0
+        for chunk in self._tagged(result):
+            gone = self.erased_mask(chunk)
+            if gone.any():
+                quarantine.write(chunk.loc[gone].assign(rules=ERASED_SUBJECT))
+                erased += int(gone.sum())
+            tagged = chunk.loc[~gone].reset_index(drop=True)
             prepared = Prepared.of(tagged, self.spec.now)
             masks = field_masks(tagged, self.spec, prepared)
             candidate = ~any_rule(masks).to_numpy()
             positions = offset + tagged[ROW].to_numpy()
             versioned = tagged[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy()
-            repeated = claims.repeated(tagged["id"], positions, candidate, versioned)
+            reviewed = tagged[UPDATE_SOURCE_COLUMN].isin(REVIEW_SOURCES).to_numpy()
+            repeated = claims.repeated(tagged["id"], positions, candidate, versioned, reviewed)
             masks[ID_UNIQUE] = pd.Series(repeated, index=tagged.index) & ~masks[ID_NOT_EMPTY]
             masks = {rule: masks[rule].astype(bool) for rule in ROW_RULES}
             failing = any_rule(masks)
@@ -336,11 +475,13 @@ class History:
             for rule, mask in masks.items():
                 per_rule[rule] += int(mask.sum())
             quarantined += int(failing.sum())
-            replaced += int(replaced_versions(tagged, masks).sum())
+            replaced += int(replaced_versions(tagged, masks, claims.reviewed_later(tagged["id"], positions)).sum())
             accepted += len(good)
             sample.take(tagged, masks, prepared, failing.to_numpy(), claims.shared(tagged["id"], candidate))
         if result.rows_read:
-            result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined, replaced, per_rule
+            result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined + erased, replaced, per_rule
+            result.rows_erased = erased
+            result.by_rule[ERASED_SUBJECT] = erased
         return accepted
 
 

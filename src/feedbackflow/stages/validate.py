@@ -1,15 +1,19 @@
 """validate: check every raw batch against the data-quality rules; split rows into validated and quarantined.
 
-The stage re-reads the full raw history on every run, so its outputs are a pure function of ``data/raw`` and the
-``validate`` params: no state is carried between runs and the same inputs give byte-identical Parquet files. It reads
-the history chunk by chunk (``validate.chunk_rows`` rows at a time, twice: :mod:`feedbackflow.quality.history`), so
-its memory is one chunk plus one entry per distinct id plus the rows GX re-checks, not the history; the chunk size
-never changes the outputs.
+The stage's outputs are a pure function of ``data/raw`` and the ``validate`` params: the same inputs give
+byte-identical Parquet files. Each raw batch is parsed once and kept as a part of ``data/validate_parts``
+(:mod:`feedbackflow.quality.batch_parts`), which later runs read instead of the raw file while the part's identity
+matches; every rule still runs over every batch, so the parts never change an output. It reads the history chunk by
+chunk (``validate.chunk_rows`` rows at a time, twice: :mod:`feedbackflow.quality.history`), so its memory is one
+chunk plus one entry per distinct id plus the rows GX re-checks, not the history; the chunk size never changes the
+outputs.
 
 * ``data/validated/feedback.parquet``: accepted rows of all batches, in batch sequence then file row order, with
   their text normalised (:mod:`feedbackflow.quality.text`: NFKC, invisible format characters removed).
 * ``data/quarantine/quarantine.parquet``: every failing row with its original values and every rule it broke.
-* ``reports/validate/validate.json``: counts per rule and batch plus the GX expectation results; no text values.
+* ``data/validate_parts/``: one part per readable raw batch and an ``_index.json`` (restricted, like the raw data).
+* ``reports/validate/validate.json``: counts per rule and batch plus the GX expectation results, and how many batches
+  came from their parts (``incremental``); no text values.
 * ``reports/validate/data_docs/index.html``: the Great Expectations Data Docs of this run (counts and percentages
   only, never row values), also uploaded to ``validate.data_docs_s3`` when that is set.
 
@@ -35,7 +39,9 @@ from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError
+from feedbackflow.governance.erasure_match import erased_matcher
 from feedbackflow.io import run_id, write_json
+from feedbackflow.quality.batch_parts import BatchParts, validate_identity
 from feedbackflow.quality.batches import (
     BatchResult,
     blocking_errors,
@@ -44,7 +50,7 @@ from feedbackflow.quality.batches import (
     label_errors,
     volume_errors,
 )
-from feedbackflow.quality.history import History, Validated
+from feedbackflow.quality.history import ErasedRows, History, Validated, part_columns
 from feedbackflow.quality.outputs import VALIDATED_SCHEMA, ParquetSink, publish_docs, quarantine_schema
 from feedbackflow.quality.rules import QUARANTINE_RULES, RuleSpec
 from feedbackflow.quality.validator import QualityValidator
@@ -101,12 +107,14 @@ def run(settings: Settings, paths: ProjectPaths) -> dict:
         *label_errors(labels, _relative(paths, validated_path)),
     ]
     summary = _summary(results, done.accepted, done.quarantined, validated_path, quarantine_path)
+    summary["incremental"] = done.incremental
     report = {
         **{key: summary[key] for key in ("rows_read", "rows_accepted", "rows_quarantined", "quarantined_by_rule")},
         "run_id": run_id(),
         "success": not errors,
         "errors": errors,
         "newest_sequence": newest,
+        "incremental": done.incremental,  # batches whose part was reused: the only figure a full recompute lacks
         **_rules_and_outcomes(paths, spec, params, results, done, volume, labels),
     }
     report_dir = paths.stage_reports("validate")
@@ -137,15 +145,34 @@ def _validate_history(
         BatchResult(entry=entry, position=position, accepted=entry["batch_id"] in accepted_ids)
         for position, entry in enumerate(entries)
     ]
-    history = History(results, paths.raw, paths.raw_manifest, spec, validator, params.chunk_rows)
+    erased = _erased_rows(paths, settings, spec)
+    identity = validate_identity(params, list(spec.taxonomy), paths.root / settings.erasure.subjects_file)
+    parts = BatchParts(paths.validate_parts, identity, part_columns(spec))
+    history = History(results, paths.raw, paths.raw_manifest, spec, validator, params.chunk_rows, erased, parts)
     history.mark_superseded(params.max_quarantine_share)
     with (
         ParquetSink(VALIDATED_SCHEMA, paths.validated / VALIDATED_FILE) as validated,
         ParquetSink(quarantine_schema(spec.carried_columns), paths.quarantine / QUARANTINE_FILE) as quarantine,
     ):
         done = history.validate(validated, quarantine, params.gx_passing_rows)
+    parts.publish()
+    done.incremental = {"batches_reused": parts.reused, "batches_read": len(entries) - parts.reused}
+    done.incremental["parts_missing"] = parts.missing
     publish_docs(building, paths.data_docs, params.data_docs_s3, validator.last_result, retry=settings.ingest.retry)
     return results, done
+
+
+def _erased_rows(paths: ProjectPaths, settings: Settings, spec: RuleSpec) -> ErasedRows | None:
+    """What picks the rows of subjects erased on request (their keyed hashes), or None when none was erased.
+
+    Raises:
+        ConfigError: subjects were erased but the erasure key is missing or another one.
+    """
+    matcher = erased_matcher(paths.root / settings.erasure.subjects_file)
+    if matcher is None:
+        return None
+    columns = [column for column in spec.carried_columns if column != "id"]
+    return lambda tagged: matcher.frame_mask(tagged[[c for c in columns if c in tagged.columns]])
 
 
 def _rules_and_outcomes(
