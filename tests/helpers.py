@@ -31,15 +31,18 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def copy_stage_inputs(project: Path) -> None:
-    """Copy the committed files dvc.yaml's stages depend on into a test project: the erased-subjects list (validate)
-    and the detector's corpora (the detector stage; not read while it is off)."""
+    """Copy the committed files dvc.yaml's stages depend on into a test project: the erased-subjects list (validate),
+    train's start record (registry/train_start.json) and the detector's corpora (the detector stage; not read while it
+    is off)."""
     import shutil
+
+    from feedbackflow.config import ProjectPaths
 
     params = _project_params()
     root = PARAMS.parent
-    subjects = params["erasure"]["subjects_file"]
-    (project / subjects).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / subjects, project / subjects)
+    for committed in (Path(params["erasure"]["subjects_file"]), ProjectPaths.relative().train_start):
+        (project / committed).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / committed, project / committed)
     for corpus in params["detector"]["corpora"]:
         shutil.copytree(root / corpus, project / corpus)
 

@@ -3,7 +3,8 @@
 S3 is moto's standalone HTTP server on loopback, PostgreSQL the machine's server (a throw-away database). The
 credentials reach the tasks only as Airflow connections (``AIRFLOW_CONN_*`` environment variables) named by
 ``FEEDBACKFLOW_AWS_CONN_ID`` / ``FEEDBACKFLOW_POSTGRES_CONN_ID``, as in production; nothing secret is in params.yaml.
-One DAG run each, on the tiny corpus.
+One DAG run each, on the tiny corpus, as a dry run (``dry_run``: the night stops after anonymise): what a source
+changes ends at validate, and training is the same whatever the source (the other end-to-end tests train).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "
 
 def _dag_test(project: Path, extra_env: dict[str, str]) -> str:
     env = {k: v for k, v in airflow_env(project, project.parent / "airflow").items() if k not in AWS_KEYS}
-    done = run([str(BIN / "airflow"), "dags", "test", "nightly_retrain"], project, {**env, **extra_env})
+    command = [str(BIN / "airflow"), "dags", "test", "nightly_retrain", "--conf", json.dumps({"dry_run": True})]
+    done = run(command, project, {**env, **extra_env})
     return done.stdout + done.stderr
 
 
@@ -46,14 +48,14 @@ def _ingest_report(project: Path) -> dict:
     return json.loads((project / "reports" / "ingest" / "ingest.json").read_text())
 
 
-def _assert_validated_and_trained(project: Path, summary: dict, rows: int) -> None:
+def _assert_validated_and_anonymised(project: Path, summary: dict, rows: int) -> None:
     validate = summary["validate"]
     assert validate["rows_read"] == rows
     assert validate["rows_accepted"] + validate["rows_quarantined"] == rows
-    assert summary["evaluate"]["challenger"]["accuracy"] is not None
+    assert summary["anonymise"]["rows"] == validate["rows_accepted"]
     assert (project / "reports" / "validate" / "data_docs" / "index.html").is_file()
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert {"ingest", "validate", "anonymise", "split", "train", "evaluate"} <= set(lock["stages"])
+    assert {"ingest", "validate", "anonymise"} <= set(lock["stages"])
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_dag_ingests_from_s3_through_an_airflow_connection(tmp_path, moto_server
     assert {ingest["new_files"][0], ingest["skipped"][0]["key"]} == keys
     (entry,) = read_manifest(project / "data" / "raw" / "_manifest.jsonl")
     assert entry["source"] == "s3" and entry["key"] == ingest["new_files"][0] and entry["etag"]
-    _assert_validated_and_trained(project, summary, len(frame))
+    _assert_validated_and_anonymised(project, summary, len(frame))
 
 
 def test_dag_ingests_from_postgres_through_an_airflow_connection(tmp_path, postgres_dsn):  # noqa: F811
@@ -126,7 +128,7 @@ def test_dag_ingests_from_postgres_through_an_airflow_connection(tmp_path, postg
     entries = read_manifest(project / "data" / "raw" / "_manifest.jsonl")
     assert {e["source"] for e in entries} == {"postgres"} and sum(e["rows"] for e in entries) == len(frame)
     assert entries[-1]["watermark_to"][1] == len(frame)
-    _assert_validated_and_trained(project, summary, len(frame))
+    _assert_validated_and_anonymised(project, summary, len(frame))
     report = json.loads((project / "reports" / "validate" / "validate.json").read_text())
     assert all(batch["extra_columns"] == ["row_id", "updated_at"] for batch in report["batches"])
     assert os.environ.get("FEEDBACKFLOW_POSTGRES_DSN") is None  # the DSN lived only in the task's subprocess
