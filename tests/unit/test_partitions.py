@@ -26,6 +26,17 @@ def test_parts_read_back_in_index_order_whatever_their_file_names(tmp_path: Path
     assert partitions.schema(tmp_path).names == ["id", "text", "batch_id"]
 
 
+def test_a_batch_with_no_label_yet_and_a_labelled_one_read_as_one_string_column(tmp_path: Path) -> None:
+    """Night 1 unlabelled (stored as Arrow's null type), night 2 the reviewers' labels: the label stays a string."""
+    import pyarrow as pa
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "label": [None, None, "refund"], "batch_id": ["1", "1", "2"]})
+    partitions.write_frame(tmp_path, frame)
+
+    assert partitions.schema(tmp_path).field("label").type == pa.string()
+    pd.testing.assert_frame_equal(partitions.read_frame(tmp_path), frame)
+
+
 def test_publish_moves_new_parts_in_and_removes_what_the_index_no_longer_names(tmp_path: Path) -> None:
     out = tmp_path / "out"
     partitions.write_frame(out, _frame())

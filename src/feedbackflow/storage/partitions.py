@@ -146,13 +146,17 @@ def part_files(folder: Path, file_key: str = "file") -> list[Path]:
 
 
 def schema(folder: Path) -> pa.Schema:
-    """The data columns of the published parts (from the first part, or the index for an empty output)."""
+    """The data columns of the published parts (all parts' schemas unified, or the index for an empty output).
+
+    A column that is empty in one batch (no row labelled yet: a night of unlabelled feedback) is stored as Arrow's
+    null type in that part; unifying takes the type the other parts give it, so a later labelled batch still fits.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = part_files(folder)
     if files:
-        found = pq.read_schema(files[0])
+        found = pa.unify_schemas([pq.read_schema(path) for path in files], promote_options="default")
         return pa.schema([field for field in found if not field.name.startswith("__index_level_")])
     columns = published_index(folder).get("columns") or []
     return pa.schema([(name, pa.string()) for name in columns])
@@ -175,7 +179,7 @@ def read_frame(folder: Path, columns: list[str] | None = None) -> pd.DataFrame:
     if not files:
         return pd.DataFrame(columns=columns or schema(folder).names)
     tables = [pq.read_table(path, columns=columns) for path in files]
-    return pa.concat_tables(tables).to_pandas().reset_index(drop=True)
+    return pa.concat_tables(tables, promote_options="default").to_pandas().reset_index(drop=True)
 
 
 def write_frame(folder: Path, frame: pd.DataFrame, batch_column: str = "batch_id") -> list[Path]:
