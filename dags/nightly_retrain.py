@@ -20,7 +20,9 @@ waits for a human; no answer within `evaluate.approval_timeout_hours` (under a d
 approval never holds the next night's run (`max_active_runs=1`). The decision and the approver go to the registry.
 
 Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DVC skips stages whose inputs did not
-change, pulls inputs by hash and pushes outputs to the DVC remote. The run summary is written to
+change, pulls inputs by hash and pushes outputs to the DVC remote. A night with nothing new stops early: after
+`ingest` the `changes` task asks DVC once (`dvc status`) whether any later stage has work, and when none has it skips
+their tasks without starting them (a short-circuit); `label_push`, `summarise` and `record` still run. The run summary is written to
 `reports/run_summary.json` and the run is saved as a DVC experiment.
 
 The `train` task goes to the Celery queue and the Airflow pool named by `dag.train_queue` and `dag.train_pool`
@@ -47,7 +49,7 @@ from feedbackflow.monitoring.alerts import alert_on_failure
 from feedbackflow.orchestration.exclusion import wait_for_erasure
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import log_task_failure
-from feedbackflow.orchestration.tasks import APPROVE_TASK, record_failed_night, run_params
+from feedbackflow.orchestration.tasks import APPROVE_TASK, CHANGES_TASK, record_failed_night, run_params
 from feedbackflow.settings import load_settings
 from feedbackflow.storage.dvc import pipeline
 
@@ -94,6 +96,12 @@ def nightly_retrain() -> None:
 
         return gate_task([upstream], run_id or "manual", ti)
 
+    @task.short_circuit(task_id=CHANGES_TASK, ignore_downstream_trigger_rules=False)
+    def changes(*upstream: dict, params: dict | None = None) -> dict:  # {}: the later stages skip, never started
+        from feedbackflow.orchestration.tasks import changes_task
+
+        return changes_task(upstream, params)
+
     @task
     def promote(upstream: dict, run_id: str | None = None, ti=None) -> dict:
         from feedbackflow.orchestration.tasks import promote_task
@@ -134,11 +142,17 @@ def nightly_retrain() -> None:
         "pool_slots": TRAIN_GPUS,
         "execution_timeout": timedelta(minutes=SETTINGS.train_timeout_minutes),
     }
-    results: dict = {}
-    for spec in pipeline(PATHS.dvc_yaml).values():
-        task_options = gpu if STAGE_RULES[spec.name].gpu else {}
-        results[spec.name] = stage(spec.name, **task_options)(*(results[name] for name in spec.upstream))
-    wait_for_erasure(_PARAMS.erasure) >> [results[s.name] for s in pipeline(PATHS.dvc_yaml).values() if not s.upstream]
+    # The source stages (ingest) run first; `changes` then skips every later stage task when none has work to do
+    specs = pipeline(PATHS.dvc_yaml).values()
+    sources = [spec for spec in specs if STAGE_RULES[spec.name].takes_source]
+    results: dict = {spec.name: stage(spec.name)() for spec in sources}
+    checked = changes(*results.values())
+    for spec in specs:
+        if spec not in sources:
+            task_options = gpu if STAGE_RULES[spec.name].gpu else {}
+            results[spec.name] = stage(spec.name, **task_options)(*(results[name] for name in spec.upstream))
+            checked >> results[spec.name]
+    wait_for_erasure(_PARAMS.erasure) >> [results[spec.name] for spec in specs if not spec.upstream]
     anonymised, evaluated, monitored = results["anonymise"], results["evaluate"], results["monitor"]
     label_pull() >> results["ingest"]
     decision = gate(evaluated)
@@ -157,7 +171,7 @@ def nightly_retrain() -> None:
     else:
         decision >> promoted
     # summarise reads approve's XCom: an edge from approve would skip it on Reject; label_push's result goes in too
-    record(promoted >> label_push(anonymised) >> summarise(evaluated, monitored, anonymised))
+    record(promoted >> label_push(anonymised) >> summarise(evaluated, monitored, anonymised, *(results[spec.name] for spec in sources)))
 
 
 nightly_retrain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,10 +156,15 @@ def test_second_run_without_new_data_trains_nothing(first_run):
     settings["labelling"]["label_studio_url"] = "http://127.0.0.1:9"  # discard port: no server
     (project / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     try:
-        _dag_test(project, env={"LABEL_STUDIO_API_KEY": "token-of-a-server-that-is-down"})
+        log = _dag_test(project, env={"LABEL_STUDIO_API_KEY": "token-of-a-server-that-is-down"})
     finally:
         (project / "params.yaml").write_text(params)
     summary = json.loads((project / "reports" / "run_summary.json").read_text())
+    # `changes` found every stage after ingest up to date: their tasks were skipped, never started
+    assert "changes: none (every later stage is up to date)" in log
+    started = set(re.findall(r"\[DAG TEST\] starting task_id=(\w+)", log))
+    assert started.isdisjoint({"validate", "detector", "anonymise", "split", "train", "evaluate", "monitor"}), started
+    assert {"ingest", "changes", "summarise", "record"} <= started
     for step in ("pull", "push"):
         assert summary["review"][step]["status"] == "failed", summary["review"]
         assert summary["review"][step]["error"].startswith("SourceUnavailableError: Label Studio at http://127.0.0.1:9")

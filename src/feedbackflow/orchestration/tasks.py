@@ -6,6 +6,7 @@ Every function returns a small, JSON-serialisable dict (stage name, hashes, coun
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -130,6 +131,56 @@ def stage_task(
         if rule.before:
             rule.before(paths, env)
         return run_stage(stage, upstream, run_id=run_id, root=str(paths.root), env=env, force=forced)
+
+
+CHANGES_TASK = "changes"
+
+
+def changes_task(upstream: Iterable[dict[str, Any] | None], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the night has left to do once the source stages ran: ``{"changed": [stages]}``, or ``{}`` for nothing.
+
+    The ``changes`` task is Airflow's short-circuit: ``{}`` (falsy) skips every later stage task without starting it,
+    where each would start a worker process and DVC only to find itself up to date (5 to 14 s a task). The check is
+    DVC's own decision, made once: each later stage's work before ``dvc repro`` (the key id, train's start, the
+    champion from the shared registry), then one ``dvc status`` of those stages. A forced or always-run stage counts
+    as changed; so does an output missing from this worker's workspace (a fresh worker): the stage tasks then decide
+    for themselves, as without the check.
+    """
+    paths = ProjectPaths.discover()
+    settings = load_settings(paths.params)
+    params = params or {}
+    later = [name for name in night_stages(paths, params) if not STAGE_RULES[name].takes_source]
+    rules = [STAGE_RULES[name] for name in later]
+    forced = [
+        name
+        for name, rule in zip(later, rules, strict=True)
+        if (rule.forced_by and params.get(rule.forced_by)) or (rule.always_runs and rule.always_runs(settings))
+    ]
+    if forced:
+        return {"changed": forced}  # the stages run: the summary needs no word from here
+    env = connection_environment(tuple(sorted({kind for rule in rules for kind in rule.connections})))
+    mask_credentials({**os.environ, **env})
+    with _fail_without_retry():
+        for before in dict.fromkeys(rule.before for rule in rules if rule.before):  # each once, in stage order
+            before(paths, env)
+        dvc = Dvc(paths.root, env)
+        dvc.merge_lock(merge_upstream(upstream))
+        changed = sorted(stage_status(dvc, later))
+    log.info("changes: %s", ", ".join(changed) if changed else "none (every later stage is up to date)")
+    return {"changed": changed} if changed else {}
+
+
+def night_stages(paths: ProjectPaths, params: dict[str, Any] | None) -> list[str]:
+    """The ``dvc.yaml`` stages a run with these Params takes part in (a dry run: those up to anonymise)."""
+    dry_run = bool((params or {}).get("dry_run"))
+    return [name for name in pipeline(paths.dvc_yaml) if STAGE_RULES[name].in_dry_run or not dry_run]
+
+
+def stage_status(dvc: Dvc, stages: list[str]) -> dict[str, Any]:
+    """``dvc status --json`` of ``stages`` (each alone, not its upstream): stage -> what changed; empty: up to date."""
+    output = dvc("status", "--json", *stages) if stages else "{}"
+    document = next((line for line in reversed(output.splitlines()) if line.startswith("{")), "{}")
+    return {name: change for name, change in json.loads(document).items() if change}
 
 
 @contextmanager
@@ -265,6 +316,8 @@ def summarise_task(
     with _fail_without_retry():
         paths = pull_upstream(results, stage_reports(ProjectPaths.discover()))
         ran = merge_ran(results)
+        if all(STAGE_RULES[name].takes_source for name in ran):  # `changes` skipped the rest: all up to date
+            ran = {name: ran.get(name, False) for name in night_stages(paths, (trigger or {}).get("params"))}
         summary = write_summary(paths, run_id, ran, trigger=trigger, approval=approval, review=review)
     return {
         "experiment": summary.get("experiment"),
