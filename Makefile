@@ -176,7 +176,7 @@ screenshots: install ## Offline PNGs (headless chromium) of the dashboards after
 bench-drift: install ## Drift check of 100k current vs 100k reference rows with embeddings: wall time, peak RSS, report size
 	$(BIN)/python -m benchmarks.bench_drift --json-out docs/benchmarks/results/drift.json $(BENCH_DRIFT_ARGS)
 
-bench-nightly: install ## Validate and anonymise night after night: incremental (earlier parts reused) vs full recompute, per night, ratio, no-op night
+bench-nightly: install ## Ingest, validate, anonymise and split night after night: incremental vs full recompute, per night, ratios, no-op night, night-365 projection
 	$(BIN)/python -m benchmarks.bench_nightly --json-out docs/benchmarks/results/nightly.json $(BENCH_NIGHTLY_ARGS)
 
 bench-train-window: install ## Training window + warm start vs full history from the base model: simulated BANKING77 nights, 3 seeds, accuracy and train time

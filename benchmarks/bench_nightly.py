@@ -1,6 +1,11 @@
-"""Nightly cost of validate and anonymise: incremental (earlier parts kept) against a full recompute, night by night.
+"""Nightly cost of ingest, validate, anonymise and split: incremental against a full recompute, night by night.
 
-``--stages validate,anonymise`` (the default) picks the stages. **validate**: night k delivers one raw CSV batch of
+``--stages validate,anonymise`` (the default) picks the stages. **ingest** runs with validate's nights: night k lands
+its CSV in the landing folder, which keeps every earlier night's file as a folder source does, and ``feedbackflow
+ingest`` runs as its own process with the raw store kept (incremental: the manifest skips the known files) and then
+into an empty store (full); the raw files must be the same bytes. **split** runs with anonymise's nights, on the
+incremental workspace after anonymise: it has no parts of its own (it reads every anonymised row's id and label, cheap),
+so it is timed one way and reported as night k over night 1. **validate**: night k delivers one raw CSV batch of
 ``--rows`` generated rows (the demo generator, called as often as the rows need: BANKING77 has 10,003 messages, so
 beyond that the same texts come back under new ids, with their dirt and planted values drawn again); ``feedbackflow
 validate`` runs as its own process on the workspace that kept ``data/validate_parts`` (incremental), then with the
@@ -37,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "data" / "banking77" / "train.csv"
+DETECTOR = ROOT / "models" / "detector"  # trained by `dvc repro detector`; anonymise runs without it when absent
 
 
 def nights_of_feedback(nights: int, rows: int, seed: int) -> tuple[list[Any], dict[str, list[str]]]:
@@ -53,11 +59,21 @@ def nights_of_feedback(nights: int, rows: int, seed: int) -> tuple[list[Any], di
 
 
 def project(root: Path, canaries: dict[str, list[str]]) -> Path:
-    """An empty feedbackflow project: the repository's params.yaml and dvc.yaml, the planted values."""
+    """An empty feedbackflow project: the repository's params.yaml and dvc.yaml, the planted values, and the
+    repository's trained detector (``models/detector``); without one, anonymise runs with ``anonymise.detector`` off."""
+    import yaml
+
     (root / "data").mkdir(parents=True)
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(ROOT / name, root / name)
     (root / "data" / "demo_canaries.json").write_text(json.dumps(canaries), encoding="utf-8")
+    if (DETECTOR / "detector.json").is_file():
+        (root / "models").mkdir()
+        (root / "models" / "detector").symlink_to(DETECTOR)
+    else:
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        params["anonymise"]["detector"] = False
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return root
 
 
@@ -101,9 +117,12 @@ def run_nights(workdir: Path, nights: int, rows: int, seed: int) -> dict[str, An
     """Every night incremental and full; then the no-op night. Raises when the outputs of a night differ."""
     batches, canaries = nights_of_feedback(nights, rows, seed)
     kept = project(workdir / "incremental", canaries)
-    table = []
+    table, splits = [], []
     for night in range(1, nights + 1):
         incremental = anonymise(kept, batches[:night])
+        seconds, cpu = run_stage(kept, "split")  # no parts of its own: it reads every anonymised row each night
+        splits.append({"night": night, "rows": incremental["rows"], "seconds": seconds, "cpu_seconds": cpu})
+        print(f"split     night {night:3d}  rows {incremental['rows']:9,d}  {seconds:7.1f} s (CPU {cpu:7.1f} s)")
         full_root = project(workdir / f"full-{night}", canaries)
         full = anonymise(full_root, batches[:night])
         if not same_outputs(kept, full_root):
@@ -117,7 +136,42 @@ def run_nights(workdir: Path, nights: int, rows: int, seed: int) -> dict[str, An
         table.append(row)
         _print("anonymise", row)
     idle = anonymise(kept, batches)
-    return {"nights": table, "no_op": idle, "rows_per_night": rows, "seed": seed}
+    return {"nights": table, "no_op": idle, "rows_per_night": rows, "seed": seed, "split": {"nights": splits}}
+
+
+#: the night the projection looks at: a year of nightly deliveries
+YEAR_NIGHTS = 365
+
+
+def projection(figures: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Night 365's CPU seconds per stage at the bench's rows a night, on a straight line through the timed nights.
+
+    What grows with the history is ``(last - first) / (rows_last - rows_first)`` CPU seconds per row held (first and
+    last timed nights deliver the same number of new rows); night 365 costs the last night plus that slope times the
+    rows the history gains by then. Incremental stages only (split, which has no parts, likewise from its one timing).
+    """
+    found: dict[str, dict[str, float]] = {}
+    for stage, stage_figures in figures.items():
+        table = stage_figures.get("nights") if isinstance(stage_figures, dict) else None
+        if not table or len(table) < 2:
+            continue
+        key = "cpu_seconds" if stage == "split" else "incremental_cpu_seconds"
+        first, last = table[0], table[-1]
+        per_row = max((last[key] - first[key]) / max(last["rows"] - first["rows"], 1), 0.0)
+        rows_a_night = (last["rows"] - first["rows"]) / max(last["night"] - first["night"], 1)
+        year_rows = last["rows"] + rows_a_night * (YEAR_NIGHTS - last["night"])
+        found[stage] = {
+            "rows_a_night": round(rows_a_night),
+            "night_1": first[key],
+            f"night_{YEAR_NIGHTS}": round(last[key] + per_row * (year_rows - last["rows"]), 1),
+        }
+    return found
+
+
+def growth(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last night over the first, in wall and CPU seconds (a stage timed one way only)."""
+    first, last = table[0], table[-1]
+    return {f"last_over_first_{unit}": round(last[unit] / first[unit], 3) for unit in ("seconds", "cpu_seconds")}
 
 
 def summary(figures: dict[str, Any]) -> dict[str, Any]:
@@ -180,16 +234,38 @@ def validate_project(root: Path) -> Path:
     return root
 
 
-def deliver(root: Path, night: int, name: str, frame: Any) -> None:
-    """Land one raw CSV batch and ingest it (in this process: the bench times validate, not ingest)."""
+def deliver(root: Path, name: str, frame: Any) -> dict[str, Any]:
+    """Land one raw CSV batch in the landing folder, which keeps every earlier night's file, and run ``feedbackflow
+    ingest`` on it (incremental: the raw store and its manifest kept), then into an empty raw store (full: every
+    landing file again). The raw files must be the same bytes."""
     from feedbackflow.config import ProjectPaths
-    from feedbackflow.sources.folder import ingest_folder
+    from feedbackflow.settings import load_settings
 
     paths = ProjectPaths(root)
-    landing = root / "landing" / f"night-{night:03d}"
-    landing.mkdir(parents=True)
+    landing = root / load_settings(paths.params).ingest.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
     frame.to_csv(landing / name, index=False)
-    ingest_folder(landing, ["*.csv"], paths.raw, paths.raw_manifest)
+    seconds, cpu = run_stage(root, "ingest")
+    kept = _raw_files(paths.raw)
+    aside = root / "raw-aside"
+    paths.raw.rename(aside)
+    full_seconds, full_cpu = run_stage(root, "ingest")
+    full = _raw_files(paths.raw)
+    shutil.rmtree(paths.raw)
+    aside.rename(paths.raw)
+    if kept != full:
+        raise SystemExit("ingest: the incremental raw store differs from a full recompute")
+    row = {"rows": 0, "rows_new": len(frame), "incremental_seconds": seconds, "incremental_cpu_seconds": cpu}
+    return row | {"full_seconds": full_seconds, "full_cpu_seconds": full_cpu}
+
+
+def _raw_files(raw: Path) -> list[str]:
+    """SHA-256 of every raw batch file, sorted (names and the manifest record delivery times)."""
+    return sorted(
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in raw.iterdir()
+        if path.is_file() and not path.name.startswith(("_", "."))
+    )
 
 
 def run_stage(root: Path, stage: str) -> tuple[float, float]:
@@ -238,20 +314,35 @@ def run_validate_nights(workdir: Path, nights: int, rows: int, seed: int, timed_
     the night before it, as it would after running every night.
     """
     root = validate_project(workdir / "validate")
-    table = []
+    table, ingested = [], []
     for night, (name, frame) in enumerate(raw_nights(nights, rows, seed), start=1):
-        deliver(root, night, name, frame)
+        ingest = _ratios({"night": night, **deliver(root, name, frame)}, rows=night * rows)
+        ingested.append(ingest)
+        _print("ingest", ingest)
         if 1 < night < timed_from:
             if night == timed_from - 1:
                 run_stage(root, "validate")
             continue
-        row = {"night": night, **validate_night(root), "rows_new": len(frame)}
-        row["ratio"] = round(row["incremental_seconds"] / row["full_seconds"], 3)
-        row["cpu_ratio"] = round(row["incremental_cpu_seconds"] / row["full_cpu_seconds"], 3)
+        row = _ratios({"night": night, **validate_night(root), "rows_new": len(frame)})
         table.append(row)
         _print("validate", row)
     seconds, cpu = run_stage(root, "validate")
-    return {"nights": table, "no_op": {"seconds": seconds, "cpu_seconds": cpu}, "rows_per_night": rows, "seed": seed}
+    ingest_seconds, ingest_cpu = run_stage(root, "ingest")
+    return {
+        "nights": table,
+        "no_op": {"seconds": seconds, "cpu_seconds": cpu},
+        "rows_per_night": rows,
+        "seed": seed,
+        "ingest": {"nights": ingested, "no_op": {"seconds": ingest_seconds, "cpu_seconds": ingest_cpu}},
+    }
+
+
+def _ratios(row: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The row with its incremental / full ratios of wall and CPU seconds."""
+    row = {**row, **extra}
+    row["ratio"] = round(row["incremental_seconds"] / row["full_seconds"], 3)
+    row["cpu_ratio"] = round(row["incremental_cpu_seconds"] / row["full_cpu_seconds"], 3)
+    return row
 
 
 def _print(stage: str, row: dict[str, Any]) -> None:
@@ -292,11 +383,23 @@ def main(argv: list[str] | None = None) -> int:
         if "anonymise" in stages:
             rows = args.anonymise_rows or args.rows
             figures["anonymise"] = run_nights(Path(workdir), args.nights, rows, args.seed)
+    for stage in ("validate", "anonymise"):  # ingest runs with validate's nights, split with anonymise's
+        for inner in ("ingest", "split"):
+            if inner in figures.get(stage, {}):
+                figures[inner] = figures[stage].pop(inner)
     for stage, found in figures.items():
-        found["summary"] = summary(found)
+        found["summary"] = growth(found["nights"]) if stage == "split" else summary(found)
         print(f"-- {stage}")
         for key, value in found["summary"].items():
             print(f"{key:40s} {value}")
+    year = projection(figures)
+    figures["year_projection_cpu_seconds"] = year
+    print(f"-- night {YEAR_NIGHTS}, CPU seconds on a straight line through the timed nights (see projection)")
+    for stage, row in year.items():
+        print(
+            f"{stage:10s} {row['rows_a_night']:7,d} rows a night: night 1 {row['night_1']:8.1f} s, "
+            f"night {YEAR_NIGHTS} {row[f'night_{YEAR_NIGHTS}']:8.1f} s"
+        )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         figures["cpus"] = os.cpu_count()
