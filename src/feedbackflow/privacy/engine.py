@@ -11,7 +11,7 @@ themselves: e-mail (offline suffix list, skipped without an ``@``), URL (skipped
 Findings are then cleaned (:func:`analyze_texts`):
 
 * **trim, never drop**: a PERSON finding with a token holding a digit ("Amy Clarke 2nd floor") is cut to its name
-  part ("Amy Clarke"); only a finding with no name part left is dropped;
+  part ("Amy Clarke"); only a finding with no name part left is dropped; a handle ("@david_myers77") is kept whole;
 * **lists**: when one name of a list ("Eklund, Marsh and Okoro") is a PERSON, every capitalised item of it is;
 * **lower case**: a known first name followed by another word ("anna kowalski") is shown to spaCy title-cased,
   like names in capitals ("JAMES HOLLOWAY"); offsets do not change;
@@ -595,11 +595,13 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
     positive costs one word, a dropped name is a leak). Only a finding with no name part left is dropped.
     """
     found = text[result.start : result.end]
-    if not any(c.isdigit() for c in found):
-        return result
     tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(found)]
-    digit_at = next(i for i, (s, e) in enumerate(tokens) if any(c.isdigit() for c in found[s:e]))
-    after = [t for t in tokens[digit_at + 1 :] if not any(c.isdigit() for c in found[t[0] : t[1]])]
+    before = text[: result.start]
+    numeric = [_numeric(found, tokens, i, before) for i in range(len(tokens))]
+    if not any(numeric):
+        return result
+    digit_at = numeric.index(True)
+    after = [t for t, is_numeric in zip(tokens[digit_at + 1 :], numeric[digit_at + 1 :], strict=True) if not is_numeric]
     keep = tokens[:digit_at] or [t for t in after if found[t[0]].isupper()]
     if not keep:
         return None
@@ -612,6 +614,19 @@ def _trimmed(text: str, result: RecognizerResult) -> RecognizerResult | None:
         return None
     result.start, result.end = result.start + start, result.start + end
     return result
+
+
+_HANDLE = re.compile(r"@?(?!\d)\w{1,30}")  # not "@ 5pm"
+
+
+def _numeric(found: str, tokens: list[tuple[int, int]], i: int, before: str) -> bool:
+    """Token ``i`` of a finding holds a digit and is no social media handle: "@david_myers77", or "mansell79" after
+    an "@" (tweets' person mentions are mostly handles, and a handle names a person, digits and all)."""
+    word = found[tokens[i][0] : tokens[i][1]]
+    if not any(c.isdigit() for c in word):
+        return False
+    after_at = (found[tokens[i - 1][0] : tokens[i - 1][1]] == "@") if i else before.endswith(("@", "@ "))
+    return not (_HANDLE.fullmatch(word) and (word.startswith("@") or after_at))
 
 
 def _name_like(value: str, strict: bool = False) -> bool:
