@@ -22,8 +22,8 @@ approval never holds the next night's run (`max_active_runs=1`). The decision an
 Each stage task runs one `dvc.yaml` stage (`dvc repro --single-item --pull`): DVC skips stages whose inputs did not
 change, pulls inputs by hash and pushes outputs to the DVC remote. A night with nothing new stops early: after
 `ingest` the `changes` task asks DVC once (`dvc status`) whether any later stage has work, and when none has it skips
-their tasks without starting them (a short-circuit); `label_push`, `summarise` and `record` still run. The run summary is written to
-`reports/run_summary.json` and the run is saved as a DVC experiment.
+their tasks without starting them (a short-circuit); `label_push`, `summarise` and `record` still run. The run
+summary is written to `reports/run_summary.json` and the run is saved as a DVC experiment.
 
 The `train` task goes to the Celery queue and the Airflow pool named by `dag.train_queue` and `dag.train_pool`
 (both `gpu`): only GPU workers listen to that queue, and the pool's slots (one per GPU) cap concurrent trainings.
@@ -171,7 +171,8 @@ def nightly_retrain() -> None:
     else:
         decision >> promoted
     # summarise reads approve's XCom: an edge from approve would skip it on Reject; label_push's result goes in too
-    record(promoted >> label_push(anonymised) >> summarise(evaluated, monitored, anonymised, *(results[spec.name] for spec in sources)))
+    ingested = [results[spec.name] for spec in sources]  # a night `changes` stopped early is summarised from these
+    record(promoted >> label_push(anonymised) >> summarise(evaluated, monitored, anonymised, *ingested))
 
 
 nightly_retrain()
