@@ -73,6 +73,29 @@ def _run_stage(name: str) -> None:
     typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
+@app.command(name="anonymise-shard")
+def anonymise_shard(
+    shard: Annotated[int, typer.Option(min=1, help="Which shard, from 1.")],
+    of: Annotated[int, typer.Option(min=1, help="How many shards the night's new batches are cut into.")],
+) -> None:
+    """Anonymise one shard of the night's new batches into data/anonymise_shards/ (the DAG's mapped anonymise_shard
+    tasks run one per worker with dag.anonymise_shards above 1); the anonymise stage then takes the parts."""
+    if shard > of:
+        typer.echo(f"error: --shard {shard} is beyond --of {of}", err=True)
+        raise typer.Exit(64)
+    _setup_logging()
+    paths = ProjectPaths.discover()
+    settings = _project_settings(paths)
+    from feedbackflow.stages.anonymise import run_shard
+
+    try:
+        result = run_shard(settings, paths, shard - 1, of)
+    except FeedbackflowError as error:
+        typer.echo(f"error in anonymise-shard: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    typer.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
 def _register(name: str, spec: StageSpec | None) -> None:
     def command() -> None:
         _run_stage(name)

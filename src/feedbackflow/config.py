@@ -96,6 +96,15 @@ class ProjectPaths:
         return self.data / "anonymised"
 
     @property
+    def anonymise_shards(self) -> Path:
+        """Parts anonymise shards made on other workers, one folder per shard, taken by the stage (restricted)."""
+        return self.data / "anonymise_shards"
+
+    def anonymise_shard(self, shard: int, shards: int) -> Path:
+        """The folder of shard ``shard`` (from 0) of ``shards``."""
+        return self.anonymise_shards / f"{shard + 1}-of-{shards}"
+
+    @property
     def held_back(self) -> Path:
         """Rows the leak gate's second scan still flagged, as validated, with the entity types found (restricted)."""
         return self.data / "held_back"

@@ -269,3 +269,43 @@ def test_a_run_killed_half_way_publishes_nothing_and_its_retry_equals_a_full_rec
 
     assert retried["incremental"]["batches_reused"] == 1
     _assert_full_recompute(paths, tmp_path / "full", night)
+
+
+def _shards(paths: ProjectPaths, batches: list[pd.DataFrame], shards: int, **anonymise_params) -> list[dict]:
+    """Tonight's batches anonymised as ``shards`` shards (as the mapped anonymise_shard tasks do), not yet taken."""
+    _night(paths, batches)
+    settings = params_settings(anonymise=anonymise_params or LOOSE)
+    return [anonymise.run_shard(settings, paths, shard, shards, chunk_rows=2) for shard in range(shards)]
+
+
+def test_shards_split_the_new_batches_and_the_stage_takes_their_parts_equal_to_one_worker(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path / "kept")
+    _run(paths, [_batch("a", 1)])
+    night = [_batch("a", 1), _batch("b", 2), _batch("c", 3), _batch("d", 4)]
+    done = _shards(paths, night, 2)
+    assert [result["batches"] for result in done] == [2, 1]  # batch a is reused; b, c | d by rows
+    assert sum(result["rows"] for result in done) == 8
+    assert partitions.read_index(paths.anonymised)["parts"][0]["batch_id"].endswith("-a"), "shards publish nothing"
+
+    report = anonymise.run(params_settings(anonymise=LOOSE), paths, chunk_rows=2)
+    assert report["incremental"]["batches_from_shards"] == 3
+    assert report["incremental"]["batches_reused"] == 1 and report["incremental"]["batches_anonymised"] == 3
+    assert report["rows_held_back"] == 1  # the planted reference in batch b, found by shard 1's gate
+    assert not paths.anonymise_shards.exists(), "the taken shards are removed once the night is published"
+    _assert_full_recompute(paths, tmp_path / "full", night)
+
+
+def test_a_shard_part_made_under_another_identity_or_corrupted_is_not_taken(tmp_path: Path) -> None:
+    paths = ProjectPaths(tmp_path / "kept")
+    night = [_batch("a", 1), _batch("b", 2)]
+    _shards(paths, night, 2, **PSEUDONYM)  # another anonymiser (a pseudonym operator): another identity
+    report = anonymise.run(params_settings(anonymise=LOOSE), paths, chunk_rows=2)
+    assert report["incremental"]["batches_from_shards"] == 0
+
+    night = [*night, _batch("c", 3), _batch("d", 4)]
+    _shards(paths, night, 2)
+    damaged = next(paths.anonymise_shards.glob("1-of-2/anonymised/part-*.parquet"))
+    damaged.write_bytes(damaged.read_bytes()[:-8])
+    report = anonymise.run(params_settings(anonymise=LOOSE), paths, chunk_rows=2)
+    assert report["incremental"]["batches_from_shards"] == 1, "shard 2's part is taken, shard 1's damaged one redone"
+    _assert_full_recompute(paths, tmp_path / "full", night)

@@ -13,6 +13,11 @@ same rows under the same anonymiser give the same part, and anything else gives 
 5. :func:`night_totals` adds up every part's counts and leak-gate findings in input order: the same figures, rows and
    order as anonymising every batch from scratch.
 
+A large night can spread step 4 over workers: shard ``i`` of ``k`` (:func:`shard_positions`) anonymises its share of
+the batches to redo into a folder of its own with a :data:`SHARD_INDEX`, and the stage then takes each part a shard
+made under the batch's identity, intact, instead of anonymising it (:func:`adopt_shards`). A part is a function of its
+identity alone, and a shard cuts its batches into the same chunks, so the outputs are those of one worker.
+
 The anonymised index holds counts only (it leaves restricted storage with the data); the held-back index, in
 restricted storage, holds the gate's row ids per entity type, so a reused part's findings count again each night.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,3 +294,60 @@ def night_totals(entities: list[str], parts: list[tuple[dict, dict]], gate: Leak
         again = {entity: list(rows) for entity, rows in held["rescan_hits"].items()}
         gate.merge(LeakReport(entry["rows_scanned"], 0, found, again))
     return summary
+
+
+#: The index of a shard's folder: each part it made, by identity, with its index entries and the model that made it.
+SHARD_INDEX = "shard.json"
+
+
+def shard_positions(night_plan: Plan, shard: int, shards: int) -> list[int]:
+    """The batches to redo that shard ``shard`` of ``shards`` anonymises: contiguous runs of about equal rows."""
+    redo = sorted(night_plan.redo)
+    total = sum(night_plan.batches[position].rows for position in redo)
+    mine, done = [], 0
+    for position in redo:
+        if (min(done * shards // total, shards - 1) if total else 0) == shard:
+            mine.append(position)
+        done += night_plan.batches[position].rows
+    return mine
+
+
+def write_shard_index(folder: Path, batches: list[Batch], sink: PartSink) -> None:
+    """Record the parts ``sink`` wrote into ``folder`` by identity (counts and row ids only, like the indexes)."""
+    from feedbackflow.io import write_json
+
+    parts = {batches[n].identity: {"entry": entry, "held": held} for n, (entry, held) in sorted(sink.entries.items())}
+    write_json(folder / SHARD_INDEX, {"model": sink.model, "parts": parts})
+
+
+def adopt_shards(night_plan: Plan, shards: Path, staging: tuple[Path, Path], sink: PartSink) -> int:
+    """Take the parts shards made for batches to redo (same identity, intact) into ``staging`` and ``sink``.
+
+    Returns:
+        The number of batches taken from shards (they leave the redo set).
+    """
+    from feedbackflow.io import read_json
+
+    found: dict[str, tuple[Path, dict, str]] = {}
+    for index in sorted(shards.glob(f"*/{SHARD_INDEX}")) if shards.is_dir() else []:
+        record = read_json(index, {}) or {}
+        for identity, pair in (record.get("parts") or {}).items():
+            found[identity] = (index.parent, pair, record.get("model") or "")
+    adopted = 0
+    for position in sorted(night_plan.redo):
+        hit = found.get(night_plan.batches[position].identity)
+        if hit is None:
+            continue
+        folder, pair, model = hit
+        entry, held = pair["entry"], pair["held"]
+        if not _intact(folder / "anonymised", folder / "held_back", entry, held):
+            logger.warning("anonymise: a shard's part of batch %s is corrupted: anonymised here", entry.get("file"))
+            continue
+        shutil.copyfile(folder / "anonymised" / entry["file"], staging[0] / entry["file"])
+        if held.get("file"):
+            shutil.copyfile(folder / "held_back" / held["file"], staging[1] / held["file"])
+        sink.entries[position] = (entry, held)
+        sink.model = sink.model or model
+        night_plan.redo.discard(position)
+        adopted += 1
+    return adopted

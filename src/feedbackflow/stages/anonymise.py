@@ -241,16 +241,8 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     schema = data_schema(parquet.schema_arrow)
     if TEXT_COLUMN not in schema.names:
         raise DataQualityError(f"{source}: no '{TEXT_COLUMN}' column; re-run the validate stage")
-    canary_path = paths.root / config.canary_file if config.canary_file else None
-    canaries = load_canaries(canary_path)
-    key = pseudonym_key(config)
-    key_id = key.key_id if key is not None else None
-    check_key_id(paths.root, key_id)
-
     started = time.perf_counter()
-    detector = detector_identity(paths.detector) if config.detector else None
-    identity = anonymiser_identity(config, key_id, canaries, detector)
-    night = Night(config, canaries, identity, chunk_rows or CHUNK_ROWS, paths.detector, detector)
+    night, key_id = _night(config, paths, chunk_rows)
     summary, gate, seconds, audit = _anonymise_in_place(paths, (source, parquet, schema), night, key_id)
     wall = time.perf_counter() - started
     write_json(
@@ -289,6 +281,59 @@ def _log_night(paths: ProjectPaths, summary: dict, gate: LeakReport, wall: float
             ", ".join(counts["canary_hits"]),
             paths.held_back.relative_to(paths.root),
         )
+
+
+def run_shard(settings: Settings, paths: ProjectPaths, shard: int, shards: int, chunk_rows: int | None = None) -> dict:
+    """Anonymise shard ``shard`` (from 0) of ``shards`` of the night's batches to redo, for the stage to take.
+
+    The shard plans the night as the stage will (the previous parts, the same identity), anonymises and gates its
+    share (:func:`incremental.shard_positions`) into ``data/anonymise_shards/<shard+1>-of-<shards>`` and publishes
+    nothing: the stage checks and takes the parts, re-scans held-back rows and gives the night's verdict.
+
+    Returns:
+        ``shard``, ``shards``, the ``batches`` and ``rows`` it anonymised.
+    """
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(paths.validated / "feedback.parquet")
+    schema = data_schema(parquet.schema_arrow)
+    night, _ = _night(settings.anonymise, paths, chunk_rows)
+    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows)
+    night_plan = incremental.plan(batches, night.identity, (paths.anonymised, paths.held_back))
+    night_plan.redo = set(incremental.shard_positions(night_plan, shard, shards))
+    folder = paths.anonymise_shard(shard, shards)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging = (folder / "anonymised", folder / "held_back")
+    for part_folder in staging:
+        part_folder.mkdir(parents=True)
+    sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
+    rows = sum(batches[position].rows for position in night_plan.redo)
+    with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
+        progress = Progress(logger, f"anonymise shard {shard + 1} of {shards}", rows)
+        for position, result in anonymisers.results(
+            incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
+        ):
+            sink.add(position, result)
+            progress.advance(result.counts["rows"])
+        sink.close()
+    incremental.write_shard_index(folder, batches, sink)
+    return {"shard": shard, "shards": shards, "batches": len(night_plan.redo), "rows": rows}
+
+
+def _night(config: AnonymiseSettings, paths: ProjectPaths, chunk_rows: int | None) -> tuple[Night, str | None]:
+    """What this run anonymises with (the identity from params, key id, code, models and canaries), and the key id.
+
+    Raises:
+        ConfigError: a pseudonym operator without a key, a key whose id differs from the recorded one, or a malformed
+            canary file.
+    """
+    canaries = load_canaries(paths.root / config.canary_file if config.canary_file else None)
+    key = pseudonym_key(config)
+    key_id = key.key_id if key is not None else None
+    check_key_id(paths.root, key_id)
+    detector = detector_identity(paths.detector) if config.detector else None
+    identity = anonymiser_identity(config, key_id, canaries, detector)
+    return Night(config, canaries, identity, chunk_rows or CHUNK_ROWS, paths.detector, detector), key_id
 
 
 @dataclass
@@ -337,6 +382,7 @@ def _anonymise_in_place(
         extra = {"identity": night.identity, "spacy_pipeline": audit["spacy_pipeline"], "columns": schema.names}
         partitions.publish(staging[0], paths.anonymised, [entry for entry, _ in parts], **extra)
         partitions.publish(staging[1], paths.held_back, [held for _, held in parts], identity=night.identity)
+        shutil.rmtree(paths.anonymise_shards, ignore_errors=True)  # taken: the parts are published
     finally:
         for folder in staging:
             shutil.rmtree(folder, ignore_errors=True)
@@ -353,6 +399,7 @@ def _anonymise_parts(
     sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
     with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
         rescanned = incremental.rescan_held(night_plan, paths.held_back, anonymisers.results)
+        from_shards = incremental.adopt_shards(night_plan, paths.anonymise_shards, staging, sink)
         chunks = incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
         progress = Progress(logger, "anonymise", sum(batches[position].rows for position in night_plan.redo))
         for position, result in anonymisers.results(chunks):
@@ -372,6 +419,7 @@ def _anonymise_parts(
         "batches_anonymised": len(batches) - len(reused),
         "rows_reused": sum(reused),
         "rows_anonymised": summary["rows"] - sum(reused),
+        "batches_from_shards": from_shards,
         "parts_missing_or_corrupted": night_plan.missing,
         "held_rows_rescanned": rescanned,
     }
