@@ -56,13 +56,23 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
     if not has_commit:
         log.warning("not a Git repository with a commit: run not saved as a DVC experiment")
         return None
+    # `dvc exp save` without targets runs `dvc commit --force` on every stage: a stage that did not run tonight (a
+    # dry run, a failed night) would have its new inputs recorded against its old outputs, and the next night would
+    # skip it. It commits only the champion pointer; dvc.lock stays exactly as the stages wrote it.
+    lock = dvc.root / "dvc.lock"
+    written = lock.read_bytes() if lock.is_file() else None
+    targets = [path for path in (_PROJECT.champion.with_suffix(".dvc").as_posix(),) if (dvc.root / path).is_file()]
     try:
         include = [*EXPERIMENT_FILES, (_PROJECT.run_records / f"{name}.json").as_posix()]
         present = [path for path in include if (dvc.root / path).is_file()]
-        dvc("exp", "save", "--force", "--name", name, *(arg for path in present for arg in ("-I", path)))
+        dvc("exp", "save", "--force", "--name", name, *(arg for path in present for arg in ("-I", path)), *targets)
     except DvcError as error:
         log.warning("could not save the run as a DVC experiment: %s", error)
         return None
+    finally:
+        if written is not None and lock.read_bytes() != written:
+            lock.write_bytes(written)
+            log.warning("dvc exp save rewrote dvc.lock: put back as the stages wrote it")
     return name
 
 
