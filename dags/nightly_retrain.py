@@ -96,6 +96,12 @@ def nightly_retrain() -> None:
 
         return gate_task([upstream], run_id or "manual", ti)
 
+    @task(task_id="anonymise_shard", map_index_template="{{ task.op_kwargs['shard'] + 1 }}")
+    def anonymise_shard(shard: int, upstream: list) -> dict:  # one per mapped index, on any worker
+        from feedbackflow.orchestration.shard_tasks import shard_task
+
+        return shard_task("anonymise", shard, upstream)
+
     @task.short_circuit(task_id=CHANGES_TASK, ignore_downstream_trigger_rules=False)
     def changes(*upstream: dict, params: dict | None = None) -> dict:  # {}: the later stages skip, never started
         from feedbackflow.orchestration.tasks import changes_task
@@ -149,8 +155,13 @@ def nightly_retrain() -> None:
     checked = changes(*results.values())
     for spec in specs:
         if spec not in sources:
-            task_options = gpu if STAGE_RULES[spec.name].gpu else {}
-            results[spec.name] = stage(spec.name, **task_options)(*(results[name] for name in spec.upstream))
+            rule = STAGE_RULES[spec.name]
+            upstream = [results[name] for name in spec.upstream]
+            if rule.shards and rule.shards(_PARAMS) > 1:  # a large night: mapped shard tasks first, on every worker
+                upstream.append(
+                    anonymise_shard.partial(upstream=list(upstream)).expand(shard=list(range(rule.shards(_PARAMS))))
+                )
+            results[spec.name] = stage(spec.name, **(gpu if rule.gpu else {}))(*upstream)
             checked >> results[spec.name]
     wait_for_erasure(_PARAMS.erasure) >> [results[spec.name] for spec in specs if not spec.upstream]
     anonymised, evaluated, monitored = results["anonymise"], results["evaluate"], results["monitor"]

@@ -504,6 +504,11 @@ class DagSettings(_Section):
     train_timeout_minutes: float = Field(
         gt=0, description="execution_timeout of the train task: a hung training frees its gpu pool slot"
     )
+    anonymise_shards: int = Field(
+        ge=1,
+        description="mapped anonymise_shard tasks that share a night's new batches over the workers before the "
+        "anonymise task takes their parts (1: anonymise alone, no shard tasks)",
+    )
     paused_upon_creation: bool = Field(
         description="create the DAGs paused (nightly_retrain, drift_monitor and feedback_retrain then wait until "
         "someone unpauses them)"

@@ -188,3 +188,30 @@ def test_a_night_waits_behind_a_running_erasure_before_its_first_stage(dag):
     assert guard.upstream_task_ids == set()
     assert guard.pool == erasure.lock_pool and guard.mode == "reschedule"
     assert guard.timeout == erasure.wait_hours * 3600 and guard.poke_interval == erasure.wait_poke_seconds
+
+
+def test_anonymise_shards_map_one_task_per_shard_before_anonymise(tmp_path, monkeypatch):
+    """dag.anonymise_shards: 3 maps anonymise_shard over 3 shards, fed by anonymise's inputs; 1 (default) adds none."""
+    import shutil
+
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    root = DAGS.parent
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(root / name, tmp_path / name)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["dag"]["anonymise_shards"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(tmp_path))
+    dagbag = DagBag(dag_folder=str(DAGS / "nightly_retrain.py"))
+    assert dagbag.import_errors == {}
+    dag = dagbag.dags["nightly_retrain"]
+    shard = dag.get_task("anonymise_shard")
+    assert shard.op_kwargs_expand_input.value == {"shard": [0, 1, 2]}
+    assert sorted(shard.upstream_task_ids) == ["detector", "validate"]  # skipped with them when nothing changed
+    assert "anonymise_shard" in dag.get_task("anonymise").upstream_task_ids
+
+
+def test_one_shard_adds_no_shard_task(dag):
+    assert "anonymise_shard" not in dag.task_ids

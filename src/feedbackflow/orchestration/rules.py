@@ -1,8 +1,8 @@
 """One table of per-stage rules: what an orchestrator task does around ``dvc repro`` of each ``dvc.yaml`` stage.
 
 No task body branches on stage names: a stage's credentials, its work before the stage (state DVC cannot pull by
-itself), its part in a dry run, the Param that forces it, whether it must always run and whether it needs a GPU are
-columns here. A test
+itself), its part in a dry run, the Param that forces it, whether it must always run, whether it needs a GPU and how
+many shards share its work are columns here. A test
 asserts that the table names exactly the stages of ``dvc.yaml``.
 """
 
@@ -71,6 +71,7 @@ class StageRule:
     forced_by: str | None = None  # a boolean Param that forces the stage to run although its inputs did not change
     always_runs: Callable[[Settings], bool] | None = None
     gpu: bool = False  # runs on GPU workers: dag.train_queue and a slot of dag.train_pool per GPU, its own timeout
+    shards: Callable[[Settings], int] | None = None  # above 1: mapped `<stage>_shard` tasks share its work first
 
 
 STAGE_RULES: dict[str, StageRule] = {
@@ -79,7 +80,12 @@ STAGE_RULES: dict[str, StageRule] = {
     ),
     "validate": StageRule(in_dry_run=True),
     "detector": StageRule(in_dry_run=True),  # skipped by DVC unless its corpora, code or params changed
-    "anonymise": StageRule(connections=("aws", "pseudonym_key"), in_dry_run=True, before=write_key_id),
+    "anonymise": StageRule(
+        connections=("aws", "pseudonym_key"),
+        in_dry_run=True,
+        before=write_key_id,
+        shards=lambda settings: settings.dag.anonymise_shards,
+    ),
     "split": StageRule(),
     # with train.window.warm_start the champion is train's start (registry/train_start.json, one of its deps)
     "train": StageRule(forced_by="force_retrain", gpu=True, before=train_start),

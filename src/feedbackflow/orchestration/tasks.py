@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -127,10 +127,23 @@ def stage_task(
     extra_env, forced = run_options(stage, params, settings)
     env = {**connection_environment(rule.connections), **extra_env}
     mask_credentials({**os.environ, **env})  # Airflow's masker hides them in every log line from here on
+    upstream = _flat(upstream)
     with _fail_without_retry():
         if rule.before:
             rule.before(paths, env)
+        if rule.shards:
+            from feedbackflow.orchestration.shard_tasks import restore_shards
+
+            restore_shards(paths, env, upstream)  # the parts the mapped shard tasks made, from the DVC remote
         return run_stage(stage, upstream, run_id=run_id, root=str(paths.root), env=env, force=forced)
+
+
+def _flat(upstream: Iterable[Any]) -> list[dict[str, Any] | None]:
+    """Upstream results with a mapped task's results (a sequence of them) spread out."""
+    flat: list[dict[str, Any] | None] = []
+    for result in upstream:
+        flat.extend(result if isinstance(result, Sequence) and not isinstance(result, str) else [result])
+    return flat
 
 
 CHANGES_TASK = "changes"

@@ -1,0 +1,93 @@
+"""A large night's heaviest stage spread over the workers: Airflow maps one task per shard (``dag.anonymise_shards``).
+
+Each mapped ``anonymise_shard`` task runs on whichever Celery worker takes it: it pulls the stage's inputs and last
+outputs by hash (the same plan as the stage), runs ``feedbackflow anonymise-shard`` for its share of the new
+batches, and hands its parts over through the DVC remote (``dvc add`` + ``dvc push`` to the restricted remote: the
+held-back rows are personal data). Its XCom is the ``.dvc`` record, never data. The ``anonymise`` stage task then
+pulls every shard by that record (:func:`restore_shards`) and takes the parts made under the batches' identities: the
+outputs are those of one worker, and a fresh worker with an empty disk gets the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedbackflow.config import ProjectPaths
+from feedbackflow.credentials import mask_credentials
+from feedbackflow.orchestration.connections import connection_environment
+from feedbackflow.orchestration.rules import STAGE_RULES
+from feedbackflow.orchestration.runner import merge_upstream, stage_message, upstream_outputs
+from feedbackflow.settings import load_settings
+from feedbackflow.storage.dvc import Dvc, DvcError
+
+log = logging.getLogger(__name__)
+
+#: the DVC remote the shards travel through: they hold held-back rows, which are personal data
+SHARD_REMOTE = "restricted"
+#: the key of a shard task's result that carries its ``.dvc`` record (path and content)
+SHARD_RECORD = "shard_dvc"
+
+
+def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """Run shard ``shard`` (from 0) of ``stage`` on this worker and push its parts; return their ``.dvc`` record."""
+    from feedbackflow.orchestration.tasks import _fail_without_retry
+
+    paths = ProjectPaths.discover()
+    settings = load_settings(paths.params)
+    rule = STAGE_RULES[stage]
+    shards = rule.shards(settings) if rule.shards else 1
+    env = connection_environment(rule.connections)
+    mask_credentials({**os.environ, **env})
+    with _fail_without_retry():
+        if rule.before:
+            rule.before(paths, env)
+        dvc = Dvc(paths.root, env)
+        locks = merge_upstream(upstream)
+        dvc.merge_lock(locks)
+        needed = upstream_outputs(paths.root, stage, locks)
+        if needed:
+            dvc("pull", "--allow-missing", *needed)
+        if stage in dvc.lock().get("stages", {}):  # the stage's last parts: this shard plans as the stage will
+            dvc("pull", "--allow-missing", stage)
+        _run_shard(paths, dvc.env, stage, shard, shards)
+        folder = paths.anonymise_shard(shard, shards).relative_to(paths.root).as_posix()
+        dvc("add", folder)
+        dvc("push", "-r", SHARD_REMOTE, f"{folder}.dvc")
+        record = yaml.safe_load((paths.root / f"{folder}.dvc").read_text(encoding="utf-8"))
+    log.info("%s shard %d of %d pushed to the %s remote", stage, shard + 1, shards, SHARD_REMOTE)
+    return {"stage": f"{stage}_shard", "shard": shard, SHARD_RECORD: {"path": f"{folder}.dvc", "content": record}}
+
+
+def _run_shard(paths: ProjectPaths, env: dict[str, str], stage: str, shard: int, shards: int) -> None:
+    """``feedbackflow <stage>-shard`` in its own process (its models stay out of the task's); its log streams here."""
+    command = [sys.executable, "-m", "feedbackflow", f"{stage}-shard", "--shard", str(shard + 1), "--of", str(shards)]
+    done = subprocess.run(command, cwd=paths.root, env=env, capture_output=True, text=True, check=False)
+    for line in done.stderr.splitlines():
+        log.info("%s", line)
+    if done.returncode:
+        output = done.stdout + done.stderr
+        message = stage_message(f"{stage}-shard", output) or output.strip().splitlines()[-1:]
+        raise DvcError(f"{stage} shard {shard + 1} of {shards}: {message}", exit_code=done.returncode, output=output)
+
+
+def restore_shards(paths: ProjectPaths, env: dict[str, str], upstream: Iterable[Any]) -> list[str]:
+    """Pull every shard named in ``upstream`` (its ``.dvc`` record) into this workspace; the ``.dvc`` files pulled."""
+    files = []
+    for result in upstream:
+        record = (result or {}).get(SHARD_RECORD) if isinstance(result, dict) else None
+        if record:
+            target = paths.root / record["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(record["content"], sort_keys=False), encoding="utf-8")
+            files.append(Path(record["path"]).as_posix())
+    if files:
+        Dvc(paths.root, env)("pull", "-r", SHARD_REMOTE, *files)
+    return files
