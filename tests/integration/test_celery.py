@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 
@@ -33,6 +34,7 @@ REDIS = ("127.0.0.1", 6379)
 BUCKETS = {"landing": "ff-landing", "general": "ff-general", "restricted": "ff-restricted"}
 RUNS = {"celery-nightly": {"reason": "nightly"}, "celery-manual": {"force_retrain": True, "reason": "campaign"}}
 STAGES = ("ingest", "validate", "anonymise", "split", "train", "evaluate", "monitor")
+DEFAULT_2 = "worker-default-2"  # a second default-queue worker on a workspace of its own
 
 
 def _services_or_skip() -> None:
@@ -111,7 +113,8 @@ def cluster(tmp_path_factory, s3, database):
     params = yaml.safe_load((project / "params.yaml").read_text())
     # long enough to be killed mid-way, with checkpoints every few steps (copied to shared storage)
     params["train"].update({"epochs": 8, "checkpoint_steps": 4, "early_stopping_patience": 0, "num_threads": 1})
-    params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05})
+    # two anonymise shards, for the two default workers below: a night's anonymising spread over machines
+    params["dag"].update({"retries": 1, "retry_delay_minutes": 0.05, "anonymise_shards": 2})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "celery test params"], project)
     s3_env = {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
@@ -126,7 +129,7 @@ def cluster(tmp_path_factory, s3, database):
         endpoint,
     ]
     run(remotes, project, {**s3_env, "PATH": f"{BIN}:/usr/bin:/bin", "FEEDBACKFLOW_PROJECT_DIR": str(project)})
-    workspaces = clone_workspaces(project, base, ["control", *WORKERS, "worker-gpu-2"])
+    workspaces = clone_workspaces(project, base, ["control", *WORKERS, "worker-gpu-2", DEFAULT_2])
     broker_db = random.randint(1, 15)
     redis.Redis(*REDIS, db=broker_db).flushdb()
     extra_env = {
@@ -144,6 +147,7 @@ def cluster(tmp_path_factory, s3, database):
     )
     cluster.base.mkdir()
     with running(cluster):
+        cluster.start_worker("worker-default", name=DEFAULT_2)  # a second machine on the default queue
         yield cluster, dsn, client
     redis.Redis(*REDIS, db=broker_db).flushdb()
 
@@ -216,7 +220,8 @@ def test_each_worker_ran_its_queue(runs):
     for run_id in RUNS:
         for stage in STAGES:
             queue, workers = ran_by[(run_id, stage)]
-            expected = ("gpu", {"worker-gpu", "worker-gpu-2"}) if stage == "train" else ("default", {"worker-default"})
+            default = ("default", {"worker-default", DEFAULT_2})
+            expected = ("gpu", {"worker-gpu", "worker-gpu-2"}) if stage == "train" else default
             assert queue == expected[0] and set(workers) <= expected[1] and workers, (run_id, stage, workers)
 
 
@@ -257,3 +262,24 @@ def test_no_task_read_another_workers_disk_and_restricted_data_stayed_in_its_buc
     assert outs["reports/validate/validate.json"] in general
     registry = client.list_objects_v2(Bucket=BUCKETS["general"], Prefix="dvc/registry/").get("Contents", [])
     assert any(item["Key"].endswith("state-00000001.json") for item in registry), "no champion in the registry"
+
+
+def test_anonymise_shards_ran_on_default_workers_and_anonymise_took_their_parts(runs):
+    """The nightly run's two anonymise_shard tasks (mapped) ran on the default workers, each on its own workspace, and
+    handed their parts over through the restricted remote to the anonymise task, wherever it ran."""
+    cluster, _, _, tasks, _ = runs
+    nightly = next(iter(RUNS))
+    shards = [row for row in tasks if row[0] == nightly and row[1] == "anonymise_shard"]
+    assert len(shards) == 2 and all(row[2] == "success" for row in shards), shards
+    ran_on: dict[int, str] = {}
+    for name in ("worker-default", DEFAULT_2):
+        pattern = f"dag_id=*/run_id={nightly}/task_id=anonymise_shard/map_index=*/attempt=*.log"
+        for log in (cluster.home(name) / "logs").glob(pattern):
+            ran_on[int(log.parent.name.split("=")[1])] = name
+            assert "pushed to the restricted remote" in log.read_text()
+    print(f"anonymise shards ran on: {ran_on}")
+    assert set(ran_on) == {0, 1}
+    logs = [cluster.task_log(name, nightly, "anonymise") for name in ("worker-default", DEFAULT_2)]
+    text = next(log for log in logs if log is not None).read_text()
+    taken = re.search(r'"batches_from_shards": (\d+)', text)
+    assert taken and int(taken.group(1)) >= 1, text[-3000:]
