@@ -2,8 +2,9 @@
 
 Each mapped ``anonymise_shard`` task runs on whichever Celery worker takes it: it pulls the stage's inputs and last
 outputs by hash (the same plan as the stage), runs ``feedbackflow anonymise-shard`` for its share of the new
-batches, and hands its parts over through the DVC remote (``dvc add`` + ``dvc push`` to the restricted remote: the
-held-back rows are personal data). Its XCom is the ``.dvc`` record, never data. The ``anonymise`` stage task then
+batches, and hands its parts over through the DVC remotes (``dvc add`` + ``dvc push``: the output parts to the
+general remote like the stage's own, the held-back parts and the shard's index to the restricted one). Its XCom is the
+two ``.dvc`` records, never data. The ``anonymise`` stage task then
 pulls every shard by that record (:func:`restore_shards`) and takes the parts made under the batches' identities: the
 outputs are those of one worker, and a fresh worker with an empty disk gets the same.
 """
@@ -25,14 +26,16 @@ from feedbackflow.credentials import mask_credentials
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import merge_upstream, stage_message, upstream_outputs
+from feedbackflow.privacy import incremental
 from feedbackflow.settings import load_settings
 from feedbackflow.storage.dvc import Dvc, DvcError
 
 log = logging.getLogger(__name__)
 
-#: the DVC remote the shards travel through: they hold held-back rows, which are personal data
-SHARD_REMOTE = "restricted"
-#: the key of a shard task's result that carries its ``.dvc`` record (path and content)
+#: the remote each part of a shard's folder travels through: output parts as anonymise's own (the default remote),
+#: held-back rows and row ids as personal data
+SHARD_REMOTES = {incremental.SHARD_PARTS: None, incremental.SHARD_RESTRICTED: "restricted"}
+#: the key of a shard task's result that carries its ``.dvc`` records (path, remote and content)
 SHARD_RECORD = "shard_dvc"
 
 
@@ -59,11 +62,14 @@ def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]
             dvc("pull", "--allow-missing", stage)
         _run_shard(paths, dvc.env, stage, shard, shards)
         folder = paths.anonymise_shard(shard, shards).relative_to(paths.root).as_posix()
-        dvc("add", folder)
-        dvc("push", "-r", SHARD_REMOTE, f"{folder}.dvc")
-        record = yaml.safe_load((paths.root / f"{folder}.dvc").read_text(encoding="utf-8"))
-    log.info("%s shard %d of %d pushed to the %s remote", stage, shard + 1, shards, SHARD_REMOTE)
-    return {"stage": f"{stage}_shard", "shard": shard, SHARD_RECORD: {"path": f"{folder}.dvc", "content": record}}
+        records = []
+        for name, remote in SHARD_REMOTES.items():
+            dvc("add", f"{folder}/{name}")
+            dvc("push", *(["-r", remote] if remote else []), f"{folder}/{name}.dvc")
+            content = yaml.safe_load((paths.root / f"{folder}/{name}.dvc").read_text(encoding="utf-8"))
+            records.append({"path": f"{folder}/{name}.dvc", "remote": remote, "content": content})
+    log.info("%s shard %d of %d pushed to the remotes", stage, shard + 1, shards)
+    return {"stage": f"{stage}_shard", "shard": shard, SHARD_RECORD: records}
 
 
 def _run_shard(paths: ProjectPaths, env: dict[str, str], stage: str, shard: int, shards: int) -> None:
@@ -81,13 +87,12 @@ def _run_shard(paths: ProjectPaths, env: dict[str, str], stage: str, shard: int,
 def restore_shards(paths: ProjectPaths, env: dict[str, str], upstream: Iterable[Any]) -> list[str]:
     """Pull every shard named in ``upstream`` (its ``.dvc`` record) into this workspace; the ``.dvc`` files pulled."""
     files = []
+    dvc = Dvc(paths.root, env)
     for result in upstream:
-        record = (result or {}).get(SHARD_RECORD) if isinstance(result, dict) else None
-        if record:
+        for record in ((result or {}).get(SHARD_RECORD) or []) if isinstance(result, dict) else []:
             target = paths.root / record["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(yaml.safe_dump(record["content"], sort_keys=False), encoding="utf-8")
+            dvc("pull", *(["-r", record["remote"]] if record["remote"] else []), record["path"])
             files.append(Path(record["path"]).as_posix())
-    if files:
-        Dvc(paths.root, env)("pull", "-r", SHARD_REMOTE, *files)
     return files

@@ -296,8 +296,9 @@ def night_totals(entities: list[str], parts: list[tuple[dict, dict]], gate: Leak
     return summary
 
 
-#: The index of a shard's folder: each part it made, by identity, with its index entries and the model that made it.
-SHARD_INDEX = "shard.json"
+#: A shard's folder: its output parts (no personal data) and, apart, its held-back parts with its index (each part
+#: it made, by identity, with its index entries and the model that made it: row ids, so restricted like the rows).
+SHARD_PARTS, SHARD_RESTRICTED, SHARD_INDEX = "anonymised", "restricted", "shard.json"
 
 
 def shard_positions(night_plan: Plan, shard: int, shards: int) -> list[int]:
@@ -317,7 +318,7 @@ def write_shard_index(folder: Path, batches: list[Batch], sink: PartSink) -> Non
     from feedbackflow.io import write_json
 
     parts = {batches[n].identity: {"entry": entry, "held": held} for n, (entry, held) in sorted(sink.entries.items())}
-    write_json(folder / SHARD_INDEX, {"model": sink.model, "parts": parts})
+    write_json(folder / SHARD_RESTRICTED / SHARD_INDEX, {"model": sink.model, "parts": parts})
 
 
 def adopt_shards(night_plan: Plan, shards: Path, staging: tuple[Path, Path], sink: PartSink) -> int:
@@ -329,10 +330,10 @@ def adopt_shards(night_plan: Plan, shards: Path, staging: tuple[Path, Path], sin
     from feedbackflow.io import read_json
 
     found: dict[str, tuple[Path, dict, str]] = {}
-    for index in sorted(shards.glob(f"*/{SHARD_INDEX}")) if shards.is_dir() else []:
+    for index in sorted(shards.glob(f"*/{SHARD_RESTRICTED}/{SHARD_INDEX}")) if shards.is_dir() else []:
         record = read_json(index, {}) or {}
         for identity, pair in (record.get("parts") or {}).items():
-            found[identity] = (index.parent, pair, record.get("model") or "")
+            found[identity] = (index.parent.parent, pair, record.get("model") or "")
     adopted = 0
     for position in sorted(night_plan.redo):
         hit = found.get(night_plan.batches[position].identity)
@@ -340,12 +341,12 @@ def adopt_shards(night_plan: Plan, shards: Path, staging: tuple[Path, Path], sin
             continue
         folder, pair, model = hit
         entry, held = pair["entry"], pair["held"]
-        if not _intact(folder / "anonymised", folder / "held_back", entry, held):
+        if not _intact(folder / SHARD_PARTS, folder / SHARD_RESTRICTED, entry, held):
             logger.warning("anonymise: a shard's part of batch %s is corrupted: anonymised here", entry.get("file"))
             continue
-        shutil.copyfile(folder / "anonymised" / entry["file"], staging[0] / entry["file"])
+        shutil.copyfile(folder / SHARD_PARTS / entry["file"], staging[0] / entry["file"])
         if held.get("file"):
-            shutil.copyfile(folder / "held_back" / held["file"], staging[1] / held["file"])
+            shutil.copyfile(folder / SHARD_RESTRICTED / held["file"], staging[1] / held["file"])
         sink.entries[position] = (entry, held)
         sink.model = sink.model or model
         night_plan.redo.discard(position)

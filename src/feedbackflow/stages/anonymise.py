@@ -287,8 +287,9 @@ def run_shard(settings: Settings, paths: ProjectPaths, shard: int, shards: int, 
     """Anonymise shard ``shard`` (from 0) of ``shards`` of the night's batches to redo, for the stage to take.
 
     The shard plans the night as the stage will (the previous parts, the same identity), anonymises and gates its
-    share (:func:`incremental.shard_positions`) into ``data/anonymise_shards/<shard+1>-of-<shards>`` and publishes
-    nothing: the stage checks and takes the parts, re-scans held-back rows and gives the night's verdict.
+    share (:func:`incremental.shard_positions`) into ``data/anonymise_shards/<shard+1>-of-<shards>`` (the output parts
+    in ``anonymised/``, the held-back parts and the shard's index in ``restricted/``) and publishes nothing: the
+    stage checks and takes the parts, re-scans held-back rows and gives the night's verdict.
 
     Returns:
         ``shard``, ``shards``, the ``batches`` and ``rows`` it anonymised.
@@ -303,7 +304,7 @@ def run_shard(settings: Settings, paths: ProjectPaths, shard: int, shards: int, 
     night_plan.redo = set(incremental.shard_positions(night_plan, shard, shards))
     folder = paths.anonymise_shard(shard, shards)
     shutil.rmtree(folder, ignore_errors=True)
-    staging = (folder / "anonymised", folder / "held_back")
+    staging = (folder / incremental.SHARD_PARTS, folder / incremental.SHARD_RESTRICTED)
     for part_folder in staging:
         part_folder.mkdir(parents=True)
     sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
