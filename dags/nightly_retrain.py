@@ -96,11 +96,14 @@ def nightly_retrain() -> None:
 
         return gate_task([upstream], run_id or "manual", ti)
 
-    @task(task_id="anonymise_shard", map_index_template="{{ task.op_kwargs['shard'] + 1 }}")
-    def anonymise_shard(shard: int, upstream: list) -> dict:  # one per mapped index, on any worker
-        from feedbackflow.orchestration.shard_tasks import shard_task
+    def shard(name: str):  # one mapped task per shard of a stage's work, on any worker
+        @task(task_id=f"{name}_shard", map_index_template="{{ task.op_kwargs['shard'] + 1 }}")
+        def run_shard(shard: int, upstream: list) -> dict:
+            from feedbackflow.orchestration.shard_tasks import shard_task
 
-        return shard_task("anonymise", shard, upstream)
+            return shard_task(name, shard, upstream)
+
+        return run_shard
 
     @task.short_circuit(task_id=CHANGES_TASK, ignore_downstream_trigger_rules=False)
     def changes(*upstream: dict, params: dict | None = None) -> dict:  # {}: the later stages skip, never started
@@ -158,9 +161,8 @@ def nightly_retrain() -> None:
             rule = STAGE_RULES[spec.name]
             upstream = [results[name] for name in spec.upstream]
             if rule.shards and rule.shards(_PARAMS) > 1:  # a large night: mapped shard tasks first, on every worker
-                upstream.append(
-                    anonymise_shard.partial(upstream=list(upstream)).expand(shard=list(range(rule.shards(_PARAMS))))
-                )
+                shards = list(range(rule.shards(_PARAMS)))
+                upstream.append(shard(spec.name).partial(upstream=list(upstream)).expand(shard=shards))
             results[spec.name] = stage(spec.name, **(gpu if rule.gpu else {}))(*upstream)
             checked >> results[spec.name]
     wait_for_erasure(_PARAMS.erasure) >> [results[spec.name] for spec in specs if not spec.upstream]
