@@ -126,6 +126,7 @@ def test_a_new_night_anonymises_only_the_new_batch_and_equals_a_full_recompute(t
         "batches_anonymised": 1,
         "rows_reused": 6,
         "rows_anonymised": 3,
+        "batches_from_shards": 0,
         "parts_missing_or_corrupted": 0,
         "held_rows_rescanned": 1,  # the held-back row of batch b is scanned again every night
     }

@@ -42,7 +42,9 @@ def test_a_stage_that_did_not_run_stays_out_of_date_after_the_experiment_is_save
     dvc("repro", "--single-item", "first")  # tonight stopped after `first` (a dry run, a failed night)
     lock = (dvc.root / "dvc.lock").read_text()
 
-    assert _save_experiment(dvc, "night-2") == "night-2"
+    assert _save_experiment(dvc, "night-2", ran=["first"]) == "night-2"  # commits what ran tonight only
+    assert (dvc.root / "dvc.lock").read_text() == lock
+    assert _save_experiment(dvc, "night-2b") == "night-2b"  # nothing named: every stage committed, the lock put back
 
     assert (dvc.root / "dvc.lock").read_text() == lock
     assert "second" in dvc("status", "--json"), "`second` must still be out of date: its input changed"

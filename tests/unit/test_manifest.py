@@ -8,7 +8,7 @@ import pytest
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import StateCorruptError
-from feedbackflow.orchestration.tasks import NO_RETRY_EXIT_CODES
+from feedbackflow.orchestration.runner import NO_RETRY_EXIT_CODES
 from feedbackflow.stages import ingest, validate
 from feedbackflow.storage.manifest import read_manifest
 from tests.helpers import params_settings

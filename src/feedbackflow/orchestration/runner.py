@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from feedbackflow.config import ProjectPaths
+from feedbackflow.errors import DataQualityError, FeedbackflowError, PrivacyLeakError, StateCorruptError
 from feedbackflow.io import write_json
 from feedbackflow.storage.dvc import Dvc, DvcError
 from feedbackflow.storage.rollback import PersistentSnapshot
@@ -257,6 +259,23 @@ def _prune(stage_folder: Path, keep: int) -> None:
 def _label(run_id: str | None) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{stamp}-{re.sub(r'[^A-Za-z0-9._-]+', '_', run_id or 'manual')}"
+
+
+#: Exit codes of failures a retry cannot fix: bad data, a privacy leak, a corrupt state file (the raw manifest).
+NO_RETRY_EXIT_CODES = (DataQualityError.exit_code, PrivacyLeakError.exit_code, StateCorruptError.exit_code)
+
+
+@contextmanager
+def fail_without_retry() -> Iterator[None]:
+    """Bad data, a leak, a corrupt manifest or registry fail the task once: retrying cannot fix them."""
+    try:
+        yield
+    except FeedbackflowError as error:
+        if getattr(error, "exit_code", None) in NO_RETRY_EXIT_CODES:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(error)) from error
+        raise
 
 
 def log_task_failure(context: Any) -> None:

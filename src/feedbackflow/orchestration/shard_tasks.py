@@ -25,7 +25,7 @@ from feedbackflow.config import ProjectPaths
 from feedbackflow.credentials import mask_credentials
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
-from feedbackflow.orchestration.runner import merge_upstream, stage_message, upstream_outputs
+from feedbackflow.orchestration.runner import fail_without_retry, merge_upstream, stage_message, upstream_outputs
 from feedbackflow.privacy import incremental
 from feedbackflow.settings import load_settings
 from feedbackflow.storage.dvc import Dvc, DvcError
@@ -41,15 +41,13 @@ SHARD_RECORD = "shard_dvc"
 
 def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     """Run shard ``shard`` (from 0) of ``stage`` on this worker and push its parts; return their ``.dvc`` record."""
-    from feedbackflow.orchestration.tasks import _fail_without_retry
-
     paths = ProjectPaths.discover()
     settings = load_settings(paths.params)
     rule = STAGE_RULES[stage]
     shards = rule.shards(settings) if rule.shards else 1
     env = connection_environment(rule.connections)
     mask_credentials({**os.environ, **env})
-    with _fail_without_retry():
+    with fail_without_retry():
         if rule.before:
             rule.before(paths, env)
         dvc = Dvc(paths.root, env)

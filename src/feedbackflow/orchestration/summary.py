@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ EXPERIMENT_FILES = tuple(
 )
 
 
-def _save_experiment(dvc: Dvc, name: str) -> str | None:
+def _save_experiment(dvc: Dvc, name: str, ran: Iterable[str] = ()) -> str | None:
     has_commit = (
         subprocess.run(
             ["git", "rev-parse", "--verify", "HEAD"], cwd=dvc.root, capture_output=True, check=False
@@ -58,10 +59,13 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
         return None
     # `dvc exp save` without targets runs `dvc commit --force` on every stage: a stage that did not run tonight (a
     # dry run, a failed night) would have its new inputs recorded against its old outputs, and the next night would
-    # skip it. It commits only the champion pointer; dvc.lock stays exactly as the stages wrote it.
+    # skip it. It commits the stages that ran tonight (`ran`: what changed since is the champion pointer promote
+    # moved, so a promotion does not re-run evaluate and monitor) and the champion pointer; with neither, dvc.lock is
+    # put back as the stages wrote it.
     lock = dvc.root / "dvc.lock"
     written = lock.read_bytes() if lock.is_file() else None
-    targets = [path for path in (_PROJECT.champion.with_suffix(".dvc").as_posix(),) if (dvc.root / path).is_file()]
+    champion = _PROJECT.champion.with_suffix(".dvc").as_posix()
+    targets = [*ran, *([champion] if (dvc.root / champion).is_file() else [])]
     try:
         include = [*EXPERIMENT_FILES, (_PROJECT.run_records / f"{name}.json").as_posix()]
         present = [path for path in include if (dvc.root / path).is_file()]
@@ -70,7 +74,7 @@ def _save_experiment(dvc: Dvc, name: str) -> str | None:
         log.warning("could not save the run as a DVC experiment: %s", error)
         return None
     finally:
-        if written is not None and lock.read_bytes() != written:
+        if not targets and written is not None and lock.read_bytes() != written:
             lock.write_bytes(written)
             log.warning("dvc exp save rewrote dvc.lock: put back as the stages wrote it")
     return name
@@ -248,7 +252,8 @@ def _write(paths: ProjectPaths, run_id: str, summary: dict[str, Any], save_exper
     summary["experiment"] = name if save_experiment else None
     write_json(paths.run_record(run_id), summary)
     write_json(paths.run_summary, summary)
-    if save_experiment and _save_experiment(Dvc(paths.root), name) is None:
+    ran = [stage for stage, did in (summary.get("stages") or {}).items() if did is True]
+    if save_experiment and _save_experiment(Dvc(paths.root), name, ran) is None:
         summary["experiment"] = None  # not saved: say so in the files too
         write_json(paths.run_record(run_id), summary)
         write_json(paths.run_summary, summary)

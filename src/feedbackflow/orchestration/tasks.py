@@ -9,25 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
 from feedbackflow.credentials import mask_credentials
-from feedbackflow.errors import DataQualityError, FeedbackflowError, PrivacyLeakError, StateCorruptError
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
+from feedbackflow.orchestration.runner import fail_without_retry as _fail_without_retry
 from feedbackflow.orchestration.runner import merge_ran, merge_upstream, run_stage
 from feedbackflow.settings import SOURCE_OVERRIDE_ENV, Settings, load_settings
 from feedbackflow.storage.dvc import Dvc, pipeline
 
 log = logging.getLogger(__name__)
-
-
-#: Exit codes of failures a retry cannot fix: bad data, a privacy leak, a corrupt state file (the raw manifest).
-NO_RETRY_EXIT_CODES = (DataQualityError.exit_code, PrivacyLeakError.exit_code, StateCorruptError.exit_code)
 
 
 def run_params() -> dict[str, Any]:
@@ -194,19 +189,6 @@ def stage_status(dvc: Dvc, stages: list[str]) -> dict[str, Any]:
     output = dvc("status", "--json", *stages) if stages else "{}"
     document = next((line for line in reversed(output.splitlines()) if line.startswith("{")), "{}")
     return {name: change for name, change in json.loads(document).items() if change}
-
-
-@contextmanager
-def _fail_without_retry() -> Iterator[None]:
-    """Bad data, a leak, a corrupt manifest or registry fail the task once: retrying cannot fix them."""
-    try:
-        yield
-    except FeedbackflowError as error:
-        if getattr(error, "exit_code", None) in NO_RETRY_EXIT_CODES:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(error)) from error
-        raise
 
 
 #: the report files among the stages' outputs that the run summary reads (the rest, e.g. plots, stay in the remote)
