@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from feedbackflow.credentials import mask_credentials
 from feedbackflow.stages.ingest import POSTGRES_DSN_ENV
 
 
@@ -72,7 +73,17 @@ CONNECTIONS: dict[str, tuple[str, Callable[[Any], dict[str, str]]]] = {
 
 
 def connection_environment(kinds: Iterable[str]) -> dict[str, str]:
-    """The environment of the named connection kinds whose connection id is set (nothing set: no Airflow needed)."""
+    """The environment of the named connection kinds whose connection id is set (nothing set: no Airflow needed).
+
+    Every credential in it and in this process's environment is registered with Airflow's secret masker first, so no
+    task or supervisor log line shows one from here on.
+    """
+    env = _connections(kinds)
+    mask_credentials({**os.environ, **env})
+    return env
+
+
+def _connections(kinds: Iterable[str]) -> dict[str, str]:
     wanted: list[tuple[str, Callable[[Any], dict[str, str]]]] = []
     for kind in kinds:
         variable, convert = CONNECTIONS[kind]

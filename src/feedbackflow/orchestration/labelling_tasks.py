@@ -12,12 +12,10 @@ keeps it. Each returns a small dict (mode, status, counts), never text.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.credentials import mask_credentials
 from feedbackflow.errors import FeedbackflowError
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import sync_champion
@@ -83,7 +81,6 @@ def _push(settings: Settings, paths: ProjectPaths, upstream: Iterable[dict[str, 
     from feedbackflow.labelling import loop
 
     env = connection_environment(("aws",))
-    mask_credentials({**os.environ, **env})
     pull_upstream(upstream, [ProjectPaths.relative().anonymised.as_posix()])
     sync_champion(paths, env)
     if not (paths.champion / "config.json").is_file():

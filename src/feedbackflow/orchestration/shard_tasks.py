@@ -12,7 +12,6 @@ outputs are those of one worker, and a fresh worker with an empty disk gets the 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -22,7 +21,6 @@ from typing import Any
 import yaml
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.credentials import mask_credentials
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import fail_without_retry, merge_upstream, stage_message, upstream_outputs
@@ -46,7 +44,6 @@ def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]
     rule = STAGE_RULES[stage]
     shards = rule.shards(settings) if rule.shards else 1
     env = connection_environment(rule.connections)
-    mask_credentials({**os.environ, **env})
     with fail_without_retry():
         if rule.before:
             rule.before(paths, env)

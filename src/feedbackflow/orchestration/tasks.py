@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.credentials import mask_credentials
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
 from feedbackflow.orchestration.runner import fail_without_retry as _fail_without_retry
@@ -121,7 +119,6 @@ def stage_task(
     rule = STAGE_RULES[stage]
     extra_env, forced = run_options(stage, params, settings)
     env = {**connection_environment(rule.connections), **extra_env}
-    mask_credentials({**os.environ, **env})  # Airflow's masker hides them in every log line from here on
     upstream = _flat(upstream)
     with _fail_without_retry():
         if rule.before:
@@ -167,7 +164,6 @@ def changes_task(upstream: Iterable[dict[str, Any] | None], params: dict[str, An
     if forced:
         return {"changed": forced}  # the stages run: the summary needs no word from here
     env = connection_environment(tuple(sorted({kind for rule in rules for kind in rule.connections})))
-    mask_credentials({**os.environ, **env})
     with _fail_without_retry():
         for before in dict.fromkeys(rule.before for rule in rules if rule.before):  # each once, in stage order
             before(paths, env)
