@@ -160,9 +160,8 @@ def nightly_retrain() -> None:
         if spec not in sources:
             rule = STAGE_RULES[spec.name]
             upstream = [results[name] for name in spec.upstream]
-            if rule.shards and rule.shards(_PARAMS) > 1:  # a large night: mapped shard tasks first, on every worker
-                shards = list(range(rule.shards(_PARAMS)))
-                upstream.append(shard(spec.name).partial(upstream=list(upstream)).expand(shard=shards))
+            if (count := rule.shard_count(_PARAMS)) > 1:  # a large night: mapped shard tasks first, on every worker
+                upstream.append(shard(spec.name).partial(upstream=list(upstream)).expand(shard=list(range(count))))
             results[spec.name] = stage(spec.name, **(gpu if rule.gpu else {}))(*upstream)
             checked >> results[spec.name]
     wait_for_erasure(_PARAMS.erasure) >> [results[spec.name] for spec in specs if not spec.upstream]

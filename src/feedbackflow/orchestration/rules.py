@@ -73,6 +73,10 @@ class StageRule:
     gpu: bool = False  # runs on GPU workers: dag.train_queue and a slot of dag.train_pool per GPU, its own timeout
     shards: Callable[[Settings], int] | None = None  # above 1: mapped `<stage>_shard` tasks share its work first
 
+    def shard_count(self, settings: Settings) -> int:
+        """How many mapped shard tasks share the stage's work first (1: none, the stage alone)."""
+        return self.shards(settings) if self.shards else 1
+
 
 STAGE_RULES: dict[str, StageRule] = {
     "ingest": StageRule(

@@ -99,14 +99,7 @@ def run_stage(
     snapshot = persistent_snapshot(paths, stage)
     if snapshot.pending():  # a killed run appended to the persistent outputs: undo that first
         snapshot.restore(paths.failed_runs / stage / _label(run_id))
-    if stage in dvc.lock().get("stages", {}):
-        # persistent outputs (the append-only raw store) must be present before the stage appends to them
-        _pull_stage(dvc, paths, stage, run_id)
-    needed = upstream_outputs(paths.root, stage, upstream_locks)
-    if needed:
-        # `repro --pull` cannot fetch a dependency that is a file inside another stage's output folder
-        # (data/split/train.parquet of data/split) on a worker that never had it: pull those outputs by hash first
-        dvc("pull", "--allow-missing", *needed)
+    pull_inputs(dvc, paths, stage, upstream_locks, run_id)
     snapshot.take()
     try:
         output = dvc("repro", "--single-item", "--pull", *(["--force"] if force else []), stage)
@@ -120,6 +113,20 @@ def run_stage(
     log.info("stage %s %s", stage, "ran" if ran else "was up to date (skipped)")
     ran_so_far = {**merge_ran(upstream), stage: ran}
     return {"stage": stage, "ran": ran, "lock": entry, "upstream_locks": upstream_locks, "stages_ran": ran_so_far}
+
+
+def pull_inputs(
+    dvc: Dvc, paths: ProjectPaths, stage: str, upstream_locks: dict[str, Any], run_id: str | None = None
+) -> None:
+    """Bring ``stage``'s last outputs and the upstream outputs it reads into this workspace, by hash."""
+    if stage in dvc.lock().get("stages", {}):
+        # persistent outputs (the append-only raw store) must be present before the stage appends to them
+        _pull_stage(dvc, paths, stage, run_id)
+    needed = upstream_outputs(paths.root, stage, upstream_locks)
+    if needed:
+        # `repro --pull` cannot fetch a dependency that is a file inside another stage's output folder
+        # (data/split/train.parquet of data/split) on a worker that never had it: pull those outputs by hash first
+        dvc("pull", "--allow-missing", *needed)
 
 
 UNSAVED = "Can't remove the following unsaved files"

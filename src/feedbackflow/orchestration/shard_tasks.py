@@ -23,7 +23,7 @@ import yaml
 from feedbackflow.config import ProjectPaths
 from feedbackflow.orchestration.connections import connection_environment
 from feedbackflow.orchestration.rules import STAGE_RULES
-from feedbackflow.orchestration.runner import fail_without_retry, merge_upstream, stage_message, upstream_outputs
+from feedbackflow.orchestration.runner import fail_without_retry, merge_upstream, pull_inputs, stage_message
 from feedbackflow.privacy import incremental
 from feedbackflow.settings import load_settings
 from feedbackflow.storage.dvc import Dvc, DvcError
@@ -42,7 +42,7 @@ def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]
     paths = ProjectPaths.discover()
     settings = load_settings(paths.params)
     rule = STAGE_RULES[stage]
-    shards = rule.shards(settings) if rule.shards else 1
+    shards = rule.shard_count(settings)
     env = connection_environment(rule.connections)
     with fail_without_retry():
         if rule.before:
@@ -50,11 +50,7 @@ def shard_task(stage: str, shard: int, upstream: Iterable[dict[str, Any] | None]
         dvc = Dvc(paths.root, env)
         locks = merge_upstream(upstream)
         dvc.merge_lock(locks)
-        needed = upstream_outputs(paths.root, stage, locks)
-        if needed:
-            dvc("pull", "--allow-missing", *needed)
-        if stage in dvc.lock().get("stages", {}):  # the stage's last parts: this shard plans as the stage will
-            dvc("pull", "--allow-missing", stage)
+        pull_inputs(dvc, paths, stage, locks)  # its inputs and the stage's last parts: it plans as the stage will
         _run_shard(paths, dvc.env, stage, shard, shards)
         folder = paths.anonymise_shard(shard, shards).relative_to(paths.root).as_posix()
         records = []
