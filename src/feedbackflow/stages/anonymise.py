@@ -308,17 +308,32 @@ def run_shard(settings: Settings, paths: ProjectPaths, shard: int, shards: int, 
     for part_folder in staging:
         part_folder.mkdir(parents=True)
     sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
-    rows = sum(batches[position].rows for position in night_plan.redo)
     with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
-        progress = Progress(logger, f"anonymise shard {shard + 1} of {shards}", rows)
-        for position, result in anonymisers.results(
-            incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
-        ):
-            sink.add(position, result)
-            progress.advance(result.counts["rows"])
-        sink.close()
+        label = f"anonymise shard {shard + 1} of {shards}"
+        rows = _redo(label, (parquet, schema), night, night_plan, anonymisers, sink)
     incremental.write_shard_index(folder, batches, sink)
     return {"shard": shard, "shards": shards, "batches": len(night_plan.redo), "rows": rows}
+
+
+def _redo(
+    label: str,
+    validated: tuple[pq.ParquetFile, pa.Schema],
+    night: Night,
+    night_plan: incremental.Plan,
+    anonymisers: Anonymisers,
+    sink: incremental.PartSink,
+) -> int:
+    """Anonymise and gate the batches ``night_plan`` redoes into ``sink``'s parts, with progress lines; the rows."""
+    parquet, schema = validated
+    rows = sum(night_plan.batches[position].rows for position in night_plan.redo)
+    progress = Progress(logger, label, rows)
+    for position, result in anonymisers.results(
+        incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
+    ):
+        sink.add(position, result)
+        progress.advance(result.counts["rows"])
+    sink.close()
+    return rows
 
 
 def _night(config: AnonymiseSettings, paths: ProjectPaths, chunk_rows: int | None) -> tuple[Night, str | None]:
@@ -401,12 +416,7 @@ def _anonymise_parts(
     with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
         rescanned = incremental.rescan_held(night_plan, paths.held_back, anonymisers.results)
         from_shards = incremental.adopt_shards(night_plan, paths.anonymise_shards, staging, sink)
-        chunks = incremental.redo_chunks(parquet, schema.names, night_plan, night.chunk_rows)
-        progress = Progress(logger, "anonymise", sum(batches[position].rows for position in night_plan.redo))
-        for position, result in anonymisers.results(chunks):
-            sink.add(position, result)
-            progress.advance(result.counts["rows"])
-        sink.close()
+        _redo("anonymise", (parquet, schema), night, night_plan, anonymisers, sink)
     parts = [sink.entries.get(n) or night_plan.reuse[n] for n in range(len(batches))]
     for (entry, held), batch in zip(parts, batches, strict=True):
         entry.update(identity=batch.identity, batch_id=batch.batch_id, input_sha256=batch.input_sha256)
