@@ -57,18 +57,19 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-def _run_stage(name: str) -> None:
+def _run_stage(name: str, function: str = "run", command: str | None = None, **arguments: object) -> None:
+    """Run ``function`` of stage module ``name``; its errors as ``error in <command>: ...`` and their exit codes."""
     _setup_logging()
     paths = ProjectPaths.discover()
     try:
         settings = load_settings(paths.params)
         module = importlib.import_module(f"feedbackflow.stages.{name}")
-        result = module.run(settings, paths)
+        result = getattr(module, function)(settings, paths, **arguments)
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(78) from None
     except FeedbackflowError as error:
-        typer.echo(f"error in {name}: {error}", err=True)
+        typer.echo(f"error in {command or name}: {error}", err=True)
         raise typer.Exit(error.exit_code) from None
     typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
 
@@ -83,17 +84,7 @@ def anonymise_shard(
     if shard > of:
         typer.echo(f"error: --shard {shard} is beyond --of {of}", err=True)
         raise typer.Exit(64)
-    _setup_logging()
-    paths = ProjectPaths.discover()
-    settings = _project_settings(paths)
-    from feedbackflow.stages.anonymise import run_shard
-
-    try:
-        result = run_shard(settings, paths, shard - 1, of)
-    except FeedbackflowError as error:
-        typer.echo(f"error in anonymise-shard: {error}", err=True)
-        raise typer.Exit(error.exit_code) from None
-    typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    _run_stage("anonymise", "run_shard", "anonymise-shard", shard=shard - 1, shards=of)
 
 
 def _register(name: str, spec: StageSpec | None) -> None:
