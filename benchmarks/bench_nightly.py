@@ -84,14 +84,9 @@ def anonymise(root: Path, batches: list[Any]) -> dict[str, Any]:
     validated = root / "data" / "validated"
     validated.mkdir(parents=True, exist_ok=True)
     pd.concat(batches, ignore_index=True).to_parquet(validated / "feedback.parquet", index=False)
-    env = {**os.environ, "FEEDBACKFLOW_PROJECT_DIR": str(root), "PYTHONPATH": str(ROOT / "src")}
-    started, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run([sys.executable, "-m", "feedbackflow", "anonymise"], cwd=root, env=env, capture_output=True)
-    seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
-    if done.returncode:
-        raise SystemExit(f"anonymise failed (exit {done.returncode}):\n{done.stderr.decode(errors='replace')[-4000:]}")
+    seconds, cpu = run_stage(root, "anonymise")
     report = json.loads((root / "reports" / "anonymise" / "anonymise.json").read_text(encoding="utf-8"))
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "rows": report["rows"], **report["incremental"]}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": report["rows"], **report["incremental"]}
 
 
 def _children_cpu() -> float:
@@ -268,11 +263,17 @@ def _raw_files(raw: Path) -> list[str]:
     )
 
 
+def stage_env(root: Path) -> dict[str, str]:
+    """The environment of a ``feedbackflow`` command run on the project at ``root`` with this checkout's code."""
+    return {**os.environ, "FEEDBACKFLOW_PROJECT_DIR": str(root), "PYTHONPATH": str(ROOT / "src")}
+
+
 def run_stage(root: Path, stage: str) -> tuple[float, float]:
     """Run ``feedbackflow <stage>`` in its own process, as DVC does; wall and CPU seconds."""
-    env = {**os.environ, "FEEDBACKFLOW_PROJECT_DIR": str(root), "PYTHONPATH": str(ROOT / "src")}
     started, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run([sys.executable, "-m", "feedbackflow", stage], cwd=root, env=env, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "feedbackflow", stage], cwd=root, env=stage_env(root), capture_output=True
+    )
     seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode:
         raise SystemExit(f"{stage} failed (exit {done.returncode}):\n{done.stderr.decode(errors='replace')[-4000:]}")

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_nightly import ROOT, nights_of_feedback, project, same_outputs
+from benchmarks.bench_nightly import nights_of_feedback, project, same_outputs, stage_env
+from feedbackflow.io import write_json
 
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
@@ -48,8 +49,8 @@ def _workspace(root: Path, batches: list[Any], canaries: dict[str, list[str]]) -
 
 
 def _start(root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, **ONE_THREAD, "FEEDBACKFLOW_PROJECT_DIR": str(root), "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, "-m", "feedbackflow", *args]
+    env = {**stage_env(root), **ONE_THREAD}
     return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({figures['speedup']}x), outputs identical"
     )
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        write_json(args.json_out, figures)
     return 0
 
 
