@@ -15,7 +15,6 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -71,13 +70,12 @@ def _run_shard(paths: ProjectPaths, env: dict[str, str], stage: str, shard: int,
         log.info("%s", line)
     if done.returncode:
         output = done.stdout + done.stderr
-        message = stage_message(f"{stage}-shard", output) or output.strip().splitlines()[-1:]
+        message = stage_message(f"{stage}-shard", output) or (output.strip().splitlines() or ["no output"])[-1]
         raise DvcError(f"{stage} shard {shard + 1} of {shards}: {message}", exit_code=done.returncode, output=output)
 
 
-def restore_shards(paths: ProjectPaths, env: dict[str, str], upstream: Iterable[Any]) -> list[str]:
-    """Pull every shard named in ``upstream`` (its ``.dvc`` record) into this workspace; the ``.dvc`` files pulled."""
-    files = []
+def restore_shards(paths: ProjectPaths, env: dict[str, str], upstream: Iterable[Any]) -> None:
+    """Pull every shard named in ``upstream`` (its ``.dvc`` records) into this workspace."""
     dvc = Dvc(paths.root, env)
     for result in upstream:
         for record in ((result or {}).get(SHARD_RECORD) or []) if isinstance(result, dict) else []:
@@ -85,5 +83,3 @@ def restore_shards(paths: ProjectPaths, env: dict[str, str], upstream: Iterable[
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(yaml.safe_dump(record["content"], sort_keys=False), encoding="utf-8")
             dvc("pull", *(["-r", record["remote"]] if record["remote"] else []), record["path"])
-            files.append(Path(record["path"]).as_posix())
-    return files
