@@ -168,6 +168,28 @@ def test_outputs_do_not_depend_on_the_chunk_size(history: ProjectPaths, gx_passi
         assert chunked[3] == whole[3]
 
 
+@pytest.mark.parametrize("gx_passing_rows", [None, 5])
+def test_settled_parts_in_arrow_give_the_outputs_of_every_rule_recomputed_in_pandas(
+    history: ProjectPaths, gx_passing_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pass 2 reads a part's stored field rules and moves its rows in Arrow; the reference recomputes every rule."""
+    from feedbackflow.quality.history import History
+
+    arrow = [_validate(history, 7, gx_passing_rows, fresh) for fresh in (True, False)]
+    settled: list[int] = []
+
+    def in_pandas(self: History, result, *rest):  # type: ignore[no-untyped-def]
+        settled.append(result.position)
+        self._stale.add(result.position)  # no stored rules: Prepared and every field mask computed again
+        return self._check_frames(result, *rest)
+
+    monkeypatch.setattr(History, "_check_settled", in_pandas)
+    for fresh, found in zip((True, False), arrow, strict=True):
+        settled.clear()
+        assert _validate(history, 7, gx_passing_rows, fresh) == found
+        assert len(settled) >= 5, "every readable batch not superseded is settled"
+
+
 def test_raw_chunks_hold_exactly_the_rows_of_the_whole_file(history: ProjectPaths) -> None:
     for entry in read_manifest(history.raw_manifest):
         path = history.raw / entry["raw_file"]
@@ -195,7 +217,7 @@ def test_id_claims_are_exact_on_the_hash_path_and_the_arrow_path(monkeypatch: py
 
     by_hash = suite.IdClaims(stored, positions, versioned)
     assert not by_hash._collisions
-    hashed = (by_hash.repeated(asked, at, candidate, version), by_hash.shared(asked, candidate), by_hash._index(asked))
+    hashed = (by_hash.repeated(asked, at, candidate, version), by_hash.shared(asked, candidate), by_hash.lookup(asked))
     original = ids._hash_ids
     monkeypatch.setattr(ids, "_hash_ids", lambda ids: original(ids) % np.uint64(97))  # many ids share a hash
     by_arrow = suite.IdClaims(stored, positions, versioned)

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feedbackflow.errors import ConfigError
+from feedbackflow.quality import settled
 from feedbackflow.quality.batch_parts import BatchParts, PartWriter, read_part
 from feedbackflow.quality.batches import BatchResult, later_redeliveries
 from feedbackflow.quality.expectations import gx_view
@@ -44,10 +45,13 @@ from feedbackflow.quality.masks import (
     Prepared,
     any_rule,
     as_text,
+    blank,
     field_masks,
+    pack_masks,
     replaced_versions,
     rules_column,
     type_errors,
+    unpack_masks,
 )
 from feedbackflow.quality.outputs import ParquetSink
 from feedbackflow.quality.readers import RawBatch, RestartBatchError, UnreadableBatchError
@@ -80,11 +84,14 @@ _SHARED = "shared ids"
 
 #: A part's column saying whether the row passed every rule but ``id_unique`` (an id candidate) when it was written.
 CANDIDATE = "_id_candidate"
+#: A part's column with the rules of :func:`~feedbackflow.quality.masks.field_masks` the row broke when it was written
+#: (:func:`~feedbackflow.quality.masks.pack_masks`): pass 2 reads them instead of computing them again.
+FIELD_RULES_BROKEN = "_field_rules"
 
 
 def part_columns(spec: RuleSpec) -> list[str]:
     """The columns a batch's part keeps (:mod:`.batch_parts`): the rest of a tagged chunk is its manifest entry's."""
-    return [*spec.carried_columns, TYPE_ERROR, "row_number", ROW, CANDIDATE]
+    return [*spec.carried_columns, TYPE_ERROR, "row_number", ROW, CANDIDATE, FIELD_RULES_BROKEN]
 
 
 @dataclass
@@ -164,6 +171,7 @@ class History:
         self._candidates = _Candidates()
         self._parts = parts
         self._stored: dict[int, Path] = {}  # batch position -> the part holding its tagged rows (read, not raw)
+        self._stale: set[int] = set()  # reused parts whose stored field rules may differ tonight (future rows)
         self.chunk_rows = chunk_rows
         for result in results:
             if parts is not None and self._reuse_part(result, parts):
@@ -212,6 +220,7 @@ class History:
         self._stored[result.position] = path
         result.extra_columns = list(entry["extra_columns"])
         if entry["future_rows"]:  # a row dated in the future may pass tonight: every row rule again
+            self._stale.add(result.position)
             self._first_pass(result, self._tagged(result))
         else:  # no rule of pass 1 depends on the time: its candidates and counts are the part's
             self._candidates_of_part(result, path, entry)
@@ -254,7 +263,8 @@ class History:
             erased += int((gone & candidate).sum())
             candidate &= ~gone
             if writer is not None:
-                writer.write(tagged.assign(**{CANDIDATE: candidate}), int(masks[CREATED_AT_NOT_FUTURE].sum()))
+                stored = {CANDIDATE: candidate, FIELD_RULES_BROKEN: pack_masks(masks)}
+                writer.write(tagged.assign(**stored), int(masks[CREATED_AT_NOT_FUTURE].sum()))
             ids = tagged["id"][candidate]
             candidates.ids.append(pa.array(ids.to_numpy(dtype=object), type=pa.large_string()))
             candidates.positions.append(offset + rows + np.flatnonzero(candidate))
@@ -343,6 +353,8 @@ class History:
         tagged["row_number"] = stored["row_number"].to_numpy(dtype=np.int64)
         tagged[POSITION] = result.position
         tagged[ROW] = stored[ROW].to_numpy(dtype=np.int64)
+        if result.position not in self._stale:  # the rules it broke, as computed tonight or on a past night
+            tagged[FIELD_RULES_BROKEN] = stored[FIELD_RULES_BROKEN].to_numpy(dtype=np.int64)
         return tagged
 
     def mark_superseded(self, max_share: float) -> None:
@@ -390,7 +402,7 @@ class History:
         checked_rows = sum(self.results[p].rows_read for p in checked)
         involved = sum(self._flagged[p] + self._erased[p] for p in checked)
         involved += int(claims.shared(ids, np.ones(len(ids), bool)).sum())
-        sample = _GxSample(checked_rows, checked_rows - involved, gx_passing_rows)
+        sample = _GxSample(checked_rows, checked_rows - involved, gx_passing_rows, self.spec.now)
         labels: Counter[str] = Counter()
         accepted = 0
         for result in self.results:
@@ -434,6 +446,17 @@ class History:
                 yield self.tag(frame, result, row_numbers, rows)
             rows += len(frame)
 
+    def _field_rules(self, tagged: pd.DataFrame) -> tuple[Prepared | None, dict[str, pd.Series]]:
+        """The chunk's prepared values (None when read from its part) and :func:`field_masks`.
+
+        A part keeps the rules each row broke when it was written; they hold tonight unless a row was dated in the
+        future then (such a part is marked stale). Computing them is most of the work of a row.
+        """
+        if FIELD_RULES_BROKEN in tagged.columns:
+            return None, unpack_masks(tagged.pop(FIELD_RULES_BROKEN).to_numpy(), tagged.index)
+        prepared = Prepared.of(tagged, self.spec.now)
+        return prepared, field_masks(tagged, self.spec, prepared)
+
     def _check_batch(
         self,
         result: BatchResult,
@@ -444,6 +467,20 @@ class History:
         labels: Counter[str],
     ) -> int:
         """Validate one batch chunk by chunk; returns its accepted rows."""
+        if result.position in self._stored and result.position not in self._stale and self._erased_rows is None:
+            return self._check_settled(result, claims, sample, validated, quarantine, labels)
+        return self._check_frames(result, claims, sample, validated, quarantine, labels)
+
+    def _check_frames(
+        self,
+        result: BatchResult,
+        claims: IdClaims,
+        sample: _GxSample,
+        validated: ParquetSink,
+        quarantine: ParquetSink,
+        labels: Counter[str],
+    ) -> int:
+        """:meth:`_check_batch` in pandas: any batch (erased subjects, a raw file, stale field rules)."""
         per_rule = dict.fromkeys(ROW_RULES, 0)
         quarantined = replaced = accepted = 0
         offset = self._offsets[result.position]
@@ -454,13 +491,13 @@ class History:
                 quarantine.write(chunk.loc[gone].assign(rules=ERASED_SUBJECT))
                 erased += int(gone.sum())
             tagged = chunk.loc[~gone].reset_index(drop=True)
-            prepared = Prepared.of(tagged, self.spec.now)
-            masks = field_masks(tagged, self.spec, prepared)
+            prepared, masks = self._field_rules(tagged)
             candidate = ~any_rule(masks).to_numpy()
             positions = offset + tagged[ROW].to_numpy()
             versioned = tagged[UPDATE_SOURCE_COLUMN].isin(UPDATE_SOURCES).to_numpy()
             reviewed = tagged[UPDATE_SOURCE_COLUMN].isin(REVIEW_SOURCES).to_numpy()
-            repeated = claims.repeated(tagged["id"], positions, candidate, versioned, reviewed)
+            found = claims.lookup(tagged["id"])
+            repeated = claims.repeated(tagged["id"], positions, candidate, versioned, reviewed, index=found)
             masks[ID_UNIQUE] = pd.Series(repeated, index=tagged.index) & ~masks[ID_NOT_EMPTY]
             masks = {rule: masks[rule].astype(bool) for rule in ROW_RULES}
             failing = any_rule(masks)
@@ -469,7 +506,8 @@ class History:
                 bad["rules"] = rules_column({rule: mask[failing] for rule, mask in masks.items()}).to_numpy()
             quarantine.write(bad)
             good = tagged.loc[~failing]
-            good = good.assign(label=good["label"].where(~prepared.blank["label"][~failing], None))
+            label_blank = blank(good["label"]) if prepared is None else prepared.blank["label"][~failing]
+            good = good.assign(label=good["label"].where(~label_blank, None))
             validated.write(good)
             labels.update(good["label"].dropna())
             for rule, mask in masks.items():
@@ -477,12 +515,63 @@ class History:
             quarantined += int(failing.sum())
             replaced += int(replaced_versions(tagged, masks, claims.reviewed_later(tagged["id"], positions)).sum())
             accepted += len(good)
-            sample.take(tagged, masks, prepared, failing.to_numpy(), claims.shared(tagged["id"], candidate))
+            shared = claims.shared(tagged["id"], candidate, index=found)
+            sample.take(tagged, masks, prepared, failing.to_numpy(), shared)
         if result.rows_read:
             result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined + erased, replaced, per_rule
             result.rows_erased = erased
             result.by_rule[ERASED_SUBJECT] = erased
         return accepted
+
+    def _check_settled(
+        self,
+        result: BatchResult,
+        claims: IdClaims,
+        sample: _GxSample,
+        validated: ParquetSink,
+        quarantine: ParquetSink,
+        labels: Counter[str],
+    ) -> int:
+        """:meth:`_check_batch` of a batch whose part's field rules hold tonight, in Arrow (:mod:`.settled`)."""
+        import pyarrow.parquet as pq
+
+        per_rule = dict.fromkeys(ROW_RULES, 0)
+        quarantined = replaced = accepted = 0
+        offset, source = self._offsets[result.position], result.entry.get("source", "folder")
+        part = pq.ParquetFile(self._stored[result.position])
+        for table in map(pa.Table.from_batches, ([b] for b in part.iter_batches(batch_size=max(1, self.chunk_rows)))):
+            bits, ids = table[FIELD_RULES_BROKEN].to_numpy(), table["id"].combine_chunks()
+            positions, rows = offset + table[ROW].to_numpy(), table.num_rows
+            versioned, reviewed = np.full(rows, source in UPDATE_SOURCES), np.full(rows, source in REVIEW_SOURCES)
+            found = claims.lookup(ids)
+            repeated = claims.repeated(ids, positions, bits == 0, versioned, reviewed, index=found)
+            unique = settled.id_unique(bits, repeated)
+            failing = (bits != 0) | unique
+            for rule, count in settled.rule_counts(bits, unique).items():
+                per_rule[rule] += count
+            replaced += int((unique & (bits == 0) & (claims.reviewed_later(ids, positions) | versioned)).sum())
+            bad = self._settled_rows(table, failing, bits, unique, result)
+            if len(bad[0]):
+                quarantine.write(bad[0].assign(rules=rules_column(bad[1]).to_numpy()))
+            good, counts = settled.accepted_rows(table, ~failing, result.entry)
+            validated.write_table(good)
+            labels.update(counts)
+            quarantined, accepted = quarantined + int(failing.sum()), accepted + good.num_rows
+            shared = claims.shared(ids, bits == 0, index=found)
+            chosen = sample.choose(failing, shared)
+            if chosen.any():
+                picked, masks = self._settled_rows(table, chosen, bits, unique, result)
+                sample.keep(picked, masks, None, np.ones(len(picked), bool), shared[chosen])
+        result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined, replaced, per_rule
+        result.rows_erased = result.by_rule[ERASED_SUBJECT] = 0
+        return accepted
+
+    def _settled_rows(
+        self, table: pa.Table, chosen: np.ndarray, bits: np.ndarray, unique: np.ndarray, result: BatchResult
+    ) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+        """The ``chosen`` rows of a settled part's table as a tagged frame, and their row rules' masks."""
+        frame = self._retag(table.filter(pa.array(chosen)).to_pandas(), result).drop(columns=FIELD_RULES_BROKEN)
+        return frame, settled.row_masks(bits[chosen], unique[chosen], frame.index)
 
 
 class _GxSample:
@@ -492,7 +581,7 @@ class _GxSample:
     among the others are drawn up front exactly as ``gx_positions`` draws them over the whole frame.
     """
 
-    def __init__(self, rows: int, others: int, passing_rows: int | None) -> None:
+    def __init__(self, rows: int, others: int, passing_rows: int | None, now: pd.Timestamp) -> None:
         self.every_row = passing_rows is None or others <= passing_rows
         self.ranks = (
             np.zeros(0, np.int64)
@@ -500,6 +589,7 @@ class _GxSample:
             else np.sort(np.random.default_rng(rows).choice(others, passing_rows, replace=False))
         )
         self.others_seen = 0
+        self.now = now
         self.views: list[pd.DataFrame] = []
         self.counts: Counter[str] = Counter()
         self.rows = 0
@@ -508,7 +598,7 @@ class _GxSample:
         self,
         frame: pd.DataFrame,
         masks: dict[str, pd.Series],
-        prepared: Prepared,
+        prepared: Prepared | None,
         failing: np.ndarray,
         shared: np.ndarray,
     ) -> None:
@@ -517,21 +607,39 @@ class _GxSample:
         Args:
             frame: A tagged chunk.
             masks: Its rule masks.
-            prepared: Its prepared values.
+            prepared: Its prepared values; None: computed here for the chosen rows only (every value is its row's).
             failing: True where a row broke a rule.
             shared: True for id candidates whose id another candidate shares.
         """
+        self.keep(frame, masks, prepared, self.choose(failing, shared), shared)
+
+    def choose(self, failing: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """The rows of the next chunk GX re-checks (every involved row and the sample's), given its rows' flags."""
         involved = failing | shared
         if self.every_row:
-            chosen = np.ones(len(frame), dtype=bool)
-        else:
-            ranks = self.others_seen + np.cumsum(~involved) - 1
-            at = np.minimum(np.searchsorted(self.ranks, ranks), len(self.ranks) - 1)
-            chosen = involved | (len(self.ranks) > 0) & (self.ranks[at] == ranks)
-            self.others_seen += int((~involved).sum())
+            return np.ones(len(involved), dtype=bool)
+        ranks = self.others_seen + np.cumsum(~involved) - 1
+        at = np.minimum(np.searchsorted(self.ranks, ranks), len(self.ranks) - 1)
+        self.others_seen += int((~involved).sum())
+        return involved | (len(self.ranks) > 0) & (self.ranks[at] == ranks)
+
+    def keep(
+        self,
+        frame: pd.DataFrame,
+        masks: dict[str, pd.Series],
+        prepared: Prepared | None,
+        chosen: np.ndarray,
+        shared: np.ndarray,
+    ) -> None:
+        """Keep the ``chosen`` rows of a chunk (as :meth:`take`)."""
         if not chosen.any():
             return
-        self.views.append(gx_view(frame, masks, prepared).loc[chosen].reset_index(drop=True))
+        if prepared is None:
+            picked = frame.loc[chosen]
+            view = gx_view(picked, {rule: mask[chosen] for rule, mask in masks.items()}, Prepared.of(picked, self.now))
+        else:
+            view = gx_view(frame, masks, prepared).loc[chosen]
+        self.views.append(view.reset_index(drop=True))
         for rule, mask in masks.items():
             self.counts[rule] += int(mask.to_numpy()[chosen].sum())
         # GX counts every row of a repeated id, the kept first occurrence included: the candidates sharing an id

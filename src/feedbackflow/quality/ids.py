@@ -135,8 +135,9 @@ class IdClaims:
         arrays = (self._first, self._first_plain, self._last_version, self._count, self._sorted)
         return int(self._ids.nbytes + sum(array.nbytes for array in arrays))
 
-    def _index(self, ids: pd.Series | pa.Array) -> np.ndarray:
-        """Each id's row in the claims table, -1 where it has none (or is null)."""
+    def lookup(self, ids: pd.Series | pa.Array) -> np.ndarray:
+        """Each id's row in the claims table, -1 where it has none (or is null): :meth:`repeated` and :meth:`shared`
+        take it as ``index`` when both look up the same ids."""
         values = ids.cast(pa.large_string()) if isinstance(ids, pa.Array) else arrow_strings(ids)
         if self._collisions or not len(self._sorted):
             found = pc.index_in(values, value_set=self._ids)
@@ -154,6 +155,7 @@ class IdClaims:
         candidate: np.ndarray,
         versioned: np.ndarray,
         reviewed: np.ndarray | None = None,
+        index: np.ndarray | None = None,
     ) -> np.ndarray:
         """``id_unique`` before the ``id_not_empty`` exception, for rows of one chunk.
 
@@ -163,11 +165,12 @@ class IdClaims:
             candidate: True where the row passes every rule but ``id_unique``.
             versioned: True where the row comes from an updating source.
             reviewed: True where the row comes from a review source (None: none).
+            index: :meth:`lookup` of ``ids`` when the caller has it.
 
         Returns:
             True where the row repeats an id.
         """
-        index = self._index(ids)
+        index = self.lookup(ids) if index is None else index
         found = index >= 0
         at = np.where(found, index, 0)
 
@@ -182,9 +185,10 @@ class IdClaims:
         review = np.zeros(len(index), bool) if reviewed is None else np.asarray(reviewed, dtype=bool)
         return np.where(candidate & review, later, base | later)
 
-    def shared(self, ids: pd.Series | pa.Array, candidate: np.ndarray) -> np.ndarray:
-        """True for candidates whose id other candidates share (the rows GX's uniqueness check must see)."""
-        index = self._index(ids)
+    def shared(self, ids: pd.Series | pa.Array, candidate: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+        """True for candidates whose id other candidates share (the rows GX's uniqueness check must see); ``index``:
+        :meth:`lookup` of ``ids`` when the caller has it."""
+        index = self.lookup(ids) if index is None else index
         if not len(self._count):
             return np.zeros(len(index), dtype=bool)
         found = index >= 0

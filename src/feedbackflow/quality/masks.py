@@ -177,6 +177,24 @@ def replaced_versions(
     return pd.Series(only_repeat & replaced, index=frame.index)
 
 
+#: The rules of :func:`field_masks` (every row rule but ``id_unique``), in the bit order of :func:`pack_masks`.
+FIELD_RULES = tuple(rule for rule in ROW_RULES if rule != ID_UNIQUE)
+
+
+def pack_masks(masks: Mapping[str, pd.Series]) -> np.ndarray:
+    """:func:`field_masks` as one int64 per row, bit ``i`` set where the row broke ``FIELD_RULES[i]``."""
+    packed = np.zeros(len(next(iter(masks.values()))), dtype=np.int64)
+    for bit, rule in enumerate(FIELD_RULES):
+        packed |= masks[rule].to_numpy(dtype=bool).astype(np.int64) << bit
+    return packed
+
+
+def unpack_masks(packed: np.ndarray, index: pd.Index) -> dict[str, pd.Series]:
+    """The field masks :func:`pack_masks` packed, on ``index``."""
+    packed = np.asarray(packed, dtype=np.int64)
+    return {rule: pd.Series((packed >> bit) & 1 == 1, index=index) for bit, rule in enumerate(FIELD_RULES)}
+
+
 def rules_column(masks: Mapping[str, pd.Series]) -> pd.Series:
     """Name every rule each row broke, joined with ``;`` in rule order (``""`` for rows that broke none).
 

@@ -93,9 +93,15 @@ class ParquetSink:
             pa.array(frame[name].to_numpy(dtype=object), type=self.schema.field(name).type, from_pandas=True)
             for name in self.schema.names
         ]
-        self._buffer.append(pa.Table.from_arrays(arrays, schema=self.schema))
-        self._buffered += len(frame)
-        self.rows += len(frame)
+        self.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append an Arrow table with the sink's schema."""
+        if not table.num_rows:
+            return
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        self.rows += table.num_rows
         while self._buffered >= ROW_GROUP_ROWS:
             self._flush(ROW_GROUP_ROWS)
 
