@@ -14,13 +14,14 @@ these and the batch is read from raw again. A part missing or with other bytes t
 raw again with a warning, never used. Batches that broke a header rule (unreadable, a required column missing) or
 hold no rows get no part: they are small, and read from raw every night.
 
-A part also keeps, per row, whether it passed every rule but ``id_unique`` when it was written (an id candidate), and
-its index entry the batch's counts: a reused batch then skips the first pass's rules, unless one of its rows was dated
-in the future when it was written (``created_at_not_future`` is the only rule that depends on the time).
+A part also keeps, per row, whether it passed every rule but ``id_unique`` when it was written (an id candidate) and
+which of those rules it broke, and its index entry the batch's counts: a reused batch then runs no row rule but
+``id_unique``, unless one of its rows was dated in the future when it was written (``created_at_not_future`` is the
+only rule that depends on the time): such a batch runs every rule again.
 
 Every rule that spans batches (``id_unique``, superseded batches, the erased subjects, volume, label minimum, the
-quarantine share) and every row rule still runs every night over the parts, so the outputs are exactly those of
-reading every raw batch again (``tests/unit/test_validate_incremental.py`` compares them).
+quarantine share) still runs every night over the parts, so the outputs are exactly those of reading every raw batch
+again (``tests/unit/test_validate_incremental.py`` compares them).
 """
 
 from __future__ import annotations

@@ -10,9 +10,12 @@ read twice, one chunk of ``validate.chunk_rows`` rows at a time:
    file leaves a part (:mod:`feedbackflow.quality.batch_parts`: its tagged rows and each row's candidate flag); a
    batch whose part from an earlier run is reusable is not read from raw at all, and when none of its rows was dated
    in the future its candidates and counts come from the part without running a rule.
-2. **Pass 2** reads the batches again (from their parts), computes every rule, and streams accepted rows into the
+2. **Pass 2** reads the batches again (from their parts), decides every rule, and streams accepted rows into the
    validated Parquet file and failing, superseded and rejected rows into the quarantine
-   (:class:`~feedbackflow.quality.outputs.ParquetSink`), counting per batch, rule and label. The rows GX re-checks are
+   (:class:`~feedbackflow.quality.outputs.ParquetSink`), counting per batch, rule and label. A part keeps the field
+   rules each row broke when it was written; where they hold tonight (no row was dated in the future then) pass 2
+   adds ``id_unique`` and moves the rows in Arrow (:mod:`feedbackflow.quality.settled`), else it computes every rule
+   again in pandas. The rows GX re-checks are
    kept as they pass: every flagged row, every row sharing an id among candidates, and the seeded sample of
    ``validate.gx_passing_rows`` other rows that :func:`~feedbackflow.quality.expectations.gx_positions` draws on the
    whole history (the same rows: the sample's ranks are drawn before pass 2 from the number of such rows).
