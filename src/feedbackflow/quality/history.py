@@ -421,7 +421,7 @@ class History:
                 result.rows_quarantined = result.rows_read
                 result.by_rule = {SUPERSEDED: result.rows_read}
             else:
-                accepted += self._check_batch(result, claims, sample, validated, quarantine, labels)
+                accepted += self._check_batch(result, _Pass2(claims, sample, validated, quarantine, labels))
         if sample.views:
             outcomes = self.validator.confirm(pd.concat(sample.views, ignore_index=True), sample.expected())
             rows = RowsChecked(outcomes=outcomes, gx_rows=sample.rows)
@@ -460,30 +460,15 @@ class History:
         prepared = Prepared.of(tagged, self.spec.now)
         return prepared, field_masks(tagged, self.spec, prepared)
 
-    def _check_batch(
-        self,
-        result: BatchResult,
-        claims: IdClaims,
-        sample: _GxSample,
-        validated: ParquetSink,
-        quarantine: ParquetSink,
-        labels: Counter[str],
-    ) -> int:
+    def _check_batch(self, result: BatchResult, run: _Pass2) -> int:
         """Validate one batch chunk by chunk; returns its accepted rows."""
         if result.position in self._stored and result.position not in self._stale and self._erased_rows is None:
-            return self._check_settled(result, claims, sample, validated, quarantine, labels)
-        return self._check_frames(result, claims, sample, validated, quarantine, labels)
+            return self._check_settled(result, run)
+        return self._check_frames(result, run)
 
-    def _check_frames(
-        self,
-        result: BatchResult,
-        claims: IdClaims,
-        sample: _GxSample,
-        validated: ParquetSink,
-        quarantine: ParquetSink,
-        labels: Counter[str],
-    ) -> int:
+    def _check_frames(self, result: BatchResult, run: _Pass2) -> int:
         """:meth:`_check_batch` in pandas: any batch (erased subjects, a raw file, stale field rules)."""
+        claims, sample, quarantine = run.claims, run.sample, run.quarantine
         per_rule = dict.fromkeys(ROW_RULES, 0)
         quarantined = replaced = accepted = 0
         offset = self._offsets[result.position]
@@ -511,8 +496,8 @@ class History:
             good = tagged.loc[~failing]
             label_blank = blank(good["label"]) if prepared is None else prepared.blank["label"][~failing]
             good = good.assign(label=good["label"].where(~label_blank, None))
-            validated.write(good)
-            labels.update(good["label"].dropna())
+            run.validated.write(good)
+            run.labels.update(good["label"].dropna())
             for rule, mask in masks.items():
                 per_rule[rule] += int(mask.sum())
             quarantined += int(failing.sum())
@@ -520,24 +505,14 @@ class History:
             accepted += len(good)
             shared = claims.shared(tagged["id"], candidate, index=found)
             sample.take(tagged, masks, prepared, failing.to_numpy(), shared)
-        if result.rows_read:
-            result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined + erased, replaced, per_rule
-            result.rows_erased = erased
-            result.by_rule[ERASED_SUBJECT] = erased
+        _record(result, per_rule, quarantined, replaced, erased)
         return accepted
 
-    def _check_settled(
-        self,
-        result: BatchResult,
-        claims: IdClaims,
-        sample: _GxSample,
-        validated: ParquetSink,
-        quarantine: ParquetSink,
-        labels: Counter[str],
-    ) -> int:
+    def _check_settled(self, result: BatchResult, run: _Pass2) -> int:
         """:meth:`_check_batch` of a batch whose part's field rules hold tonight, in Arrow (:mod:`.settled`)."""
         import pyarrow.parquet as pq
 
+        claims, sample = run.claims, run.sample
         per_rule = dict.fromkeys(ROW_RULES, 0)
         quarantined = replaced = accepted = 0
         offset, source = self._offsets[result.position], result.entry.get("source", "folder")
@@ -555,18 +530,17 @@ class History:
             replaced += int((unique & (bits == 0) & (claims.reviewed_later(ids, positions) | versioned)).sum())
             bad = self._settled_rows(table, failing, bits, unique, result)
             if len(bad[0]):
-                quarantine.write(bad[0].assign(rules=rules_column(bad[1]).to_numpy()))
+                run.quarantine.write(bad[0].assign(rules=rules_column(bad[1]).to_numpy()))
             good, counts = settled.accepted_rows(table, ~failing, result.entry)
-            validated.write_table(good)
-            labels.update(counts)
+            run.validated.write_table(good)
+            run.labels.update(counts)
             quarantined, accepted = quarantined + int(failing.sum()), accepted + good.num_rows
             shared = claims.shared(ids, bits == 0, index=found)
             chosen = sample.choose(failing, shared)
             if chosen.any():
                 picked, masks = self._settled_rows(table, chosen, bits, unique, result)
                 sample.keep(picked, masks, None, np.ones(len(picked), bool), shared[chosen])
-        result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined, replaced, per_rule
-        result.rows_erased = result.by_rule[ERASED_SUBJECT] = 0
+        _record(result, per_rule, quarantined, replaced)
         return accepted
 
     def _settled_rows(
@@ -575,6 +549,25 @@ class History:
         """The ``chosen`` rows of a settled part's table as a tagged frame, and their row rules' masks."""
         frame = self._retag(table.filter(pa.array(chosen)).to_pandas(), result).drop(columns=FIELD_RULES_BROKEN)
         return frame, settled.row_masks(bits[chosen], unique[chosen], frame.index)
+
+
+def _record(result: BatchResult, per_rule: dict[str, int], quarantined: int, replaced: int, erased: int = 0) -> None:
+    """A checked batch's counts, on its result (a batch with no rows keeps none)."""
+    if result.rows_read:
+        result.rows_quarantined, result.rows_replaced, result.by_rule = quarantined + erased, replaced, per_rule
+        result.rows_erased = erased
+        result.by_rule[ERASED_SUBJECT] = erased
+
+
+@dataclass
+class _Pass2:
+    """What pass 2 shares across batches: the id claims, the GX sample, the two output files and the label counts."""
+
+    claims: IdClaims
+    sample: _GxSample
+    validated: ParquetSink
+    quarantine: ParquetSink
+    labels: Counter[str]
 
 
 class _GxSample:
