@@ -23,7 +23,7 @@ BENCH_DRIFT_ARGS ?=
 BENCH_ACCURACY_ARGS ?= --seeds 3 --oos-share 0.1
 EVIDENTLY_PORT ?= 8000
 
-.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift bench-gate bench-language bench-nightly label-studio-venv label-studio test-label-studio test-celery bench-labelling bench-pii-real bench-erasure bench-lineage bench-train-window bench-shards
+.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift bench-gate bench-language bench-nightly label-studio-venv label-studio test-label-studio test-celery bench-labelling bench-pii-real bench-erasure bench-lineage bench-train-window bench-shards bench-celery-shards
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -181,6 +181,9 @@ bench-nightly: install ## Ingest, validate, anonymise and split night after nigh
 
 bench-shards: install ## Anonymise a night on one worker vs in two shards at once: rows per second, outputs identical (median of 3)
 	$(BIN)/python -m benchmarks.bench_shards --json-out docs/benchmarks/results/shards.json $(BENCH_SHARDS_ARGS)
+
+bench-celery-shards: install ## The same night on the Celery topology (PostgreSQL, Redis, S3): one default worker vs two running two shards, rows/s, outputs identical
+	$(BIN)/python -m benchmarks.bench_celery_shards --json-out docs/benchmarks/results/celery-shards.json $(BENCH_CELERY_SHARDS_ARGS)
 
 bench-train-window: install ## Training window + warm start vs full history from the base model: simulated BANKING77 nights, 3 seeds, accuracy and train time
 	$(BIN)/python -m benchmarks.bench_train_window --json-out docs/benchmarks/results/train_window.json $(BENCH_TRAIN_WINDOW_ARGS)
