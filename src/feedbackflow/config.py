@@ -165,6 +165,11 @@ class ProjectPaths:
         return self.models / "champion"
 
     @property
+    def champion_data(self) -> Path:
+        """The champion's training data (its run's ``data/split``) as a DVC record, fetched into the cache only."""
+        return self.models / "champion_data"
+
+    @property
     def registry(self) -> Path:
         """Champion pointer and the append-only promotion history."""
         return self.root / "registry"

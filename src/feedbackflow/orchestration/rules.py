@@ -30,6 +30,15 @@ def sync_champion(paths: ProjectPaths, env: dict[str, str]) -> None:
     log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
 
 
+def sync_champion_and_data(paths: ProjectPaths, env: dict[str, str]) -> None:
+    """:func:`sync_champion`, and the champion's training data into the DVC cache (monitor's drift reference)."""
+    from feedbackflow.storage.registry import fetch_champion_data
+
+    sync_champion(paths, env)
+    if fetch_champion_data(paths, Dvc(paths.root, env)):
+        log.info("champion's training data fetched by hash")
+
+
 def train_start(paths: ProjectPaths, env: dict[str, str]) -> None:
     """Write what train starts from, its dependency: the base model, or with ``train.window.warm_start`` the
     champion synced from the shared registry. A promotion re-runs train only when train starts from the champion."""
@@ -94,5 +103,5 @@ STAGE_RULES: dict[str, StageRule] = {
     # with train.window.warm_start the champion is train's start (registry/train_start.json, one of its deps)
     "train": StageRule(forced_by="force_retrain", gpu=True, before=train_start),
     "evaluate": StageRule(before=sync_champion),
-    "monitor": StageRule(before=sync_champion),  # drift against the shared registry's champion and its training data
+    "monitor": StageRule(before=sync_champion_and_data),  # drift against the shared champion and its training data
 }

@@ -306,6 +306,24 @@ def write_champion_dvc(paths: ProjectPaths, model_md5: str) -> bool:
     return True
 
 
+def fetch_champion_data(paths: ProjectPaths, dvc: Any) -> bool:
+    """Fetch the champion's training data into this worker's DVC cache by the hash the registry records for it.
+
+    monitor reads its drift reference from the cache by that hash; a worker that never ran the champion's ``split``
+    (another worker did, or an earlier machine) has none. ``models/champion_data.dvc`` names the data and ``dvc
+    fetch`` brings it from the remote without checking it out. False when the champion records no training data.
+    """
+    md5 = read_pointer(paths).get("train_data_md5")
+    if not md5:
+        return False
+    record = paths.champion_data.with_suffix(".dvc")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    outs = {"outs": [{"md5": md5, "hash": "md5", "path": paths.champion_data.name}]}
+    record.write_text(yaml.safe_dump(outs, sort_keys=False), encoding="utf-8")
+    dvc("fetch", str(record.relative_to(paths.root)))
+    return True
+
+
 def write_local_copies(paths: ProjectPaths, state: dict[str, Any]) -> None:
     """Refresh ``registry/registry.json`` and (only when it changed) ``registry/champion.json``."""
     write_json(paths.registry / "registry.json", state)
