@@ -130,8 +130,13 @@ def blank(values: pd.Series) -> pd.Series:
     if values.empty:
         return pd.Series(False, index=values.index, dtype=bool)
     # Arrow's kernels: several times faster than pandas' per-object str.strip on a million rows.
-    trimmed = pc.utf8_length(pc.utf8_trim_whitespace(arrow_strings(values)))
-    return pd.Series(pc.fill_null(pc.equal(trimmed, 0), True).to_numpy(zero_copy_only=False), index=values.index)
+    return pd.Series(blank_values(arrow_strings(values)), index=values.index)
+
+
+def blank_values(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """:func:`blank` of Arrow strings, as a boolean array."""
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0)
+    return np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def arrow_strings(values: pd.Series) -> pa.Array:
@@ -241,9 +246,12 @@ class Prepared:
         def series(values: pa.Array) -> pd.Series:
             return pd.Series(values.to_numpy(zero_copy_only=False), index=frame.index)
 
-        text_blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0), True)
         return cls(
-            blank={"id": blank(frame["id"]), "text": series(text_blank), "label": blank(frame["label"])},
+            blank={
+                "id": blank(frame["id"]),
+                "text": pd.Series(blank_values(text), index=frame.index),
+                "label": blank(frame["label"]),
+            },
             created_at=created_at,
             created_at_lead=(created_at - now).dt.total_seconds(),
             language=language.where(~blank(language), None),

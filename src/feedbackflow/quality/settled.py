@@ -19,15 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedbackflow.quality.masks import FIELD_RULES, unpack_masks
+from feedbackflow.quality.masks import FIELD_RULES, blank_values, unpack_masks
 from feedbackflow.quality.outputs import VALIDATED_SCHEMA
 from feedbackflow.quality.rules import ID_NOT_EMPTY, ID_UNIQUE, ROW_RULES
-
-
-def blank_values(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """True where a value is null, empty or whitespace only (as :func:`~feedbackflow.quality.masks.blank`)."""
-    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0)
-    return np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def id_unique(bits: np.ndarray, repeated: np.ndarray) -> np.ndarray:
