@@ -30,12 +30,11 @@ def sync_champion(paths: ProjectPaths, env: dict[str, str]) -> None:
     log.info("champion from the shared registry: %s", entry["version"] if entry else "none yet")
 
 
-def sync_champion_and_data(paths: ProjectPaths, env: dict[str, str]) -> None:
-    """:func:`sync_champion`, and the champion's training data into the DVC cache (monitor's drift reference)."""
-    from feedbackflow.storage.registry import fetch_champion_data
+def fetch_champion_data(paths: ProjectPaths, env: dict[str, str]) -> None:
+    """The champion's training data into the DVC cache by hash (monitor's drift reference; run after the sync)."""
+    from feedbackflow.storage.registry import fetch_champion_data as fetch
 
-    sync_champion(paths, env)
-    if fetch_champion_data(paths, Dvc(paths.root, env)):
+    if fetch(paths, Dvc(paths.root, env)):
         log.info("champion's training data fetched by hash")
 
 
@@ -75,6 +74,9 @@ class StageRule:
 
     connections: tuple[str, ...] = ("aws",)  # kinds of connections.CONNECTIONS whose credentials the stage gets
     before: Before | None = None
+    # work only the stage's own task does, after `before`: data the stage reads that no dependency names (the
+    # `changes` check runs `before` alone: it needs what DVC hashes, not the data)
+    fetch: Before | None = None
     in_dry_run: bool = False  # a dry run (Param ``dry_run``) runs the stage; the others are skipped
     takes_source: bool = False  # the Param ``source`` overrides params.yaml's ingest source (and forces the stage)
     forced_by: str | None = None  # a boolean Param that forces the stage to run although its inputs did not change
@@ -103,5 +105,6 @@ STAGE_RULES: dict[str, StageRule] = {
     # with train.window.warm_start the champion is train's start (registry/train_start.json, one of its deps)
     "train": StageRule(forced_by="force_retrain", gpu=True, before=train_start),
     "evaluate": StageRule(before=sync_champion),
-    "monitor": StageRule(before=sync_champion_and_data),  # drift against the shared champion and its training data
+    # drift against the shared registry's champion and its training data
+    "monitor": StageRule(before=sync_champion, fetch=fetch_champion_data),
 }

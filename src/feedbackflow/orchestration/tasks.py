@@ -121,8 +121,9 @@ def stage_task(
     env = {**connection_environment(rule.connections), **extra_env}
     upstream = _flat(upstream)
     with _fail_without_retry():
-        if rule.before:
-            rule.before(paths, env)
+        for hook in (rule.before, rule.fetch):
+            if hook:
+                hook(paths, env)
         if rule.shards:
             from feedbackflow.orchestration.shard_tasks import restore_shards
 
