@@ -124,6 +124,34 @@ def test_record_task_puts_one_snapshot_per_run_at_its_logical_date(tmp_path, mon
     assert record["snapshot"]["snapshot_id"] == first[1]["snapshot_id"]
 
 
+def test_a_night_in_which_no_stage_ran_keeps_its_record_but_adds_no_point(tmp_path, monkeypatch):
+    """A night with nothing new (every stage up to date) would repeat the last point's drift and counts at a new
+    date: its governance record says why there is no snapshot, and the dashboard keeps one point per run that did
+    something."""
+    from feedbackflow.orchestration import monitor_tasks as tasks
+
+    old = feedback(60, seed=62, batch="20260101T020000-aaaaaaaaaaaa", sequence=1)
+    paths = write_project(tmp_path, old, [old], champion=False)
+    write_params(paths.root)
+    monitor.run(params_settings(), paths)
+    monkeypatch.setenv("FEEDBACKFLOW_PROJECT_DIR", str(paths.root))
+    stages = {"ingest": False, "validate": False, "anonymise": False, "monitor": False}
+    for run_id, ran in (("night-1", {**stages, "monitor": True}), ("night-2", stages)):
+        paths.run_summary.parent.mkdir(parents=True, exist_ok=True)
+        summary = {"run_id": run_id, "status": "succeeded", "stages": ran}
+        paths.run_summary.write_text(json.dumps(summary), encoding="utf-8")
+        night = datetime(2026, 3, 1, tzinfo=UTC)
+        tasks.record(run_id, "nightly_retrain", {"dag_run": _dag_run(run_id, night, night)})
+
+    ws = workspace.open_workspace("governance/evidently", paths.root)
+    (project,) = ws.list_projects()
+    assert [ws.get_run(project.id, sid).metadata["run_id"] for sid in ws.list_runs(project.id)] == ["night-1"]
+    idle = json.loads(paths.governance_record("night-2").read_text(encoding="utf-8"))
+    assert idle["snapshot"] == {"skipped": tasks.NOTHING_NEW} and idle["drift"]["status"]  # the record is kept
+    assert not tasks.nothing_ran({"run_id": "night-2", "status": "failed", "stages": stages}, "night-2")
+    assert not tasks.nothing_ran({"run_id": "night-1", "status": "succeeded", "stages": stages}, "night-2")
+
+
 def test_run_date_prefers_the_logical_date_then_the_interval_end_then_run_after():
     from feedbackflow.orchestration.monitor_tasks import run_date
 

@@ -106,6 +106,13 @@ def test_a_review_batch_goes_out_as_import_json_and_comes_back_through_validate(
     assert loop.push(settings, paths)["sent"] == 6  # the next night sends the other rows, never the same again
     queue = store.read_lines(paths.review_queue)
     assert len({row["id"] for row in queue}) == 12 and all(row["id"].startswith("f") for row in queue)
+    imports = sorted(paths.review_import.glob("batch-*.json"))
+    synced: list[bool] = []
+    champion = paths.champion.rename(paths.champion.with_name("champion-away"))  # scoring now would find no model
+    idle = loop.push(settings, paths, sync=lambda: synced.append(True))  # every unlabelled row went out before
+    assert (idle["sent"], idle["candidates"], synced) == (0, 12, [])  # no champion synced, no model loaded
+    assert "destination" not in idle and sorted(paths.review_import.glob("batch-*.json")) == imports
+    champion.rename(paths.champion)
 
     answers = _review(import_file, paths.review_export)
     pulled = loop.pull(settings, paths)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from feedbackflow.config import ProjectPaths
-from feedbackflow.errors import ConfigError
 from feedbackflow.io import read_json
 from feedbackflow.labelling import store
 from feedbackflow.labelling.annotations import delivery_rows, new_labels, resolve
@@ -75,8 +75,15 @@ def _choices(settings: Settings, paths: ProjectPaths) -> list[str]:
     return [label for label in taxonomy if label != settings.oos.label] + [settings.labelling.out_of_scope_choice]
 
 
-def push(settings: Settings, paths: ProjectPaths, now: datetime | None = None) -> dict[str, Any]:
-    """Select tonight's review batch and send it; returns counts by reason (no text)."""
+def push(
+    settings: Settings, paths: ProjectPaths, now: datetime | None = None, sync: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Select tonight's review batch and send it; returns counts by reason (no text).
+
+    The champion scores only when there is a row to send: a night with no unlabelled row of the newest deliveries
+    that was not sent before (or labelled) loads no model, sends nothing and writes no import file. ``sync`` is
+    called then, before the champion is read (the task takes it from the shared registry).
+    """
     config = settings.labelling
     now = now or datetime.now(UTC)
     if config.budget == 0:
@@ -84,17 +91,19 @@ def push(settings: Settings, paths: ProjectPaths, now: datetime | None = None) -
     anonymised = anonymised_rows(paths)
     if anonymised is None:
         return {"sent": 0, "reason": f"no published {paths.anonymised.name} data yet"}
-    if not (paths.champion / "config.json").is_file():
-        raise ConfigError(f"no champion model in {paths.champion}: the loop needs one to score rows (run a night)")
     queue, labels = store.read_lines(paths.review_queue), store.read_lines(paths.review_labels)
+    known = store.known_ids(queue, labels)
     candidates = newest_unlabelled(anonymised, config.newest_batches)
+    if candidates["id"].astype(str).isin(known).all():  # select_batch would pick none of them: no scoring
+        reason = "every unlabelled row of the newest deliveries was sent or labelled before"
+        return {"sent": 0, "candidates": len(candidates), "reason": reason if len(candidates) else "none unlabelled"}
+    if sync is not None:
+        sync()
+    if not (paths.champion / "config.json").is_file():
+        return {"sent": 0, "candidates": len(candidates), "reason": "no champion yet: nothing can pick the batch"}
     scored = score(candidates, paths.champion, settings.train.eval_batch_size)
-    batch = select_batch(
-        scored,
-        Budget(config.budget, config.unknown_share, config.qc_share),
-        store.known_ids(queue, labels),
-        settings.base.seed,
-    )
+    budget = Budget(config.budget, config.unknown_share, config.qc_share)
+    batch = select_batch(scored, budget, known, settings.base.seed)
     records = _queue_records(batch, now, read_json(paths.registry / "champion.json", {}) or {})
     destination = _send(settings, paths, records, now)
     store.append_lines(paths.review_queue, records)

@@ -82,7 +82,4 @@ def _push(settings: Settings, paths: ProjectPaths, upstream: Iterable[dict[str, 
 
     env = connection_environment(("aws",))
     pull_upstream(upstream, [ProjectPaths.relative().anonymised.as_posix()])
-    sync_champion(paths, env)
-    if not (paths.champion / "config.json").is_file():
-        return {"sent": 0, "reason": "no champion yet: nothing can pick the batch"}
-    return loop.push(settings, paths)
+    return loop.push(settings, paths, sync=lambda: sync_champion(paths, env))  # synced only when a row is to go

@@ -44,21 +44,39 @@ def run_date(context: Any) -> datetime | None:
     return None
 
 
+#: Why a run that changed nothing adds no Evidently snapshot (its governance record says so).
+NOTHING_NEW = "no stage ran (nothing new): the dashboard's last point still describes the data and the model"
+
+
+def nothing_ran(run: dict[str, Any], run_id: str) -> bool:
+    """True for a successful run ``run_id`` whose summary lists every stage as up to date (a night with nothing new:
+    `changes` skipped the stages). Its snapshot would repeat the last one's drift and counts at a new date."""
+    stages = run.get("stages") or {}
+    ours = run.get("run_id") == run_id and run.get("status") == "succeeded"
+    return ours and bool(stages) and not any(stages.values())
+
+
 def record(run_id: str, dag_id: str, context: Any = None) -> dict[str, Any]:
     """Add the run's snapshot to the Evidently workspace, timestamped with the run's date (:func:`run_date`), keep
     its governance record and, with the task's ``context``, alert when this run's challenger was refused (gate or
-    approver). Idempotent: recording the same run again replaces its snapshot and record."""
-    from feedbackflow.monitoring import alerts, governance, workspace
+    approver). Idempotent: recording the same run again replaces its snapshot and record. A run in which no stage
+    ran (:func:`nothing_ran`) gets its record without a snapshot, and Evidently is not loaded."""
+    from feedbackflow.monitoring import alerts, governance
     from feedbackflow.settings import load_settings
 
     paths = ProjectPaths.discover()
     settings = load_settings(paths.params)
     context = context if context is not None else _current_context()
-    snapshot = workspace.record_run(
-        paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities), timestamp=run_date(context)
-    )
-    governance.write_record(paths, run_id, dag_id, snapshot)
     run = read_json(paths.run_summary, {}) or {}
+    if nothing_ran(run, run_id):
+        snapshot: dict[str, Any] = {"skipped": NOTHING_NEW}
+    else:
+        from feedbackflow.monitoring import workspace
+
+        snapshot = workspace.record_run(
+            paths, settings.monitor.workspace, run_id, list(settings.anonymise.entities), timestamp=run_date(context)
+        )
+    governance.write_record(paths, run_id, dag_id, snapshot)
     if run.get("run_id") == run_id and context is not None:  # drift_monitor finds the last nightly's: not its own
         alerts.alert_refused_promotion(run, context)
         alerts.alert_planted_value_missed(run, context)

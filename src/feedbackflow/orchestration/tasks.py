@@ -207,15 +207,10 @@ def pull_upstream(upstream: Iterable[dict[str, Any] | None], targets: Iterable[s
     paths = ProjectPaths.discover()
     dvc = Dvc(paths.root)
     dvc.merge_lock(merge_upstream(upstream))
-    known = _known_outputs(dvc)
-    wanted = [target for target in targets if target in known]
+    wanted = dvc.to_pull(targets)  # what the lock records and this workspace lacks
     if wanted:
         dvc("pull", "--allow-missing", *wanted)
     return paths
-
-
-def _known_outputs(dvc: Dvc) -> set[str]:
-    return {out["path"] for stage in dvc.lock().get("stages", {}).values() for out in stage.get("outs", [])}
 
 
 APPROVE_TASK = "approve"

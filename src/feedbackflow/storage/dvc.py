@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,15 @@ class Dvc:
             return {"schema": "2.0", "stages": {}}
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {"schema": "2.0", "stages": {}}
 
+    def to_pull(self, targets: Iterable[str]) -> list[str]:
+        """The ``targets`` a ``dvc pull`` would change: outputs in ``dvc.lock`` that are not in the workspace as
+        recorded. A single file whose size and MD5 (DVC 3's hash of the raw bytes) equal the lock's is left out, so
+        a worker that already holds tonight's reports starts no DVC process for them; a directory output is always
+        kept (DVC checks its files against its own hash state)."""
+        outs = {out["path"]: out for stage in self.lock().get("stages", {}).values() for out in stage.get("outs", [])}
+        wanted = [target for target in targets if target in outs]
+        return [target for target in wanted if not _file_as_recorded(self.root / target, outs[target])]
+
     def merge_lock(self, entries: Mapping[str, Any]) -> None:
         """Write other workers' lock entries (stage name -> entry) into the local ``dvc.lock``.
 
@@ -141,6 +151,13 @@ class Dvc:
             return
         stages.update(entries)
         write_atomic(self.root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
+
+
+def _file_as_recorded(path: Path, out: Mapping[str, Any]) -> bool:
+    md5 = str(out.get("md5") or "")
+    if not md5 or md5.endswith(".dir") or out.get("hash") != "md5" or not path.is_file():
+        return False
+    return path.stat().st_size == out.get("size") and hashlib.md5(path.read_bytes()).hexdigest() == md5
 
 
 def write_atomic(path: Path, text: str) -> None:
