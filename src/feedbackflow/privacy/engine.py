@@ -165,7 +165,7 @@ def _context_enhancer(threshold: float) -> ContextAwareEnhancer:
 
 
 def _slim_pipeline(nlp: Language) -> None:
-    """Disable the components the analyzer does not read (lemmas come from :func:`fast_artifacts` instead)."""
+    """Disable the components the analyzer does not read (lemmas come from :func:`_fast_artifacts` instead)."""
     for pipe in _UNUSED_PIPES:
         if pipe in nlp.pipe_names:
             nlp.disable_pipe(pipe)
@@ -175,32 +175,18 @@ def _slim_pipeline(nlp: Language) -> None:
             nlp.disable_pipe("tok2vec")
 
 
-def spacy_engine(configuration: dict) -> SpacyNlpEngine:
-    """Presidio's NLP engine for ``configuration`` (:func:`nlp_configuration`), loaded; always a spaCy one."""
-    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
-
-    nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
-    if not isinstance(nlp_engine, SpacyNlpEngine):
-        raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
-    return nlp_engine
-
-
-def fast_artifacts(nlp_engine: SpacyNlpEngine, lemma: str = "LOWER") -> None:
+def _fast_artifacts(nlp_engine: SpacyNlpEngine) -> None:
     """Build Presidio's NLP artifacts from two arrays instead of two passes over spaCy ``Token`` objects.
 
     Presidio reads each token's lemma and offset (``[token.lemma_ for token in doc]``), which creates a Python object
-    per token twice and was the largest cost after the NER model itself. ``lemma`` names the token attribute read
-    as the lemma: ``LOWER`` for this analyzer (the lemmatizer is off, :func:`_slim_pipeline`; the lower-cased token
-    is what the context words are compared with), ``LEMMA`` for a full pipeline, where the artifacts equal
-    Presidio's own (the same strings and offsets, read from the same ``Doc``).
+    per token twice and was the largest cost after the NER model itself. The lemma is the lower-cased token (the
+    lemmatizer is off, :func:`_slim_pipeline`), which is what the context words are compared with.
     """
     from presidio_analyzer.nlp_engine import NlpArtifacts
-    from spacy import attrs
-
-    column = getattr(attrs, lemma)
+    from spacy.attrs import IDX, LOWER
 
     def doc_to_nlp_artifact(doc, language):  # type: ignore[no-untyped-def]
-        columns = doc.to_array([column, attrs.IDX])
+        columns = doc.to_array([LOWER, IDX])
         strings = doc.vocab.strings
         entities, scores = nlp_engine._get_updated_entities(  # type: ignore[attr-defined]
             nlp_engine._get_entities(doc),
@@ -231,14 +217,17 @@ def build_analyzer(settings: AnonymiseSettings, detector_dir: Path | None = None
         ConfigError: the spaCy model is not installed, or ``settings.entities`` names an entity no recognizer finds.
     """
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
     from feedbackflow.privacy.recognizers import cue, person
 
     language = settings.language
     model_name = resolve_spacy_model(settings.spacy_model)
-    nlp_engine = spacy_engine(nlp_configuration(language, model_name))
+    nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration(language, model_name)).create_engine()
+    if not isinstance(nlp_engine, SpacyNlpEngine):
+        raise TypeError(f"expected a spaCy NLP engine, got {type(nlp_engine).__name__}")
     _slim_pipeline(nlp_engine.get_nlp(language))
-    fast_artifacts(nlp_engine)
+    _fast_artifacts(nlp_engine)
 
     classes = recognizers.recognizer_classes()
     registry = RecognizerRegistry(supported_languages=[language])

@@ -18,11 +18,10 @@ Two independent checks run over every anonymised text:
    ``anonymise.max_held_share`` of the night; one false positive of the second opinion ("app app" read as a PERSON)
    must not stop every night that carries the same row, and a real leak is kept out of the output either way.
    ``anonymise.second_opinion: false`` falls back to re-running the first analyzer.
-   Three speed-ups change no finding (``benchmarks/bench_leak_gate.py`` compares every finding): spaCy runs on
-   batches of ``anonymise.batch_size`` texts instead of Presidio's default of one; a recognizer that provably needs a
+   Two speed-ups change no finding (``benchmarks/bench_leak_gate.py`` compares every finding): spaCy runs on batches
+   of ``anonymise.batch_size`` texts instead of Presidio's default of one, and a recognizer that provably needs a
    digit (every one of its regular expressions must consume one, read from the parsed expression) is skipped on a
-   text without a digit; and the tokens' lemmas and offsets are read from the ``Doc`` as two arrays instead of two
-   loops over spaCy ``Token`` objects (the same values, :func:`~feedbackflow.privacy.engine.fast_artifacts`).
+   text without a digit.
 
 The result names row ids and entity types, never a value, so it is safe for logs, the audit record and the Airflow
 failure message.
@@ -44,11 +43,9 @@ from feedbackflow.errors import ConfigError
 from feedbackflow.privacy.engine import (
     PrivacyEngine,
     analyze_texts,
-    fast_artifacts,
     nlp_configuration,
     presidio_logs_without_text,
     resolve_spacy_model,
-    spacy_engine,
 )
 
 if TYPE_CHECKING:
@@ -243,14 +240,14 @@ def build_second_opinion(settings: AnonymiseSettings) -> SecondOpinion:
     """
     import tldextract.tldextract
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     from feedbackflow.privacy.recognizers import offline_tld_extractor
 
     tldextract.tldextract.TLD_EXTRACTOR = offline_tld_extractor()
     configuration = nlp_configuration(settings.language, resolve_spacy_model(settings.spacy_model))
     configuration.pop("ner_model_configuration")  # Presidio's own defaults, not ours
-    nlp_engine = spacy_engine(configuration)
-    fast_artifacts(nlp_engine, lemma="LEMMA")  # the same lemmas and offsets as Presidio's token loop, from arrays
+    nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
     registry = RecognizerRegistry(supported_languages=[settings.language])
     registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=nlp_engine)
     for recognizer in registry.recognizers:
