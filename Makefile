@@ -23,7 +23,7 @@ BENCH_DRIFT_ARGS ?=
 BENCH_ACCURACY_ARGS ?= --seeds 3 --oos-share 0.1
 EVIDENTLY_PORT ?= 8000
 
-.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift bench-gate bench-language bench-nightly label-studio-venv label-studio test-label-studio test-celery bench-labelling bench-pii-real bench-erasure bench-lineage bench-train-window bench-shards bench-celery-shards
+.PHONY: help install shell docs demo airflow-init airflow-ui airflow-celery up down test lint format unit integration audit bench-train bench-accuracy bench-pii bench-validate bench-load constraints clean-demo dashboards screenshots bench-drift bench-gate bench-language bench-nightly label-studio-venv label-studio test-label-studio test-celery bench-labelling bench-pii-real bench-erasure bench-lineage bench-train-window bench-shards bench-celery-shards bench-leak-gate
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -178,6 +178,9 @@ bench-drift: install ## Drift check of 100k current vs 100k reference rows with 
 
 bench-nightly: install ## Ingest, validate, anonymise and split night after night: incremental vs full recompute, per night, ratios, no-op night, night-365 projection
 	$(BIN)/python -m benchmarks.bench_nightly --json-out docs/benchmarks/results/nightly.json $(BENCH_NIGHTLY_ARGS)
+
+bench-leak-gate: install ## The leak gate's second scan as Presidio ships it vs with each exact speed-up (1 core): rows per CPU second; fails if any finding differs
+	$(BIN)/python -m benchmarks.bench_leak_gate --json-out docs/benchmarks/results/leak_gate.json
 
 bench-shards: install ## Anonymise a night on one worker vs in two shards at once: rows per second, outputs identical (median of 3)
 	$(BIN)/python -m benchmarks.bench_shards --json-out docs/benchmarks/results/shards.json $(BENCH_SHARDS_ARGS)
