@@ -187,6 +187,12 @@ class ProjectPaths:
         return self.reports / stage
 
     @property
+    def anonymise_card(self) -> Path:
+        """The model card's lines on the anonymisation, written by ``anonymise`` without run ids or timings (a
+        ``train`` dependency: anonymising again to the same rows leaves it unchanged)."""
+        return self.stage_reports("anonymise") / "card.json"
+
+    @property
     def gate(self) -> Path:
         """The promotion gate's decision, written by the evaluate stage."""
         return self.stage_reports("evaluate") / "gate.json"

@@ -151,6 +151,11 @@ def test_second_run_without_new_data_trains_nothing(first_run):
     """... and a labelling server that is down (nothing listens on its port) is recorded, not a failed night."""
     project, _ = first_run
     lock_before = (project / "dvc.lock").read_text()
+    # half of last night's batch unsent again, so push has rows to send to the server that is down (with none left it
+    # loads no model and contacts no server: tests/unit/test_labelling_loop.py)
+    queue = project / "data" / "labelling" / "queue.jsonl"
+    sent = queue.read_text(encoding="utf-8").splitlines(keepends=True)
+    queue.write_text("".join(sent[: len(sent) // 2]), encoding="utf-8")
     params = (project / "params.yaml").read_text()
     settings = yaml.safe_load(params)
     settings["labelling"]["label_studio_url"] = "http://127.0.0.1:9"  # discard port: no server

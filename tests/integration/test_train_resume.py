@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from feedbackflow.config import ProjectPaths
+from feedbackflow.modeling.card import anonymisation_summary
 from tests.helpers import TEMPLATES, build_tiny_bert, copy_stage_inputs, tiny_corpus
 
 pytestmark = pytest.mark.integration
@@ -202,10 +204,10 @@ def _dvc_project(base: Path, tiny_bert: Path) -> Path:
     for name in ("config", ".gitignore"):  # the real config: remotes in storage/ beside the project
         shutil.copy(ROOT / ".dvc" / name, project / ".dvc" / name)
     report = {"rows": 360, "rows_changed": 0, "entities": {"PERSON": 0}}
-    (project / "reports" / "anonymise").mkdir(parents=True)
-    (project / "reports" / "anonymise" / "anonymise.json").write_text(json.dumps(report), encoding="utf-8")
     audit = {"entities": {"PERSON": 0}, "operators": {"PERSON": "placeholder"}, "key_id": None, "config_hash": "0" * 64}
-    (project / "reports" / "anonymise" / "audit.json").write_text(json.dumps(audit), encoding="utf-8")
+    card = ProjectPaths(project).anonymise_card  # train's dependency: the model card's lines on the anonymisation
+    card.parent.mkdir(parents=True)
+    card.write_text(json.dumps({"anonymisation": anonymisation_summary(report, audit)}), encoding="utf-8")
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         subprocess.run(command, cwd=project, check=True)
     return project

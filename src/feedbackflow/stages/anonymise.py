@@ -48,6 +48,7 @@ import pandas as pd
 from feedbackflow.config import ProjectPaths
 from feedbackflow.errors import DataQualityError, PrivacyLeakError
 from feedbackflow.io import run_id, write_json
+from feedbackflow.modeling.card import anonymisation_summary
 from feedbackflow.privacy import incremental
 from feedbackflow.privacy.detector import detector_identity
 from feedbackflow.privacy.engine import PrivacyEngine, build_engine, pseudonym_key
@@ -245,9 +246,9 @@ def run(settings: Settings, paths: ProjectPaths, chunk_rows: int | None = None) 
     night, key_id = _night(config, paths, chunk_rows)
     summary, gate, seconds, audit = _anonymise_in_place(paths, (source, parquet, schema), night, key_id)
     wall = time.perf_counter() - started
-    write_json(
-        paths.stage_reports("anonymise") / "anonymise.json", _report(config, summary, gate, audit, seconds, wall)
-    )
+    report = _report(config, summary, gate, audit, seconds, wall)
+    write_json(paths.stage_reports("anonymise") / "anonymise.json", report)
+    write_json(paths.anonymise_card, {"anonymisation": anonymisation_summary(report, audit)})
     _log_night(paths, summary, gate, wall)
     return {**summary, "leak_gate": gate.summary()}
 

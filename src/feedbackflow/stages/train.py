@@ -207,7 +207,7 @@ def _write_reports(
         reports / "confusion_matrix.png",
         title=f"Validation confusion matrix (row-normalised, {len(result.validation_truth)} messages)",
     )
-    anonymise_reports = paths.stage_reports("anonymise")
+    anonymisation = (read_json(paths.anonymise_card, {}) or {}).get("anonymisation")
     card = model_card(
         base_model=settings.train.base_model,
         labels=labels,
@@ -217,9 +217,7 @@ def _write_reports(
         metrics=result.metrics,
         history=result.history,
         calibration=result.calibration,
-        anonymisation=anonymisation_summary(
-            read_json(anonymise_reports / "anonymise.json"), read_json(anonymise_reports / "audit.json")
-        ),
+        anonymisation=anonymisation or anonymisation_summary(None, None),  # no card.json: says not anonymised
     )
     (paths.challenger / "README.md").write_text(card, encoding="utf-8")
 
