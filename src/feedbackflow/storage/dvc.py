@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -18,6 +17,7 @@ import yaml
 
 from feedbackflow.credentials import redact, secret_values
 from feedbackflow.errors import FeedbackflowError
+from feedbackflow.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _file_as_recorded(path: Path, out: Mapping[str, Any]) -> bool:
     md5 = str(out.get("md5") or "")
     if not md5 or md5.endswith(".dir") or out.get("hash") != "md5" or not path.is_file():
         return False
-    return path.stat().st_size == out.get("size") and hashlib.md5(path.read_bytes()).hexdigest() == md5
+    return path.stat().st_size == out.get("size") and file_digest(path, "md5") == md5
 
 
 def write_atomic(path: Path, text: str) -> None:
