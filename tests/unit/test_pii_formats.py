@@ -95,6 +95,43 @@ def test_ibans_in_any_case_grouping_and_country(engine, value) -> None:
     assert value not in out and "<IBAN_CODE>" in out, out
 
 
+def _split(value: str, sizes: list[int], separator: str = " ") -> str:
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(value[at : at + size])
+        at += size
+    return separator.join(part for part in [*parts, value[at:]] if part)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u00a0".join(_grouped(_iban("DE", "370400440532013000")).split()),  # no-break spaces from a web page
+        ".".join(_grouped(_iban("FR", "30006000011234567890189")).split()),
+        "  ".join(_grouped(_iban("NL", "ABNA0417164300")).split()),
+        _split(_iban("FR", "30006000011234567890189"), [4, 5, 5, 11, 2]),  # as the bank's RIB groups it
+        _split(_iban("GB", "WEST12345698765432"), [2, 2, 4, 6, 8]),  # "GB 82 WEST 123456 98765432"
+        _split(_iban("PL", "109010140000071219812874"), [3] * 10),
+        "IBAN" + _iban("AT", "9768421339392824"),  # glued to the word
+    ],
+)
+def test_ibans_written_with_other_separators_and_groups(engine, value) -> None:
+    out = replaced(engine, f"refund it to {value} please")
+    assert "<IBAN_CODE>" in out and not any(part in out for part in value.replace("IBAN", "").split()), out
+
+
+def test_loosely_written_ibans_must_be_mostly_digits() -> None:
+    """Spaces anywhere would let words pass for an IBAN's letters: written loosely, its tail must be half digits
+    (a letter-heavy IBAN in groups of four still passes, as the registry allows)."""
+    from feedbackflow.privacy.recognizers.iban import IbanAnyCaseRecognizer
+
+    lettered = _iban("RO", "MNFS" + "YG6HPUUUJ0OWYL45")  # 4 digits of 20 after the check digits
+    recognizer = IbanAnyCaseRecognizer()
+    assert [r.entity_type for r in recognizer.analyze(f"to {_grouped(lettered)} now", ["IBAN_CODE"])] == ["IBAN_CODE"]
+    assert recognizer.analyze(f"to {_split(lettered, [3] * 8)} now", ["IBAN_CODE"]) == []
+    assert recognizer.analyze("we met at 12 Main Street 4 days ago in the branch", ["IBAN_CODE"]) == []
+
+
 @pytest.mark.parametrize(
     ("text", "values"),
     [

@@ -1,4 +1,4 @@
-"""IBANs of every registered country, in any case, grouped or not (mod-97 checked)."""
+"""IBANs of every registered country, in any case, grouped in any way (mod-97 checked)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ _IBAN_LENGTHS = {
     "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
     "YE": 30,
 }  # fmt: skip
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})\d{2}(?=[ -]?[A-Za-z0-9])")
+# An IBAN starts after a non-alphanumeric character, or glued to the word "IBAN" ("IBANDE89..."): a country's two
+# letters and the two check digits, spaces allowed between them ("DE 89 3704...", "GB8 2WE ST1...").
+_IBAN_START = re.compile(r"(?:(?<![A-Za-z0-9])|(?<=IBAN)|(?<=iban))([A-Za-z]{2})(?=[^\S\r\n]{0,2}\d[^\S\r\n]{0,2}\d)")
+# What people put between an IBAN's characters: one or two spaces of any kind (a no-break space from a bank's web
+# page, a tab), a dash, a dot or a slash.
+_SEPARATOR = re.compile(r"[^\S\r\n]{1,2}|[-./]")
+# Written other than in groups of four split by one space or dash, an IBAN must be at least half digits after its
+# check digits (as the registry's own examples are), so that words swept up by the loose separators never pass.
+_LOOSE_MIN_DIGIT_SHARE = 0.5
 
 
 def _mod97(value: str) -> int:
@@ -31,11 +39,13 @@ def _mod97(value: str) -> int:
 
 
 class IbanAnyCaseRecognizer(EntityRecognizer):
-    """IBANs of every country in the ISO 13616 registry, grouped or not, in any case, with spaces or dashes.
+    """IBANs of every country in the ISO 13616 registry, in any case, grouped in any way.
 
-    Presidio's ``IbanRecognizer`` stays; this one adds what it misses (lower case, dashes, some countries): two
-    letters of a registered country, two check digits, then letters and digits (a single space or dash only between
-    groups of four) up to the country's length, a word boundary, and the mod-97 check.
+    Presidio's ``IbanRecognizer`` stays; this one adds what it misses (lower case, dashes, dots, no-break or double
+    spaces, groups other than four, some countries): two letters of a registered country, two check digits, then
+    letters and digits with separators between them up to the country's length, a word boundary, and the mod-97
+    check. Written other than in groups of four split by one space or dash, at least half of what follows the check
+    digits must be digits.
     """
 
     def __init__(self, supported_language: str = "en") -> None:
@@ -50,21 +60,32 @@ class IbanAnyCaseRecognizer(EntityRecognizer):
         results = []
         for match in _IBAN_START.finditer(text):
             length = _IBAN_LENGTHS.get(match.group(1).upper())
-            if length is None:
-                continue
-            compact, position = [], match.start()
-            while position < len(text) and len(compact) < length:
-                char = text[position]
-                if char.isascii() and char.isalnum():
-                    compact.append(char)
-                elif not (
-                    char in " -" and len(compact) % 4 == 0 and position + 1 < len(text) and text[position + 1].isalnum()
-                ):  # a space or dash only between groups of four
-                    break
-                position += 1
-            if len(compact) != length or (position < len(text) and text[position].isalnum()):
-                continue
-            value = "".join(compact).upper()
-            if _mod97(value[4:] + value[:4]) == 1:
-                results.append(RecognizerResult("IBAN_CODE", match.start(), position, 0.9))
+            if length is not None and (end := _iban_end(text, match.start(), length)) is not None:
+                results.append(RecognizerResult("IBAN_CODE", match.start(), end, 0.9))
         return results
+
+
+def _iban_end(text: str, start: int, length: int) -> int | None:
+    """Where the IBAN that starts at ``start`` ends: ``length`` letters and digits with separators between them, then
+    no letter or digit, and the mod-97 check; ``None`` when there is none."""
+    compact: list[str] = []
+    regular, position = True, start
+    while position < len(text) and len(compact) < length:
+        char = text[position]
+        if char.isascii() and char.isalnum():
+            compact.append(char)
+            position += 1
+            continue
+        separator = _SEPARATOR.match(text, position)
+        if separator is None or separator.end() >= len(text) or not text[separator.end()].isalnum():
+            break
+        regular = regular and separator.group() in (" ", "-") and len(compact) % 4 == 0
+        position = separator.end()
+    if len(compact) != length or (position < len(text) and text[position].isalnum()):
+        return None
+    value = "".join(compact).upper()
+    if not value[2:4].isdigit():
+        return None
+    if not regular and sum(c.isdigit() for c in value[4:]) < _LOOSE_MIN_DIGIT_SHARE * (length - 4):
+        return None
+    return position if _mod97(value[4:] + value[:4]) == 1 else None
