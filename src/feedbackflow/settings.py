@@ -171,6 +171,11 @@ class AnonymiseSettings(_Section):
         description="processes that anonymise and gate chunks of rows in parallel; each loads its own models (about "
         "0.8 GiB)",
     )
+    part_rows: int | None = Field(
+        ge=1,
+        description="rows per part at most: a larger delivery batch is cut into parts of this many rows, so shards "
+        "can share a night that is one large file; null: one part per batch",
+    )
     max_held_share: float = Field(
         ge=0.0,
         le=1.0,

@@ -312,3 +312,27 @@ def test_a_shard_part_made_under_another_identity_or_corrupted_is_not_taken(tmp_
     report = anonymise.run(params_settings(anonymise=LOOSE), paths, chunk_rows=2)
     assert report["incremental"]["batches_from_shards"] == 1, "shard 2's part is taken, shard 1's damaged one redone"
     _assert_full_recompute(paths, tmp_path / "full", night)
+
+
+def test_a_night_of_one_large_delivery_is_cut_into_parts_that_shards_share(tmp_path: Path) -> None:
+    """``anonymise.part_rows``: one delivery batch of 9 rows becomes parts of 4, 4 and 1 rows, counted from the
+    batch's first row; two shards share them, the next night reuses them, and the rows equal one part's."""
+    paths = ProjectPaths(tmp_path / "kept")
+    big = pd.concat([_batch(name, 1) for name in "abc"], ignore_index=True).assign(batch_id="20260101T000000-big")
+    cut = {**LOOSE, "part_rows": 4}
+    done = _shards(paths, [big], 2, **cut)
+    assert [result["batches"] for result in done] == [2, 1] and [r["rows"] for r in done] == [8, 1]
+    report = anonymise.run(params_settings(anonymise=cut), paths, chunk_rows=3)
+    assert report["incremental"]["batches_from_shards"] == 3 == report["incremental"]["batches_anonymised"]
+    assert [part["rows"] for part in partitions.read_index(paths.anonymised)["parts"]] == [4, 4, 1]
+    _assert_full_recompute(paths, tmp_path / "full", [big], **cut)  # one worker, no shards
+    whole = ProjectPaths(tmp_path / "whole")
+    _run(whole, [big])  # no cut: one part of 9 rows has the same rows, values and order
+    pd.testing.assert_frame_equal(partitions.read_frame(paths.anonymised), partitions.read_frame(whole.anonymised))
+    pd.testing.assert_frame_equal(partitions.read_frame(paths.held_back), partitions.read_frame(whole.held_back))
+
+    night = [big, _batch("d", 2)]
+    _night(paths, night)
+    again = anonymise.run(params_settings(anonymise=cut), paths, chunk_rows=2)  # other chunks: the same cuts
+    assert again["incremental"]["batches_reused"] == 3 and again["incremental"]["batches_anonymised"] == 1
+    _assert_full_recompute(paths, tmp_path / "full-2", night, **cut)

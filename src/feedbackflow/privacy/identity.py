@@ -20,9 +20,10 @@ from feedbackflow.privacy.language import language_model
 from feedbackflow.privacy.spacy_model import _MODEL_PACKAGE_SUFFIXES
 from feedbackflow.settings import AnonymiseSettings
 
-#: Settings that change how fast the rows go (``n_process``, ``batch_size``) or whether the night as a whole passes
-#: (``max_held_share``), never what one row becomes: changing them reuses every part.
-PERFORMANCE_KNOBS = frozenset({"n_process", "batch_size", "max_held_share"})
+#: Settings that change how fast the rows go (``n_process``, ``batch_size``), whether the night as a whole passes
+#: (``max_held_share``) or where parts are cut (``part_rows``: a cut part has other rows, hence its own identity),
+#: never what one row becomes: changing them reuses every part whose rows are unchanged.
+PERFORMANCE_KNOBS = frozenset({"n_process", "batch_size", "max_held_share", "part_rows"})
 
 PACKAGE = Path(__file__).resolve().parent
 

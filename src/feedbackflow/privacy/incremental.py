@@ -1,6 +1,7 @@
 """Anonymise only what is new: one output part per input batch, reused while its identity and bytes still match.
 
-An input batch is a run of validated rows with one ``batch_id`` (validate writes them in batch order). Its part's
+An input batch is a run of validated rows with one ``batch_id`` (validate writes them in batch order), cut every
+``anonymise.part_rows`` rows when longer, so a night of one large delivery still has parts for shards. Its part's
 identity is the anonymiser's identity (:mod:`feedbackflow.privacy.identity`) and the batch's content hash, so the
 same rows under the same anonymiser give the same part, and anything else gives a new one. Each night:
 
@@ -70,7 +71,8 @@ Runner = Callable[[Iterator[tuple[Any, pd.DataFrame, int]]], Iterator[tuple[Any,
 
 @dataclass
 class Batch:
-    """One input batch: a run of validated rows with one ``batch_id``, and what its part is made under."""
+    """One input batch: a run of validated rows with one ``batch_id`` (or one of the ``part_rows`` cuts of a longer
+    run), and what its part is made under."""
 
     batch_id: str
     first_row: int
@@ -87,8 +89,14 @@ def _runs(keys: list[str]) -> Iterator[tuple[int, int]]:
             begin = row
 
 
-def scan_batches(parquet: pq.ParquetFile, columns: list[str], chunk_rows: int) -> list[Batch]:
-    """The input's batches in order, each with the SHA-256 of its rows (columns, types and values)."""
+def scan_batches(
+    parquet: pq.ParquetFile, columns: list[str], chunk_rows: int, part_rows: int | None = None
+) -> list[Batch]:
+    """The input's batches in order, each with the SHA-256 of its rows (columns, types and values).
+
+    With ``part_rows``, a run of one ``batch_id`` longer than that is cut into batches of ``part_rows`` rows (the last
+    one shorter), counted from the run's first row: the same rows give the same cuts every night.
+    """
     batches: list[Batch] = []
     digests: list[Any] = []
     seed = ",".join(f"{f.name}:{f.type}" for f in parquet.schema_arrow if f.name in columns).encode()
@@ -97,12 +105,18 @@ def scan_batches(parquet: pq.ParquetFile, columns: list[str], chunk_rows: int) -
         frame = record.to_pandas()
         keys = frame[BATCH_COLUMN].astype(str).tolist() if BATCH_COLUMN in frame else [""] * len(frame)
         for begin, end in _runs(keys):
-            if not (begin == 0 and batches and batches[-1].batch_id == keys[begin]):
-                batches.append(Batch(keys[begin], row + begin, 0, ""))
-                digests.append(hashlib.sha256(seed))
-            hashed = pd.util.hash_pandas_object(frame.iloc[begin:end], index=False).to_numpy()
-            digests[-1].update(hashed.tobytes())
-            batches[-1].rows += end - begin
+            start = begin
+            while start < end:
+                last = batches[-1] if batches else None
+                full = last is not None and part_rows is not None and last.rows >= part_rows
+                if not (start == 0 and last is not None and last.batch_id == keys[start] and not full):
+                    batches.append(Batch(keys[start], row + start, 0, ""))
+                    digests.append(hashlib.sha256(seed))
+                stop = end if part_rows is None else min(end, start + part_rows - batches[-1].rows)
+                hashed = pd.util.hash_pandas_object(frame.iloc[start:stop], index=False).to_numpy()
+                digests[-1].update(hashed.tobytes())
+                batches[-1].rows += stop - start
+                start = stop
         row += len(frame)
     for batch, digest in zip(batches, digests, strict=True):
         batch.input_sha256 = digest.hexdigest()

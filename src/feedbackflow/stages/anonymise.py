@@ -300,7 +300,7 @@ def run_shard(settings: Settings, paths: ProjectPaths, shard: int, shards: int, 
     parquet = pq.ParquetFile(paths.validated / "feedback.parquet")
     schema = data_schema(parquet.schema_arrow)
     night, _ = _night(settings.anonymise, paths, chunk_rows)
-    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows)
+    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows, night.config.part_rows)
     night_plan = incremental.plan(batches, night.identity, (paths.anonymised, paths.held_back))
     night_plan.redo = set(incremental.shard_positions(night_plan, shard, shards))
     folder = paths.anonymise_shard(shard, shards)
@@ -411,7 +411,7 @@ def _anonymise_parts(
 ) -> tuple[list[tuple[dict, dict]], LeakReport, dict[str, float], dict]:
     """Reuse what matches, re-scan held-back rows, anonymise the rest; every part's entries in input order."""
     parquet, schema = validated
-    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows)
+    batches = incremental.scan_batches(parquet, schema.names, night.chunk_rows, night.config.part_rows)
     night_plan = incremental.plan(batches, night.identity, (paths.anonymised, paths.held_back))
     sink = incremental.PartSink(batches, staging, (schema, held_schema(schema)))
     with Anonymisers(night.config, night.canaries, night.detector_dir) as anonymisers:
