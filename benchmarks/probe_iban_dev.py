@@ -4,7 +4,9 @@ The locked set's misses are never read, so the cause is looked for on dev data o
 three dev generators (:mod:`tools.pii.devformats`, :mod:`tools.pii.devshapes`, :mod:`tools.pii.evalset`) under new
 seeds (not the committed dev sets), and the dev generator's IBANs placed next to the words a learned name and place
 detector reads (a person, a town, brackets, quotes, line breaks). Prints every IBAN the anonymiser's analyzer
-(detector on, as ``params.yaml`` configures it) does not report as an ``IBAN_CODE`` overlapping it.
+(detector on, as ``params.yaml`` configures it) does not report as an ``IBAN_CODE`` overlapping it, after dropping
+every finding contained in a longer one as the bench scores (and Presidio's anonymizer replaces): an IBAN the
+detector tagged as part of a longer place is replaced as that place, not as an IBAN.
 
 Then the ways people write an IBAN (:data:`WRITINGS`: in fours with spaces, dashes, dots, no-break or double spaces;
 in a bank's own groups, in threes or fives; split inside the country code and check digits; glued to the word IBAN or
@@ -127,6 +129,7 @@ def main() -> int:
     probes = cases()
     missed: Counter[str] = Counter()
     for (where, text, start, end), found in zip(probes, detect([text for _, text, _, _ in probes]), strict=True):
+        found = evalset.resolve(found)  # as the bench scores: a finding inside a longer one is dropped
         if not any(label == "IBAN_CODE" and s < end and start < e for s, e, label in found):
             missed[where] += 1
             print(f"missed in {where!r}: {text[max(0, start - 40) : end + 20]!r}")
@@ -135,6 +138,7 @@ def main() -> int:
     found = detect([text for _, text, _, _ in written])
     totals, missed = Counter(name for name, _, _, _ in written), Counter()
     for (name, _, start, end), hits in zip(written, found, strict=True):
+        hits = evalset.resolve(hits)
         missed[name] += not any(label == "IBAN_CODE" and s < end and start < e for s, e, label in hits)
     for name, _ in WRITINGS:
         print(f"{name:34s} missed {missed[name]:3d} of {totals[name]}")

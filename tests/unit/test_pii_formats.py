@@ -133,6 +133,32 @@ def test_loosely_written_ibans_must_be_mostly_digits() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "place", "kept"),
+    [
+        (".".join(_grouped(_iban("FI", "33767167453702")).split()) + " Berlin", (0, 29), ["Berlin"]),
+        ("Bank in Madrid: IBAN" + _iban("BE", "401880010256"), (16, 39), []),
+        ("Empfänger: IBAN IBAN" + _iban("AD", "94580730215736819303"), (11, 44), []),
+    ],
+)
+def test_a_place_found_around_an_iban_keeps_only_its_words_outside_it(written, place, kept) -> None:
+    """The learned detector tags some IBANs with the words around them as one place (the dev generators' IBANs,
+    probe_iban_dev); the IBAN inside is the stronger finding, so it stays an IBAN and the place keeps the rest."""
+    from presidio_analyzer import RecognizerResult
+
+    from feedbackflow.privacy.engine import _clean
+    from feedbackflow.privacy.recognizers.iban import IbanAnyCaseRecognizer
+
+    ibans = IbanAnyCaseRecognizer().analyze(written, ["IBAN_CODE"])
+    assert len(ibans) == 1 and ibans[0].score > 0.85
+    detector = RecognizerResult("LOCATION", *place, 0.85)
+    found = _clean(written, [*ibans, detector])
+    assert [(r.entity_type, written[r.start : r.end]) for r in found if r.entity_type == "IBAN_CODE"] == [
+        ("IBAN_CODE", written[ibans[0].start : ibans[0].end])
+    ]
+    assert [written[r.start : r.end] for r in found if r.entity_type == "LOCATION"] == kept
+
+
+@pytest.mark.parametrize(
     ("text", "values"),
     [
         ("I'm in D04 W4FW, where is my nearest branch?", ["D04 W4FW"]),

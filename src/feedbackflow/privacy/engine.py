@@ -552,6 +552,10 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             )
         )
     ]
+    # A name or a place found around a stronger value of another type keeps only its words outside that value
+    # ("FI67.3376.7167.4537.02 Berlin" -> "Berlin"; "IBANAT64..." -> nothing): else the anonymizer drops the value
+    # inside the longer finding and replaces an IBAN as a place (probe_iban_dev, dev generators' IBANs).
+    cleaned = [part for r in cleaned for part in _outside_stronger(text, r, cleaned)]
     # A finding inside a stronger one of another type is that one's part ("12345678" after "account number" is the
     # account, not a phone number), as Presidio's anonymizer would resolve it.
     return [
@@ -566,6 +570,52 @@ def _clean(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]
             for o in cleaned
         )
     ]
+
+
+def _outside_stronger(text: str, result: RecognizerResult, findings: list[RecognizerResult]) -> list[RecognizerResult]:
+    """``result`` (a PERSON or LOCATION) as the runs of its words that overlap no stronger finding of another type
+    inside it; a run with no letters, or only a form label ("IBAN"), is dropped. Any other finding is kept as it is."""
+    if result.entity_type not in ("PERSON", "LOCATION"):
+        return [result]
+    inner = [
+        o
+        for o in findings
+        if o.entity_type != result.entity_type
+        and o.score > result.score
+        and result.start <= o.start
+        and o.end <= result.end
+        and o.end - o.start < result.end - result.start
+    ]
+    if not inner:
+        return [result]
+    runs: list[list[tuple[int, int]]] = [[]]
+    for match in _TOKEN.finditer(text, result.start, result.end):
+        if any(o.start < match.end() and match.start() < o.end for o in inner):
+            runs.append([])
+        else:
+            runs[-1].append(match.span())
+    parts = []
+    for run in filter(None, runs):
+        start, end = run[0][0], run[-1][1]
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        value = text[start:end]
+        if any(c.isalpha() for c in value) and not _non_personal().search(value):
+            parts.append(_part(result, start, end))
+    return parts
+
+
+def _part(result: RecognizerResult, start: int, end: int) -> RecognizerResult:
+    from presidio_analyzer import RecognizerResult as Result
+
+    return Result(
+        result.entity_type,
+        start,
+        end,
+        result.score,
+        analysis_explanation=result.analysis_explanation,
+        recognition_metadata=result.recognition_metadata,
+    )
 
 
 _CONTAINERS = frozenset({"STREET_ADDRESS", "URL", "EMAIL_ADDRESS"})
