@@ -259,6 +259,8 @@ def test_name_lists_read_the_configured_spacy_model(
     monkeypatch.setattr(spacy.util, "load_model", load_model)
     monkeypatch.setattr(names, "_spacy_model", {})  # this process has not built an analyzer yet
     monkeypatch.setattr(names, "_english_words", functools.cache(names._english_words.__wrapped__))
+    monkeypatch.setattr(names, "_lemmatizer_lookups", functools.cache(names._lemmatizer_lookups.__wrapped__))
+    monkeypatch.setattr(names, "_inflection_rules", functools.cache(names._inflection_rules.__wrapped__))
     if handed_over:
         names.warm_up("en_core_web_lg")  # what build_analyzer does with settings.spacy_model
     else:

@@ -2,8 +2,9 @@
 
 The first and last names come from Faker's person providers of :data:`_GAZETTEER_LOCALES`. The locked test set's
 locales are left out on purpose, so the lists cannot have been fitted to it (README, "PII sets"). English words come
-from the lemmatizer tables (WordNet lemmas) of the configured spaCy model (``anonymise.spacy_model``, handed over by
-:func:`warm_up`), so "floor said" or "grace period" is not taken for a name.
+from the lemmatizer tables of the configured spaCy model (``anonymise.spacy_model``, handed over by :func:`warm_up`):
+WordNet lemmas, their irregular forms, and their regular inflections by the lemmatizer's own rules, so "floor said",
+"grace period" or "job sites" is not taken for a name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from typing import Any
 
 from feedbackflow.errors import ConfigError
 
@@ -66,23 +68,15 @@ def _configured_model() -> str:
 
 
 def english_words() -> frozenset[str]:
-    """English words from the configured spaCy model's lemmatizer tables (WordNet lemmas and their inflections)."""
+    """English words from the configured spaCy model's lemmatizer tables (WordNet lemmas and irregular forms)."""
     return _english_words(_configured_model())
 
 
 @functools.cache
 def _english_words(spacy_model: str) -> frozenset[str]:
-    import spacy.util
-
-    from feedbackflow.privacy.spacy_model import resolve_spacy_model
-
-    try:
-        nlp = spacy.util.load_model(resolve_spacy_model(spacy_model), disable=["ner", "parser"])
-    except ConfigError:  # a custom model folder without the default pipeline: no word list, fewer names found
+    lookups = _lemmatizer_lookups(spacy_model)
+    if lookups is None:
         return frozenset()
-    if "lemmatizer" not in nlp.pipe_names:
-        return frozenset()
-    lookups = nlp.get_pipe("lemmatizer").lookups  # type: ignore[attr-defined]
     words: set[str] = set()
     for name, table in (
         ("lemma_index", lookups.get_table("lemma_index")),
@@ -93,6 +87,49 @@ def _english_words(spacy_model: str) -> frozenset[str]:
     return frozenset(words)
 
 
+@functools.cache
+def _lemmatizer_lookups(spacy_model: str) -> Any:
+    """The lemmatizer tables of ``spacy_model``, or None where it has none (loaded once per process)."""
+    import spacy.util
+
+    from feedbackflow.privacy.spacy_model import resolve_spacy_model
+
+    try:
+        nlp = spacy.util.load_model(resolve_spacy_model(spacy_model), disable=["ner", "parser"])
+    except ConfigError:  # a custom model folder without the default pipeline: no word list, fewer names found
+        return None
+    if "lemmatizer" not in nlp.pipe_names:
+        return None
+    return nlp.get_pipe("lemmatizer").lookups  # type: ignore[attr-defined]
+
+
+def is_english(word: str) -> bool:
+    """``word`` (lower case) is an English word: a lemma or irregular form of :func:`english_words`, or a regular
+    inflection of a lemma by the lemmatizer's own rules ("sites", "babies", "gets", "braver")."""
+    if word in english_words():
+        return True
+    return any(
+        word.endswith(suffix) and len(word) > len(suffix) + 1 and word[: len(word) - len(suffix)] + lemma_end in lemmas
+        for suffix, lemma_end, lemmas in _inflection_rules(_configured_model())
+    )
+
+
+@functools.cache
+def _inflection_rules(spacy_model: str) -> tuple[tuple[str, str, frozenset[str]], ...]:
+    """(suffix, lemma ending, lemmas of that part of speech) of the model's rule lemmatizer: ("ies", "y", nouns)."""
+    lookups = _lemmatizer_lookups(spacy_model)
+    if lookups is None:
+        return ()
+    rules, index = lookups.get_table("lemma_rules"), lookups.get_table("lemma_index")
+    return tuple(
+        (suffix, lemma_end, frozenset(index[pos]))
+        for pos in rules
+        if pos in index
+        for suffix, lemma_end in rules[pos]
+        if suffix
+    )
+
+
 def is_name_pair(first: str, last: str) -> bool:
     """A lower-case first name followed by a surname-like word: "anna kowalski", "maria santos", not "floor said"."""
     from spacy.lang.en.stop_words import STOP_WORDS
@@ -101,13 +138,10 @@ def is_name_pair(first: str, last: str) -> bool:
         return False
     if first not in _names(_FIRST):
         # "mark davies": an everyday word that is also a first name, before a surname that is no English word
-        return (
-            first in _names(_FIRST, everyday=True) and last in _names(("last_names",)) and last not in english_words()
-        )
-    english = english_words()
-    if last not in english:
+        return first in _names(_FIRST, everyday=True) and last in _names(("last_names",)) and not is_english(last)
+    if not is_english(last):
         return True
-    return last in _names(("last_names",)) and (first not in english or first in _names(_FIRST, english_only=True))
+    return last in _names(("last_names",)) and (not is_english(first) or first in _names(_FIRST, english_only=True))
 
 
 def is_first_name(word: str) -> bool:
@@ -123,6 +157,7 @@ def warm_up(spacy_model: str) -> None:
     """
     _spacy_model["name"] = spacy_model
     english_words()
+    _inflection_rules(spacy_model)
     stop_words()
     _names(_FIRST)
     _names(_FIRST, everyday=True)
@@ -133,7 +168,7 @@ def warm_up(spacy_model: str) -> None:
 def is_surname_like(word: str) -> bool:
     """``word`` (any case) is a surname of the lists or no English word: "Nielsen", "Okafor"; not "Thanks"."""
     folded = word.casefold()
-    return folded in _names(("last_names",)) or folded not in english_words()
+    return folded in _names(("last_names",)) or not is_english(folded)
 
 
 @functools.cache
