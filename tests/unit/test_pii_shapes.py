@@ -76,6 +76,7 @@ def test_street_addresses_and_postcodes_in_any_order(engine, text, values) -> No
     [
         ("please follow up with anna kowalski about the refund", "anna kowalski"),
         ("spoke with maria santos on friday", "maria santos"),
+        ("please let mark davies know, she handles our account", "mark davies"),  # a surname that looks inflected
         ("I already explained all this to Brett Fisher last week.", "Brett Fisher"),
     ],
 )
@@ -98,6 +99,7 @@ def test_a_first_name_before_an_inflected_english_word_is_no_lower_case_name(eng
 
     assert names.is_english(pair[1]) and not names.is_name_pair(*pair)
     assert names.is_name_pair("anna", "kowalski") and not names.is_english("kowalski")
+    assert names.is_name_pair("mark", "davies") and names.is_name_pair("maria", "rivers")  # surnames, though inflected
     assert " ".join(pair) in replaced(engine, text)
 
 

@@ -105,9 +105,12 @@ def _lemmatizer_lookups(spacy_model: str) -> Any:
 
 def is_english(word: str) -> bool:
     """``word`` (lower case) is an English word: a lemma or irregular form of :func:`english_words`, or a regular
-    inflection of a lemma by the lemmatizer's own rules ("sites", "babies", "gets", "braver")."""
+    inflection of a lemma by the lemmatizer's own rules ("sites", "babies", "gets", "braver"). A surname of the lists
+    is read by its lemma alone: "davies" and "rivers" look inflected ("davy", "river") but are names first."""
     if word in english_words():
         return True
+    if word in _names(("last_names",)):
+        return False
     return any(
         word.endswith(suffix) and len(word) > len(suffix) + 1 and word[: len(word) - len(suffix)] + lemma_end in lemmas
         for suffix, lemma_end, lemmas in _inflection_rules(_configured_model())
