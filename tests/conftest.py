@@ -16,3 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# DVC adds its console log handlers when first imported, on the sys.stdout of that moment. Imported first inside a
+# test that captures output (capsys), they would keep that test's stream, closed after it, and every later in-process
+# DVC call in the same worker would fail ("I/O operation on closed file", test_erasure_sweep after such a test).
+import dvc  # noqa: E402, F401  (imported here, on the session's streams)
