@@ -124,13 +124,8 @@ def _inflection_rules(spacy_model: str) -> tuple[tuple[str, str, frozenset[str]]
     if lookups is None:
         return ()
     rules, index = lookups.get_table("lemma_rules"), lookups.get_table("lemma_index")
-    return tuple(
-        (suffix, lemma_end, frozenset(index[pos]))
-        for pos in rules
-        if pos in index
-        for suffix, lemma_end in rules[pos]
-        if suffix
-    )
+    lemmas = {pos: frozenset(index[pos]) for pos in rules if pos in index}  # one set per part of speech, shared
+    return tuple((suffix, lemma_end, lemmas[pos]) for pos in lemmas for suffix, lemma_end in rules[pos] if suffix)
 
 
 def is_name_pair(first: str, last: str) -> bool:
