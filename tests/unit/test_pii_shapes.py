@@ -98,9 +98,14 @@ def test_a_first_name_before_an_inflected_english_word_is_no_lower_case_name(eng
     from feedbackflow.privacy import names
 
     assert names.is_english(pair[1]) and not names.is_name_pair(*pair)
-    assert names.is_name_pair("anna", "kowalski") and not names.is_english("kowalski")
-    assert names.is_name_pair("mark", "davies") and names.is_name_pair("maria", "rivers")  # surnames, though inflected
     assert " ".join(pair) in replaced(engine, text)
+
+
+def test_listed_surnames_stay_names_though_they_look_inflected() -> None:
+    from feedbackflow.privacy import names
+
+    assert names.is_name_pair("anna", "kowalski") and not names.is_english("kowalski")
+    assert names.is_name_pair("mark", "davies") and names.is_name_pair("maria", "rivers")  # "davy" + -ies, "river" + -s
 
 
 def test_names_in_lists_once_one_of_them_is_a_person(engine) -> None:
